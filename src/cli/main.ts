@@ -1,0 +1,259 @@
+import { userInfo } from "node:os";
+import { Command, InvalidArgumentError } from "commander";
+import { isKeywardError, KeywardError } from "../core/errors.js";
+import { type PublicKey, toPublicKey } from "../core/key-view.js";
+import type { KeyStatus, OwnerType, RequestContext } from "../core/model.js";
+import type { Keyward } from "../engine/keyward.js";
+import { loadConfig } from "../service/config.js";
+import { createAdminKey, openKeyward, startService } from "../service/runtime.js";
+import { parseDuration } from "./durations.js";
+
+const out = (line: string) => process.stdout.write(`${line}\n`);
+
+function cliContext(): RequestContext {
+  let user = "unknown";
+  try {
+    user = userInfo().username;
+  } catch {}
+  return { actor: { type: "cli", id: user } };
+}
+
+function describeKey(key: PublicKey): string {
+  const lines = [
+    `id           ${key.id}`,
+    `ref          ${key.ref}`,
+    `name         ${key.name}`,
+    `owner        ${key.owner.type}:${key.owner.id}`,
+    `environment  ${key.environment}`,
+    `scopes       ${key.scopes.join(", ") || "(none)"}`,
+    `status       ${key.status}`,
+    `created      ${key.created_at}`,
+    `expires      ${key.expires_at ?? "never"}`,
+  ];
+  if (key.grace_ends_at) lines.push(`grace ends   ${key.grace_ends_at}`);
+  if (key.replaced_by) lines.push(`replaced by  ${key.replaced_by}`);
+  return lines.join("\n");
+}
+
+/** Runs `fn` on the configured store (no server needed) and closes it afterwards. */
+async function withKeyward<T>(fn: (keyward: Keyward) => Promise<T>): Promise<T> {
+  const keyward = await openKeyward(loadConfig());
+  try {
+    return await fn(keyward);
+  } finally {
+    await keyward.close();
+  }
+}
+
+function parseOwner(value: string): { type: OwnerType; id: string } {
+  const colon = value.indexOf(":");
+  const type = value.slice(0, colon);
+  if (colon < 0 || (type !== "user" && type !== "application")) throw new InvalidArgumentError("use user:<id> or application:<id>");
+  return { type, id: value.slice(colon + 1) };
+}
+
+const parseList = (value: string): string[] =>
+  value
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
+
+function parseInteger(value: string): number {
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < 0) throw new InvalidArgumentError("not a non-negative integer");
+  return n;
+}
+
+function printCreated(json: boolean, key: string, record: PublicKey, title: string): void {
+  if (json) {
+    out(JSON.stringify({ key, ...record }, null, 2));
+    return;
+  }
+  out(`${title}. This key is shown once; store it now:\n\n  ${key}\n\n${describeKey(record)}`);
+}
+
+export function buildCli(): Command {
+  const program = new Command()
+    .name("keyward")
+    .description("API key authentication you run yourself")
+    .showHelpAfterError()
+    .configureOutput({ writeErr: (text) => process.stderr.write(text) });
+
+  program
+    .command("serve")
+    .description("start the HTTP service (KEYWARD_DATABASE_URL, PORT/KEYWARD_PORT, KEYWARD_HOST)")
+    .option("--port <port>", "port to listen on", parseInteger)
+    .option("--host <host>", "address to bind")
+    .action(async (options: { port?: number; host?: string }) => {
+      const config = loadConfig();
+      if (options.port !== undefined) config.port = options.port;
+      if (options.host) config.host = options.host;
+      const service = await startService(config);
+      const stop = () => {
+        service.close().then(
+          () => process.exit(0),
+          () => process.exit(1),
+        );
+      };
+      process.once("SIGTERM", stop);
+      process.once("SIGINT", stop);
+    });
+
+  program
+    .command("migrate")
+    .description("apply pending database migrations")
+    .option("--json", "print JSON")
+    .action(async (options: { json?: boolean }) => {
+      await withKeyward(async () => {});
+      out(options.json ? JSON.stringify({ migrated: true }) : "migrations applied");
+    });
+
+  const adminKey = program.command("admin-key").description("admin keys");
+  adminKey
+    .command("create")
+    .description("create a key with the admin scope, straight into the configured store")
+    .option("--name <name>", "a name to recognise it by", "admin key")
+    .option("--json", "print JSON")
+    .action(async (options: { name: string; json?: boolean }) => {
+      await withKeyward(async (keyward) => {
+        const created = await createAdminKey(keyward, options.name, cliContext().actor as { type: "cli"; id: string });
+        printCreated(Boolean(options.json), created.key, toPublicKey(created.record, keyward.clock.now()), "Admin key created");
+      });
+    });
+
+  const keys = program.command("keys").description("create, list, show, rotate and revoke keys");
+  keys
+    .command("create")
+    .description("create a key")
+    .requiredOption("--owner <owner>", "user:<id> or application:<id>", parseOwner)
+    .requiredOption("--name <name>", "a name to recognise it by")
+    .option("--environment <environment>", "sandbox or production", "sandbox")
+    .option("--scopes <scopes>", "comma-separated scopes", parseList, [] as string[])
+    .option("--expires-in <duration>", "e.g. 30d, 12h")
+    .option("--json", "print JSON")
+    .action(async (options: { owner: { type: OwnerType; id: string }; name: string; environment: string; scopes: string[]; expiresIn?: string; json?: boolean }) => {
+      await withKeyward(async (keyward) => {
+        let expiresAt: number | null = null;
+        if (options.expiresIn) {
+          const ms = parseDuration(options.expiresIn);
+          if (ms === null) throw new KeywardError("VALIDATION_FAILED", "--expires-in must look like 30d, 12h, 15m, 90s or 2w");
+          expiresAt = keyward.clock.now() + ms;
+        }
+        const created = await keyward.createKey(
+          {
+            owner: options.owner,
+            name: options.name,
+            environment: options.environment as "sandbox" | "production",
+            scopes: options.scopes,
+            expiresAt,
+          },
+          cliContext(),
+        );
+        printCreated(Boolean(options.json), created.key, toPublicKey(created.record, keyward.clock.now()), "Key created");
+      });
+    });
+
+  keys
+    .command("list")
+    .description("list keys, newest first")
+    .option("--owner <owner>", "user:<id> or application:<id>", parseOwner)
+    .option("--environment <environment>", "sandbox or production")
+    .option("--status <status>", "active, disabled, revoked or expired")
+    .option("--limit <n>", "at most this many", parseInteger, 50)
+    .option("--cursor <cursor>", "continue from a previous page")
+    .option("--json", "print JSON")
+    .action(async (options: { owner?: { type: OwnerType; id: string }; environment?: string; status?: string; limit: number; cursor?: string; json?: boolean }) => {
+      await withKeyward(async (keyward) => {
+        const page = await keyward.listKeys(
+          {
+            ...(options.owner ? { ownerType: options.owner.type, ownerId: options.owner.id } : {}),
+            ...(options.environment ? { environment: options.environment as "sandbox" | "production" } : {}),
+            ...(options.status ? { status: options.status as KeyStatus } : {}),
+          },
+          { limit: options.limit, ...(options.cursor ? { cursor: options.cursor } : {}) },
+        );
+        const now = keyward.clock.now();
+        const data = page.data.map((k) => toPublicKey(k, now));
+        if (options.json) {
+          out(JSON.stringify({ data, next_cursor: page.nextCursor }, null, 2));
+          return;
+        }
+        for (const k of data) out(`${k.id}  ${k.ref}  ${k.status.padEnd(8)}  ${k.environment.padEnd(10)}  ${k.owner.type}:${k.owner.id}  ${k.name}`);
+        if (page.nextCursor) out(`(more: --cursor ${page.nextCursor})`);
+      });
+    });
+
+  keys
+    .command("show <id>")
+    .description("show one key")
+    .option("--json", "print JSON")
+    .action(async (id: string, options: { json?: boolean }) => {
+      await withKeyward(async (keyward) => {
+        const key = toPublicKey(await keyward.getKey(id), keyward.clock.now());
+        out(options.json ? JSON.stringify(key, null, 2) : describeKey(key));
+      });
+    });
+
+  keys
+    .command("rotate <id>")
+    .description("issue a successor; the old key works until the grace period ends")
+    .option("--grace <seconds>", "grace period in seconds", parseInteger, 0)
+    .option("--json", "print JSON")
+    .action(async (id: string, options: { grace: number; json?: boolean }) => {
+      await withKeyward(async (keyward) => {
+        const rotated = await keyward.rotateKey(id, options.grace, cliContext());
+        printCreated(Boolean(options.json), rotated.key, toPublicKey(rotated.record, keyward.clock.now()), "Key rotated");
+      });
+    });
+
+  keys
+    .command("revoke <id>")
+    .description("revoke a key at once")
+    .option("--reason <reason>", "why")
+    .option("--json", "print JSON")
+    .action(async (id: string, options: { reason?: string; json?: boolean }) => {
+      await withKeyward(async (keyward) => {
+        const key = toPublicKey(await keyward.revokeKey(id, options.reason ?? null, cliContext()), keyward.clock.now());
+        out(options.json ? JSON.stringify(key, null, 2) : `Key revoked.\n${describeKey(key)}`);
+      });
+    });
+
+  program
+    .command("verify <key>")
+    .description("verify a key against the configured store; exits 1 when it is not valid")
+    .option("--scopes <scopes>", "required scopes, comma-separated", parseList)
+    .option("--environment <environment>", "required environment")
+    .option("--json", "print JSON")
+    .action(async (key: string, options: { scopes?: string[]; environment?: string; json?: boolean }) => {
+      await withKeyward(async (keyward) => {
+        const result = await keyward.verify(key, {
+          ...(options.scopes ? { scopes: options.scopes } : {}),
+          ...(options.environment ? { environment: options.environment as "sandbox" | "production" } : {}),
+          skipLimits: true,
+        });
+        if (options.json) {
+          out(JSON.stringify({ valid: result.valid, code: result.code, ...(result.key ? { key: result.key } : {}) }, null, 2));
+        } else {
+          out(result.valid ? `VALID  ${result.key.id}  ${result.key.ref}` : `${result.code}${result.key ? `  ${result.key.id}` : ""}`);
+        }
+        if (!result.valid) process.exitCode = 1;
+      });
+    });
+
+  return program;
+}
+
+/** Runs the CLI; errors go to stderr with a non-zero exit, never a stack for expected failures. */
+export async function runCli(argv: string[]): Promise<void> {
+  try {
+    await buildCli().parseAsync(argv);
+  } catch (error) {
+    if (isKeywardError(error)) {
+      process.stderr.write(`error: ${error.code}: ${error.message}\n`);
+      for (const field of error.errors ?? []) process.stderr.write(`  ${field.field}: ${field.message}\n`);
+    } else {
+      process.stderr.write(`error: ${(error as Error).message}\n`);
+    }
+    process.exitCode = 2;
+  }
+}

@@ -1,0 +1,142 @@
+import { API_KEY_PATTERN, MAX_KEY_LENGTH } from "./key-format.js";
+
+/** Headers as Node's `req.headersDistinct`: every value of a repeated header kept apart. */
+export type DistinctHeaders = Record<string, string[] | string | undefined>;
+
+export type Carrier = "apikey" | "bearer" | "x-api-key" | "basic" | "query";
+
+export type ExtractedCredential =
+  | { kind: "none" }
+  | { kind: "key"; key: string; carrier: Carrier }
+  /** `foreign`: an Authorization value that is not ours at all (a JWT, another scheme), for optional mode. */
+  | { kind: "error"; code: "MALFORMED"; foreign: boolean }
+  | { kind: "error"; code: "AMBIGUOUS_CREDENTIALS" | "KEY_IN_URL" };
+
+export interface ExtractOptions {
+  /** The deployment prefix; a query value shaped like a key of it counts as a key in the URL. */
+  prefix: string;
+  /** Accept `?api_key=` as a carrier of last resort instead of refusing it (off by default). */
+  allowQueryKeys?: boolean;
+}
+
+/** Query parameter names that are taken as a key in the URL whatever their value. */
+export const QUERY_KEY_PARAMETERS = ["api_key", "apikey", "key", "access_token"] as const;
+
+// Printable ASCII, no spaces: anything else cannot be one of our keys and is refused early.
+const TOKEN_CHARS = /^[\x21-\x7e]+$/;
+// A raw header larger than this is refused before decoding (a Basic value of a max-length key is far smaller).
+const MAX_CARRIER_LENGTH = 1024;
+
+function headerValues(headers: DistinctHeaders, name: string): string[] {
+  const value = headers[name];
+  if (value === undefined) return [];
+  return Array.isArray(value) ? value : [value];
+}
+
+type Parsed = { ok: true; key: string } | { ok: false; foreign: boolean };
+
+function parseToken(value: string): Parsed {
+  if (value.length === 0 || value.length > MAX_KEY_LENGTH * 2 || !TOKEN_CHARS.test(value)) return { ok: false, foreign: false };
+  return { ok: true, key: value };
+}
+
+function decodeBasic(value: string, prefix: string): Parsed {
+  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(value) || value.length % 4 !== 0) return { ok: false, foreign: false };
+  const decoded = Buffer.from(value, "base64").toString("latin1");
+  const colon = decoded.indexOf(":");
+  if (colon < 0) return { ok: false, foreign: false };
+  const user = decoded.slice(0, colon);
+  const password = decoded.slice(colon + 1);
+  if (user && password) {
+    // Both halves filled: take the one that is shaped like one of our keys.
+    const userIsKey = user.startsWith(`${prefix}_`);
+    const passwordIsKey = password.startsWith(`${prefix}_`);
+    if (userIsKey === passwordIsKey) return { ok: false, foreign: !userIsKey };
+    return parseToken(userIsKey ? user : password);
+  }
+  const candidate = user || password;
+  if (!candidate) return { ok: false, foreign: false };
+  return parseToken(candidate);
+}
+
+function parseAuthorization(raw: string, prefix: string): { carrier: Carrier; parsed: Parsed } {
+  const value = raw.trim();
+  const space = value.search(/\s/);
+  const scheme = (space < 0 ? value : value.slice(0, space)).toLowerCase();
+  const rest = space < 0 ? "" : value.slice(space).trim();
+  // A credential with inner whitespace (`Bearer a b`) is malformed, never split or trimmed inside.
+  const single = rest.length > 0 && !/\s/.test(rest);
+  switch (scheme) {
+    case "apikey":
+      return { carrier: "apikey", parsed: single ? parseToken(rest) : { ok: false, foreign: false } };
+    case "bearer": {
+      if (!single) return { carrier: "bearer", parsed: { ok: false, foreign: false } };
+      const parsed = parseToken(rest);
+      // A bearer token that is not shaped like our key (a JWT from the app's SSO) is foreign.
+      if (parsed.ok && !rest.startsWith(`${prefix}_`)) return { carrier: "bearer", parsed: { ok: false, foreign: true } };
+      return { carrier: "bearer", parsed };
+    }
+    case "basic":
+      return { carrier: "basic", parsed: single ? decodeBasic(rest, prefix) : { ok: false, foreign: false } };
+    default:
+      return { carrier: "bearer", parsed: { ok: false, foreign: true } };
+  }
+}
+
+/** Looks for keys in the query string: by parameter name, or by a value shaped like a key of this deployment. */
+function findQueryKey(search: string, prefix: string): { found: boolean; key?: string } {
+  if (!search) return { found: false };
+  const params = new URLSearchParams(search);
+  for (const [name, value] of params) {
+    if ((QUERY_KEY_PARAMETERS as readonly string[]).includes(name.toLowerCase())) return { found: true, key: value };
+    if (value.startsWith(`${prefix}_`) && API_KEY_PATTERN.test(value)) return { found: true, key: value };
+  }
+  return { found: false };
+}
+
+/**
+ * Reads the key a request presents, by the precedence of PRODUCT.md §3: `Authorization: ApiKey`,
+ * `Authorization: Bearer`, `X-API-Key`, `Authorization: Basic`. Two different keys, or a repeated
+ * carrier header, are ambiguous. `search` is the raw query string (without `?`).
+ */
+export function extractCredential(headers: DistinctHeaders, search: string, options: ExtractOptions): ExtractedCredential {
+  const authorization = headerValues(headers, "authorization");
+  const apiKeyHeader = headerValues(headers, "x-api-key");
+  if (authorization.length > 1 || apiKeyHeader.length > 1) return { kind: "error", code: "AMBIGUOUS_CREDENTIALS" };
+  // Without headersDistinct, Node joins repeated X-API-Key values with ", ".
+  if (apiKeyHeader[0]?.includes(",")) return { kind: "error", code: "AMBIGUOUS_CREDENTIALS" };
+
+  const query = findQueryKey(search, options.prefix);
+  if (query.found && !options.allowQueryKeys) return { kind: "error", code: "KEY_IN_URL" };
+
+  const found: { key: string; carrier: Carrier; rank: number }[] = [];
+  let malformed: ExtractedCredential | null = null;
+  const authRaw = authorization[0];
+  if (authRaw !== undefined) {
+    if (authRaw.length > MAX_CARRIER_LENGTH) {
+      malformed = { kind: "error", code: "MALFORMED", foreign: false };
+    } else {
+      const { carrier, parsed } = parseAuthorization(authRaw, options.prefix);
+      if (parsed.ok) found.push({ key: parsed.key, carrier, rank: carrier === "apikey" ? 0 : carrier === "bearer" ? 1 : 3 });
+      else malformed = { kind: "error", code: "MALFORMED", foreign: parsed.foreign };
+    }
+  }
+  const xRaw = apiKeyHeader[0];
+  if (xRaw !== undefined) {
+    const parsed = xRaw.length > MAX_CARRIER_LENGTH ? ({ ok: false, foreign: false } as Parsed) : parseToken(xRaw.trim());
+    if (parsed.ok) found.push({ key: parsed.key, carrier: "x-api-key", rank: 2 });
+    else malformed = { kind: "error", code: "MALFORMED", foreign: false };
+  }
+  if (query.found && options.allowQueryKeys && query.key !== undefined) {
+    const parsed = parseToken(query.key);
+    if (parsed.ok) found.push({ key: parsed.key, carrier: "query", rank: 4 });
+    else malformed = { kind: "error", code: "MALFORMED", foreign: false };
+  }
+
+  if (found.length === 0) return malformed ?? { kind: "none" };
+  const first = found.reduce((a, b) => (b.rank < a.rank ? b : a));
+  if (found.some((entry) => entry.key !== first.key)) return { kind: "error", code: "AMBIGUOUS_CREDENTIALS" };
+  // A foreign Authorization beside a real X-API-Key is fine; a malformed one of ours is not.
+  if (malformed && !("foreign" in malformed && malformed.foreign)) return malformed;
+  return { kind: "key", key: first.key, carrier: first.carrier };
+}

@@ -1,0 +1,136 @@
+import { type DenialCode, OUTCOME_HTTP_STATUS } from "./outcomes.js";
+
+interface ErrorDefinition {
+  status: number;
+  title: string;
+  /** How to solve it: the text docs/errors.md must carry (a test keeps the two in step). */
+  solve: string;
+}
+
+const denial = (title: string, solve: string, code: DenialCode): ErrorDefinition => ({
+  status: OUTCOME_HTTP_STATUS[code],
+  title,
+  solve,
+});
+
+/**
+ * The one registry of error codes Keyward answers with. Outcome codes come first (their status
+ * from OUTCOME_HTTP_STATUS); then request and management errors.
+ */
+export const ERROR_REGISTRY = {
+  MISSING: denial(
+    "API key required",
+    "Send the key in `Authorization: ApiKey <key>`, `Authorization: Bearer <key>`, `X-API-Key` or HTTP Basic.",
+    "MISSING",
+  ),
+  MALFORMED: denial(
+    "Malformed API key",
+    "The credential is not a key of this deployment: check for a typo, truncation, a foreign prefix or a wrong header scheme.",
+    "MALFORMED",
+  ),
+  NOT_FOUND: denial("Unknown API key", "The key is well-formed but unknown or deleted: use a key issued by this deployment.", "NOT_FOUND"),
+  DISABLED: denial("API key disabled", "The key or its owner is disabled: ask an administrator to enable it.", "DISABLED"),
+  REVOKED: denial(
+    "API key revoked",
+    "The key was revoked or its rotation grace period ended: use its successor or create a new key.",
+    "REVOKED",
+  ),
+  EXPIRED: denial("API key expired", "The key is past its expiry: rotate it or create a new key.", "EXPIRED"),
+  ENVIRONMENT_MISMATCH: denial(
+    "Wrong environment",
+    "A sandbox key was sent to a production-only route, or the reverse: use a key of the route's environment.",
+    "ENVIRONMENT_MISMATCH",
+  ),
+  IP_NOT_ALLOWED: denial(
+    "Address not allowed",
+    "The client address is outside the key's CIDR allow-list: call from an allowed address or update the list.",
+    "IP_NOT_ALLOWED",
+  ),
+  INSUFFICIENT_SCOPE: denial(
+    "Insufficient scope",
+    "The key lacks a scope the route requires: create a key with the named scopes.",
+    "INSUFFICIENT_SCOPE",
+  ),
+  RATE_LIMITED: denial(
+    "Rate limit exceeded",
+    "Too many requests for this key: wait for `Retry-After` seconds and slow down.",
+    "RATE_LIMITED",
+  ),
+  CONCURRENCY_LIMITED: denial(
+    "Too many requests in flight",
+    "The key has as many requests in flight as it may: wait for one to finish before sending the next.",
+    "CONCURRENCY_LIMITED",
+  ),
+  QUOTA_EXCEEDED: denial(
+    "Quota exceeded",
+    "The key's quota is spent: wait for the period to reset (`Retry-After`) or raise the quota.",
+    "QUOTA_EXCEEDED",
+  ),
+  AMBIGUOUS_CREDENTIALS: { status: 400, title: "Ambiguous credentials", solve: "Send exactly one key, in one header, once." },
+  KEY_IN_URL: {
+    status: 400,
+    title: "API key in URL",
+    solve: "Never put a key in a URL (it ends up in logs and histories): send it in a header, and rotate the exposed key.",
+  },
+  VALIDATION_FAILED: { status: 400, title: "Invalid request", solve: "Fix the fields listed in `errors` and send the request again." },
+  INVALID_JSON: {
+    status: 400,
+    title: "Invalid JSON body",
+    solve: "Send a well-formed JSON object (keys such as `__proto__` are refused).",
+  },
+  INVALID_CURSOR: { status: 400, title: "Invalid cursor", solve: "Pass back the `next_cursor` of a previous page unchanged." },
+  PAYLOAD_TOO_LARGE: { status: 413, title: "Payload too large", solve: "Send a smaller body (the limit is in docs/configuration.md)." },
+  UNSUPPORTED_MEDIA_TYPE: { status: 415, title: "Unsupported media type", solve: "Send `Content-Type: application/json`." },
+  FORBIDDEN: { status: 403, title: "Forbidden", solve: "The caller may not do this: use a key or account with the needed rights." },
+  RESOURCE_NOT_FOUND: { status: 404, title: "Not found", solve: "Check the identifier; resources of other users are not visible to you." },
+  ROUTE_NOT_FOUND: { status: 404, title: "Route not found", solve: "Check the method and path against /openapi.json." },
+  METHOD_NOT_ALLOWED: { status: 405, title: "Method not allowed", solve: "Check the method against /openapi.json." },
+  CONFLICT: {
+    status: 409,
+    title: "Conflict",
+    solve: "The resource changed state (already rotated, revoked or decided): reload it and retry if still needed.",
+  },
+  STORE_UNAVAILABLE: {
+    status: 503,
+    title: "Store unavailable",
+    solve: "The database cannot be reached: retry after `Retry-After` seconds; nothing was changed.",
+  },
+  INTERNAL_ERROR: {
+    status: 500,
+    title: "Internal error",
+    solve: "An unexpected error: report the `request_id` to the operator, who will find it in the logs.",
+  },
+  INVALID_CONFIGURATION: {
+    status: 500,
+    title: "Invalid configuration",
+    solve: "A setting is wrong: the message names it; see docs/configuration.md.",
+  },
+} as const satisfies Record<string, ErrorDefinition>;
+
+export type ErrorCode = keyof typeof ERROR_REGISTRY;
+
+export interface FieldError {
+  field: string;
+  message: string;
+}
+
+/** An error with a registered code. Thrown for misuse and bad requests; verify outcomes are data instead. */
+export class KeywardError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly errors: FieldError[] | undefined;
+  readonly retryAfterSeconds: number | undefined;
+
+  constructor(code: ErrorCode, detail?: string, extra: { errors?: FieldError[]; retryAfterSeconds?: number; cause?: unknown } = {}) {
+    super(detail ?? ERROR_REGISTRY[code].title, extra.cause === undefined ? undefined : { cause: extra.cause });
+    this.name = "KeywardError";
+    this.code = code;
+    this.status = ERROR_REGISTRY[code].status;
+    this.errors = extra.errors;
+    this.retryAfterSeconds = extra.retryAfterSeconds;
+  }
+}
+
+export function isKeywardError(error: unknown): error is KeywardError {
+  return error instanceof KeywardError;
+}

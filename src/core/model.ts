@@ -1,0 +1,102 @@
+import type { Environment } from "./key-format.js";
+
+export type OwnerType = "user" | "application";
+
+export interface OwnerRef {
+  type: OwnerType;
+  id: string;
+}
+
+export interface OwnerRecord extends OwnerRef {
+  disabled: boolean;
+  createdAt: number;
+}
+
+export interface RateLimitSpec {
+  requests: number;
+  per_seconds: number;
+  burst?: number;
+}
+
+export type QuotaSpec =
+  | { limit: number; period: "day" | "month" }
+  | { remaining: number; refill?: { amount: number; every_seconds: number } };
+
+export type KeyStatus = "active" | "disabled" | "revoked" | "expired";
+
+/** A key as stored: never the plaintext, only its digest. Times are epoch milliseconds. */
+export interface KeyRecord {
+  id: string;
+  digest: string;
+  hashVersion: number;
+  ref: string;
+  name: string;
+  owner: OwnerRef;
+  environment: Environment;
+  scopes: string[];
+  enabled: boolean;
+  createdAt: number;
+  updatedAt: number;
+  expiresAt: number | null;
+  revokedAt: number | null;
+  revokedReason: string | null;
+  lastUsedAt: number | null;
+  rateLimit: RateLimitSpec | null;
+  concurrency: number | null;
+  quota: QuotaSpec | null;
+  allowedCidrs: string[];
+  metadata: Record<string, unknown>;
+  rotatedFrom: string | null;
+  replacedBy: string | null;
+  graceEndsAt: number | null;
+  /** The first key of a rotation chain: successors share its limit and quota counters. */
+  lineageId: string;
+}
+
+/** The fields a PATCH may change. */
+export type KeyChanges = Partial<
+  Pick<KeyRecord, "name" | "scopes" | "expiresAt" | "rateLimit" | "concurrency" | "quota" | "allowedCidrs" | "metadata" | "enabled">
+>;
+
+/** Fields set by lifecycle operations (revoke, rotate, usage). */
+export type KeyLifecycleChanges = KeyChanges &
+  Partial<Pick<KeyRecord, "revokedAt" | "revokedReason" | "replacedBy" | "graceEndsAt" | "lastUsedAt">>;
+
+export interface Actor {
+  type: "admin_key" | "key" | "user" | "system" | "cli";
+  id: string;
+}
+
+/** Who asked for a change, and from where: the context of every management action. */
+export interface RequestContext {
+  actor: Actor;
+  ip?: string | undefined;
+  userAgent?: string | undefined;
+  requestId?: string | undefined;
+}
+
+/** One audit record, written in the same transaction as the change it records. */
+export interface AuditEvent {
+  id: string;
+  at: number;
+  actor: Actor;
+  action: string;
+  targetType: "key" | "owner" | "key_request" | "user" | "system";
+  targetId: string;
+  ip: string | null;
+  userAgent: string | null;
+  requestId: string | null;
+  /** Before/after of changed fields; never secrets or digests. */
+  changes: Record<string, { from: unknown; to: unknown }> | null;
+  /** Free-form, non-secret details (a revoke reason, a leak source). */
+  details: Record<string, unknown> | null;
+}
+
+/** A key's status at `now`: revocation (and an ended rotation grace) first, then disabled, then expiry. */
+export function computeKeyStatus(key: KeyRecord, now: number): KeyStatus {
+  if (key.revokedAt !== null && key.revokedAt <= now) return "revoked";
+  if (key.graceEndsAt !== null && key.graceEndsAt <= now) return "revoked";
+  if (!key.enabled) return "disabled";
+  if (key.expiresAt !== null && key.expiresAt <= now) return "expired";
+  return "active";
+}

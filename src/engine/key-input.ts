@@ -1,0 +1,149 @@
+import { isValidCidr } from "../core/cidr.js";
+import { type FieldError, KeywardError } from "../core/errors.js";
+import type { Environment } from "../core/key-format.js";
+import type { KeyChanges, OwnerRef, QuotaSpec, RateLimitSpec } from "../core/model.js";
+import { isValidScope, MAX_SCOPES_PER_KEY } from "../core/scopes.js";
+
+/** What a caller gives to create a key (engine-level, camelCase). */
+export interface CreateKeyInput {
+  owner: OwnerRef;
+  name: string;
+  environment: Environment;
+  scopes: string[];
+  expiresAt?: number | null;
+  rateLimit?: RateLimitSpec | null;
+  concurrency?: number | null;
+  quota?: QuotaSpec | null;
+  allowedCidrs?: string[];
+  metadata?: Record<string, unknown>;
+}
+
+export const LIMITS = {
+  nameLength: 100,
+  ownerIdLength: 128,
+  metadataBytes: 4096,
+  metadataDepth: 5,
+  metadataKeys: 64,
+  cidrs: 64,
+  maxGraceSeconds: 30 * 24 * 3600,
+} as const;
+
+// No control characters (CR/LF would split log lines) and no angle brackets (HTML).
+const NAME_PATTERN = /^[^\u0000-\u001f\u007f<>]+$/;
+const OWNER_ID_PATTERN = /^[A-Za-z0-9_.@:-]+$/;
+
+function checkMetadata(value: unknown, path: string, depth: number, errors: FieldError[]): void {
+  if (depth > LIMITS.metadataDepth) {
+    errors.push({ field: path, message: `nesting deeper than ${LIMITS.metadataDepth} levels` });
+    return;
+  }
+  if (typeof value === "number" && !Number.isFinite(value)) errors.push({ field: path, message: "numbers must be finite" });
+  if (value === null || typeof value !== "object") return;
+  const entries = Array.isArray(value) ? value.map((v, i) => [String(i), v] as const) : Object.entries(value);
+  for (const [name, child] of entries) {
+    if (name === "__proto__" || name === "constructor" || name === "prototype") {
+      errors.push({ field: `${path}.${name}`, message: "reserved name" });
+      continue;
+    }
+    checkMetadata(child, `${path}.${name}`, depth + 1, errors);
+  }
+}
+
+function checkSettings(input: Partial<CreateKeyInput & KeyChanges>, now: number, errors: FieldError[]): void {
+  if (input.name !== undefined) {
+    if (typeof input.name !== "string" || input.name.trim().length === 0 || input.name.length > LIMITS.nameLength) {
+      errors.push({ field: "name", message: `must be 1 to ${LIMITS.nameLength} characters` });
+    } else if (!NAME_PATTERN.test(input.name)) {
+      errors.push({ field: "name", message: "must not contain control characters or < >" });
+    }
+  }
+  if (input.scopes !== undefined) {
+    if (!Array.isArray(input.scopes)) errors.push({ field: "scopes", message: "must be a list" });
+    else {
+      if (input.scopes.length > MAX_SCOPES_PER_KEY) errors.push({ field: "scopes", message: `at most ${MAX_SCOPES_PER_KEY} scopes` });
+      input.scopes.forEach((scope, i) => {
+        if (typeof scope !== "string" || !isValidScope(scope))
+          errors.push({ field: `scopes[${i}]`, message: "must match segment(:segment)*, segments [a-z0-9_.-]+ or *" });
+      });
+    }
+  }
+  if (input.expiresAt !== undefined && input.expiresAt !== null) {
+    if (!Number.isFinite(input.expiresAt)) errors.push({ field: "expires_at", message: "must be an ISO 8601 time" });
+    else if (input.expiresAt <= now) errors.push({ field: "expires_at", message: "must be in the future" });
+  }
+  const rate = input.rateLimit;
+  if (rate) {
+    if (!Number.isSafeInteger(rate.requests) || rate.requests < 1 || rate.requests > 1_000_000)
+      errors.push({ field: "rate_limit.requests", message: "an integer from 1 to 1000000" });
+    if (!Number.isSafeInteger(rate.per_seconds) || rate.per_seconds < 1 || rate.per_seconds > 86_400)
+      errors.push({ field: "rate_limit.per_seconds", message: "an integer from 1 to 86400" });
+    if (rate.burst !== undefined && (!Number.isSafeInteger(rate.burst) || rate.burst < 1 || rate.burst > 1_000_000))
+      errors.push({ field: "rate_limit.burst", message: "an integer from 1 to 1000000" });
+  }
+  if (
+    input.concurrency !== undefined &&
+    input.concurrency !== null &&
+    (!Number.isSafeInteger(input.concurrency) || input.concurrency < 1 || input.concurrency > 10_000)
+  ) {
+    errors.push({ field: "concurrency", message: "an integer from 1 to 10000" });
+  }
+  const quota = input.quota;
+  if (quota) {
+    if ("limit" in quota) {
+      if (!Number.isSafeInteger(quota.limit) || quota.limit < 1) errors.push({ field: "quota.limit", message: "a positive integer" });
+      if (quota.period !== "day" && quota.period !== "month") errors.push({ field: "quota.period", message: "day or month" });
+    } else if (!Number.isSafeInteger(quota.remaining) || quota.remaining < 0) {
+      errors.push({ field: "quota.remaining", message: "a non-negative integer" });
+    }
+  }
+  if (input.allowedCidrs !== undefined) {
+    if (input.allowedCidrs.length > LIMITS.cidrs) errors.push({ field: "allowed_cidrs", message: `at most ${LIMITS.cidrs} entries` });
+    input.allowedCidrs.forEach((cidr, i) => {
+      if (typeof cidr !== "string" || !isValidCidr(cidr))
+        errors.push({ field: `allowed_cidrs[${i}]`, message: "not an IPv4 or IPv6 address or CIDR" });
+    });
+  }
+  if (input.metadata !== undefined) {
+    if (input.metadata === null || typeof input.metadata !== "object" || Array.isArray(input.metadata)) {
+      errors.push({ field: "metadata", message: "must be an object" });
+    } else {
+      if (Object.keys(input.metadata).length > LIMITS.metadataKeys)
+        errors.push({ field: "metadata", message: `at most ${LIMITS.metadataKeys} top-level fields` });
+      if (Buffer.byteLength(JSON.stringify(input.metadata)) > LIMITS.metadataBytes)
+        errors.push({ field: "metadata", message: `at most ${LIMITS.metadataBytes} bytes as JSON` });
+      checkMetadata(input.metadata, "metadata", 1, errors);
+    }
+  }
+}
+
+function fail(errors: FieldError[]): never {
+  throw new KeywardError("VALIDATION_FAILED", errors.map((e) => `${e.field}: ${e.message}`).join("; "), { errors });
+}
+
+/** Semantic checks shared by every edge (HTTP, CLI, embedding apps); the HTTP schema checks shapes first. */
+export function validateCreateKeyInput(input: CreateKeyInput, now: number): void {
+  const errors: FieldError[] = [];
+  if (!input.owner || (input.owner.type !== "user" && input.owner.type !== "application"))
+    errors.push({ field: "owner.type", message: "user or application" });
+  else if (typeof input.owner.id !== "string" || !OWNER_ID_PATTERN.test(input.owner.id) || input.owner.id.length > LIMITS.ownerIdLength) {
+    errors.push({ field: "owner.id", message: `1 to ${LIMITS.ownerIdLength} characters of A-Z a-z 0-9 _ . @ : -` });
+  }
+  if (input.name === undefined) errors.push({ field: "name", message: "required" });
+  if (input.environment !== "sandbox" && input.environment !== "production")
+    errors.push({ field: "environment", message: "sandbox or production" });
+  if (!Array.isArray(input.scopes)) errors.push({ field: "scopes", message: "required" });
+  checkSettings(input, now, errors);
+  if (errors.length) fail(errors);
+}
+
+export function validateKeyChanges(changes: KeyChanges, now: number): void {
+  const errors: FieldError[] = [];
+  checkSettings(changes, now, errors);
+  if (errors.length) fail(errors);
+}
+
+export function validateGraceSeconds(graceSeconds: number): void {
+  if (!Number.isSafeInteger(graceSeconds) || graceSeconds < 0 || graceSeconds > LIMITS.maxGraceSeconds) {
+    fail([{ field: "grace_seconds", message: `an integer from 0 to ${LIMITS.maxGraceSeconds}` }]);
+  }
+}

@@ -1,0 +1,380 @@
+import { isIpAllowed } from "../core/cidr.js";
+import { KeywardError } from "../core/errors.js";
+import { type HashSecret, hashApiKey } from "../core/hashing.js";
+import { DEFAULT_KEY_PREFIX, type Environment, formatKeyRef, generateApiKey, isValidKeyPrefix, parseApiKey } from "../core/key-format.js";
+import { toVerifiedKey, type VerifiedKey } from "../core/key-view.js";
+import { computeKeyStatus, type KeyChanges, type KeyRecord, type OwnerRecord, type OwnerRef, type RequestContext } from "../core/model.js";
+import type { DenialCode } from "../core/outcomes.js";
+import { cryptoRandomBytes, generateId, type RandomBytes } from "../core/random.js";
+import { findMissingScopes } from "../core/scopes.js";
+import { type Clock, systemClock } from "../ports/clock.js";
+import type { KeyListFilter, KeyLookup, KeyPageCursor, KeyStore } from "../ports/key-store.js";
+import type { LimitEnforcer, RateLimitState } from "../ports/limits.js";
+import { noopUsageRecorder, type UsageRecorder } from "../ports/usage-recorder.js";
+import { buildAuditEvent, diffForAudit } from "./audit.js";
+import { type CreateKeyInput, validateCreateKeyInput, validateGraceSeconds, validateKeyChanges } from "./key-input.js";
+import { type CachedKey, VerifyCache, type VerifyCacheOptions } from "./verify-cache.js";
+
+export interface KeywardOptions {
+  store: KeyStore;
+  /** Deployment-wide key prefix. Default `kw`. */
+  prefix?: string;
+  /** Keyed hashing secrets, current first; older ones still verify. Default none (plain SHA-256). */
+  hashSecrets?: HashSecret[];
+  cache?: VerifyCacheOptions;
+  limits?: LimitEnforcer;
+  usage?: UsageRecorder;
+  clock?: Clock;
+  random?: RandomBytes;
+}
+
+export interface VerifyOptions {
+  /** Every one must be granted. */
+  scopes?: readonly string[];
+  /** The route's environment, when it is production-only or sandbox-only. */
+  environment?: Environment;
+  /** The client address, for CIDR allow-lists. */
+  ip?: string;
+  /** Units of quota this request spends. Default 1. */
+  cost?: number;
+  /** Skip the limits stage (introspection and management calls are not metered). */
+  skipLimits?: boolean;
+}
+
+export type VerifyResult =
+  | {
+      valid: true;
+      code: "VALID";
+      key: VerifiedKey;
+      /** The stored record, for edges that need more than the verified view. Never serialise it: it holds the digest. */
+      record: KeyRecord;
+      rateLimit?: RateLimitState;
+      /** Frees the key's concurrency slot; the edge calls it when the response ends. */
+      release?: () => void;
+    }
+  | {
+      valid: false;
+      code: DenialCode;
+      /** Present once the key is identified: only its holder sees why it failed. */
+      key?: VerifiedKey;
+      missingScopes?: string[];
+      retryAfterSeconds?: number;
+      rateLimit?: RateLimitState;
+    };
+
+export interface Page<T> {
+  data: T[];
+  nextCursor: string | null;
+}
+
+/** Keyward change notifications, for cross-instance cache invalidation. */
+export type InvalidationMessage = { kind: "key"; keyId: string; digest: string } | { kind: "all" };
+
+function encodeCursor(cursor: KeyPageCursor | null): string | null {
+  return cursor === null ? null : Buffer.from(`${cursor.createdAt}.${cursor.id}`).toString("base64url");
+}
+
+function decodeCursor(value: string | undefined): KeyPageCursor | null {
+  if (!value) return null;
+  const decoded = Buffer.from(value, "base64url").toString("utf8");
+  const match = /^(\d{1,15})\.(key_[0-9A-Za-z]{16,40})$/.exec(decoded);
+  if (!match) throw new KeywardError("INVALID_CURSOR", "cursor is not one this server issued");
+  return { createdAt: Number(match[1]), id: match[2] as string };
+}
+
+/**
+ * The Keyward engine: issues, verifies and governs API keys over a KeyStore. Verification
+ * returns its outcome as data; misuse throws a KeywardError.
+ *
+ * @example
+ * const keyward = new Keyward({ store: new SqliteKeyStore({ filename: "keyward.db" }) });
+ * const result = await keyward.verify(key, { scopes: ["read"] });
+ * if (!result.valid) console.log(result.code);
+ */
+export class Keyward {
+  readonly prefix: string;
+  readonly store: KeyStore;
+  readonly cache: VerifyCache;
+  readonly clock: Clock;
+  private readonly hashSecrets: HashSecret[];
+  private readonly limits: LimitEnforcer | undefined;
+  private readonly usage: UsageRecorder;
+  private readonly random: RandomBytes;
+  private readonly inflight = new Map<string, Promise<CachedKey | null>>();
+  private readonly invalidationListeners: ((message: InvalidationMessage) => void)[] = [];
+
+  constructor(options: KeywardOptions) {
+    this.prefix = options.prefix ?? DEFAULT_KEY_PREFIX;
+    if (!isValidKeyPrefix(this.prefix)) throw new KeywardError("INVALID_CONFIGURATION", "key prefix must match [a-z][a-z0-9]{1,15}");
+    this.store = options.store;
+    this.cache = new VerifyCache(options.cache);
+    this.clock = options.clock ?? systemClock;
+    this.hashSecrets = options.hashSecrets ?? [];
+    this.limits = options.limits;
+    this.usage = options.usage ?? noopUsageRecorder;
+    this.random = options.random ?? cryptoRandomBytes;
+  }
+
+  // ---------------------------------------------------------------- verification
+
+  /**
+   * Verifies a presented key. Checks run in the order of PRODUCT.md §4 and the first failure
+   * wins; the limits stage runs last so a denied request spends nothing.
+   */
+  async verify(presented: string | undefined | null, options: VerifyOptions = {}): Promise<VerifyResult> {
+    const now = this.clock.now();
+    const result = await this.decide(presented, options, now);
+    this.usage.record({ keyId: result.key?.id ?? null, code: result.code, at: now, ip: options.ip });
+    return result;
+  }
+
+  private async decide(presented: string | undefined | null, options: VerifyOptions, now: number): Promise<VerifyResult> {
+    if (!presented) return { valid: false, code: "MISSING" };
+    // Format and checksum first: a typo, a truncated key or a foreign prefix never reaches storage.
+    if (!parseApiKey(presented, this.prefix)) return { valid: false, code: "MALFORMED" };
+    const entry = await this.lookup(presented, now);
+    if (!entry) return { valid: false, code: "NOT_FOUND" };
+    const { key, ownerDisabled } = entry.lookup;
+    const view = toVerifiedKey(key);
+    const deny = (code: DenialCode, extra: Partial<Extract<VerifyResult, { valid: false }>> = {}): VerifyResult => ({
+      valid: false,
+      code,
+      key: view,
+      ...extra,
+    });
+    if (!key.enabled || ownerDisabled) return deny("DISABLED");
+    if ((key.revokedAt !== null && key.revokedAt <= now) || (key.graceEndsAt !== null && key.graceEndsAt <= now)) return deny("REVOKED");
+    // Expiry is checked at use time, from cache too.
+    if (key.expiresAt !== null && key.expiresAt <= now) return deny("EXPIRED");
+    if (options.environment && key.environment !== options.environment) return deny("ENVIRONMENT_MISMATCH");
+    if (key.allowedCidrs.length > 0 && !isIpAllowed(options.ip, entry.cidrs)) return deny("IP_NOT_ALLOWED");
+    if (options.scopes && options.scopes.length > 0) {
+      const missing = findMissingScopes(key.scopes, options.scopes);
+      if (missing.length > 0) return deny("INSUFFICIENT_SCOPE", { missingScopes: missing });
+    }
+    if (this.limits && !options.skipLimits) {
+      const decision = await this.limits.enforce(key, { now, cost: options.cost ?? 1 });
+      if (!decision.allowed) {
+        return deny(decision.code, {
+          retryAfterSeconds: decision.retryAfterSeconds,
+          ...(decision.rateLimit ? { rateLimit: decision.rateLimit } : {}),
+        });
+      }
+      return {
+        valid: true,
+        code: "VALID",
+        key: view,
+        record: key,
+        ...(decision.rateLimit ? { rateLimit: decision.rateLimit } : {}),
+        ...(decision.release ? { release: decision.release } : {}),
+      };
+    }
+    return { valid: true, code: "VALID", key: view, record: key };
+  }
+
+  /**
+   * Cache first; on a miss one store read per digest at a time (single flight). If the store is
+   * down, a key verified within the stale window keeps working; an unknown key gets
+   * STORE_UNAVAILABLE (503), never NOT_FOUND, so clients do not rotate keys for an outage.
+   */
+  private async lookup(presented: string, now: number): Promise<CachedKey | null> {
+    const digest = hashApiKey(presented, this.hashSecrets[0]);
+    const cached = this.cache.get(digest);
+    if (cached && now - cached.fetchedAt < this.cache.maxAgeMs) return cached;
+    if (!cached && this.cache.isKnownMissing(digest, now)) return null;
+    let pending = this.inflight.get(digest);
+    if (!pending) {
+      pending = this.fetch(presented, digest, now).finally(() => this.inflight.delete(digest));
+      this.inflight.set(digest, pending);
+    }
+    try {
+      return await pending;
+    } catch (error) {
+      if (cached && now - cached.fetchedAt < this.cache.staleWindowMs) return cached;
+      throw new KeywardError("STORE_UNAVAILABLE", "the key store cannot be reached", { retryAfterSeconds: 5, cause: error });
+    }
+  }
+
+  private async fetch(presented: string, digest: string, now: number): Promise<CachedKey | null> {
+    let lookup: KeyLookup | null = await this.store.findKeyByDigest(digest);
+    // Keys hashed under an older secret version still verify while they are phased out.
+    for (let i = 1; !lookup && i < this.hashSecrets.length; i++) {
+      lookup = await this.store.findKeyByDigest(hashApiKey(presented, this.hashSecrets[i]));
+    }
+    if (!lookup) {
+      this.cache.setMissing(digest, now);
+      return null;
+    }
+    return this.cache.setFound(digest, lookup, now);
+  }
+
+  // ---------------------------------------------------------------- management
+
+  /** Creates a key. The plaintext is in the result and nowhere else, ever. */
+  async createKey(input: CreateKeyInput, context: RequestContext): Promise<{ key: string; record: KeyRecord }> {
+    const now = this.clock.now();
+    validateCreateKeyInput(input, now);
+    const plaintext = generateApiKey({ prefix: this.prefix, environment: input.environment, random: this.random });
+    const id = generateId("key", this.random);
+    const record: KeyRecord = {
+      id,
+      digest: hashApiKey(plaintext, this.hashSecrets[0]),
+      hashVersion: this.hashSecrets[0]?.version ?? 0,
+      ref: formatKeyRef(plaintext),
+      name: input.name,
+      owner: { type: input.owner.type, id: input.owner.id },
+      environment: input.environment,
+      scopes: [...new Set(input.scopes)],
+      enabled: true,
+      createdAt: now,
+      updatedAt: now,
+      expiresAt: input.expiresAt ?? null,
+      revokedAt: null,
+      revokedReason: null,
+      lastUsedAt: null,
+      rateLimit: input.rateLimit ?? null,
+      concurrency: input.concurrency ?? null,
+      quota: input.quota ?? null,
+      allowedCidrs: input.allowedCidrs ?? [],
+      metadata: input.metadata ?? {},
+      rotatedFrom: null,
+      replacedBy: null,
+      graceEndsAt: null,
+      lineageId: id,
+    };
+    const audit = buildAuditEvent(context, now, "key.created", { type: "key", id }, null, {
+      owner: record.owner,
+      environment: record.environment,
+      scopes: record.scopes,
+      ref: record.ref,
+    });
+    await this.store.insertKey(record, audit);
+    this.cache.invalidateKey(id, record.digest);
+    return { key: plaintext, record };
+  }
+
+  async getKey(id: string): Promise<KeyRecord> {
+    const key = await this.store.getKey(id);
+    if (!key) throw new KeywardError("RESOURCE_NOT_FOUND", `no key ${id}`);
+    return key;
+  }
+
+  async listKeys(filter: Omit<KeyListFilter, "now">, page: { limit?: number; cursor?: string } = {}): Promise<Page<KeyRecord>> {
+    const limit = Math.min(Math.max(page.limit ?? 50, 1), 200);
+    const result = await this.store.listKeys({ ...filter, now: this.clock.now() }, limit, decodeCursor(page.cursor));
+    return { data: result.keys, nextCursor: encodeCursor(result.next) };
+  }
+
+  async updateKey(id: string, changes: KeyChanges, context: RequestContext): Promise<KeyRecord> {
+    const now = this.clock.now();
+    validateKeyChanges(changes, now);
+    const before = await this.getKey(id);
+    if (computeKeyStatus(before, now) === "revoked") throw new KeywardError("CONFLICT", "a revoked key cannot be changed");
+    const normalized = changes.scopes ? { ...changes, scopes: [...new Set(changes.scopes)] } : changes;
+    const diff = diffForAudit(before, normalized);
+    const action =
+      Object.keys(diff).length === 1 && "enabled" in diff ? (normalized.enabled ? "key.enabled" : "key.disabled") : "key.updated";
+    const audit = buildAuditEvent(context, now, action, { type: "key", id }, diff);
+    const updated = await this.store.updateKey(id, normalized, audit);
+    if (!updated) throw new KeywardError("RESOURCE_NOT_FOUND", `no key ${id}`);
+    this.invalidate({ kind: "key", keyId: id, digest: before.digest });
+    return updated;
+  }
+
+  /** Revokes at once: the first request after this returns is denied on this instance. */
+  async revokeKey(id: string, reason: string | null, context: RequestContext, action = "key.revoked"): Promise<KeyRecord> {
+    const now = this.clock.now();
+    const before = await this.getKey(id);
+    if (computeKeyStatus(before, now) === "revoked") throw new KeywardError("CONFLICT", "the key is already revoked");
+    const changes = { revokedAt: now, revokedReason: reason };
+    const audit = buildAuditEvent(context, now, action, { type: "key", id }, diffForAudit(before, changes), reason ? { reason } : null);
+    const updated = await this.store.updateKey(id, changes, audit);
+    if (!updated) throw new KeywardError("RESOURCE_NOT_FOUND", `no key ${id}`);
+    this.invalidate({ kind: "key", keyId: id, digest: before.digest });
+    return updated;
+  }
+
+  /**
+   * Issues a successor with the same owner, scopes, limits and metadata (sharing its limit
+   * counters through the lineage id). The old key works until the grace period ends; with no
+   * grace it stops at once. Of two concurrent rotations, one wins and the other gets CONFLICT.
+   */
+  async rotateKey(
+    id: string,
+    graceSeconds: number,
+    context: RequestContext,
+  ): Promise<{ key: string; record: KeyRecord; previous: KeyRecord }> {
+    validateGraceSeconds(graceSeconds);
+    const now = this.clock.now();
+    const old = await this.getKey(id);
+    const status = computeKeyStatus(old, now);
+    if (status === "revoked" || old.replacedBy !== null) throw new KeywardError("CONFLICT", "the key was already rotated or revoked");
+    const plaintext = generateApiKey({ prefix: this.prefix, environment: old.environment, random: this.random });
+    const successorId = generateId("key", this.random);
+    const successor: KeyRecord = {
+      ...old,
+      id: successorId,
+      digest: hashApiKey(plaintext, this.hashSecrets[0]),
+      hashVersion: this.hashSecrets[0]?.version ?? 0,
+      ref: formatKeyRef(plaintext),
+      createdAt: now,
+      updatedAt: now,
+      lastUsedAt: null,
+      revokedAt: null,
+      revokedReason: null,
+      rotatedFrom: old.id,
+      replacedBy: null,
+      graceEndsAt: null,
+    };
+    const oldChanges = { replacedBy: successorId, graceEndsAt: now + graceSeconds * 1000 };
+    const audit = buildAuditEvent(context, now, "key.rotated", { type: "key", id }, diffForAudit(old, oldChanges), {
+      successor_id: successorId,
+      successor_ref: successor.ref,
+      grace_seconds: graceSeconds,
+    });
+    const outcome = await this.store.rotateKey(id, oldChanges, successor, audit);
+    if (outcome === "not_found") throw new KeywardError("RESOURCE_NOT_FOUND", `no key ${id}`);
+    if (outcome === "conflict") throw new KeywardError("CONFLICT", "the key was already rotated or revoked");
+    this.invalidate({ kind: "key", keyId: id, digest: old.digest });
+    this.cache.invalidateKey(successorId, successor.digest);
+    return { key: plaintext, record: successor, previous: { ...old, ...oldChanges, updatedAt: now } };
+  }
+
+  /** Disabling an owner disables every key it holds, at once. */
+  async setOwnerDisabled(owner: OwnerRef, disabled: boolean, context: RequestContext): Promise<OwnerRecord> {
+    const now = this.clock.now();
+    const before = await this.store.getOwner(owner);
+    const audit = buildAuditEvent(
+      context,
+      now,
+      disabled ? "owner.disabled" : "owner.enabled",
+      { type: "owner", id: `${owner.type}:${owner.id}` },
+      { disabled: { from: before?.disabled ?? false, to: disabled } },
+    );
+    const record = await this.store.setOwnerDisabled(owner, disabled, audit, now);
+    this.invalidate({ kind: "all" });
+    return record;
+  }
+
+  // ---------------------------------------------------------------- invalidation
+
+  /** Listens to local changes, to forward them to other instances. */
+  onInvalidate(listener: (message: InvalidationMessage) => void): void {
+    this.invalidationListeners.push(listener);
+  }
+
+  /** Applies a change made elsewhere (another instance) to this cache. */
+  applyInvalidation(message: InvalidationMessage): void {
+    if (message.kind === "all") this.cache.invalidateAll();
+    else this.cache.invalidateKey(message.keyId, message.digest);
+  }
+
+  private invalidate(message: InvalidationMessage): void {
+    this.applyInvalidation(message);
+    for (const listener of this.invalidationListeners) listener(message);
+  }
+
+  async close(): Promise<void> {
+    await this.store.close();
+  }
+}

@@ -1,0 +1,23 @@
+export { type DistinctHeaders, type ExtractedCredential, extractCredential } from "./core/carriers.js";
+export { ERROR_REGISTRY, type ErrorCode, KeywardError } from "./core/errors.js";
+export { type HashSecret, hashApiKey, parseHashSecrets } from "./core/hashing.js";
+export { API_KEY_PATTERN, type Environment, formatKeyRef, generateApiKey, parseApiKey } from "./core/key-format.js";
+export { type PublicKey, toPublicKey, toVerifiedKey, type VerifiedKey } from "./core/key-view.js";
+export type { AuditEvent, KeyRecord, KeyStatus, OwnerRecord, OwnerRef, QuotaSpec, RateLimitSpec, RequestContext } from "./core/model.js";
+export { type DenialCode, OUTCOME_CODES, OUTCOME_HTTP_STATUS, type OutcomeCode } from "./core/outcomes.js";
+export { findMissingScopes, isValidScope, MANAGEMENT_SCOPES, scopeCovers } from "./core/scopes.js";
+export type { CreateKeyInput } from "./engine/key-input.js";
+export {
+  type InvalidationMessage,
+  Keyward,
+  type KeywardOptions,
+  type Page,
+  type VerifyOptions,
+  type VerifyResult,
+} from "./engine/keyward.js";
+export type { VerifyCacheOptions } from "./engine/verify-cache.js";
+export { type Clock, ManualClock, systemClock } from "./ports/clock.js";
+export type { KeyStore } from "./ports/key-store.js";
+export type { LimitDecision, LimitEnforcer, RateLimitState } from "./ports/limits.js";
+export type { UsageEvent, UsageRecorder } from "./ports/usage-recorder.js";
+export { MemoryKeyStore } from "./stores/memory/memory-key-store.js";

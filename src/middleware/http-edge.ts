@@ -1,0 +1,122 @@
+import { type DistinctHeaders, extractCredential } from "../core/carriers.js";
+import { isKeywardError } from "../core/errors.js";
+import type { Environment } from "../core/key-format.js";
+import { OUTCOME_HTTP_STATUS } from "../core/outcomes.js";
+import type { Keyward, VerifyResult } from "../engine/keyward.js";
+import type { RateLimitState } from "../ports/limits.js";
+import { buildProblem, type Problem } from "./problem.js";
+
+/** What a protected route requires. */
+export interface RouteRequirement {
+  /** Scopes that must all be granted. Default none. */
+  scopes?: readonly string[];
+  /** Production-only or sandbox-only route. Default either. */
+  environment?: Environment;
+  /**
+   * Accept the request without a key so the app's own session/SSO auth decides (`optional`
+   * mode). A key that is presented must still be valid. Default false.
+   */
+  optional?: boolean;
+  /** Do not meter this route against the key's limits (management calls). Default false. */
+  skipLimits?: boolean;
+}
+
+export interface EdgeOptions {
+  /** Realm in `WWW-Authenticate`. Default `keyward`. */
+  realm?: string;
+  /** Accept keys in the query string (off by default: URLs end up in logs). */
+  allowQueryKeys?: boolean;
+}
+
+/** A framework-neutral view of the request. */
+export interface EdgeRequest {
+  headers: DistinctHeaders;
+  /** The raw query string, without `?`. */
+  search: string;
+  ip: string | undefined;
+  requestId?: string;
+}
+
+export type EdgeDecision =
+  | { kind: "allow"; result: Extract<VerifyResult, { valid: true }>; headers: Record<string, string> }
+  /** Optional mode and no key of ours: the app's other auth decides. */
+  | { kind: "skip"; headers: Record<string, string> }
+  | { kind: "deny"; status: number; headers: Record<string, string>; problem: Problem };
+
+export function rateLimitHeaders(state: RateLimitState | undefined): Record<string, string> {
+  if (!state) return {};
+  return {
+    "ratelimit-limit": String(state.limit),
+    "ratelimit-remaining": String(Math.max(0, state.remaining)),
+    "ratelimit-reset": String(Math.max(0, Math.ceil(state.resetSeconds))),
+  };
+}
+
+const quote = (value: string): string => `"${value.replace(/["\\]/g, "")}"`;
+
+/** Maps a verify denial to its HTTP form (PRODUCT.md §4). */
+export function denialToHttp(result: Extract<VerifyResult, { valid: false }>, realm: string, requestId?: string): Extract<EdgeDecision, { kind: "deny" }> {
+  const status = OUTCOME_HTTP_STATUS[result.code];
+  const headers: Record<string, string> = rateLimitHeaders(result.rateLimit);
+  if (status === 401) {
+    headers["www-authenticate"] = result.code === "MISSING" ? `ApiKey realm=${quote(realm)}` : `ApiKey realm=${quote(realm)}, error="invalid_key"`;
+  }
+  if (result.code === "INSUFFICIENT_SCOPE") {
+    headers["www-authenticate"] = `ApiKey realm=${quote(realm)}, error="insufficient_scope", scope=${quote((result.missingScopes ?? []).join(" "))}`;
+  }
+  if (result.retryAfterSeconds !== undefined) headers["retry-after"] = String(Math.max(1, Math.ceil(result.retryAfterSeconds)));
+  const detail =
+    result.code === "INSUFFICIENT_SCOPE" ? `missing scope: ${(result.missingScopes ?? []).join(", ")}` : undefined;
+  return {
+    kind: "deny",
+    status,
+    headers,
+    problem: buildProblem(result.code, detail, {
+      ...(requestId ? { requestId } : {}),
+      ...(result.missingScopes ? { missingScopes: result.missingScopes } : {}),
+    }),
+  };
+}
+
+/**
+ * The one function every edge (Fastify, Express, Hono, node:http, the service) calls: reads the
+ * carriers of PRODUCT.md §3, verifies, and says what to answer. It never throws for a bad
+ * request; a store outage becomes 503 with `Retry-After`.
+ */
+export async function authenticateRequest(keyward: Keyward, request: EdgeRequest, requirement: RouteRequirement = {}, options: EdgeOptions = {}): Promise<EdgeDecision> {
+  const realm = options.realm ?? "keyward";
+  const requestId = request.requestId;
+  const extracted = extractCredential(request.headers, request.search, { prefix: keyward.prefix, allowQueryKeys: options.allowQueryKeys ?? false });
+  const withId = requestId ? { requestId } : {};
+  if (extracted.kind === "error" && extracted.code !== "MALFORMED") {
+    return { kind: "deny", status: 400, headers: {}, problem: buildProblem(extracted.code, undefined, withId) };
+  }
+  if (requirement.optional && (extracted.kind === "none" || (extracted.kind === "error" && extracted.foreign))) {
+    return { kind: "skip", headers: {} };
+  }
+  let result: VerifyResult;
+  if (extracted.kind === "none") result = { valid: false, code: "MISSING" };
+  else if (extracted.kind === "error") result = { valid: false, code: "MALFORMED" };
+  else {
+    try {
+      result = await keyward.verify(extracted.key, {
+        ...(requirement.scopes ? { scopes: requirement.scopes } : {}),
+        ...(requirement.environment ? { environment: requirement.environment } : {}),
+        ...(request.ip ? { ip: request.ip } : {}),
+        ...(requirement.skipLimits ? { skipLimits: true } : {}),
+      });
+    } catch (error) {
+      if (isKeywardError(error) && error.code === "STORE_UNAVAILABLE") {
+        return {
+          kind: "deny",
+          status: 503,
+          headers: { "retry-after": String(error.retryAfterSeconds ?? 5) },
+          problem: buildProblem("STORE_UNAVAILABLE", undefined, withId),
+        };
+      }
+      throw error;
+    }
+  }
+  if (!result.valid) return denialToHttp(result, realm, requestId);
+  return { kind: "allow", result, headers: rateLimitHeaders(result.rateLimit) };
+}

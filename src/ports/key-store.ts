@@ -1,0 +1,76 @@
+import type { Environment } from "../core/key-format.js";
+import type { AuditEvent, KeyLifecycleChanges, KeyRecord, KeyStatus, OwnerRecord, OwnerRef } from "../core/model.js";
+
+export interface KeyListFilter {
+  ownerType?: OwnerRef["type"];
+  ownerId?: string;
+  environment?: Environment;
+  status?: KeyStatus;
+  /** Needed to tell expired and grace-ended keys from active ones. */
+  now: number;
+}
+
+/** Keys are listed newest first; the cursor is the last row of the previous page. */
+export interface KeyPageCursor {
+  createdAt: number;
+  id: string;
+}
+
+export interface KeyPage {
+  keys: KeyRecord[];
+  next: KeyPageCursor | null;
+}
+
+export interface KeyLookup {
+  key: KeyRecord;
+  ownerDisabled: boolean;
+}
+
+export type RotateResult = "rotated" | "conflict" | "not_found";
+
+export interface AuditFilter {
+  actorId?: string;
+  targetId?: string;
+  action?: string;
+  since?: number;
+  until?: number;
+}
+
+export interface AuditPage {
+  events: AuditEvent[];
+  next: string | null;
+}
+
+/**
+ * The storage port. Every method that changes a key or an owner takes the audit event that
+ * records it and writes both in one transaction: no change without its record, and no record of
+ * a change that did not happen.
+ */
+export interface KeyStore {
+  /** Applies pending migrations. Idempotent. */
+  migrate(): Promise<void>;
+  /** The hot path: one indexed lookup by digest, with the owner's disabled flag. */
+  findKeyByDigest(digest: string): Promise<KeyLookup | null>;
+  getKey(id: string): Promise<KeyRecord | null>;
+  listKeys(filter: KeyListFilter, limit: number, after: KeyPageCursor | null): Promise<KeyPage>;
+  insertKey(key: KeyRecord, audit: AuditEvent): Promise<void>;
+  /** Applies `changes` and returns the new record, or null when the key does not exist. */
+  updateKey(id: string, changes: KeyLifecycleChanges, audit: AuditEvent | null): Promise<KeyRecord | null>;
+  /**
+   * Marks `oldId` as replaced (only if it is not already replaced or revoked) and inserts the
+   * successor, atomically. A second concurrent rotation gets `conflict`.
+   */
+  rotateKey(oldId: string, oldChanges: KeyLifecycleChanges, successor: KeyRecord, audit: AuditEvent): Promise<RotateResult>;
+  getOwner(owner: OwnerRef): Promise<OwnerRecord | null>;
+  /** Creates the owner if needed and sets its disabled flag. */
+  setOwnerDisabled(owner: OwnerRef, disabled: boolean, audit: AuditEvent, now: number): Promise<OwnerRecord>;
+  /** Creates the owner row if it does not exist (no audit: owners appear with their first key). */
+  ensureOwner(owner: OwnerRef, now: number): Promise<void>;
+  appendAuditEvent(event: AuditEvent): Promise<void>;
+  listAuditEvents(filter: AuditFilter, limit: number, after: string | null): Promise<AuditPage>;
+  getMeta(name: string): Promise<string | null>;
+  /** Sets a meta value only if unset; returns whether this call set it (a once-only latch). */
+  setMetaOnce(name: string, value: string): Promise<boolean>;
+  countKeys(): Promise<number>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,109 @@
+import type { Static } from "@sinclair/typebox";
+import type { FastifyInstance } from "fastify";
+import { toPublicKey, type VerifiedKey } from "../../core/key-view.js";
+import type { Environment } from "../../core/key-format.js";
+import { isValidScope } from "../../core/scopes.js";
+import { rateLimitHeaders } from "../../middleware/http-edge.js";
+import { buildProblem, PROBLEM_CONTENT_TYPE } from "../../middleware/problem.js";
+import type { ServiceContext } from "../context.js";
+import { AuthzQuery, ProblemSchema, VerifyKeyBody } from "../schemas.js";
+
+function verifiedKeyJson(key: VerifiedKey) {
+  return {
+    id: key.id,
+    ref: key.ref,
+    name: key.name,
+    owner: key.owner,
+    environment: key.environment,
+    scopes: key.scopes,
+    metadata: key.metadata,
+    expires_at: key.expiresAt,
+  };
+}
+
+function splitScopes(raw: string | undefined): string[] {
+  if (!raw) return [];
+  return raw
+    .split(/[,\s]+/)
+    .map((s) => s.trim())
+    .filter(Boolean);
+}
+
+/** `POST /v1/keys/verify`, `/v1/authz` (forward auth) and `/v1/introspect`. */
+export function registerVerificationRoutes(app: FastifyInstance, ctx: ServiceContext): void {
+  const { keyward } = ctx;
+
+  app.post<{ Body: Static<typeof VerifyKeyBody> }>(
+    "/v1/keys/verify",
+    {
+      schema: {
+        tags: ["verification"],
+        summary: "Verify a key for another service: always 200 with {valid, code}",
+        body: VerifyKeyBody,
+        response: { 400: ProblemSchema, 401: ProblemSchema, 403: ProblemSchema },
+      },
+    },
+    async (request, reply) => {
+      const caller = await ctx.requireKey(request, reply, ["keys:verify"]);
+      if (!caller) return reply;
+      const { key, scopes, environment, ip } = request.body;
+      const result = await keyward.verify(key, {
+        ...(scopes ? { scopes } : {}),
+        ...(environment ? { environment } : {}),
+        ...(ip ? { ip } : {}),
+      });
+      // Verify cannot see the end of the caller's request, so a concurrency slot is not held here.
+      if (result.valid) result.release?.();
+      return {
+        valid: result.valid,
+        code: result.code,
+        ...(result.key ? { key: verifiedKeyJson(result.key) } : {}),
+        ...(!result.valid && result.missingScopes ? { missing_scopes: result.missingScopes } : {}),
+        ...(!result.valid && result.retryAfterSeconds !== undefined ? { retry_after_seconds: result.retryAfterSeconds } : {}),
+        ...(result.rateLimit ? { rate_limit: result.rateLimit } : {}),
+      };
+    },
+  );
+
+  app.route<{ Querystring: Static<typeof AuthzQuery> }>({
+    method: ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+    url: "/v1/authz",
+    schema: {
+      tags: ["verification"],
+      summary: "Forward auth for nginx auth_request, Traefik ForwardAuth and Envoy ext_authz",
+      querystring: AuthzQuery,
+    },
+    handler: async (request, reply) => {
+      const header = (name: string) => {
+        const value = request.headers[name];
+        return Array.isArray(value) ? value.join(",") : value;
+      };
+      const scopes = splitScopes(header("x-keyward-scopes") ?? request.query.scopes);
+      const environment = (header("x-keyward-environment") ?? request.query.environment) as Environment | undefined;
+      if (scopes.some((scope) => !isValidScope(scope)) || (environment && environment !== "sandbox" && environment !== "production")) {
+        return reply.code(400).type(PROBLEM_CONTENT_TYPE).send(buildProblem("VALIDATION_FAILED", "invalid required scopes or environment", { requestId: request.id }));
+      }
+      const caller = await ctx.authenticate(request, reply, { scopes, ...(environment ? { environment } : {}) });
+      if (!caller) return reply;
+      caller.release?.();
+      reply.headers({
+        "x-keyward-key-id": caller.key.id,
+        "x-keyward-owner": `${caller.key.owner.type}:${caller.key.owner.id}`,
+        "x-keyward-scopes": caller.key.scopes.join(" "),
+        "x-keyward-environment": caller.key.environment,
+        ...rateLimitHeaders(caller.rateLimit),
+      });
+      return reply.code(200).send();
+    },
+  });
+
+  app.get(
+    "/v1/introspect",
+    { schema: { tags: ["verification"], summary: "The calling key itself: id, ref, owner, environment, scopes, expiry and limits" } },
+    async (request, reply) => {
+      const caller = await ctx.authenticate(request, reply, { skipLimits: true });
+      if (!caller) return reply;
+      return toPublicKey(caller.record, keyward.clock.now());
+    },
+  );
+}

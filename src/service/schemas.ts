@@ -1,0 +1,175 @@
+import { type TSchema, Type } from "@sinclair/typebox";
+
+/**
+ * The one schema source: these TypeBox schemas validate requests (Ajv, no coercion, unknown
+ * fields refused) and generate the OpenAPI document at /openapi.json.
+ */
+const Nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()]);
+
+export const OwnerSchema = Type.Object(
+  {
+    type: Type.Union([Type.Literal("user"), Type.Literal("application")]),
+    id: Type.String({ minLength: 1, maxLength: 128, pattern: "^[A-Za-z0-9_.@:-]+$" }),
+  },
+  { additionalProperties: false },
+);
+
+export const EnvironmentSchema = Type.Union([Type.Literal("sandbox"), Type.Literal("production")]);
+const Scope = Type.String({ minLength: 1, maxLength: 128 });
+const Name = Type.String({ minLength: 1, maxLength: 100 });
+const Timestamp = Type.String({ format: "date-time" });
+
+export const RateLimitSchema = Type.Object(
+  {
+    requests: Type.Integer({ minimum: 1, maximum: 1_000_000 }),
+    per_seconds: Type.Integer({ minimum: 1, maximum: 86_400 }),
+    burst: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000 })),
+  },
+  { additionalProperties: false },
+);
+
+export const QuotaSchema = Type.Union([
+  Type.Object(
+    { limit: Type.Integer({ minimum: 1, maximum: 1_000_000_000_000 }), period: Type.Union([Type.Literal("day"), Type.Literal("month")]) },
+    { additionalProperties: false },
+  ),
+  Type.Object(
+    {
+      remaining: Type.Integer({ minimum: 0, maximum: 1_000_000_000_000 }),
+      refill: Type.Optional(
+        Type.Object(
+          { amount: Type.Integer({ minimum: 1, maximum: 1_000_000_000 }), every_seconds: Type.Integer({ minimum: 1, maximum: 31_536_000 }) },
+          { additionalProperties: false },
+        ),
+      ),
+    },
+    { additionalProperties: false },
+  ),
+]);
+
+const Metadata = Type.Record(Type.String({ maxLength: 64 }), Type.Unknown(), { maxProperties: 64 });
+const Cidrs = Type.Array(Type.String({ maxLength: 64 }), { maxItems: 64 });
+const Scopes = Type.Array(Scope, { maxItems: 64 });
+
+export const CreateKeyBody = Type.Object(
+  {
+    owner: OwnerSchema,
+    name: Name,
+    environment: EnvironmentSchema,
+    scopes: Scopes,
+    expires_at: Type.Optional(Nullable(Timestamp)),
+    rate_limit: Type.Optional(Nullable(RateLimitSchema)),
+    concurrency: Type.Optional(Nullable(Type.Integer({ minimum: 1, maximum: 10_000 }))),
+    quota: Type.Optional(Nullable(QuotaSchema)),
+    allowed_cidrs: Type.Optional(Cidrs),
+    metadata: Type.Optional(Metadata),
+  },
+  { additionalProperties: false },
+);
+
+export const UpdateKeyBody = Type.Object(
+  {
+    name: Type.Optional(Name),
+    scopes: Type.Optional(Scopes),
+    expires_at: Type.Optional(Nullable(Timestamp)),
+    rate_limit: Type.Optional(Nullable(RateLimitSchema)),
+    concurrency: Type.Optional(Nullable(Type.Integer({ minimum: 1, maximum: 10_000 }))),
+    quota: Type.Optional(Nullable(QuotaSchema)),
+    allowed_cidrs: Type.Optional(Cidrs),
+    metadata: Type.Optional(Metadata),
+    enabled: Type.Optional(Type.Boolean()),
+  },
+  { additionalProperties: false, minProperties: 1 },
+);
+
+export const RotateKeyBody = Type.Object(
+  { grace_seconds: Type.Optional(Type.Integer({ minimum: 0, maximum: 30 * 24 * 3600 })) },
+  { additionalProperties: false },
+);
+
+export const RevokeKeyBody = Type.Object({ reason: Type.Optional(Type.String({ maxLength: 500 })) }, { additionalProperties: false });
+
+export const VerifyKeyBody = Type.Object(
+  {
+    key: Type.String({ maxLength: 4096 }),
+    scopes: Type.Optional(Scopes),
+    environment: Type.Optional(EnvironmentSchema),
+    ip: Type.Optional(Type.String({ maxLength: 64 })),
+  },
+  { additionalProperties: false },
+);
+
+export const OwnerParams = Type.Object({
+  type: Type.Union([Type.Literal("user"), Type.Literal("application")]),
+  id: Type.String({ minLength: 1, maxLength: 128, pattern: "^[A-Za-z0-9_.@:-]+$" }),
+});
+
+export const UpdateOwnerBody = Type.Object({ disabled: Type.Boolean() }, { additionalProperties: false });
+
+export const KeyIdParams = Type.Object({ id: Type.String({ pattern: "^key_[0-9A-Za-z]{16,40}$" }) });
+
+export const PageQuery = {
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 200 })),
+  cursor: Type.Optional(Type.String({ maxLength: 200 })),
+};
+
+export const ListKeysQuery = Type.Object(
+  {
+    ...PageQuery,
+    owner_id: Type.Optional(Type.String({ maxLength: 128 })),
+    owner_type: Type.Optional(Type.Union([Type.Literal("user"), Type.Literal("application")])),
+    environment: Type.Optional(EnvironmentSchema),
+    status: Type.Optional(Type.Union([Type.Literal("active"), Type.Literal("disabled"), Type.Literal("revoked"), Type.Literal("expired")])),
+  },
+  { additionalProperties: false },
+);
+
+export const ListAuditQuery = Type.Object(
+  {
+    ...PageQuery,
+    actor: Type.Optional(Type.String({ maxLength: 128 })),
+    key: Type.Optional(Type.String({ maxLength: 128 })),
+    action: Type.Optional(Type.String({ maxLength: 64 })),
+    since: Type.Optional(Timestamp),
+    until: Type.Optional(Timestamp),
+  },
+  { additionalProperties: false },
+);
+
+export const AuthzQuery = Type.Object(
+  { scopes: Type.Optional(Type.String({ maxLength: 2048 })), environment: Type.Optional(EnvironmentSchema) },
+  { additionalProperties: true },
+);
+
+export const ProblemSchema = Type.Object({
+  type: Type.String(),
+  title: Type.String(),
+  status: Type.Integer(),
+  detail: Type.String(),
+  code: Type.String(),
+  request_id: Type.Optional(Type.String()),
+  errors: Type.Optional(Type.Array(Type.Object({ field: Type.String(), message: Type.String() }))),
+});
+
+export const KeyObjectSchema = Type.Object({
+  id: Type.String(),
+  ref: Type.String(),
+  name: Type.String(),
+  owner: OwnerSchema,
+  environment: EnvironmentSchema,
+  scopes: Type.Array(Type.String()),
+  status: Type.Union([Type.Literal("active"), Type.Literal("disabled"), Type.Literal("revoked"), Type.Literal("expired")]),
+  created_at: Timestamp,
+  expires_at: Nullable(Timestamp),
+  last_used_at: Nullable(Timestamp),
+  revoked_at: Nullable(Timestamp),
+  revoked_reason: Nullable(Type.String()),
+  rate_limit: Nullable(RateLimitSchema),
+  concurrency: Nullable(Type.Integer()),
+  quota: Nullable(QuotaSchema),
+  allowed_cidrs: Type.Array(Type.String()),
+  metadata: Type.Record(Type.String(), Type.Unknown()),
+  rotated_from: Nullable(Type.String()),
+  replaced_by: Nullable(Type.String()),
+  grace_ends_at: Nullable(Timestamp),
+});

@@ -1,0 +1,20 @@
+import { Ajv } from "ajv";
+import formatsPlugin from "ajv-formats";
+import type { FastifyInstance } from "fastify";
+
+// ajv-formats is CommonJS: its callable export sits on `default` at run time and in its types.
+const addFormats = (formatsPlugin as unknown as { default: (ajv: Ajv) => Ajv }).default;
+
+/**
+ * Bodies are validated strictly: no type coercion (`"name": 123` is an error, not "123"),
+ * unknown fields refused, all errors reported. Query strings and path parameters arrive as
+ * text, so there numbers are coerced.
+ */
+export function installValidators(app: FastifyInstance): void {
+  const common = { allErrors: true, removeAdditional: false, useDefaults: false, strict: false } as const;
+  const body = new Ajv({ ...common, coerceTypes: false });
+  const text = new Ajv({ ...common, coerceTypes: "array" });
+  addFormats(body);
+  addFormats(text);
+  app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === "body" ? body : text).compile(schema));
+}

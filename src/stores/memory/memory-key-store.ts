@@ -1,0 +1,146 @@
+import {
+  type AuditEvent,
+  computeKeyStatus,
+  type KeyLifecycleChanges,
+  type KeyRecord,
+  type OwnerRecord,
+  type OwnerRef,
+} from "../../core/model.js";
+import type {
+  AuditFilter,
+  AuditPage,
+  KeyListFilter,
+  KeyLookup,
+  KeyPage,
+  KeyPageCursor,
+  KeyStore,
+  RotateResult,
+} from "../../ports/key-store.js";
+
+const ownerKey = (owner: OwnerRef): string => `${owner.type}:${owner.id}`;
+// Records are copied in and out so callers can never mutate what the store holds.
+const copy = <T>(value: T): T => structuredClone(value);
+
+/** KeyStore in process memory: for tests and embedded use without persistence. */
+export class MemoryKeyStore implements KeyStore {
+  private readonly keys = new Map<string, KeyRecord>();
+  private readonly byDigest = new Map<string, string>();
+  private readonly owners = new Map<string, OwnerRecord>();
+  private readonly audit: AuditEvent[] = [];
+  private readonly meta = new Map<string, string>();
+
+  async migrate(): Promise<void> {}
+
+  async findKeyByDigest(digest: string): Promise<KeyLookup | null> {
+    const id = this.byDigest.get(digest);
+    const key = id === undefined ? undefined : this.keys.get(id);
+    if (!key) return null;
+    return { key: copy(key), ownerDisabled: this.owners.get(ownerKey(key.owner))?.disabled ?? false };
+  }
+
+  async getKey(id: string): Promise<KeyRecord | null> {
+    const key = this.keys.get(id);
+    return key ? copy(key) : null;
+  }
+
+  async listKeys(filter: KeyListFilter, limit: number, after: KeyPageCursor | null): Promise<KeyPage> {
+    const matching = [...this.keys.values()]
+      .filter(
+        (k) =>
+          (!filter.ownerType || k.owner.type === filter.ownerType) &&
+          (!filter.ownerId || k.owner.id === filter.ownerId) &&
+          (!filter.environment || k.environment === filter.environment) &&
+          (!filter.status || computeKeyStatus(k, filter.now) === filter.status) &&
+          (!after || k.createdAt < after.createdAt || (k.createdAt === after.createdAt && k.id < after.id)),
+      )
+      .sort((a, b) => b.createdAt - a.createdAt || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
+    const keys = matching.slice(0, limit).map(copy);
+    const last = keys[keys.length - 1];
+    return { keys, next: matching.length > limit && last ? { createdAt: last.createdAt, id: last.id } : null };
+  }
+
+  async insertKey(key: KeyRecord, audit: AuditEvent): Promise<void> {
+    if (this.keys.has(key.id) || this.byDigest.has(key.digest)) throw new Error("duplicate key id or digest");
+    await this.ensureOwner(key.owner, key.createdAt);
+    this.keys.set(key.id, copy(key));
+    this.byDigest.set(key.digest, key.id);
+    this.audit.push(copy(audit));
+  }
+
+  async updateKey(id: string, changes: KeyLifecycleChanges, audit: AuditEvent | null): Promise<KeyRecord | null> {
+    const key = this.keys.get(id);
+    if (!key) return null;
+    const defined = Object.fromEntries(Object.entries(changes).filter(([, v]) => v !== undefined));
+    const updated = { ...key, ...copy(defined), updatedAt: audit?.at ?? Date.now() };
+    this.keys.set(id, updated);
+    if (audit) this.audit.push(copy(audit));
+    return copy(updated);
+  }
+
+  async rotateKey(oldId: string, oldChanges: KeyLifecycleChanges, successor: KeyRecord, audit: AuditEvent): Promise<RotateResult> {
+    const old = this.keys.get(oldId);
+    if (!old) return "not_found";
+    if (old.replacedBy !== null || old.revokedAt !== null) return "conflict";
+    this.keys.set(oldId, { ...old, ...copy(oldChanges), replacedBy: successor.id, updatedAt: audit.at });
+    this.keys.set(successor.id, copy(successor));
+    this.byDigest.set(successor.digest, successor.id);
+    this.audit.push(copy(audit));
+    return "rotated";
+  }
+
+  async getOwner(owner: OwnerRef): Promise<OwnerRecord | null> {
+    const found = this.owners.get(ownerKey(owner));
+    return found ? copy(found) : null;
+  }
+
+  async ensureOwner(owner: OwnerRef, now: number): Promise<void> {
+    if (!this.owners.has(ownerKey(owner))) this.owners.set(ownerKey(owner), { ...owner, disabled: false, createdAt: now });
+  }
+
+  async setOwnerDisabled(owner: OwnerRef, disabled: boolean, audit: AuditEvent, now: number): Promise<OwnerRecord> {
+    await this.ensureOwner(owner, now);
+    const record = this.owners.get(ownerKey(owner)) as OwnerRecord;
+    record.disabled = disabled;
+    this.audit.push(copy(audit));
+    return copy(record);
+  }
+
+  async appendAuditEvent(event: AuditEvent): Promise<void> {
+    this.audit.push(copy(event));
+  }
+
+  async listAuditEvents(filter: AuditFilter, limit: number, after: string | null): Promise<AuditPage> {
+    const start = after === null ? this.audit.length : Number(after) - 1;
+    const events: AuditEvent[] = [];
+    let index = start - 1;
+    for (; index >= 0 && events.length <= limit; index--) {
+      const e = this.audit[index] as AuditEvent;
+      if (filter.actorId && e.actor.id !== filter.actorId) continue;
+      if (filter.targetId && e.targetId !== filter.targetId) continue;
+      if (filter.action && e.action !== filter.action) continue;
+      if (filter.since !== undefined && e.at < filter.since) continue;
+      if (filter.until !== undefined && e.at >= filter.until) continue;
+      events.push(e);
+    }
+    const page = events.slice(0, limit);
+    const last = page[page.length - 1];
+    // The cursor is the 1-based position of the last event returned, as `seq` is in the SQL stores.
+    return { events: page.map(copy), next: events.length > limit && last ? String(this.audit.indexOf(last) + 1) : null };
+  }
+
+  async getMeta(name: string): Promise<string | null> {
+    return this.meta.get(name) ?? null;
+  }
+
+  async setMetaOnce(name: string, value: string): Promise<boolean> {
+    if (this.meta.has(name)) return false;
+    this.meta.set(name, value);
+    return true;
+  }
+
+  async countKeys(): Promise<number> {
+    return this.keys.size;
+  }
+
+  async close(): Promise<void> {}
+}

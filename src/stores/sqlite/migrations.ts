@@ -1,0 +1,70 @@
+/**
+ * Versioned schema for SQLite. Each entry runs once, in order, inside a transaction; the applied
+ * version lives in `PRAGMA user_version`. Never edit an applied migration: add the next one.
+ */
+export const SQLITE_MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE owners (
+    type TEXT NOT NULL CHECK (type IN ('user', 'application')),
+    id TEXT NOT NULL,
+    disabled INTEGER NOT NULL DEFAULT 0,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (type, id)
+  ) STRICT;
+
+  CREATE TABLE keys (
+    id TEXT PRIMARY KEY,
+    digest TEXT NOT NULL UNIQUE,
+    hash_version INTEGER NOT NULL,
+    ref TEXT NOT NULL,
+    name TEXT NOT NULL,
+    owner_type TEXT NOT NULL,
+    owner_id TEXT NOT NULL,
+    environment TEXT NOT NULL CHECK (environment IN ('sandbox', 'production')),
+    scopes TEXT NOT NULL,
+    enabled INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    expires_at INTEGER,
+    revoked_at INTEGER,
+    revoked_reason TEXT,
+    last_used_at INTEGER,
+    rate_limit TEXT,
+    concurrency INTEGER,
+    quota TEXT,
+    allowed_cidrs TEXT NOT NULL,
+    metadata TEXT NOT NULL,
+    rotated_from TEXT,
+    replaced_by TEXT,
+    grace_ends_at INTEGER,
+    lineage_id TEXT NOT NULL,
+    FOREIGN KEY (owner_type, owner_id) REFERENCES owners (type, id)
+  ) STRICT;
+  CREATE INDEX keys_owner ON keys (owner_type, owner_id, created_at DESC, id DESC);
+  CREATE INDEX keys_created ON keys (created_at DESC, id DESC);
+  CREATE INDEX keys_environment ON keys (environment, created_at DESC, id DESC);
+
+  CREATE TABLE audit_events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    at INTEGER NOT NULL,
+    actor_type TEXT NOT NULL,
+    actor_id TEXT NOT NULL,
+    action TEXT NOT NULL,
+    target_type TEXT NOT NULL,
+    target_id TEXT NOT NULL,
+    ip TEXT,
+    user_agent TEXT,
+    request_id TEXT,
+    changes TEXT,
+    details TEXT
+  ) STRICT;
+  CREATE INDEX audit_target ON audit_events (target_id, seq);
+  CREATE INDEX audit_actor ON audit_events (actor_id, seq);
+
+  CREATE TABLE meta (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+  ) STRICT;
+  `,
+];

@@ -1,0 +1,208 @@
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import Database from "better-sqlite3";
+import type { AuditEvent, KeyLifecycleChanges, KeyRecord, OwnerRecord, OwnerRef } from "../../core/model.js";
+import type {
+  AuditFilter,
+  AuditPage,
+  KeyListFilter,
+  KeyLookup,
+  KeyPage,
+  KeyPageCursor,
+  KeyStore,
+  RotateResult,
+} from "../../ports/key-store.js";
+import {
+  AUDIT_INSERT_COLUMNS,
+  type AuditRow,
+  auditToRowValues,
+  changesToColumns,
+  KEY_COLUMNS,
+  type KeyRow,
+  keyToRowValues,
+  rowToAudit,
+  rowToKey,
+} from "../rows.js";
+import { bindQuestionMark, buildAuditWhere, buildKeyListWhere } from "../sql-filters.js";
+import { SQLITE_MIGRATIONS } from "./migrations.js";
+
+export interface SqliteKeyStoreOptions {
+  /** File path, or `:memory:`. Parent folders are created. */
+  filename: string;
+}
+
+type OwnerRow = { type: string; id: string; disabled: number; created_at: number };
+
+/**
+ * KeyStore on an embedded SQLite file (better-sqlite3). WAL journal with `synchronous = FULL`:
+ * an acknowledged write is on disk before the response, so it survives `kill -9` and power loss.
+ * Statements on the hot path are prepared once.
+ */
+export class SqliteKeyStore implements KeyStore {
+  readonly db: Database.Database;
+  private prepared: ReturnType<SqliteKeyStore["prepareStatements"]> | undefined;
+
+  constructor(options: SqliteKeyStoreOptions) {
+    if (options.filename !== ":memory:") mkdirSync(dirname(options.filename), { recursive: true });
+    this.db = new Database(options.filename);
+    this.db.pragma("journal_mode = WAL");
+    this.db.pragma("synchronous = FULL");
+    this.db.pragma("foreign_keys = ON");
+    // Another process (the CLI beside a running server) may hold the write lock briefly.
+    this.db.pragma("busy_timeout = 5000");
+  }
+
+  private get s(): ReturnType<SqliteKeyStore["prepareStatements"]> {
+    this.prepared ??= this.prepareStatements();
+    return this.prepared;
+  }
+
+  private prepareStatements() {
+    const placeholders = KEY_COLUMNS.map(() => "?").join(", ");
+    return {
+      findByDigest: this.db.prepare<[string], KeyRow & { owner_disabled: number | null }>(
+        `SELECT k.*, o.disabled AS owner_disabled FROM keys k
+         LEFT JOIN owners o ON o.type = k.owner_type AND o.id = k.owner_id WHERE k.digest = ?`,
+      ),
+      getKey: this.db.prepare<[string], KeyRow>("SELECT * FROM keys WHERE id = ?"),
+      insertKey: this.db.prepare(`INSERT INTO keys (${KEY_COLUMNS.join(", ")}) VALUES (${placeholders})`),
+      insertAudit: this.db.prepare(`INSERT INTO audit_events (${AUDIT_INSERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+      getOwner: this.db.prepare<[string, string], OwnerRow>("SELECT * FROM owners WHERE type = ? AND id = ?"),
+      ensureOwner: this.db.prepare("INSERT INTO owners (type, id, disabled, created_at) VALUES (?, ?, 0, ?) ON CONFLICT DO NOTHING"),
+      setOwnerDisabled: this.db.prepare("UPDATE owners SET disabled = ? WHERE type = ? AND id = ?"),
+      markReplaced: this.db.prepare(
+        "UPDATE keys SET replaced_by = ?, grace_ends_at = ?, updated_at = ? WHERE id = ? AND replaced_by IS NULL AND revoked_at IS NULL",
+      ),
+      getMeta: this.db.prepare<[string], { value: string }>("SELECT value FROM meta WHERE name = ?"),
+      setMetaOnce: this.db.prepare("INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT DO NOTHING"),
+      countKeys: this.db.prepare<[], { n: number }>("SELECT COUNT(*) AS n FROM keys"),
+    };
+  }
+
+  async migrate(): Promise<void> {
+    const current = this.db.pragma("user_version", { simple: true }) as number;
+    for (let version = current; version < SQLITE_MIGRATIONS.length; version++) {
+      this.db.transaction(() => {
+        this.db.exec(SQLITE_MIGRATIONS[version] as string);
+        this.db.pragma(`user_version = ${version + 1}`);
+      })();
+    }
+  }
+
+  async findKeyByDigest(digest: string): Promise<KeyLookup | null> {
+    const row = this.s.findByDigest.get(digest);
+    if (!row) return null;
+    return { key: rowToKey(row), ownerDisabled: row.owner_disabled === 1 };
+  }
+
+  async getKey(id: string): Promise<KeyRecord | null> {
+    const row = this.s.getKey.get(id);
+    return row ? rowToKey(row) : null;
+  }
+
+  async listKeys(filter: KeyListFilter, limit: number, after: KeyPageCursor | null): Promise<KeyPage> {
+    const params: unknown[] = [];
+    const where = buildKeyListWhere(filter, after, bindQuestionMark(params), 1);
+    const rows = this.db
+      .prepare<unknown[], KeyRow>(`SELECT * FROM keys ${where} ORDER BY created_at DESC, id DESC LIMIT ?`)
+      .all(...params, limit + 1);
+    const keys = rows.slice(0, limit).map(rowToKey);
+    const last = keys[keys.length - 1];
+    return { keys, next: rows.length > limit && last ? { createdAt: last.createdAt, id: last.id } : null };
+  }
+
+  async insertKey(key: KeyRecord, audit: AuditEvent): Promise<void> {
+    this.db.transaction(() => {
+      this.s.ensureOwner.run(key.owner.type, key.owner.id, key.createdAt);
+      this.s.insertKey.run(...keyToRowValues(key, true));
+      this.s.insertAudit.run(...auditToRowValues(audit));
+    })();
+  }
+
+  async updateKey(id: string, changes: KeyLifecycleChanges, audit: AuditEvent | null): Promise<KeyRecord | null> {
+    return this.db.transaction(() => {
+      const columns = changesToColumns(changes, true);
+      if (columns.length > 0) {
+        const set = columns.map((c) => `${c.column} = ?`).join(", ");
+        const result = this.db
+          .prepare(`UPDATE keys SET ${set}, updated_at = ? WHERE id = ?`)
+          .run(...columns.map((c) => c.value), audit?.at ?? Date.now(), id);
+        if (result.changes === 0) return null;
+      }
+      const row = this.s.getKey.get(id);
+      if (!row) return null;
+      if (audit) this.s.insertAudit.run(...auditToRowValues(audit));
+      return rowToKey(row);
+    })();
+  }
+
+  async rotateKey(oldId: string, oldChanges: KeyLifecycleChanges, successor: KeyRecord, audit: AuditEvent): Promise<RotateResult> {
+    return this.db.transaction((): RotateResult => {
+      if (!this.s.getKey.get(oldId)) return "not_found";
+      const marked = this.s.markReplaced.run(successor.id, oldChanges.graceEndsAt ?? null, audit.at, oldId);
+      if (marked.changes === 0) return "conflict";
+      const rest = { ...oldChanges };
+      delete rest.replacedBy;
+      delete rest.graceEndsAt;
+      const columns = changesToColumns(rest, true);
+      if (columns.length > 0) {
+        this.db
+          .prepare(`UPDATE keys SET ${columns.map((c) => `${c.column} = ?`).join(", ")} WHERE id = ?`)
+          .run(...columns.map((c) => c.value), oldId);
+      }
+      this.s.insertKey.run(...keyToRowValues(successor, true));
+      this.s.insertAudit.run(...auditToRowValues(audit));
+      return "rotated";
+    })();
+  }
+
+  async getOwner(owner: OwnerRef): Promise<OwnerRecord | null> {
+    const row = this.s.getOwner.get(owner.type, owner.id);
+    return row ? { type: row.type as OwnerRef["type"], id: row.id, disabled: row.disabled === 1, createdAt: row.created_at } : null;
+  }
+
+  async ensureOwner(owner: OwnerRef, now: number): Promise<void> {
+    this.s.ensureOwner.run(owner.type, owner.id, now);
+  }
+
+  async setOwnerDisabled(owner: OwnerRef, disabled: boolean, audit: AuditEvent, now: number): Promise<OwnerRecord> {
+    return this.db.transaction(() => {
+      this.s.ensureOwner.run(owner.type, owner.id, now);
+      this.s.setOwnerDisabled.run(disabled ? 1 : 0, owner.type, owner.id);
+      this.s.insertAudit.run(...auditToRowValues(audit));
+      const row = this.s.getOwner.get(owner.type, owner.id) as OwnerRow;
+      return { type: owner.type, id: owner.id, disabled: row.disabled === 1, createdAt: row.created_at };
+    })();
+  }
+
+  async appendAuditEvent(event: AuditEvent): Promise<void> {
+    this.s.insertAudit.run(...auditToRowValues(event));
+  }
+
+  async listAuditEvents(filter: AuditFilter, limit: number, after: string | null): Promise<AuditPage> {
+    const params: unknown[] = [];
+    const where = buildAuditWhere(filter, after === null ? null : Number(after), bindQuestionMark(params));
+    const rows = this.db
+      .prepare<unknown[], AuditRow>(`SELECT * FROM audit_events ${where} ORDER BY seq DESC LIMIT ?`)
+      .all(...params, limit + 1);
+    const page = rows.slice(0, limit);
+    const last = page[page.length - 1];
+    return { events: page.map(rowToAudit), next: rows.length > limit && last ? String(last.seq) : null };
+  }
+
+  async getMeta(name: string): Promise<string | null> {
+    return this.s.getMeta.get(name)?.value ?? null;
+  }
+
+  async setMetaOnce(name: string, value: string): Promise<boolean> {
+    return this.s.setMetaOnce.run(name, value).changes === 1;
+  }
+
+  async countKeys(): Promise<number> {
+    return this.s.countKeys.get()?.n ?? 0;
+  }
+
+  async close(): Promise<void> {
+    if (this.db.open) this.db.close();
+  }
+}
