@@ -131,27 +131,36 @@ export function buildCli(): Command {
     .option("--scopes <scopes>", "comma-separated scopes", parseList, [] as string[])
     .option("--expires-in <duration>", "e.g. 30d, 12h")
     .option("--json", "print JSON")
-    .action(async (options: { owner: { type: OwnerType; id: string }; name: string; environment: string; scopes: string[]; expiresIn?: string; json?: boolean }) => {
-      await withKeyward(async (keyward) => {
-        let expiresAt: number | null = null;
-        if (options.expiresIn) {
-          const ms = parseDuration(options.expiresIn);
-          if (ms === null) throw new KeywardError("VALIDATION_FAILED", "--expires-in must look like 30d, 12h, 15m, 90s or 2w");
-          expiresAt = keyward.clock.now() + ms;
-        }
-        const created = await keyward.createKey(
-          {
-            owner: options.owner,
-            name: options.name,
-            environment: options.environment as "sandbox" | "production",
-            scopes: options.scopes,
-            expiresAt,
-          },
-          cliContext(),
-        );
-        printCreated(Boolean(options.json), created.key, toPublicKey(created.record, keyward.clock.now()), "Key created");
-      });
-    });
+    .action(
+      async (options: {
+        owner: { type: OwnerType; id: string };
+        name: string;
+        environment: string;
+        scopes: string[];
+        expiresIn?: string;
+        json?: boolean;
+      }) => {
+        await withKeyward(async (keyward) => {
+          let expiresAt: number | null = null;
+          if (options.expiresIn) {
+            const ms = parseDuration(options.expiresIn);
+            if (ms === null) throw new KeywardError("VALIDATION_FAILED", "--expires-in must look like 30d, 12h, 15m, 90s or 2w");
+            expiresAt = keyward.clock.now() + ms;
+          }
+          const created = await keyward.createKey(
+            {
+              owner: options.owner,
+              name: options.name,
+              environment: options.environment as "sandbox" | "production",
+              scopes: options.scopes,
+              expiresAt,
+            },
+            cliContext(),
+          );
+          printCreated(Boolean(options.json), created.key, toPublicKey(created.record, keyward.clock.now()), "Key created");
+        });
+      },
+    );
 
   keys
     .command("list")
@@ -162,26 +171,36 @@ export function buildCli(): Command {
     .option("--limit <n>", "at most this many", parseInteger, 50)
     .option("--cursor <cursor>", "continue from a previous page")
     .option("--json", "print JSON")
-    .action(async (options: { owner?: { type: OwnerType; id: string }; environment?: string; status?: string; limit: number; cursor?: string; json?: boolean }) => {
-      await withKeyward(async (keyward) => {
-        const page = await keyward.listKeys(
-          {
-            ...(options.owner ? { ownerType: options.owner.type, ownerId: options.owner.id } : {}),
-            ...(options.environment ? { environment: options.environment as "sandbox" | "production" } : {}),
-            ...(options.status ? { status: options.status as KeyStatus } : {}),
-          },
-          { limit: options.limit, ...(options.cursor ? { cursor: options.cursor } : {}) },
-        );
-        const now = keyward.clock.now();
-        const data = page.data.map((k) => toPublicKey(k, now));
-        if (options.json) {
-          out(JSON.stringify({ data, next_cursor: page.nextCursor }, null, 2));
-          return;
-        }
-        for (const k of data) out(`${k.id}  ${k.ref}  ${k.status.padEnd(8)}  ${k.environment.padEnd(10)}  ${k.owner.type}:${k.owner.id}  ${k.name}`);
-        if (page.nextCursor) out(`(more: --cursor ${page.nextCursor})`);
-      });
-    });
+    .action(
+      async (options: {
+        owner?: { type: OwnerType; id: string };
+        environment?: string;
+        status?: string;
+        limit: number;
+        cursor?: string;
+        json?: boolean;
+      }) => {
+        await withKeyward(async (keyward) => {
+          const page = await keyward.listKeys(
+            {
+              ...(options.owner ? { ownerType: options.owner.type, ownerId: options.owner.id } : {}),
+              ...(options.environment ? { environment: options.environment as "sandbox" | "production" } : {}),
+              ...(options.status ? { status: options.status as KeyStatus } : {}),
+            },
+            { limit: options.limit, ...(options.cursor ? { cursor: options.cursor } : {}) },
+          );
+          const now = keyward.clock.now();
+          const data = page.data.map((k) => toPublicKey(k, now));
+          if (options.json) {
+            out(JSON.stringify({ data, next_cursor: page.nextCursor }, null, 2));
+            return;
+          }
+          for (const k of data)
+            out(`${k.id}  ${k.ref}  ${k.status.padEnd(8)}  ${k.environment.padEnd(10)}  ${k.owner.type}:${k.owner.id}  ${k.name}`);
+          if (page.nextCursor) out(`(more: --cursor ${page.nextCursor})`);
+        });
+      },
+    );
 
   keys
     .command("show <id>")

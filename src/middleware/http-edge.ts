@@ -55,18 +55,23 @@ export function rateLimitHeaders(state: RateLimitState | undefined): Record<stri
 const quote = (value: string): string => `"${value.replace(/["\\]/g, "")}"`;
 
 /** Maps a verify denial to its HTTP form (PRODUCT.md §4). */
-export function denialToHttp(result: Extract<VerifyResult, { valid: false }>, realm: string, requestId?: string): Extract<EdgeDecision, { kind: "deny" }> {
+export function denialToHttp(
+  result: Extract<VerifyResult, { valid: false }>,
+  realm: string,
+  requestId?: string,
+): Extract<EdgeDecision, { kind: "deny" }> {
   const status = OUTCOME_HTTP_STATUS[result.code];
   const headers: Record<string, string> = rateLimitHeaders(result.rateLimit);
   if (status === 401) {
-    headers["www-authenticate"] = result.code === "MISSING" ? `ApiKey realm=${quote(realm)}` : `ApiKey realm=${quote(realm)}, error="invalid_key"`;
+    headers["www-authenticate"] =
+      result.code === "MISSING" ? `ApiKey realm=${quote(realm)}` : `ApiKey realm=${quote(realm)}, error="invalid_key"`;
   }
   if (result.code === "INSUFFICIENT_SCOPE") {
-    headers["www-authenticate"] = `ApiKey realm=${quote(realm)}, error="insufficient_scope", scope=${quote((result.missingScopes ?? []).join(" "))}`;
+    headers["www-authenticate"] =
+      `ApiKey realm=${quote(realm)}, error="insufficient_scope", scope=${quote((result.missingScopes ?? []).join(" "))}`;
   }
   if (result.retryAfterSeconds !== undefined) headers["retry-after"] = String(Math.max(1, Math.ceil(result.retryAfterSeconds)));
-  const detail =
-    result.code === "INSUFFICIENT_SCOPE" ? `missing scope: ${(result.missingScopes ?? []).join(", ")}` : undefined;
+  const detail = result.code === "INSUFFICIENT_SCOPE" ? `missing scope: ${(result.missingScopes ?? []).join(", ")}` : undefined;
   return {
     kind: "deny",
     status,
@@ -83,10 +88,18 @@ export function denialToHttp(result: Extract<VerifyResult, { valid: false }>, re
  * carriers of PRODUCT.md §3, verifies, and says what to answer. It never throws for a bad
  * request; a store outage becomes 503 with `Retry-After`.
  */
-export async function authenticateRequest(keyward: Keyward, request: EdgeRequest, requirement: RouteRequirement = {}, options: EdgeOptions = {}): Promise<EdgeDecision> {
+export async function authenticateRequest(
+  keyward: Keyward,
+  request: EdgeRequest,
+  requirement: RouteRequirement = {},
+  options: EdgeOptions = {},
+): Promise<EdgeDecision> {
   const realm = options.realm ?? "keyward";
   const requestId = request.requestId;
-  const extracted = extractCredential(request.headers, request.search, { prefix: keyward.prefix, allowQueryKeys: options.allowQueryKeys ?? false });
+  const extracted = extractCredential(request.headers, request.search, {
+    prefix: keyward.prefix,
+    allowQueryKeys: options.allowQueryKeys ?? false,
+  });
   const withId = requestId ? { requestId } : {};
   if (extracted.kind === "error" && extracted.code !== "MALFORMED") {
     return { kind: "deny", status: 400, headers: {}, problem: buildProblem(extracted.code, undefined, withId) };

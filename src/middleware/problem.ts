@@ -14,7 +14,11 @@ export interface Problem {
 
 export const PROBLEM_CONTENT_TYPE = "application/problem+json";
 
-export function buildProblem(code: ErrorCode, detail?: string, extra: { requestId?: string; errors?: FieldError[]; missingScopes?: string[] } = {}): Problem {
+export function buildProblem(
+  code: ErrorCode,
+  detail?: string,
+  extra: { requestId?: string; errors?: FieldError[]; missingScopes?: string[] } = {},
+): Problem {
   const definition = ERROR_REGISTRY[code];
   return {
     type: `/docs/errors#${code}`,

@@ -47,16 +47,28 @@ export function installErrorHandling(app: FastifyInstance): void {
     const mapped = error.code ? FASTIFY_CODES[error.code] : undefined;
     if (mapped || error instanceof SyntaxError || (error.statusCode === 400 && /prototype|constructor/i.test(error.message))) {
       const code = mapped ?? "INVALID_JSON";
-      return reply.code(code === "VALIDATION_FAILED" ? 400 : buildProblem(code).status).type(PROBLEM_CONTENT_TYPE).send(buildProblem(code, undefined, { requestId }));
+      return reply
+        .code(code === "VALIDATION_FAILED" ? 400 : buildProblem(code).status)
+        .type(PROBLEM_CONTENT_TYPE)
+        .send(buildProblem(code, undefined, { requestId }));
     }
     if (error.statusCode && error.statusCode >= 400 && error.statusCode < 500) {
-      return reply.code(400).type(PROBLEM_CONTENT_TYPE).send(buildProblem("VALIDATION_FAILED", "the request could not be read", { requestId }));
+      return reply
+        .code(400)
+        .type(PROBLEM_CONTENT_TYPE)
+        .send(buildProblem("VALIDATION_FAILED", "the request could not be read", { requestId }));
     }
     request.log.error({ err: error }, "unhandled error");
-    return reply.code(500).type(PROBLEM_CONTENT_TYPE).send(buildProblem("INTERNAL_ERROR", "an unexpected error occurred", { requestId }));
+    return reply
+      .code(500)
+      .type(PROBLEM_CONTENT_TYPE)
+      .send(buildProblem("INTERNAL_ERROR", "an unexpected error occurred", { requestId }));
   });
 
   app.setNotFoundHandler(async (request, reply) =>
-    reply.code(404).type(PROBLEM_CONTENT_TYPE).send(buildProblem("ROUTE_NOT_FOUND", "no route matches this method and path", { requestId: request.id })),
+    reply
+      .code(404)
+      .type(PROBLEM_CONTENT_TYPE)
+      .send(buildProblem("ROUTE_NOT_FOUND", "no route matches this method and path", { requestId: request.id })),
   );
 }

@@ -1,5 +1,5 @@
-export { buildApp, type AppOptions } from "./app.js";
+export { type AppOptions, buildApp } from "./app.js";
 export { loadConfig, type ServiceConfig } from "./config.js";
-export { startService, openKeyward, bootstrapAdminKey, type RunningService } from "./runtime.js";
 export { createLogger } from "./logger.js";
 export { ServiceMetrics } from "./metrics.js";
+export { bootstrapAdminKey, openKeyward, type RunningService, startService } from "./runtime.js";

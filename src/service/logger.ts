@@ -16,7 +16,13 @@ interface SerializedRequest {
 }
 
 /** Logs the path only: a query string may hold a key (KEY_IN_URL), so it is never logged. */
-function serializeRequest(req: { method: string; url: string; id: string; ip?: string; socket?: { remoteAddress?: string } }): SerializedRequest {
+function serializeRequest(req: {
+  method: string;
+  url: string;
+  id: string;
+  ip?: string;
+  socket?: { remoteAddress?: string };
+}): SerializedRequest {
   const question = req.url.indexOf("?");
   return {
     method: req.method,
@@ -27,7 +33,13 @@ function serializeRequest(req: { method: string; url: string; id: string; ip?: s
 }
 
 /** Errors keep type, code and a scrubbed message and stack; nested objects (headers, bodies) are dropped. */
-function serializeError(err: { name?: string; message?: string; code?: string; stack?: string; statusCode?: number }): Record<string, unknown> {
+function serializeError(err: {
+  name?: string;
+  message?: string;
+  code?: string;
+  stack?: string;
+  statusCode?: number;
+}): Record<string, unknown> {
   return {
     type: err.name,
     code: err.code,

@@ -47,7 +47,10 @@ export interface RunningService {
 }
 
 /** Starts `keyward serve`: store, engine, HTTP. Graceful on SIGTERM/SIGINT (in-flight requests finish). */
-export async function startService(config: ServiceConfig, options: { logger?: Logger; print?: (line: string) => void } = {}): Promise<RunningService> {
+export async function startService(
+  config: ServiceConfig,
+  options: { logger?: Logger; print?: (line: string) => void } = {},
+): Promise<RunningService> {
   const logger = options.logger ?? createLogger(config.logLevel);
   const metrics = new ServiceMetrics();
   const keyward = await openKeyward(config, metrics);

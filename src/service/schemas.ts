@@ -38,7 +38,10 @@ export const QuotaSchema = Type.Union([
       remaining: Type.Integer({ minimum: 0, maximum: 1_000_000_000_000 }),
       refill: Type.Optional(
         Type.Object(
-          { amount: Type.Integer({ minimum: 1, maximum: 1_000_000_000 }), every_seconds: Type.Integer({ minimum: 1, maximum: 31_536_000 }) },
+          {
+            amount: Type.Integer({ minimum: 1, maximum: 1_000_000_000 }),
+            every_seconds: Type.Integer({ minimum: 1, maximum: 31_536_000 }),
+          },
           { additionalProperties: false },
         ),
       ),

@@ -18,7 +18,8 @@ import {
   UpdateKeyBody,
 } from "../schemas.js";
 
-const parseTime = (value: string | null | undefined): number | null | undefined => (value === undefined ? undefined : value === null ? null : Date.parse(value));
+const parseTime = (value: string | null | undefined): number | null | undefined =>
+  value === undefined ? undefined : value === null ? null : Date.parse(value);
 
 /** A key may not grant management rights its creator lacks. */
 function refuseEscalation(caller: ValidResult, scopes: readonly string[] | undefined): void {
@@ -38,7 +39,14 @@ export function registerKeyRoutes(app: FastifyInstance, ctx: ServiceContext): vo
 
   app.post<{ Body: Static<typeof CreateKeyBody> }>(
     "/v1/keys",
-    { schema: { tags: ["keys"], summary: "Create a key; the plaintext is in this response only", body: CreateKeyBody, response: { ...errors } } },
+    {
+      schema: {
+        tags: ["keys"],
+        summary: "Create a key; the plaintext is in this response only",
+        body: CreateKeyBody,
+        response: { ...errors },
+      },
+    },
     async (request, reply) => {
       const caller = await ctx.requireKey(request, reply, ["keys:write"]);
       if (!caller) return reply;
@@ -85,7 +93,14 @@ export function registerKeyRoutes(app: FastifyInstance, ctx: ServiceContext): vo
 
   app.get<{ Params: Static<typeof KeyIdParams> }>(
     "/v1/keys/:id",
-    { schema: { tags: ["keys"], summary: "One key (never its secret or digest)", params: KeyIdParams, response: { 200: KeyObjectSchema, ...errors } } },
+    {
+      schema: {
+        tags: ["keys"],
+        summary: "One key (never its secret or digest)",
+        params: KeyIdParams,
+        response: { 200: KeyObjectSchema, ...errors },
+      },
+    },
     async (request, reply) => {
       const caller = await ctx.requireKey(request, reply, ["keys:read"]);
       if (!caller) return reply;
@@ -95,7 +110,15 @@ export function registerKeyRoutes(app: FastifyInstance, ctx: ServiceContext): vo
 
   app.patch<{ Params: Static<typeof KeyIdParams>; Body: Static<typeof UpdateKeyBody> }>(
     "/v1/keys/:id",
-    { schema: { tags: ["keys"], summary: "Change a key's settings", params: KeyIdParams, body: UpdateKeyBody, response: { 200: KeyObjectSchema, ...errors } } },
+    {
+      schema: {
+        tags: ["keys"],
+        summary: "Change a key's settings",
+        params: KeyIdParams,
+        body: UpdateKeyBody,
+        response: { 200: KeyObjectSchema, ...errors },
+      },
+    },
     async (request, reply) => {
       const caller = await ctx.requireKey(request, reply, ["keys:write"]);
       if (!caller) return reply;
@@ -119,7 +142,15 @@ export function registerKeyRoutes(app: FastifyInstance, ctx: ServiceContext): vo
 
   app.post<{ Params: Static<typeof KeyIdParams>; Body: Static<typeof RotateKeyBody> | undefined }>(
     "/v1/keys/:id/rotate",
-    { schema: { tags: ["keys"], summary: "Rotate: a successor with the same settings; the old key works until the grace ends", params: KeyIdParams, body: RotateKeyBody, response: { ...errors } } },
+    {
+      schema: {
+        tags: ["keys"],
+        summary: "Rotate: a successor with the same settings; the old key works until the grace ends",
+        params: KeyIdParams,
+        body: RotateKeyBody,
+        response: { ...errors },
+      },
+    },
     async (request, reply) => {
       const caller = await ctx.requireKey(request, reply, ["keys:write"]);
       if (!caller) return reply;
@@ -132,7 +163,15 @@ export function registerKeyRoutes(app: FastifyInstance, ctx: ServiceContext): vo
 
   app.post<{ Params: Static<typeof KeyIdParams>; Body: Static<typeof RevokeKeyBody> | undefined }>(
     "/v1/keys/:id/revoke",
-    { schema: { tags: ["keys"], summary: "Revoke at once, on every instance", params: KeyIdParams, body: RevokeKeyBody, response: { 200: KeyObjectSchema, ...errors } } },
+    {
+      schema: {
+        tags: ["keys"],
+        summary: "Revoke at once, on every instance",
+        params: KeyIdParams,
+        body: RevokeKeyBody,
+        response: { 200: KeyObjectSchema, ...errors },
+      },
+    },
     async (request, reply) => {
       const caller = await ctx.requireKey(request, reply, ["keys:write"]);
       if (!caller) return reply;

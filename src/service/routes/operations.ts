@@ -25,7 +25,10 @@ export function registerOperationRoutes(app: FastifyInstance, ctx: ServiceContex
       await ctx.keyward.store.getMeta("schema");
       return { status: "ready", checks: { store: "ok" } };
     } catch {
-      return reply.code(503).header("retry-after", "5").send({ status: "unavailable", checks: { store: "unreachable" } });
+      return reply
+        .code(503)
+        .header("retry-after", "5")
+        .send({ status: "unavailable", checks: { store: "unreachable" } });
     }
   });
 
@@ -43,7 +46,8 @@ export function registerOperationRoutes(app: FastifyInstance, ctx: ServiceContex
     const rows = Object.entries(spec.paths ?? {})
       .flatMap(([path, methods]) =>
         Object.entries(methods).map(
-          ([method, op]) => `<tr><td><code>${escapeHtml(method.toUpperCase())}</code></td><td><code>${escapeHtml(path)}</code></td><td>${escapeHtml(op.summary ?? "")}</td></tr>`,
+          ([method, op]) =>
+            `<tr><td><code>${escapeHtml(method.toUpperCase())}</code></td><td><code>${escapeHtml(path)}</code></td><td>${escapeHtml(op.summary ?? "")}</td></tr>`,
         ),
       )
       .join("");
@@ -59,10 +63,18 @@ export function registerOperationRoutes(app: FastifyInstance, ctx: ServiceContex
 
   app.get("/docs/errors", { schema: { hide: true } }, async (_request, reply) => {
     const rows = Object.entries(ERROR_REGISTRY)
-      .map(([code, d]) => `<tr id="${code}"><td><code>${code}</code></td><td>${d.status}</td><td>${escapeHtml(d.title)}</td><td>${escapeHtml(d.solve)}</td></tr>`)
+      .map(
+        ([code, d]) =>
+          `<tr id="${code}"><td><code>${code}</code></td><td>${d.status}</td><td>${escapeHtml(d.title)}</td><td>${escapeHtml(d.solve)}</td></tr>`,
+      )
       .join("");
     return reply
       .headers(PAGE_HEADERS)
-      .send(htmlPage("Keyward errors", `<h1>Error codes</h1><table><tr><th>Code</th><th>Status</th><th>Title</th><th>How to solve</th></tr>${rows}</table>`));
+      .send(
+        htmlPage(
+          "Keyward errors",
+          `<h1>Error codes</h1><table><tr><th>Code</th><th>Status</th><th>Title</th><th>How to solve</th></tr>${rows}</table>`,
+        ),
+      );
   });
 }

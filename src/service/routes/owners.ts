@@ -28,7 +28,14 @@ export function registerOwnerRoutes(app: FastifyInstance, ctx: ServiceContext): 
 
   app.patch<{ Params: Static<typeof OwnerParams>; Body: Static<typeof UpdateOwnerBody> }>(
     "/v1/owners/:type/:id",
-    { schema: { tags: ["owners"], summary: "Disable or enable an owner and, with it, every key it holds", params: OwnerParams, body: UpdateOwnerBody } },
+    {
+      schema: {
+        tags: ["owners"],
+        summary: "Disable or enable an owner and, with it, every key it holds",
+        params: OwnerParams,
+        body: UpdateOwnerBody,
+      },
+    },
     async (request, reply) => {
       const caller = await ctx.requireKey(request, reply, ["users:write"]);
       if (!caller) return reply;

@@ -1,7 +1,7 @@
 import type { Static } from "@sinclair/typebox";
 import type { FastifyInstance } from "fastify";
-import { toPublicKey, type VerifiedKey } from "../../core/key-view.js";
 import type { Environment } from "../../core/key-format.js";
+import { toPublicKey, type VerifiedKey } from "../../core/key-view.js";
 import { isValidScope } from "../../core/scopes.js";
 import { rateLimitHeaders } from "../../middleware/http-edge.js";
 import { buildProblem, PROBLEM_CONTENT_TYPE } from "../../middleware/problem.js";
@@ -81,7 +81,10 @@ export function registerVerificationRoutes(app: FastifyInstance, ctx: ServiceCon
       const scopes = splitScopes(header("x-keyward-scopes") ?? request.query.scopes);
       const environment = (header("x-keyward-environment") ?? request.query.environment) as Environment | undefined;
       if (scopes.some((scope) => !isValidScope(scope)) || (environment && environment !== "sandbox" && environment !== "production")) {
-        return reply.code(400).type(PROBLEM_CONTENT_TYPE).send(buildProblem("VALIDATION_FAILED", "invalid required scopes or environment", { requestId: request.id }));
+        return reply
+          .code(400)
+          .type(PROBLEM_CONTENT_TYPE)
+          .send(buildProblem("VALIDATION_FAILED", "invalid required scopes or environment", { requestId: request.id }));
       }
       const caller = await ctx.authenticate(request, reply, { scopes, ...(environment ? { environment } : {}) });
       if (!caller) return reply;

@@ -1,9 +1,39 @@
+import type Database from "better-sqlite3";
+
+/** One schema change: applied once, by name, inside a transaction. Never edit an applied one: add the next. */
+export interface SqliteMigration {
+  name: string;
+  sql: string;
+}
+
 /**
- * Versioned schema for SQLite. Each entry runs once, in order, inside a transaction; the applied
- * version lives in `PRAGMA user_version`. Never edit an applied migration: add the next one.
+ * Applies the migrations of one module (`core`, `limits`, `accounts`, …) that are not yet
+ * recorded in `schema_migrations`. Modules own their tables and their migration lists, so
+ * features add schema without renumbering each other.
  */
-export const SQLITE_MIGRATIONS: readonly string[] = [
-  `
+export function applySqliteMigrations(db: Database.Database, migrations: readonly SqliteMigration[]): void {
+  db.exec("CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at INTEGER NOT NULL) STRICT");
+  const applied = new Set(
+    db
+      .prepare<[], { name: string }>("SELECT name FROM schema_migrations")
+      .all()
+      .map((row) => row.name),
+  );
+  const record = db.prepare("INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)");
+  for (const migration of migrations) {
+    if (applied.has(migration.name)) continue;
+    db.transaction(() => {
+      db.exec(migration.sql);
+      record.run(migration.name, Date.now());
+    })();
+  }
+}
+
+/** The core schema: owners, keys, audit events, meta. */
+export const CORE_SQLITE_MIGRATIONS: readonly SqliteMigration[] = [
+  {
+    name: "core/0001_keys",
+    sql: `
   CREATE TABLE owners (
     type TEXT NOT NULL CHECK (type IN ('user', 'application')),
     id TEXT NOT NULL,
@@ -67,4 +97,5 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
     value TEXT NOT NULL
   ) STRICT;
   `,
+  },
 ];

@@ -24,7 +24,7 @@ import {
   rowToKey,
 } from "../rows.js";
 import { bindQuestionMark, buildAuditWhere, buildKeyListWhere } from "../sql-filters.js";
-import { SQLITE_MIGRATIONS } from "./migrations.js";
+import { applySqliteMigrations, CORE_SQLITE_MIGRATIONS } from "./migrations.js";
 
 export interface SqliteKeyStoreOptions {
   /** File path, or `:memory:`. Parent folders are created. */
@@ -80,13 +80,7 @@ export class SqliteKeyStore implements KeyStore {
   }
 
   async migrate(): Promise<void> {
-    const current = this.db.pragma("user_version", { simple: true }) as number;
-    for (let version = current; version < SQLITE_MIGRATIONS.length; version++) {
-      this.db.transaction(() => {
-        this.db.exec(SQLITE_MIGRATIONS[version] as string);
-        this.db.pragma(`user_version = ${version + 1}`);
-      })();
-    }
+    applySqliteMigrations(this.db, CORE_SQLITE_MIGRATIONS);
   }
 
   async findKeyByDigest(digest: string): Promise<KeyLookup | null> {
