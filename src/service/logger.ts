@@ -15,7 +15,7 @@ interface SerializedRequest {
   remoteAddress?: string | undefined;
 }
 
-/** Logs the path only: a query string may hold a key (KEY_IN_URL), so it is never logged. */
+/** Logs the path only (scrubbed: a client may put a key in it); a query string may hold a key (KEY_IN_URL), so it is never logged. */
 function serializeRequest(req: {
   method: string;
   url: string;
@@ -26,7 +26,7 @@ function serializeRequest(req: {
   const question = req.url.indexOf("?");
   return {
     method: req.method,
-    url: question < 0 ? req.url : `${req.url.slice(0, question)}?[query redacted]`,
+    url: scrubSecrets(question < 0 ? req.url : `${req.url.slice(0, question)}?[query redacted]`),
     id: req.id,
     remoteAddress: req.ip ?? req.socket?.remoteAddress,
   };

@@ -60,10 +60,10 @@ export async function startService(
   const port = typeof address === "object" && address ? address.port : config.port;
   const host = config.host.includes(":") ? `[${config.host}]` : config.host;
   const url = `http://${host === "0.0.0.0" ? "127.0.0.1" : host}:${port}`;
+  const print = options.print ?? ((line: string) => process.stdout.write(`${line}\n`));
   const bootstrapKey = await bootstrapAdminKey(keyward);
   if (bootstrapKey) {
     // Printed to the terminal once, never logged: this is the only copy.
-    const print = options.print ?? ((line: string) => process.stdout.write(`${line}\n`));
     print("");
     print("  Keyward is ready. This admin key is shown once; store it now:");
     print("");
@@ -72,6 +72,7 @@ export async function startService(
     print(`  API: ${url}   Docs: ${url}/docs`);
     print("");
   }
+  print(`Keyward listening on ${url}`);
   logger.info({ url, store: config.databaseUrl.split(":")[0] }, "keyward listening");
   let closing: Promise<void> | null = null;
   return {

@@ -130,8 +130,8 @@ export const ListKeysQuery = Type.Object(
 export const ListAuditQuery = Type.Object(
   {
     ...PageQuery,
-    actor: Type.Optional(Type.String({ maxLength: 128 })),
-    key: Type.Optional(Type.String({ maxLength: 128 })),
+    actor_id: Type.Optional(Type.String({ maxLength: 128 })),
+    key_id: Type.Optional(Type.String({ maxLength: 128 })),
     action: Type.Optional(Type.String({ maxLength: 64 })),
     since: Type.Optional(Timestamp),
     until: Type.Optional(Timestamp),

@@ -29,22 +29,24 @@ export function buildKeyListWhere(filter: KeyListFilter, after: KeyPageCursor | 
   if (filter.ownerId) clauses.push(`owner_id = ${bind(filter.ownerId)}`);
   if (filter.environment) clauses.push(`environment = ${bind(filter.environment)}`);
   if (filter.status) {
+    // Built on demand: every placeholder made must appear in the SQL, in order.
     const now = filter.now;
-    const revoked = `((revoked_at IS NOT NULL AND revoked_at <= ${bind(now)}) OR (grace_ends_at IS NOT NULL AND grace_ends_at <= ${bind(now)}))`;
-    const enabled = `enabled = ${bind(trueValue)}`;
-    const expired = `(expires_at IS NOT NULL AND expires_at <= ${bind(now)})`;
+    const revoked = () =>
+      `((revoked_at IS NOT NULL AND revoked_at <= ${bind(now)}) OR (grace_ends_at IS NOT NULL AND grace_ends_at <= ${bind(now)}))`;
+    const enabled = () => `enabled = ${bind(trueValue)}`;
+    const expired = () => `(expires_at IS NOT NULL AND expires_at <= ${bind(now)})`;
     switch (filter.status) {
       case "revoked":
-        clauses.push(revoked);
+        clauses.push(revoked());
         break;
       case "disabled":
-        clauses.push(`NOT ${revoked} AND NOT ${enabled}`);
+        clauses.push(`NOT ${revoked()} AND NOT ${enabled()}`);
         break;
       case "expired":
-        clauses.push(`NOT ${revoked} AND ${enabled} AND ${expired}`);
+        clauses.push(`NOT ${revoked()} AND ${enabled()} AND ${expired()}`);
         break;
       case "active":
-        clauses.push(`NOT ${revoked} AND ${enabled} AND NOT ${expired}`);
+        clauses.push(`NOT ${revoked()} AND ${enabled()} AND NOT ${expired()}`);
         break;
     }
   }

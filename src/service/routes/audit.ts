@@ -32,8 +32,8 @@ export function registerAuditRoutes(app: FastifyInstance, ctx: ServiceContext): 
       if (q.cursor !== undefined && !/^\d{1,15}$/.test(q.cursor)) throw new KeywardError("INVALID_CURSOR");
       const page = await ctx.keyward.store.listAuditEvents(
         {
-          ...(q.actor ? { actorId: q.actor } : {}),
-          ...(q.key ? { targetId: q.key } : {}),
+          ...(q.actor_id ? { actorId: q.actor_id } : {}),
+          ...(q.key_id ? { targetId: q.key_id } : {}),
           ...(q.action ? { action: q.action } : {}),
           ...(q.since ? { since: Date.parse(q.since) } : {}),
           ...(q.until ? { until: Date.parse(q.until) } : {}),
