@@ -1,13 +1,15 @@
 import { KeywardError } from "../core/errors.js";
 import type { KeyStore } from "../ports/key-store.js";
+import { PostgresKeyStore } from "../stores/postgres/postgres-key-store.js";
 import { SqliteKeyStore } from "../stores/sqlite/sqlite-key-store.js";
 
-/** Opens the store named by `KEYWARD_DATABASE_URL`: `sqlite:<path>` (default) or `sqlite::memory:`. */
+/** Opens the store named by `KEYWARD_DATABASE_URL`: `sqlite:<path>` (default) or `postgres://…`. */
 export async function openStore(databaseUrl: string): Promise<KeyStore> {
   if (databaseUrl.startsWith("sqlite:")) {
     const filename = databaseUrl.slice("sqlite:".length).replace(/^\/\//, "");
     if (!filename) throw new KeywardError("INVALID_CONFIGURATION", "KEYWARD_DATABASE_URL sqlite: needs a file path");
     return new SqliteKeyStore({ filename });
   }
-  throw new KeywardError("INVALID_CONFIGURATION", "KEYWARD_DATABASE_URL must start with sqlite:");
+  if (/^postgres(ql)?:\/\//.test(databaseUrl)) return new PostgresKeyStore({ connectionString: databaseUrl });
+  throw new KeywardError("INVALID_CONFIGURATION", "KEYWARD_DATABASE_URL must start with sqlite: or postgres://");
 }

@@ -135,15 +135,6 @@ export class SqliteKeyStore implements KeyStore {
       if (!this.s.getKey.get(oldId)) return "not_found";
       const marked = this.s.markReplaced.run(successor.id, oldChanges.graceEndsAt ?? null, audit.at, oldId);
       if (marked.changes === 0) return "conflict";
-      const rest = { ...oldChanges };
-      delete rest.replacedBy;
-      delete rest.graceEndsAt;
-      const columns = changesToColumns(rest, true);
-      if (columns.length > 0) {
-        this.db
-          .prepare(`UPDATE keys SET ${columns.map((c) => `${c.column} = ?`).join(", ")} WHERE id = ?`)
-          .run(...columns.map((c) => c.value), oldId);
-      }
       this.s.insertKey.run(...keyToRowValues(successor, true));
       this.s.insertAudit.run(...auditToRowValues(audit));
       return "rotated";

@@ -1,0 +1,97 @@
+import type { PoolClient } from "pg";
+
+/** One schema change for PostgreSQL: applied once, by name, in a transaction. Never edit an applied one. */
+export interface PostgresMigration {
+  name: string;
+  sql: string;
+}
+
+// One advisory lock id for all Keyward migrations: instances starting together migrate one at a time.
+const MIGRATION_LOCK = 0x6b657977;
+
+/**
+ * Applies the migrations of one module that are not yet recorded in `schema_migrations`,
+ * holding an advisory lock so that several instances starting at once do not race.
+ */
+export async function applyPostgresMigrations(client: PoolClient, migrations: readonly PostgresMigration[]): Promise<void> {
+  await client.query("BEGIN");
+  try {
+    await client.query("SELECT pg_advisory_xact_lock($1)", [MIGRATION_LOCK]);
+    await client.query("CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at BIGINT NOT NULL)");
+    const applied = new Set((await client.query<{ name: string }>("SELECT name FROM schema_migrations")).rows.map((r) => r.name));
+    for (const migration of migrations) {
+      if (applied.has(migration.name)) continue;
+      await client.query(migration.sql);
+      await client.query("INSERT INTO schema_migrations (name, applied_at) VALUES ($1, $2)", [migration.name, Date.now()]);
+    }
+    await client.query("COMMIT");
+  } catch (error) {
+    await client.query("ROLLBACK");
+    throw error;
+  }
+}
+
+/** The core schema, as for SQLite: owners, keys, audit events, meta. JSON kept as text so both stores share row mapping. */
+export const CORE_POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
+  {
+    name: "core/0001_keys",
+    sql: `
+    CREATE TABLE owners (
+      type TEXT NOT NULL CHECK (type IN ('user', 'application')),
+      id TEXT NOT NULL,
+      disabled BOOLEAN NOT NULL DEFAULT FALSE,
+      created_at BIGINT NOT NULL,
+      PRIMARY KEY (type, id)
+    );
+    CREATE TABLE keys (
+      id TEXT PRIMARY KEY,
+      digest TEXT NOT NULL UNIQUE,
+      hash_version INTEGER NOT NULL,
+      ref TEXT NOT NULL,
+      name TEXT NOT NULL,
+      owner_type TEXT NOT NULL,
+      owner_id TEXT NOT NULL,
+      environment TEXT NOT NULL CHECK (environment IN ('sandbox', 'production')),
+      scopes TEXT NOT NULL,
+      enabled BOOLEAN NOT NULL,
+      created_at BIGINT NOT NULL,
+      updated_at BIGINT NOT NULL,
+      expires_at BIGINT,
+      revoked_at BIGINT,
+      revoked_reason TEXT,
+      last_used_at BIGINT,
+      rate_limit TEXT,
+      concurrency INTEGER,
+      quota TEXT,
+      allowed_cidrs TEXT NOT NULL,
+      metadata TEXT NOT NULL,
+      rotated_from TEXT,
+      replaced_by TEXT,
+      grace_ends_at BIGINT,
+      lineage_id TEXT NOT NULL,
+      FOREIGN KEY (owner_type, owner_id) REFERENCES owners (type, id)
+    );
+    CREATE INDEX keys_owner ON keys (owner_type, owner_id, created_at DESC, id DESC);
+    CREATE INDEX keys_created ON keys (created_at DESC, id DESC);
+    CREATE INDEX keys_environment ON keys (environment, created_at DESC, id DESC);
+    CREATE TABLE audit_events (
+      seq BIGSERIAL PRIMARY KEY,
+      id TEXT NOT NULL UNIQUE,
+      at BIGINT NOT NULL,
+      actor_type TEXT NOT NULL,
+      actor_id TEXT NOT NULL,
+      action TEXT NOT NULL,
+      target_type TEXT NOT NULL,
+      target_id TEXT NOT NULL,
+      ip TEXT,
+      user_agent TEXT,
+      request_id TEXT,
+      changes TEXT,
+      details TEXT
+    );
+    CREATE INDEX audit_target ON audit_events (target_id, seq);
+    CREATE INDEX audit_actor ON audit_events (actor_id, seq);
+    CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+    `,
+  },
+];

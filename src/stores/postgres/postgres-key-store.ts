@@ -1,0 +1,221 @@
+import pg from "pg";
+import type { AuditEvent, KeyLifecycleChanges, KeyRecord, OwnerRecord, OwnerRef } from "../../core/model.js";
+import type {
+  AuditFilter,
+  AuditPage,
+  KeyListFilter,
+  KeyLookup,
+  KeyPage,
+  KeyPageCursor,
+  KeyStore,
+  RotateResult,
+} from "../../ports/key-store.js";
+import {
+  AUDIT_INSERT_COLUMNS,
+  type AuditRow,
+  auditToRowValues,
+  changesToColumns,
+  KEY_COLUMNS,
+  type KeyRow,
+  keyToRowValues,
+  rowToAudit,
+  rowToKey,
+} from "../rows.js";
+import { bindNumbered, buildAuditWhere, buildKeyListWhere } from "../sql-filters.js";
+import { applyPostgresMigrations, CORE_POSTGRES_MIGRATIONS } from "./migrations.js";
+
+export interface PostgresKeyStoreOptions {
+  connectionString: string;
+  /** A schema to keep Keyward's tables in (created if missing). Default: the connection's search_path. */
+  schema?: string;
+  /** Pool size. Default 10. */
+  maxConnections?: number;
+}
+
+type OwnerRow = { type: string; id: string; disabled: boolean; created_at: string };
+
+const placeholders = (count: number, from = 1) => Array.from({ length: count }, (_, i) => `$${i + from}`).join(", ");
+const INSERT_KEY = `INSERT INTO keys (${KEY_COLUMNS.join(", ")}) VALUES (${placeholders(KEY_COLUMNS.length)})`;
+const INSERT_AUDIT = `INSERT INTO audit_events (${AUDIT_INSERT_COLUMNS}) VALUES (${placeholders(12)})`;
+const ENSURE_OWNER = "INSERT INTO owners (type, id, disabled, created_at) VALUES ($1, $2, FALSE, $3) ON CONFLICT DO NOTHING";
+
+const toOwner = (row: OwnerRow): OwnerRecord => ({
+  type: row.type as OwnerRef["type"],
+  id: row.id,
+  disabled: row.disabled,
+  createdAt: Number(row.created_at),
+});
+
+/**
+ * KeyStore on PostgreSQL (node-postgres, pooled). The verify lookup is one named prepared
+ * statement on the unique digest index. Writes and their audit events share a transaction.
+ */
+export class PostgresKeyStore implements KeyStore {
+  readonly pool: pg.Pool;
+  private readonly schema: string | undefined;
+
+  constructor(options: PostgresKeyStoreOptions) {
+    if (options.schema !== undefined && !/^[a-z_][a-z0-9_]{0,62}$/.test(options.schema)) throw new RangeError("invalid schema name");
+    this.schema = options.schema;
+    this.pool = new pg.Pool({
+      connectionString: options.connectionString,
+      max: options.maxConnections ?? 10,
+      // Fail fast when the database is unreachable: the engine then serves from cache or answers 503.
+      connectionTimeoutMillis: 2_000,
+      ...(options.schema ? { options: `-c search_path=${options.schema}` } : {}),
+    });
+    // An idle client losing its connection must not crash the process; the next query reconnects.
+    this.pool.on("error", () => {});
+  }
+
+  private async transaction<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    const client = await this.pool.connect();
+    try {
+      await client.query("BEGIN");
+      const result = await work(client);
+      await client.query("COMMIT");
+      return result;
+    } catch (error) {
+      await client.query("ROLLBACK").catch(() => {});
+      throw error;
+    } finally {
+      client.release();
+    }
+  }
+
+  async migrate(): Promise<void> {
+    const client = await this.pool.connect();
+    try {
+      if (this.schema) await client.query(`CREATE SCHEMA IF NOT EXISTS ${this.schema}`);
+      await applyPostgresMigrations(client, CORE_POSTGRES_MIGRATIONS);
+    } finally {
+      client.release();
+    }
+  }
+
+  async findKeyByDigest(digest: string): Promise<KeyLookup | null> {
+    const result = await this.pool.query<KeyRow & { owner_disabled: boolean | null }>({
+      name: "keyward_find_key_by_digest",
+      text: `SELECT k.*, o.disabled AS owner_disabled FROM keys k
+             LEFT JOIN owners o ON o.type = k.owner_type AND o.id = k.owner_id WHERE k.digest = $1`,
+      values: [digest],
+    });
+    const row = result.rows[0];
+    return row ? { key: rowToKey(row), ownerDisabled: row.owner_disabled === true } : null;
+  }
+
+  async getKey(id: string): Promise<KeyRecord | null> {
+    const row = (await this.pool.query<KeyRow>("SELECT * FROM keys WHERE id = $1", [id])).rows[0];
+    return row ? rowToKey(row) : null;
+  }
+
+  async listKeys(filter: KeyListFilter, limit: number, after: KeyPageCursor | null): Promise<KeyPage> {
+    const params: unknown[] = [];
+    const where = buildKeyListWhere(filter, after, bindNumbered(params), true);
+    params.push(limit + 1);
+    const rows = (
+      await this.pool.query<KeyRow>(`SELECT * FROM keys ${where} ORDER BY created_at DESC, id DESC LIMIT $${params.length}`, params)
+    ).rows;
+    const keys = rows.slice(0, limit).map(rowToKey);
+    const last = keys[keys.length - 1];
+    return { keys, next: rows.length > limit && last ? { createdAt: last.createdAt, id: last.id } : null };
+  }
+
+  async insertKey(key: KeyRecord, audit: AuditEvent): Promise<void> {
+    await this.transaction(async (client) => {
+      await client.query(ENSURE_OWNER, [key.owner.type, key.owner.id, key.createdAt]);
+      await client.query(INSERT_KEY, keyToRowValues(key, false));
+      await client.query(INSERT_AUDIT, auditToRowValues(audit));
+    });
+  }
+
+  async updateKey(id: string, changes: KeyLifecycleChanges, audit: AuditEvent | null): Promise<KeyRecord | null> {
+    return this.transaction(async (client) => {
+      const columns = changesToColumns(changes, false);
+      const set = [...columns.map((c, i) => `${c.column} = $${i + 1}`), `updated_at = $${columns.length + 1}`].join(", ");
+      const result = await client.query<KeyRow>(`UPDATE keys SET ${set} WHERE id = $${columns.length + 2} RETURNING *`, [
+        ...columns.map((c) => c.value),
+        audit?.at ?? Date.now(),
+        id,
+      ]);
+      const row = result.rows[0];
+      if (!row) return null;
+      if (audit) await client.query(INSERT_AUDIT, auditToRowValues(audit));
+      return rowToKey(row);
+    });
+  }
+
+  async rotateKey(oldId: string, oldChanges: KeyLifecycleChanges, successor: KeyRecord, audit: AuditEvent): Promise<RotateResult> {
+    return this.transaction(async (client): Promise<RotateResult> => {
+      // The conditional update is the arbiter: of two concurrent rotations only one matches.
+      const marked = await client.query(
+        "UPDATE keys SET replaced_by = $1, grace_ends_at = $2, updated_at = $3 WHERE id = $4 AND replaced_by IS NULL AND revoked_at IS NULL",
+        [successor.id, oldChanges.graceEndsAt ?? null, audit.at, oldId],
+      );
+      if (marked.rowCount === 0) {
+        const exists = await client.query("SELECT 1 FROM keys WHERE id = $1", [oldId]);
+        return exists.rowCount === 0 ? "not_found" : "conflict";
+      }
+      await client.query(INSERT_KEY, keyToRowValues(successor, false));
+      await client.query(INSERT_AUDIT, auditToRowValues(audit));
+      return "rotated";
+    });
+  }
+
+  async getOwner(owner: OwnerRef): Promise<OwnerRecord | null> {
+    const row = (await this.pool.query<OwnerRow>("SELECT * FROM owners WHERE type = $1 AND id = $2", [owner.type, owner.id])).rows[0];
+    return row ? toOwner(row) : null;
+  }
+
+  async ensureOwner(owner: OwnerRef, now: number): Promise<void> {
+    await this.pool.query(ENSURE_OWNER, [owner.type, owner.id, now]);
+  }
+
+  async setOwnerDisabled(owner: OwnerRef, disabled: boolean, audit: AuditEvent, now: number): Promise<OwnerRecord> {
+    return this.transaction(async (client) => {
+      await client.query(ENSURE_OWNER, [owner.type, owner.id, now]);
+      const row = (
+        await client.query<OwnerRow>("UPDATE owners SET disabled = $1 WHERE type = $2 AND id = $3 RETURNING *", [
+          disabled,
+          owner.type,
+          owner.id,
+        ])
+      ).rows[0];
+      await client.query(INSERT_AUDIT, auditToRowValues(audit));
+      return toOwner(row as OwnerRow);
+    });
+  }
+
+  async appendAuditEvent(event: AuditEvent): Promise<void> {
+    await this.pool.query(INSERT_AUDIT, auditToRowValues(event));
+  }
+
+  async listAuditEvents(filter: AuditFilter, limit: number, after: string | null): Promise<AuditPage> {
+    const params: unknown[] = [];
+    const where = buildAuditWhere(filter, after === null ? null : Number(after), bindNumbered(params));
+    params.push(limit + 1);
+    const rows = (await this.pool.query<AuditRow>(`SELECT * FROM audit_events ${where} ORDER BY seq DESC LIMIT $${params.length}`, params))
+      .rows;
+    const page = rows.slice(0, limit);
+    const last = page[page.length - 1];
+    return { events: page.map(rowToAudit), next: rows.length > limit && last ? String(last.seq) : null };
+  }
+
+  async getMeta(name: string): Promise<string | null> {
+    return (await this.pool.query<{ value: string }>("SELECT value FROM meta WHERE name = $1", [name])).rows[0]?.value ?? null;
+  }
+
+  async setMetaOnce(name: string, value: string): Promise<boolean> {
+    return (
+      ((await this.pool.query("INSERT INTO meta (name, value) VALUES ($1, $2) ON CONFLICT DO NOTHING", [name, value])).rowCount ?? 0) === 1
+    );
+  }
+
+  async countKeys(): Promise<number> {
+    return Number((await this.pool.query<{ n: string }>("SELECT COUNT(*) AS n FROM keys")).rows[0]?.n ?? 0);
+  }
+
+  async close(): Promise<void> {
+    await this.pool.end();
+  }
+}
