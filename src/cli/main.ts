@@ -5,7 +5,7 @@ import { type PublicKey, toPublicKey } from "../core/key-view.js";
 import type { KeyStatus, OwnerType, RequestContext } from "../core/model.js";
 import type { Keyward } from "../engine/keyward.js";
 import { loadConfig } from "../service/config.js";
-import { createAdminKey, openKeyward, startService } from "../service/runtime.js";
+import { createAdminKey, openKeyward } from "../service/open-keyward.js";
 import { parseDuration } from "./durations.js";
 
 const out = (line: string) => process.stdout.write(`${line}\n`);
@@ -84,11 +84,20 @@ export function buildCli(): Command {
     .description("start the HTTP service (KEYWARD_DATABASE_URL, PORT/KEYWARD_PORT, KEYWARD_HOST)")
     .option("--port <port>", "port to listen on", parseInteger)
     .option("--host <host>", "address to bind")
-    .action(async (options: { port?: number; host?: string }) => {
+    .option("--workers <n>", "worker processes sharing the port (node:cluster); default 1", parseInteger, 1)
+    .action(async (options: { port?: number; host?: string; workers: number }) => {
       const config = loadConfig();
       if (options.port !== undefined) config.port = options.port;
       if (options.host) config.host = options.host;
-      const service = await startService(config);
+      // The server is loaded only here, so key commands start fast.
+      const cluster = (await import("node:cluster")).default;
+      if (options.workers > 1 && cluster.isPrimary) {
+        const { runPrimary } = await import("../service/workers.js");
+        await runPrimary(config, options.workers, out);
+        return;
+      }
+      const { startService } = await import("../service/runtime.js");
+      const service = await startService(config, { bootstrap: cluster.isPrimary });
       const stop = () => {
         service.close().then(
           () => process.exit(0),

@@ -68,7 +68,7 @@ export interface Page<T> {
 }
 
 /** Keyward change notifications, for cross-instance cache invalidation. */
-export type InvalidationMessage = { kind: "key"; keyId: string; digest: string } | { kind: "all" };
+export type InvalidationMessage = { kind: "key"; keyId: string; digest?: string } | { kind: "all" };
 
 function encodeCursor(cursor: KeyPageCursor | null): string | null {
   return cursor === null ? null : Buffer.from(`${cursor.createdAt}.${cursor.id}`).toString("base64url");

@@ -18,9 +18,9 @@ export interface ServeProcess {
 }
 
 /** Starts `keyward serve` on a free loopback port and waits for its listening line. */
-export async function startServeProcess(env: Record<string, string>): Promise<ServeProcess> {
+export async function startServeProcess(env: Record<string, string>, extraArgs: string[] = []): Promise<ServeProcess> {
   assertBuilt();
-  const child = spawn(process.execPath, [CLI, "serve", "--port", "0", "--host", "127.0.0.1"], {
+  const child = spawn(process.execPath, [CLI, "serve", "--port", "0", "--host", "127.0.0.1", ...extraArgs], {
     env: { ...process.env, ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });

@@ -9,7 +9,7 @@ import { buildApp } from "../../src/service/app.js";
 import { loadConfig, type ServiceConfig } from "../../src/service/config.js";
 import { createLogger } from "../../src/service/logger.js";
 import { ServiceMetrics } from "../../src/service/metrics.js";
-import { createAdminKey } from "../../src/service/runtime.js";
+import { createAdminKey } from "../../src/service/open-keyward.js";
 import { SqliteKeyStore } from "../../src/stores/sqlite/sqlite-key-store.js";
 import { findLeaks, readDatabaseBytes, recordForSweep } from "./canary.js";
 

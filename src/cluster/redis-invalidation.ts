@@ -1,0 +1,92 @@
+import { randomUUID } from "node:crypto";
+import { Redis, type RedisOptions } from "ioredis";
+import type { InvalidationMessage, Keyward } from "../engine/keyward.js";
+
+export interface RedisInvalidationOptions {
+  /** Channel name. Default `keyward:invalidate`. */
+  channel?: string;
+  /** Called on connection changes, for logs and metrics. */
+  onStatus?: (status: "connected" | "disconnected") => void;
+  redisOptions?: RedisOptions;
+}
+
+interface Envelope {
+  from: string;
+  message: InvalidationMessage;
+}
+
+/**
+ * Cross-instance cache invalidation over Redis pub/sub. Every local change (revoke, rotate,
+ * disable, scope change, owner change) is published; every instance applies what the others
+ * publish within one round trip. Pub/sub is fire-and-forget, so when the subscription drops
+ * and comes back the instance clears its whole cache (messages may have been missed); while it
+ * is down, the cache's maximum age still bounds staleness.
+ */
+export class RedisInvalidationChannel {
+  readonly instanceId = randomUUID();
+  private readonly channel: string;
+  private readonly publisher: Redis;
+  private readonly subscriber: Redis;
+  private connectedOnce = false;
+
+  constructor(
+    private readonly keyward: Keyward,
+    redisUrl: string,
+    private readonly options: RedisInvalidationOptions = {},
+  ) {
+    this.channel = options.channel ?? "keyward:invalidate";
+    const common: RedisOptions = {
+      lazyConnect: true,
+      maxRetriesPerRequest: 1,
+      enableOfflineQueue: false,
+      // Back off to at most 2 s between reconnects: no retry storm when Redis is down.
+      retryStrategy: (attempt) => Math.min(50 * 2 ** attempt, 2_000),
+      ...options.redisOptions,
+    };
+    this.publisher = new Redis(redisUrl, common);
+    this.subscriber = new Redis(redisUrl, { ...common, enableOfflineQueue: true });
+    this.subscriber.on("message", (_channel: string, raw: string) => this.receive(raw));
+    this.subscriber.on("ready", () => {
+      // A reconnect may have dropped messages: forget everything cached and re-read from the store.
+      if (this.connectedOnce) this.keyward.applyInvalidation({ kind: "all" });
+      this.connectedOnce = true;
+      this.options.onStatus?.("connected");
+    });
+    this.subscriber.on("close", () => this.options.onStatus?.("disconnected"));
+    // Errors are reported through status; ioredis reconnects by itself.
+    this.subscriber.on("error", () => {});
+    this.publisher.on("error", () => {});
+    keyward.onInvalidate((message) => this.publish(message));
+  }
+
+  async start(): Promise<void> {
+    await Promise.all([this.publisher.connect(), this.subscriber.connect()]);
+    await this.subscriber.subscribe(this.channel);
+  }
+
+  private publish(message: InvalidationMessage): void {
+    // Only the key id travels: other instances find the cached digest by id, so no digest leaves the process.
+    const envelope: Envelope = { from: this.instanceId, message: message.kind === "key" ? { kind: "key", keyId: message.keyId } : message };
+    // Never block or fail the change that caused it; a lost message is bounded by the cache age.
+    this.publisher.publish(this.channel, JSON.stringify(envelope)).catch(() => {});
+  }
+
+  private receive(raw: string): void {
+    let envelope: Envelope;
+    try {
+      envelope = JSON.parse(raw) as Envelope;
+    } catch {
+      return;
+    }
+    if (envelope.from === this.instanceId) return;
+    const message = envelope.message;
+    if (message?.kind === "all") this.keyward.applyInvalidation({ kind: "all" });
+    else if (message?.kind === "key" && typeof message.keyId === "string")
+      this.keyward.applyInvalidation({ kind: "key", keyId: message.keyId });
+  }
+
+  async close(): Promise<void> {
+    this.publisher.disconnect();
+    this.subscriber.disconnect();
+  }
+}

@@ -1,0 +1,35 @@
+import cluster from "node:cluster";
+import { relayWorkerInvalidations } from "../cluster/ipc-invalidation.js";
+import type { ServiceConfig } from "./config.js";
+import { bootstrapAdminKey, openKeyward, printBootstrapKey } from "./open-keyward.js";
+
+/**
+ * `keyward serve --workers N`: the primary migrates the store and mints the first-start admin
+ * key once, then forks N workers that share the port (node:cluster) and relays cache
+ * invalidations between them. A worker that dies is replaced; SIGTERM stops them all gracefully.
+ * With SQLite, the workers share one WAL database file: one writer at a time, readers never block.
+ */
+export async function runPrimary(config: ServiceConfig, workers: number, print: (line: string) => void): Promise<void> {
+  const keyward = await openKeyward(config);
+  const bootstrapKey = await bootstrapAdminKey(keyward);
+  await keyward.close();
+  if (bootstrapKey) printBootstrapKey(print, bootstrapKey, `http://${config.host}:${config.port}`);
+  relayWorkerInvalidations();
+  let stopping = false;
+  const env = { KEYWARD_PORT: String(config.port), KEYWARD_HOST: config.host };
+  for (let i = 0; i < workers; i++) cluster.fork(env);
+  cluster.on("exit", (worker, code, signal) => {
+    if (stopping) return;
+    print(`worker ${worker.id} exited (${signal ?? code}); starting another`);
+    cluster.fork(env);
+  });
+  const stop = () => {
+    stopping = true;
+    for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill("SIGTERM");
+    cluster.on("exit", () => {
+      if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(0);
+    });
+  };
+  process.once("SIGTERM", stop);
+  process.once("SIGINT", stop);
+}

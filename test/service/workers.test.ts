@@ -1,0 +1,49 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, expect, it } from "vitest";
+import { startServeProcess, waitForExit } from "../helpers/process.js";
+
+let dir: string;
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), "keyward-workers-"));
+});
+afterEach(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+it("serve --workers 2 shares one SQLite store and applies a revocation on every worker", async () => {
+  const server = await startServeProcess({ KEYWARD_DATABASE_URL: `sqlite:${join(dir, "k.db")}`, KEYWARD_LOG_LEVEL: "warn" }, [
+    "--workers",
+    "2",
+  ]);
+  try {
+    // Both workers report; the primary printed the one bootstrap key.
+    await expect.poll(() => (server.stdout().match(/Keyward listening on/g) ?? []).length, { timeout: 10_000 }).toBe(2);
+    const keys = server.stdout().match(/kw_live_[0-9A-Za-z]{38}/g) ?? [];
+    expect(keys).toHaveLength(1);
+    const headers = { authorization: `Bearer ${keys[0]}`, "content-type": "application/json" };
+    const created = (await (
+      await fetch(`${server.url}/v1/keys`, {
+        method: "POST",
+        headers,
+        body: JSON.stringify({ owner: { type: "user", id: "w" }, name: "w", environment: "sandbox", scopes: ["read"] }),
+      })
+    ).json()) as { id: string; key: string };
+    // Warm both workers' caches (connections are spread across workers).
+    for (let i = 0; i < 10; i++) {
+      const response = await fetch(`${server.url}/v1/introspect`, { headers: { "x-api-key": created.key, connection: "close" } });
+      expect(response.status).toBe(200);
+    }
+    const revoke = await fetch(`${server.url}/v1/keys/${created.id}/revoke`, { method: "POST", headers, body: "{}" });
+    expect(revoke.status).toBe(200);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    for (let i = 0; i < 10; i++) {
+      const response = await fetch(`${server.url}/v1/introspect`, { headers: { "x-api-key": created.key, connection: "close" } });
+      expect(response.status).toBe(401);
+    }
+  } finally {
+    server.child.kill("SIGTERM");
+    await waitForExit(server.child);
+  }
+});
