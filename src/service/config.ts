@@ -19,6 +19,10 @@ export interface ServiceConfig {
   logLevel: string;
   logRequests: boolean;
   redisUrl: string | null;
+  /** Prefix of every Redis key and channel, so deployments (or tests) can share one Redis. */
+  redisPrefix: string;
+  /** PostgreSQL schema for Keyward's tables; default the connection's search_path. */
+  databaseSchema: string | null;
 }
 
 type Env = Record<string, string | undefined>;
@@ -68,5 +72,7 @@ export function loadConfig(env: Env = process.env): ServiceConfig {
     logLevel: env.KEYWARD_LOG_LEVEL || "info",
     logRequests: flag(env, "KEYWARD_LOG_REQUESTS", false),
     redisUrl: env.KEYWARD_REDIS_URL || null,
+    redisPrefix: env.KEYWARD_REDIS_PREFIX || "keyward:",
+    databaseSchema: env.KEYWARD_DATABASE_SCHEMA || null,
   };
 }

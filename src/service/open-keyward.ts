@@ -12,7 +12,7 @@ export const BUILTIN_APPLICATION = { type: "application", id: "keyward" } as con
 
 /** Opens and migrates the configured store and builds the engine on it. */
 export async function openKeyward(config: ServiceConfig, metrics?: ServiceMetrics): Promise<Keyward> {
-  const store: KeyStore = await openStore(config.databaseUrl);
+  const store: KeyStore = await openStore(config.databaseUrl, { schema: config.databaseSchema });
   await store.migrate();
   return new Keyward({
     store,

@@ -36,6 +36,7 @@ export async function startService(config: ServiceConfig, options: StartOptions 
   let channel: RedisInvalidationChannel | null = null;
   if (config.redisUrl) {
     channel = new RedisInvalidationChannel(keyward, config.redisUrl, {
+      channel: `${config.redisPrefix}invalidate`,
       onStatus: (status) => logger[status === "connected" ? "info" : "warn"]({ status }, "invalidation channel"),
     });
     // Start without waiting for Redis: if it is down, the cache maximum age bounds staleness and the channel reconnects.

@@ -4,12 +4,13 @@ import { PostgresKeyStore } from "../stores/postgres/postgres-key-store.js";
 import { SqliteKeyStore } from "../stores/sqlite/sqlite-key-store.js";
 
 /** Opens the store named by `KEYWARD_DATABASE_URL`: `sqlite:<path>` (default) or `postgres://…`. */
-export async function openStore(databaseUrl: string): Promise<KeyStore> {
+export async function openStore(databaseUrl: string, options: { schema?: string | null } = {}): Promise<KeyStore> {
   if (databaseUrl.startsWith("sqlite:")) {
     const filename = databaseUrl.slice("sqlite:".length).replace(/^\/\//, "");
     if (!filename) throw new KeywardError("INVALID_CONFIGURATION", "KEYWARD_DATABASE_URL sqlite: needs a file path");
     return new SqliteKeyStore({ filename });
   }
-  if (/^postgres(ql)?:\/\//.test(databaseUrl)) return new PostgresKeyStore({ connectionString: databaseUrl });
+  if (/^postgres(ql)?:\/\//.test(databaseUrl))
+    return new PostgresKeyStore({ connectionString: databaseUrl, ...(options.schema ? { schema: options.schema } : {}) });
   throw new KeywardError("INVALID_CONFIGURATION", "KEYWARD_DATABASE_URL must start with sqlite: or postgres://");
 }
