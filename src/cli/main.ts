@@ -1,5 +1,6 @@
 import { userInfo } from "node:os";
 import { Command, InvalidArgumentError } from "commander";
+import { verifyAuditChain } from "../core/audit-chain.js";
 import { isKeywardError, KeywardError } from "../core/errors.js";
 import { type PublicKey, toPublicKey } from "../core/key-view.js";
 import type { KeyStatus, OwnerType, RequestContext } from "../core/model.js";
@@ -243,6 +244,55 @@ export function buildCli(): Command {
       await withKeyward(async (keyward) => {
         const key = toPublicKey(await keyward.revokeKey(id, options.reason ?? null, cliContext()), keyward.clock.now());
         out(options.json ? JSON.stringify(key, null, 2) : `Key revoked.\n${describeKey(key)}`);
+      });
+    });
+
+  program
+    .command("scan <path>")
+    .description("find keys of this deployment's format in files and in git history; exits 1 when any are found")
+    .option("--no-history", "skip git history")
+    .option("--revoke <url>", "report the keys found to this Keyward service (needs KEYWARD_ADMIN_KEY with keys:write)")
+    .option("--json", "print JSON")
+    .action(async (path: string, options: { history: boolean; revoke?: string; json?: boolean }) => {
+      const { scanFiles, scanGitHistory } = await import("./scan.js");
+      const prefix = loadConfig().prefix;
+      const findings = [...scanFiles(path, prefix), ...(options.history ? scanGitHistory(path, prefix) : [])];
+      const printable = findings.map(({ key: _key, ...rest }) => rest);
+      let report: unknown = null;
+      if (options.revoke && findings.length > 0) {
+        const adminKey = process.env.KEYWARD_ADMIN_KEY;
+        if (!adminKey) throw new KeywardError("INVALID_CONFIGURATION", "--revoke needs KEYWARD_ADMIN_KEY");
+        const response = await fetch(new URL("/v1/leaks", options.revoke), {
+          method: "POST",
+          headers: { authorization: `Bearer ${adminKey}`, "content-type": "application/json" },
+          body: JSON.stringify({ keys: [...new Set(findings.map((f) => f.key))], source: `keyward scan ${path}` }),
+        });
+        if (!response.ok) throw new KeywardError("INTERNAL_ERROR", `the service answered ${response.status} to the leak report`);
+        report = ((await response.json()) as { revoked: number }).revoked;
+      }
+      if (options.json) out(JSON.stringify({ findings: printable, ...(report !== null ? { revoked: report } : {}) }, null, 2));
+      else {
+        for (const f of printable) out(`${f.file}:${f.line}${f.commit ? ` (commit ${f.commit.slice(0, 12)})` : ""}  ${f.ref}`);
+        out(findings.length === 0 ? "no keys found" : `${findings.length} key(s) found${report !== null ? `; ${report} revoked` : ""}`);
+      }
+      if (findings.length > 0) process.exitCode = 1;
+    });
+
+  const audit = program.command("audit").description("the audit trail");
+  audit
+    .command("verify")
+    .description("check the audit hash chain; exits 1 at the first break")
+    .option("--json", "print JSON")
+    .action(async (options: { json?: boolean }) => {
+      await withKeyward(async (keyward) => {
+        const report = await verifyAuditChain((after, limit) => keyward.store.readAuditChain(after, limit));
+        if (options.json) out(JSON.stringify(report, null, 2));
+        else if (report.ok) out(`audit chain intact: ${report.events} events`);
+        else
+          out(
+            `audit chain broken at event ${report.brokenAt.id} (seq ${report.brokenAt.seq}): ${report.brokenAt.reason}; ${report.events} events before it verified`,
+          );
+        if (!report.ok) process.exitCode = 1;
       });
     });
 

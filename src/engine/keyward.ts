@@ -62,6 +62,10 @@ export type VerifyResult =
       rateLimit?: RateLimitState;
     };
 
+export type LeakReportEntry =
+  | { index: number; outcome: "malformed" | "unknown" }
+  | { index: number; outcome: "revoked" | "already_revoked"; id: string; ref: string };
+
 export interface Page<T> {
   data: T[];
   nextCursor: string | null;
@@ -354,6 +358,36 @@ export class Keyward {
     const record = await this.store.setOwnerDisabled(owner, disabled, audit, now);
     this.invalidate({ kind: "all" });
     return record;
+  }
+
+  /**
+   * Leak response: every known key in `presented` is revoked at once (on every instance), with
+   * an audit event naming the source. Unknown and malformed strings are reported back by their
+   * position in the list, never echoed.
+   */
+  async reportLeaks(presented: readonly string[], source: string, context: RequestContext): Promise<LeakReportEntry[]> {
+    const results: LeakReportEntry[] = [];
+    for (const [index, candidate] of presented.entries()) {
+      if (!parseApiKey(candidate, this.prefix)) {
+        results.push({ index, outcome: "malformed" });
+        continue;
+      }
+      let lookup = await this.store.findKeyByDigest(hashApiKey(candidate, this.hashSecrets[0]));
+      for (let i = 1; !lookup && i < this.hashSecrets.length; i++)
+        lookup = await this.store.findKeyByDigest(hashApiKey(candidate, this.hashSecrets[i]));
+      if (!lookup) {
+        results.push({ index, outcome: "unknown" });
+        continue;
+      }
+      const key = lookup.key;
+      if (computeKeyStatus(key, this.clock.now()) === "revoked") {
+        results.push({ index, outcome: "already_revoked", id: key.id, ref: key.ref });
+        continue;
+      }
+      await this.revokeKey(key.id, `leaked: ${source}`, context, "key.leaked");
+      results.push({ index, outcome: "revoked", id: key.id, ref: key.ref });
+    }
+    return results;
   }
 
   // ---------------------------------------------------------------- invalidation

@@ -1,3 +1,4 @@
+import type { AuditChainEntry } from "../core/audit-chain.js";
 import type { Environment } from "../core/key-format.js";
 import type { AuditEvent, KeyLifecycleChanges, KeyRecord, KeyStatus, OwnerRecord, OwnerRef } from "../core/model.js";
 
@@ -68,6 +69,8 @@ export interface KeyStore {
   ensureOwner(owner: OwnerRef, now: number): Promise<void>;
   appendAuditEvent(event: AuditEvent): Promise<void>;
   listAuditEvents(filter: AuditFilter, limit: number, after: string | null): Promise<AuditPage>;
+  /** The audit chain in insertion order, after `afterSeq` (0 for the start), for verification and export. */
+  readAuditChain(afterSeq: number, limit: number): Promise<AuditChainEntry[]>;
   getMeta(name: string): Promise<string | null>;
   /** Sets a meta value only if unset; returns whether this call set it (a once-only latch). */
   setMetaOnce(name: string, value: string): Promise<boolean>;

@@ -9,6 +9,7 @@ import { installErrorHandling } from "./errors.js";
 import type { ServiceMetrics } from "./metrics.js";
 import { registerAuditRoutes } from "./routes/audit.js";
 import { registerKeyRoutes } from "./routes/keys.js";
+import { registerLeakRoutes } from "./routes/leaks.js";
 import { registerOperationRoutes } from "./routes/operations.js";
 import { registerOwnerRoutes } from "./routes/owners.js";
 import { registerVerificationRoutes } from "./routes/verification.js";
@@ -79,6 +80,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   registerVerificationRoutes(app, ctx);
   registerOwnerRoutes(app, ctx);
   registerAuditRoutes(app, ctx);
+  registerLeakRoutes(app, ctx);
   await app.ready();
   return app;
 }

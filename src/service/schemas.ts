@@ -176,3 +176,11 @@ export const KeyObjectSchema = Type.Object({
   replaced_by: Nullable(Type.String()),
   grace_ends_at: Nullable(Timestamp),
 });
+
+export const LeakReportBody = Type.Object(
+  {
+    keys: Type.Array(Type.String({ maxLength: 4096 }), { minItems: 1, maxItems: 1000 }),
+    source: Type.Optional(Type.String({ minLength: 1, maxLength: 200, pattern: "^[^\\u0000-\\u001f\\u007f<>]+$" })),
+  },
+  { additionalProperties: false },
+);

@@ -1,3 +1,4 @@
+import { type AuditChainEntry, computeAuditHash } from "../core/audit-chain.js";
 import type { Environment } from "../core/key-format.js";
 import type { AuditEvent, KeyLifecycleChanges, KeyRecord, OwnerType } from "../core/model.js";
 
@@ -170,9 +171,39 @@ export interface AuditRow {
   request_id: string | null;
   changes: string | null;
   details: string | null;
+  prev_hash: string;
+  hash: string;
 }
 
-export function auditToRowValues(event: AuditEvent): unknown[] {
+/** The column values of an audit row that its hash covers, in AUDIT_INSERT_COLUMNS order. */
+export function auditRowHashedValues(row: AuditRow): unknown[] {
+  return [
+    row.id,
+    row.at,
+    row.actor_type,
+    row.actor_id,
+    row.action,
+    row.target_type,
+    row.target_id,
+    row.ip,
+    row.user_agent,
+    row.request_id,
+    row.changes,
+    row.details,
+  ];
+}
+
+export function auditRowToChainEntry(row: AuditRow): AuditChainEntry {
+  return { seq: Number(row.seq), id: row.id, values: auditRowHashedValues(row), prevHash: row.prev_hash, hash: row.hash };
+}
+
+/** Column values for inserting `event` after the event whose hash is `prevHash`. */
+export function chainedAuditRowValues(event: AuditEvent, prevHash: string): unknown[] {
+  const values = auditToRowValues(event);
+  return [...values, prevHash, computeAuditHash(prevHash, values)];
+}
+
+function auditToRowValues(event: AuditEvent): unknown[] {
   return [
     event.id,
     event.at,
@@ -190,7 +221,7 @@ export function auditToRowValues(event: AuditEvent): unknown[] {
 }
 
 export const AUDIT_INSERT_COLUMNS =
-  "id, at, actor_type, actor_id, action, target_type, target_id, ip, user_agent, request_id, changes, details";
+  "id, at, actor_type, actor_id, action, target_type, target_id, ip, user_agent, request_id, changes, details, prev_hash, hash";
 
 export function rowToAudit(row: AuditRow): AuditEvent {
   return {

@@ -1,3 +1,4 @@
+import { AUDIT_GENESIS_HASH, type AuditChainEntry } from "../../core/audit-chain.js";
 import {
   type AuditEvent,
   computeKeyStatus,
@@ -16,6 +17,7 @@ import type {
   KeyStore,
   RotateResult,
 } from "../../ports/key-store.js";
+import { chainedAuditRowValues } from "../rows.js";
 
 const ownerKey = (owner: OwnerRef): string => `${owner.type}:${owner.id}`;
 // Records are copied in and out so callers can never mutate what the store holds.
@@ -27,6 +29,7 @@ export class MemoryKeyStore implements KeyStore {
   private readonly byDigest = new Map<string, string>();
   private readonly owners = new Map<string, OwnerRecord>();
   private readonly audit: AuditEvent[] = [];
+  private readonly chain: AuditChainEntry[] = [];
   private readonly meta = new Map<string, string>();
 
   async migrate(): Promise<void> {}
@@ -64,7 +67,7 @@ export class MemoryKeyStore implements KeyStore {
     await this.ensureOwner(key.owner, key.createdAt);
     this.keys.set(key.id, copy(key));
     this.byDigest.set(key.digest, key.id);
-    this.audit.push(copy(audit));
+    this.appendChained(audit);
   }
 
   async updateKey(id: string, changes: KeyLifecycleChanges, audit: AuditEvent | null): Promise<KeyRecord | null> {
@@ -73,7 +76,7 @@ export class MemoryKeyStore implements KeyStore {
     const defined = Object.fromEntries(Object.entries(changes).filter(([, v]) => v !== undefined));
     const updated = { ...key, ...copy(defined), updatedAt: audit?.at ?? Date.now() };
     this.keys.set(id, updated);
-    if (audit) this.audit.push(copy(audit));
+    if (audit) this.appendChained(audit);
     return copy(updated);
   }
 
@@ -84,7 +87,7 @@ export class MemoryKeyStore implements KeyStore {
     this.keys.set(oldId, { ...old, ...copy(oldChanges), replacedBy: successor.id, updatedAt: audit.at });
     this.keys.set(successor.id, copy(successor));
     this.byDigest.set(successor.digest, successor.id);
-    this.audit.push(copy(audit));
+    this.appendChained(audit);
     return "rotated";
   }
 
@@ -101,12 +104,29 @@ export class MemoryKeyStore implements KeyStore {
     await this.ensureOwner(owner, now);
     const record = this.owners.get(ownerKey(owner)) as OwnerRecord;
     record.disabled = disabled;
-    this.audit.push(copy(audit));
+    this.appendChained(audit);
     return copy(record);
   }
 
-  async appendAuditEvent(event: AuditEvent): Promise<void> {
+  /** Keeps the same hash chain as the SQL stores, over the values they would store. */
+  private appendChained(event: AuditEvent): void {
+    const values = chainedAuditRowValues(event, this.chain[this.chain.length - 1]?.hash ?? AUDIT_GENESIS_HASH);
+    this.chain.push({
+      seq: this.chain.length + 1,
+      id: event.id,
+      values: values.slice(0, -2),
+      prevHash: values.at(-2) as string,
+      hash: values.at(-1) as string,
+    });
     this.audit.push(copy(event));
+  }
+
+  async appendAuditEvent(event: AuditEvent): Promise<void> {
+    this.appendChained(event);
+  }
+
+  async readAuditChain(afterSeq: number, limit: number): Promise<AuditChainEntry[]> {
+    return this.chain.slice(afterSeq, afterSeq + limit);
   }
 
   async listAuditEvents(filter: AuditFilter, limit: number, after: string | null): Promise<AuditPage> {

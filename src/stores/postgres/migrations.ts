@@ -87,7 +87,9 @@ export const CORE_POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
       user_agent TEXT,
       request_id TEXT,
       changes TEXT,
-      details TEXT
+      details TEXT,
+      prev_hash TEXT NOT NULL,
+      hash TEXT NOT NULL
     );
     CREATE INDEX audit_target ON audit_events (target_id, seq);
     CREATE INDEX audit_actor ON audit_events (actor_id, seq);

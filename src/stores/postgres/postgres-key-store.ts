@@ -1,4 +1,5 @@
 import pg from "pg";
+import { AUDIT_GENESIS_HASH, type AuditChainEntry } from "../../core/audit-chain.js";
 import type { AuditEvent, KeyLifecycleChanges, KeyRecord, OwnerRecord, OwnerRef } from "../../core/model.js";
 import type {
   AuditFilter,
@@ -13,7 +14,8 @@ import type {
 import {
   AUDIT_INSERT_COLUMNS,
   type AuditRow,
-  auditToRowValues,
+  auditRowToChainEntry,
+  chainedAuditRowValues,
   changesToColumns,
   KEY_COLUMNS,
   type KeyRow,
@@ -36,8 +38,17 @@ type OwnerRow = { type: string; id: string; disabled: boolean; created_at: strin
 
 const placeholders = (count: number, from = 1) => Array.from({ length: count }, (_, i) => `$${i + from}`).join(", ");
 const INSERT_KEY = `INSERT INTO keys (${KEY_COLUMNS.join(", ")}) VALUES (${placeholders(KEY_COLUMNS.length)})`;
-const INSERT_AUDIT = `INSERT INTO audit_events (${AUDIT_INSERT_COLUMNS}) VALUES (${placeholders(12)})`;
+const INSERT_AUDIT = `INSERT INTO audit_events (${AUDIT_INSERT_COLUMNS}) VALUES (${placeholders(14)})`;
+// Serialises audit appends across instances: each event must link to the one before it.
+const AUDIT_CHAIN_LOCK = 0x6b776163;
 const ENSURE_OWNER = "INSERT INTO owners (type, id, disabled, created_at) VALUES ($1, $2, FALSE, $3) ON CONFLICT DO NOTHING";
+
+/** Links `event` to the last audit event, inside the caller's transaction. */
+async function appendChained(client: pg.PoolClient, event: AuditEvent): Promise<void> {
+  await client.query("SELECT pg_advisory_xact_lock($1)", [AUDIT_CHAIN_LOCK]);
+  const last = (await client.query<{ hash: string }>("SELECT hash FROM audit_events ORDER BY seq DESC LIMIT 1")).rows[0]?.hash;
+  await client.query(INSERT_AUDIT, chainedAuditRowValues(event, last ?? AUDIT_GENESIS_HASH));
+}
 
 const toOwner = (row: OwnerRow): OwnerRecord => ({
   type: row.type as OwnerRef["type"],
@@ -125,7 +136,7 @@ export class PostgresKeyStore implements KeyStore {
     await this.transaction(async (client) => {
       await client.query(ENSURE_OWNER, [key.owner.type, key.owner.id, key.createdAt]);
       await client.query(INSERT_KEY, keyToRowValues(key, false));
-      await client.query(INSERT_AUDIT, auditToRowValues(audit));
+      await appendChained(client, audit);
     });
   }
 
@@ -140,7 +151,7 @@ export class PostgresKeyStore implements KeyStore {
       ]);
       const row = result.rows[0];
       if (!row) return null;
-      if (audit) await client.query(INSERT_AUDIT, auditToRowValues(audit));
+      if (audit) await appendChained(client, audit);
       return rowToKey(row);
     });
   }
@@ -157,7 +168,7 @@ export class PostgresKeyStore implements KeyStore {
         return exists.rowCount === 0 ? "not_found" : "conflict";
       }
       await client.query(INSERT_KEY, keyToRowValues(successor, false));
-      await client.query(INSERT_AUDIT, auditToRowValues(audit));
+      await appendChained(client, audit);
       return "rotated";
     });
   }
@@ -181,13 +192,19 @@ export class PostgresKeyStore implements KeyStore {
           owner.id,
         ])
       ).rows[0];
-      await client.query(INSERT_AUDIT, auditToRowValues(audit));
+      await appendChained(client, audit);
       return toOwner(row as OwnerRow);
     });
   }
 
   async appendAuditEvent(event: AuditEvent): Promise<void> {
-    await this.pool.query(INSERT_AUDIT, auditToRowValues(event));
+    await this.transaction((client) => appendChained(client, event));
+  }
+
+  async readAuditChain(afterSeq: number, limit: number): Promise<AuditChainEntry[]> {
+    const rows = (await this.pool.query<AuditRow>("SELECT * FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2", [afterSeq, limit]))
+      .rows;
+    return rows.map(auditRowToChainEntry);
   }
 
   async listAuditEvents(filter: AuditFilter, limit: number, after: string | null): Promise<AuditPage> {

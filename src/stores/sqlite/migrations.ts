@@ -87,7 +87,9 @@ export const CORE_SQLITE_MIGRATIONS: readonly SqliteMigration[] = [
     user_agent TEXT,
     request_id TEXT,
     changes TEXT,
-    details TEXT
+    details TEXT,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL
   ) STRICT;
   CREATE INDEX audit_target ON audit_events (target_id, seq);
   CREATE INDEX audit_actor ON audit_events (actor_id, seq);

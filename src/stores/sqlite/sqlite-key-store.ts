@@ -1,6 +1,7 @@
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import Database from "better-sqlite3";
+import { AUDIT_GENESIS_HASH, type AuditChainEntry } from "../../core/audit-chain.js";
 import type { AuditEvent, KeyLifecycleChanges, KeyRecord, OwnerRecord, OwnerRef } from "../../core/model.js";
 import type {
   AuditFilter,
@@ -15,7 +16,8 @@ import type {
 import {
   AUDIT_INSERT_COLUMNS,
   type AuditRow,
-  auditToRowValues,
+  auditRowToChainEntry,
+  chainedAuditRowValues,
   changesToColumns,
   KEY_COLUMNS,
   type KeyRow,
@@ -66,7 +68,13 @@ export class SqliteKeyStore implements KeyStore {
       ),
       getKey: this.db.prepare<[string], KeyRow>("SELECT * FROM keys WHERE id = ?"),
       insertKey: this.db.prepare(`INSERT INTO keys (${KEY_COLUMNS.join(", ")}) VALUES (${placeholders})`),
-      insertAudit: this.db.prepare(`INSERT INTO audit_events (${AUDIT_INSERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+      insertAudit: this.db.prepare(
+        `INSERT INTO audit_events (${AUDIT_INSERT_COLUMNS}) VALUES (${AUDIT_INSERT_COLUMNS.split(",")
+          .map(() => "?")
+          .join(", ")})`,
+      ),
+      lastAuditHash: this.db.prepare<[], { hash: string }>("SELECT hash FROM audit_events ORDER BY seq DESC LIMIT 1"),
+      readAuditChain: this.db.prepare<[number, number], AuditRow>("SELECT * FROM audit_events WHERE seq > ? ORDER BY seq LIMIT ?"),
       getOwner: this.db.prepare<[string, string], OwnerRow>("SELECT * FROM owners WHERE type = ? AND id = ?"),
       ensureOwner: this.db.prepare("INSERT INTO owners (type, id, disabled, created_at) VALUES (?, ?, 0, ?) ON CONFLICT DO NOTHING"),
       setOwnerDisabled: this.db.prepare("UPDATE owners SET disabled = ? WHERE type = ? AND id = ?"),
@@ -106,39 +114,45 @@ export class SqliteKeyStore implements KeyStore {
   }
 
   async insertKey(key: KeyRecord, audit: AuditEvent): Promise<void> {
-    this.db.transaction(() => {
-      this.s.ensureOwner.run(key.owner.type, key.owner.id, key.createdAt);
-      this.s.insertKey.run(...keyToRowValues(key, true));
-      this.s.insertAudit.run(...auditToRowValues(audit));
-    })();
+    this.db
+      .transaction(() => {
+        this.s.ensureOwner.run(key.owner.type, key.owner.id, key.createdAt);
+        this.s.insertKey.run(...keyToRowValues(key, true));
+        this.appendChained(audit);
+      })
+      .immediate();
   }
 
   async updateKey(id: string, changes: KeyLifecycleChanges, audit: AuditEvent | null): Promise<KeyRecord | null> {
-    return this.db.transaction(() => {
-      const columns = changesToColumns(changes, true);
-      if (columns.length > 0) {
-        const set = columns.map((c) => `${c.column} = ?`).join(", ");
-        const result = this.db
-          .prepare(`UPDATE keys SET ${set}, updated_at = ? WHERE id = ?`)
-          .run(...columns.map((c) => c.value), audit?.at ?? Date.now(), id);
-        if (result.changes === 0) return null;
-      }
-      const row = this.s.getKey.get(id);
-      if (!row) return null;
-      if (audit) this.s.insertAudit.run(...auditToRowValues(audit));
-      return rowToKey(row);
-    })();
+    return this.db
+      .transaction(() => {
+        const columns = changesToColumns(changes, true);
+        if (columns.length > 0) {
+          const set = columns.map((c) => `${c.column} = ?`).join(", ");
+          const result = this.db
+            .prepare(`UPDATE keys SET ${set}, updated_at = ? WHERE id = ?`)
+            .run(...columns.map((c) => c.value), audit?.at ?? Date.now(), id);
+          if (result.changes === 0) return null;
+        }
+        const row = this.s.getKey.get(id);
+        if (!row) return null;
+        if (audit) this.appendChained(audit);
+        return rowToKey(row);
+      })
+      .immediate();
   }
 
   async rotateKey(oldId: string, oldChanges: KeyLifecycleChanges, successor: KeyRecord, audit: AuditEvent): Promise<RotateResult> {
-    return this.db.transaction((): RotateResult => {
-      if (!this.s.getKey.get(oldId)) return "not_found";
-      const marked = this.s.markReplaced.run(successor.id, oldChanges.graceEndsAt ?? null, audit.at, oldId);
-      if (marked.changes === 0) return "conflict";
-      this.s.insertKey.run(...keyToRowValues(successor, true));
-      this.s.insertAudit.run(...auditToRowValues(audit));
-      return "rotated";
-    })();
+    return this.db
+      .transaction((): RotateResult => {
+        if (!this.s.getKey.get(oldId)) return "not_found";
+        const marked = this.s.markReplaced.run(successor.id, oldChanges.graceEndsAt ?? null, audit.at, oldId);
+        if (marked.changes === 0) return "conflict";
+        this.s.insertKey.run(...keyToRowValues(successor, true));
+        this.appendChained(audit);
+        return "rotated";
+      })
+      .immediate();
   }
 
   async getOwner(owner: OwnerRef): Promise<OwnerRecord | null> {
@@ -151,17 +165,28 @@ export class SqliteKeyStore implements KeyStore {
   }
 
   async setOwnerDisabled(owner: OwnerRef, disabled: boolean, audit: AuditEvent, now: number): Promise<OwnerRecord> {
-    return this.db.transaction(() => {
-      this.s.ensureOwner.run(owner.type, owner.id, now);
-      this.s.setOwnerDisabled.run(disabled ? 1 : 0, owner.type, owner.id);
-      this.s.insertAudit.run(...auditToRowValues(audit));
-      const row = this.s.getOwner.get(owner.type, owner.id) as OwnerRow;
-      return { type: owner.type, id: owner.id, disabled: row.disabled === 1, createdAt: row.created_at };
-    })();
+    return this.db
+      .transaction(() => {
+        this.s.ensureOwner.run(owner.type, owner.id, now);
+        this.s.setOwnerDisabled.run(disabled ? 1 : 0, owner.type, owner.id);
+        this.appendChained(audit);
+        const row = this.s.getOwner.get(owner.type, owner.id) as OwnerRow;
+        return { type: owner.type, id: owner.id, disabled: row.disabled === 1, createdAt: row.created_at };
+      })
+      .immediate();
+  }
+
+  /** Links the event to the last one; called inside the write transaction of the change it records. */
+  private appendChained(event: AuditEvent): void {
+    this.s.insertAudit.run(...chainedAuditRowValues(event, this.s.lastAuditHash.get()?.hash ?? AUDIT_GENESIS_HASH));
   }
 
   async appendAuditEvent(event: AuditEvent): Promise<void> {
-    this.s.insertAudit.run(...auditToRowValues(event));
+    this.db.transaction(() => this.appendChained(event)).immediate();
+  }
+
+  async readAuditChain(afterSeq: number, limit: number): Promise<AuditChainEntry[]> {
+    return this.s.readAuditChain.all(afterSeq, limit).map(auditRowToChainEntry);
   }
 
   async listAuditEvents(filter: AuditFilter, limit: number, after: string | null): Promise<AuditPage> {
