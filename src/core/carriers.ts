@@ -33,7 +33,7 @@ function headerValues(headers: DistinctHeaders, name: string): string[] {
   return Array.isArray(value) ? value : [value];
 }
 
-type Parsed = { ok: true; key: string } | { ok: false; foreign: boolean };
+type Parsed = { ok: true; key: string } | { ok: false; foreign: boolean; ambiguous?: true };
 
 function parseToken(value: string): Parsed {
   if (value.length === 0 || value.length > MAX_KEY_LENGTH * 2 || !TOKEN_CHARS.test(value)) return { ok: false, foreign: false };
@@ -51,7 +51,8 @@ function decodeBasic(value: string, prefix: string): Parsed {
     // Both halves filled: take the one that is shaped like one of our keys.
     const userIsKey = user.startsWith(`${prefix}_`);
     const passwordIsKey = password.startsWith(`${prefix}_`);
-    if (userIsKey === passwordIsKey) return { ok: false, foreign: !userIsKey };
+    if (userIsKey && passwordIsKey) return user === password ? parseToken(user) : { ok: false, foreign: false, ambiguous: true };
+    if (userIsKey === passwordIsKey) return { ok: false, foreign: true };
     return parseToken(userIsKey ? user : password);
   }
   const candidate = user || password;
@@ -118,6 +119,7 @@ export function extractCredential(headers: DistinctHeaders, search: string, opti
     } else {
       const { carrier, parsed } = parseAuthorization(authRaw, options.prefix);
       if (parsed.ok) found.push({ key: parsed.key, carrier, rank: carrier === "apikey" ? 0 : carrier === "bearer" ? 1 : 3 });
+      else if (parsed.ambiguous) return { kind: "error", code: "AMBIGUOUS_CREDENTIALS" };
       else malformed = { kind: "error", code: "MALFORMED", foreign: parsed.foreign };
     }
   }

@@ -1,9 +1,14 @@
 import ipaddr from "ipaddr.js";
 
+const FOUR_PART_IPV4 = /^\d{1,3}(?:\.\d{1,3}){3}$/;
+
 export type ParsedCidr = [ipaddr.IPv4 | ipaddr.IPv6, number];
 
 /** Parses a CIDR (`10.0.0.0/8`, `2001:db8::/32`) or a single address (taken as /32 or /128). */
 export function parseCidr(value: string): ParsedCidr | null {
+  const address = value.split("/")[0] ?? "";
+  // Only four-part dotted IPv4: legacy forms (`10.1`, `10.0.0/8`) read as something else than they look.
+  if (!address.includes(":") && !FOUR_PART_IPV4.test(address)) return null;
   try {
     if (value.includes("/")) {
       const [address, bits] = ipaddr.parseCIDR(value);

@@ -1,0 +1,107 @@
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { type DistinctHeaders, extractCredential } from "../../src/core/carriers.js";
+import { generateApiKey } from "../../src/core/key-format.js";
+
+const key = generateApiKey({ environment: "sandbox" });
+const other = generateApiKey({ environment: "production" });
+const extract = (headers: DistinctHeaders, search = "", allowQueryKeys = false) =>
+  extractCredential(headers, search, { prefix: "kw", allowQueryKeys });
+const basic = (text: string) => `Basic ${Buffer.from(text).toString("base64")}`;
+
+describe("carriers", () => {
+  it.each([
+    ["ApiKey", { authorization: `ApiKey ${key}` }, "apikey"],
+    ["apikey lower case", { authorization: `apikey ${key}` }, "apikey"],
+    ["Bearer", { authorization: `Bearer ${key}` }, "bearer"],
+    ["bEaReR with spaces", { authorization: `  bEaReR   ${key}   ` }, "bearer"],
+    ["X-API-Key", { "x-api-key": key }, "x-api-key"],
+    ["X-API-Key as a one-element array", { "x-api-key": [` ${key} `] }, "x-api-key"],
+    ["Basic user", { authorization: basic(`${key}:`) }, "basic"],
+    ["Basic password", { authorization: basic(`:${key}`) }, "basic"],
+    ["Basic with a user name and the key as password", { authorization: basic(`svc:${key}`) }, "basic"],
+  ] as const)("%s gives the key unchanged", (_name, headers, carrier) => {
+    expect(extract(headers as DistinctHeaders)).toEqual({ kind: "key", key, carrier });
+  });
+
+  it("follows the precedence ApiKey > Bearer > X-API-Key > Basic when they agree", () => {
+    expect(extract({ authorization: `Bearer ${key}`, "x-api-key": key })).toEqual({ kind: "key", key, carrier: "bearer" });
+  });
+
+  it("no carrier is none", () => {
+    expect(extract({})).toEqual({ kind: "none" });
+  });
+});
+
+describe("ambiguity", () => {
+  it.each([
+    ["two Authorization headers", { authorization: [`Bearer ${key}`, `Bearer ${key}`] }],
+    ["two X-API-Key headers", { "x-api-key": [key, key] }],
+    ["X-API-Key values joined by Node", { "x-api-key": `${key}, ${other}` }],
+    ["different keys in two carriers", { authorization: `Bearer ${key}`, "x-api-key": other }],
+    ["Basic with two different keys", { authorization: basic(`${key}:${other}`) }],
+  ])("%s → AMBIGUOUS_CREDENTIALS", (_name, headers) => {
+    expect(extract(headers as DistinctHeaders)).toEqual({ kind: "error", code: "AMBIGUOUS_CREDENTIALS" });
+  });
+});
+
+describe("malformed", () => {
+  it.each([
+    ["Bearer alone", { authorization: "Bearer" }],
+    ["Bearer with two tokens", { authorization: `Bearer ${key} extra` }],
+    ["Basic with bad base64", { authorization: "Basic !!!" }],
+    ["Basic without colon", { authorization: basic(key) }],
+    ["non-ASCII", { "x-api-key": "kw_test_ké" }],
+    ["4 KB value", { "x-api-key": "k".repeat(4096) }],
+    ["ApiKey with nothing", { authorization: "ApiKey   " }],
+  ])("%s → MALFORMED", (_name, headers) => {
+    const result = extract(headers as DistinctHeaders);
+    expect(result).toMatchObject({ kind: "error", code: "MALFORMED" });
+  });
+
+  it("a JWT bearer or another scheme is marked foreign (for optional mode)", () => {
+    expect(extract({ authorization: "Bearer eyJhbGciOiJIUzI1NiJ9.e30.sig" })).toEqual({ kind: "error", code: "MALFORMED", foreign: true });
+    expect(extract({ authorization: "Digest username=x" })).toEqual({ kind: "error", code: "MALFORMED", foreign: true });
+    expect(extract({ authorization: `Bearer ${key}x y` })).toEqual({ kind: "error", code: "MALFORMED", foreign: false });
+  });
+});
+
+describe("keys in URLs", () => {
+  it.each(["api_key", "apikey", "key", "access_token", "API_KEY"])("?%s= is refused", (name) => {
+    expect(extract({}, `${name}=whatever`)).toEqual({ kind: "error", code: "KEY_IN_URL" });
+  });
+
+  it("any query value shaped like a key of this deployment is refused", () => {
+    expect(extract({ authorization: `Bearer ${key}` }, `q=${key}`)).toEqual({ kind: "error", code: "KEY_IN_URL" });
+    expect(extract({}, "scopes=read,write")).toEqual({ kind: "none" });
+  });
+
+  it("with query keys turned on, the query is the carrier of last resort", () => {
+    expect(extract({}, `api_key=${key}`, true)).toEqual({ kind: "key", key, carrier: "query" });
+  });
+});
+
+describe("robustness (property)", () => {
+  it("arbitrary header values never throw", () => {
+    fc.assert(
+      fc.property(
+        fc.string({ maxLength: 300 }),
+        fc.string({ maxLength: 300 }),
+        fc.string({ maxLength: 100 }),
+        (authorization, apiKey, search) => {
+          const result = extract({ authorization, "x-api-key": apiKey }, search);
+          return ["none", "key", "error"].includes(result.kind);
+        },
+      ),
+    );
+  });
+
+  it("whatever surrounds it, a presented key is never altered inside", () => {
+    fc.assert(
+      fc.property(fc.constantFrom(" ", "\t", ""), fc.constantFrom(" ", "\t", ""), (before, after) => {
+        const result = extract({ authorization: `Bearer ${before}${key}${after}` });
+        return result.kind === "key" && result.key === key;
+      }),
+    );
+  });
+});
