@@ -2,7 +2,7 @@ import { type DistinctHeaders, extractCredential } from "../core/carriers.js";
 import { isKeywardError } from "../core/errors.js";
 import type { Environment } from "../core/key-format.js";
 import { OUTCOME_HTTP_STATUS } from "../core/outcomes.js";
-import type { Keyward, VerifyResult } from "../engine/keyward.js";
+import type { VerifyOptions, VerifyResult } from "../engine/keyward.js";
 import type { RateLimitState } from "../ports/limits.js";
 import { buildProblem, type Problem } from "./problem.js";
 
@@ -37,8 +37,20 @@ export interface EdgeRequest {
   requestId?: string;
 }
 
-export type EdgeDecision =
-  | { kind: "allow"; result: Extract<VerifyResult, { valid: true }>; headers: Record<string, string> }
+/** The outcome shape every verifier gives; the engine's valid results carry more (the record). */
+export type VerifierResult = Exclude<VerifyResult, { valid: true }> | Omit<Extract<VerifyResult, { valid: true }>, "record">;
+
+/**
+ * What the edge verifies with: the local engine (`Keyward`) or a remote service
+ * (`KeywardClient` from `keyward/client`). Both answer outcomes as data.
+ */
+export interface Verifier<R extends VerifierResult = VerifierResult> {
+  readonly prefix: string;
+  verify(key: string, options?: VerifyOptions): Promise<R>;
+}
+
+export type EdgeDecision<R extends VerifierResult = VerifierResult> =
+  | { kind: "allow"; result: Extract<R, { valid: true }>; headers: Record<string, string> }
   /** Optional mode and no key of ours: the app's other auth decides. */
   | { kind: "skip"; headers: Record<string, string> }
   | { kind: "deny"; status: number; headers: Record<string, string>; problem: Problem };
@@ -88,12 +100,12 @@ export function denialToHttp(
  * carriers of PRODUCT.md §3, verifies, and says what to answer. It never throws for a bad
  * request; a store outage becomes 503 with `Retry-After`.
  */
-export async function authenticateRequest(
-  keyward: Keyward,
+export async function authenticateRequest<R extends VerifierResult>(
+  keyward: Verifier<R>,
   request: EdgeRequest,
   requirement: RouteRequirement = {},
   options: EdgeOptions = {},
-): Promise<EdgeDecision> {
+): Promise<EdgeDecision<R>> {
   const realm = options.realm ?? "keyward";
   const requestId = request.requestId;
   const extracted = extractCredential(request.headers, request.search, {
@@ -107,7 +119,7 @@ export async function authenticateRequest(
   if (requirement.optional && (extracted.kind === "none" || (extracted.kind === "error" && extracted.foreign))) {
     return { kind: "skip", headers: {} };
   }
-  let result: VerifyResult;
+  let result: R | Extract<VerifierResult, { valid: false }>;
   if (extracted.kind === "none") result = { valid: false, code: "MISSING" };
   else if (extracted.kind === "error") result = { valid: false, code: "MALFORMED" };
   else {
@@ -130,6 +142,6 @@ export async function authenticateRequest(
       throw error;
     }
   }
-  if (!result.valid) return denialToHttp(result, realm, requestId);
-  return { kind: "allow", result, headers: rateLimitHeaders(result.rateLimit) };
+  if (!result.valid) return denialToHttp(result as Extract<VerifierResult, { valid: false }>, realm, requestId);
+  return { kind: "allow", result: result as Extract<R, { valid: true }>, headers: rateLimitHeaders(result.rateLimit) };
 }

@@ -1,0 +1,178 @@
+import { LRUCache } from "lru-cache";
+import { KeywardError } from "../core/errors.js";
+import { hashApiKey } from "../core/hashing.js";
+import { DEFAULT_KEY_PREFIX, type Environment, parseApiKey } from "../core/key-format.js";
+import type { VerifiedKey } from "../core/key-view.js";
+import type { DenialCode } from "../core/outcomes.js";
+import { findMissingScopes } from "../core/scopes.js";
+import type { VerifyOptions } from "../engine/keyward.js";
+import type { Verifier, VerifierResult } from "../middleware/http-edge.js";
+import type { RateLimitState } from "../ports/limits.js";
+
+export interface KeywardClientOptions {
+  /** Base URL of the Keyward service, e.g. `http://keyward.internal:8080`. */
+  url: string;
+  /** A key with the `keys:verify` scope. */
+  serviceKey: string;
+  /** The deployment's key prefix, so malformed keys are refused locally. Default `kw`. */
+  prefix?: string;
+  /** How long a verified key is trusted from cache. Default 5,000 ms. */
+  cacheMaxAgeMs?: number;
+  /** How long an unknown key is remembered. Default 5,000 ms. */
+  negativeCacheMaxAgeMs?: number;
+  /** Keys kept at most (LRU). Default 10,000. */
+  maxEntries?: number;
+  /** Per-call timeout. Default 1,000 ms. */
+  timeoutMs?: number;
+  /**
+   * When the service cannot be reached: `deny` (default) answers 503 with `Retry-After`;
+   * `stale` keeps serving keys verified within `staleWindowMs`, and 503 for the rest.
+   */
+  whenUnreachable?: "deny" | "stale";
+  /** Default 300,000 ms. */
+  staleWindowMs?: number;
+  fetch?: typeof fetch;
+}
+
+interface VerifyResponse {
+  valid: boolean;
+  code: string;
+  key?: {
+    id: string;
+    ref: string;
+    name: string;
+    owner: VerifiedKey["owner"];
+    environment: Environment;
+    scopes: string[];
+    metadata: Record<string, unknown>;
+    expires_at: string | null;
+  };
+  missing_scopes?: string[];
+  retry_after_seconds?: number;
+  rate_limit?: RateLimitState;
+}
+
+interface Entry {
+  /** Null: the service said the key is unknown or unusable for every request (not found, disabled, revoked, expired). */
+  key: VerifiedKey | null;
+  denial?: DenialCode;
+  at: number;
+}
+
+// Outcomes that do not depend on the request: safe to answer from cache for any route.
+const KEY_LEVEL_DENIALS = new Set(["NOT_FOUND", "DISABLED", "REVOKED", "EXPIRED"]);
+
+/**
+ * Verifies keys against a remote Keyward service (`POST /v1/keys/verify`), for apps that do not
+ * embed the engine. Plugs into every adapter (`keyward/fastify`, `/express`, `/hono`, `/node`)
+ * in place of the engine. A short local cache (positive and negative, LRU) and single flight on
+ * misses keep the service off the hot path. Keys with limits are verified remotely every time,
+ * so rate limits and quotas stay exact.
+ *
+ * @example
+ * const client = new KeywardClient({ url: "http://keyward:8080", serviceKey: process.env.KEYWARD_SERVICE_KEY! });
+ * const auth = keywardExpress(client);
+ */
+export class KeywardClient implements Verifier {
+  readonly prefix: string;
+  private readonly cache: LRUCache<string, Entry>;
+  private readonly inflight = new Map<string, Promise<VerifierResult>>();
+  private readonly options: Required<Omit<KeywardClientOptions, "prefix">>;
+
+  constructor(options: KeywardClientOptions) {
+    this.prefix = options.prefix ?? DEFAULT_KEY_PREFIX;
+    this.options = {
+      cacheMaxAgeMs: 5_000,
+      negativeCacheMaxAgeMs: 5_000,
+      maxEntries: 10_000,
+      timeoutMs: 1_000,
+      whenUnreachable: "deny",
+      staleWindowMs: 300_000,
+      fetch: globalThis.fetch.bind(globalThis),
+      ...options,
+    };
+    this.cache = new LRUCache({ max: this.options.maxEntries });
+  }
+
+  async verify(key: string, options: VerifyOptions = {}): Promise<VerifierResult> {
+    if (!key) return { valid: false, code: "MISSING" };
+    if (!parseApiKey(key, this.prefix)) return { valid: false, code: "MALFORMED" };
+    // Cached per key and client address (a key's CIDR allow-list is checked by the service).
+    const cacheKey = `${hashApiKey(key)}|${options.ip ?? ""}`;
+    const now = Date.now();
+    const cached = this.cache.get(cacheKey);
+    if (cached && now - cached.at < (cached.key ? this.options.cacheMaxAgeMs : this.options.negativeCacheMaxAgeMs))
+      return this.fromCache(cached, options, now);
+    const flightKey = `${cacheKey}|${(options.scopes ?? []).join(",")}|${options.environment ?? ""}`;
+    let pending = this.inflight.get(flightKey);
+    if (!pending) {
+      pending = this.callService(key, options, cacheKey).finally(() => this.inflight.delete(flightKey));
+      this.inflight.set(flightKey, pending);
+    }
+    try {
+      return await pending;
+    } catch (error) {
+      if (this.options.whenUnreachable === "stale" && cached?.key && now - cached.at < this.options.staleWindowMs)
+        return this.fromCache(cached, options, now);
+      throw new KeywardError("STORE_UNAVAILABLE", "the Keyward service cannot be reached", { retryAfterSeconds: 5, cause: error });
+    }
+  }
+
+  /** Re-applies the request-dependent checks locally: expiry, environment, scopes. */
+  private fromCache(entry: Entry, options: VerifyOptions, now: number): VerifierResult {
+    if (!entry.key) return { valid: false, code: entry.denial ?? "NOT_FOUND" };
+    const key = entry.key;
+    if (key.expiresAt !== null && Date.parse(key.expiresAt) <= now) return { valid: false, code: "EXPIRED", key };
+    if (options.environment && key.environment !== options.environment) return { valid: false, code: "ENVIRONMENT_MISMATCH", key };
+    const missing = findMissingScopes(key.scopes, options.scopes ?? []);
+    if (missing.length > 0) return { valid: false, code: "INSUFFICIENT_SCOPE", key, missingScopes: missing };
+    return { valid: true, code: "VALID", key };
+  }
+
+  private async callService(key: string, options: VerifyOptions, cacheKey: string): Promise<VerifierResult> {
+    const response = await this.options.fetch(new URL("/v1/keys/verify", this.options.url), {
+      method: "POST",
+      headers: { authorization: `Bearer ${this.options.serviceKey}`, "content-type": "application/json" },
+      body: JSON.stringify({
+        key,
+        ...(options.scopes?.length ? { scopes: options.scopes } : {}),
+        ...(options.environment ? { environment: options.environment } : {}),
+        ...(options.ip ? { ip: options.ip } : {}),
+      }),
+      signal: AbortSignal.timeout(this.options.timeoutMs),
+    });
+    if (response.status !== 200) throw new Error(`verify answered ${response.status}`);
+    const body = (await response.json()) as VerifyResponse;
+    const verified: VerifiedKey | undefined = body.key && {
+      id: body.key.id,
+      ref: body.key.ref,
+      name: body.key.name,
+      owner: body.key.owner,
+      environment: body.key.environment,
+      scopes: body.key.scopes,
+      metadata: body.key.metadata,
+      expiresAt: body.key.expires_at,
+    };
+    const now = Date.now();
+    const limited = body.rate_limit !== undefined || ["RATE_LIMITED", "CONCURRENCY_LIMITED", "QUOTA_EXCEEDED"].includes(body.code);
+    if (!limited) {
+      if (verified && (body.valid || !KEY_LEVEL_DENIALS.has(body.code))) this.cache.set(cacheKey, { key: verified, at: now });
+      else if (KEY_LEVEL_DENIALS.has(body.code)) this.cache.set(cacheKey, { key: null, denial: body.code as DenialCode, at: now });
+    }
+    if (body.valid && verified)
+      return { valid: true, code: "VALID", key: verified, ...(body.rate_limit ? { rateLimit: body.rate_limit } : {}) };
+    return {
+      valid: false,
+      code: body.code as DenialCode,
+      ...(verified ? { key: verified } : {}),
+      ...(body.missing_scopes ? { missingScopes: body.missing_scopes } : {}),
+      ...(body.retry_after_seconds !== undefined ? { retryAfterSeconds: body.retry_after_seconds } : {}),
+      ...(body.rate_limit ? { rateLimit: body.rate_limit } : {}),
+    };
+  }
+
+  /** Forgets every cached answer (e.g. after a revocation the app itself made). */
+  clear(): void {
+    this.cache.clear();
+  }
+}

@@ -1,0 +1,56 @@
+import type { NextFunction, Request, RequestHandler, Response } from "express";
+import type { VerifiedKey } from "../core/key-view.js";
+import { authenticateRequest, type EdgeOptions, type RouteRequirement, type Verifier } from "./http-edge.js";
+import { releaseWhenDone, sendDenial } from "./node-http.js";
+
+export type { VerifiedKey } from "../core/key-view.js";
+export type { EdgeOptions, RouteRequirement, Verifier } from "./http-edge.js";
+
+declare global {
+  // biome-ignore lint/style/noNamespace: Express types are extended by declaration merging.
+  namespace Express {
+    interface Request {
+      /** The verified API key; undefined on unprotected routes or in optional mode without a key. */
+      apiKey?: VerifiedKey;
+    }
+  }
+}
+
+/**
+ * Keyward for Express (4 and 5). `require(requirement)` returns middleware that protects a
+ * route and sets `req.apiKey`. The client address is `req.ip` (mind Express's `trust proxy`).
+ *
+ * @example
+ * const auth = keywardExpress(keyward);
+ * app.post("/approvals", auth.require({ scopes: ["write"] }), (req, res) => res.json({ by: req.apiKey?.owner }));
+ */
+export function keywardExpress(verifier: Verifier, options: EdgeOptions = {}) {
+  return {
+    require(requirement: RouteRequirement = {}): RequestHandler {
+      return function keywardMiddleware(req: Request, res: Response, next: NextFunction) {
+        const url = req.originalUrl ?? req.url;
+        const question = url.indexOf("?");
+        authenticateRequest(
+          verifier,
+          { headers: req.headersDistinct, search: question < 0 ? "" : url.slice(question + 1), ip: req.ip },
+          requirement,
+          options,
+        ).then(
+          (decision) => {
+            if (decision.kind === "deny") {
+              sendDenial(res, decision);
+              return;
+            }
+            for (const [name, value] of Object.entries(decision.headers)) res.setHeader(name, value);
+            if (decision.kind === "allow") {
+              req.apiKey = decision.result.key;
+              releaseWhenDone(res, decision.result.release);
+            }
+            next();
+          },
+          (error: unknown) => next(error),
+        );
+      };
+    },
+  };
+}

@@ -1,0 +1,65 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { MiddlewareHandler } from "hono";
+import type { DistinctHeaders } from "../core/carriers.js";
+import type { VerifiedKey } from "../core/key-view.js";
+import { authenticateRequest, type EdgeOptions, type RouteRequirement, type Verifier } from "./http-edge.js";
+import { releaseWhenDone } from "./node-http.js";
+import { PROBLEM_CONTENT_TYPE } from "./problem.js";
+
+export type { VerifiedKey } from "../core/key-view.js";
+export type { EdgeOptions, RouteRequirement, Verifier } from "./http-edge.js";
+
+/** The Hono variables Keyward sets: `c.get("apiKey")`. */
+export type KeywardVariables = { apiKey: VerifiedKey | undefined };
+
+/** Fetch `Headers` join repeated values; on @hono/node-server the Node request keeps them apart. */
+function readHeaders(raw: Request, incoming: IncomingMessage | undefined): DistinctHeaders {
+  if (incoming?.headersDistinct) return incoming.headersDistinct;
+  const headers: DistinctHeaders = {};
+  raw.headers.forEach((value, name) => {
+    headers[name] = [value];
+  });
+  return headers;
+}
+
+/**
+ * Keyward for Hono. `require(requirement)` protects a route and sets `c.get("apiKey")`.
+ * On @hono/node-server it reads repeated headers and the client address from the Node request.
+ *
+ * @example
+ * const auth = keywardHono(keyward);
+ * app.get("/approvals", auth.require({ scopes: ["read"] }), (c) => c.json({ owner: c.get("apiKey")?.owner }));
+ */
+export function keywardHono(verifier: Verifier, options: EdgeOptions = {}) {
+  return {
+    require(requirement: RouteRequirement = {}): MiddlewareHandler<{ Variables: KeywardVariables }> {
+      return async function keywardHonoMiddleware(c, next) {
+        const env = c.env as { incoming?: IncomingMessage; outgoing?: ServerResponse } | undefined;
+        const url = new URL(c.req.url);
+        const decision = await authenticateRequest(
+          verifier,
+          { headers: readHeaders(c.req.raw, env?.incoming), search: url.search.slice(1), ip: env?.incoming?.socket.remoteAddress },
+          requirement,
+          options,
+        );
+        if (decision.kind === "deny") {
+          return c.body(JSON.stringify(decision.problem), decision.status as 400, {
+            ...decision.headers,
+            "content-type": PROBLEM_CONTENT_TYPE,
+          });
+        }
+        c.set("apiKey", decision.kind === "allow" ? decision.result.key : undefined);
+        const release = decision.kind === "allow" ? decision.result.release : undefined;
+        // On node-server the slot is held until the Node response closes (sent, failed or aborted);
+        // elsewhere (Bun, Deno, workers) until the handler has produced its response.
+        if (env?.outgoing) releaseWhenDone(env.outgoing, release);
+        try {
+          await next();
+          for (const [name, value] of Object.entries(decision.headers)) c.header(name, value);
+        } finally {
+          if (!env?.outgoing) release?.();
+        }
+      };
+    },
+  };
+}
