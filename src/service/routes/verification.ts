@@ -3,8 +3,9 @@ import type { FastifyInstance } from "fastify";
 import type { Environment } from "../../core/key-format.js";
 import { toPublicKey, type VerifiedKey } from "../../core/key-view.js";
 import { isValidScope } from "../../core/scopes.js";
-import { rateLimitHeaders } from "../../middleware/http-edge.js";
+import { authenticateRequest, rateLimitHeaders } from "../../middleware/http-edge.js";
 import { buildProblem, PROBLEM_CONTENT_TYPE } from "../../middleware/problem.js";
+import { rawSearch } from "../auth.js";
 import type { ServiceContext } from "../context.js";
 import { AuthzQuery, ProblemSchema, VerifyKeyBody } from "../schemas.js";
 
@@ -86,8 +87,23 @@ export function registerVerificationRoutes(app: FastifyInstance, ctx: ServiceCon
           .type(PROBLEM_CONTENT_TYPE)
           .send(buildProblem("VALIDATION_FAILED", "invalid required scopes or environment", { requestId: request.id }));
       }
-      const caller = await ctx.authenticate(request, reply, { scopes, ...(environment ? { environment } : {}) });
-      if (!caller) return reply;
+      const decision = await authenticateRequest(
+        keyward,
+        { headers: request.raw.headersDistinct, search: rawSearch(request), ip: request.ip, requestId: request.id },
+        { scopes, ...(environment ? { environment } : {}) },
+        { realm: ctx.config.realm, allowQueryKeys: ctx.config.allowQueryKeys },
+      );
+      if (decision.kind !== "allow") {
+        const denial = decision as Extract<typeof decision, { kind: "deny" }>;
+        // Proxies' auth subrequests cannot read a body: the code and problem also travel as headers
+        // (no key material in them), so nginx can answer the client with the same problem.
+        return reply
+          .code(denial.status)
+          .headers({ ...denial.headers, "x-keyward-code": denial.problem.code, "x-keyward-problem": JSON.stringify(denial.problem) })
+          .type(PROBLEM_CONTENT_TYPE)
+          .send(denial.problem);
+      }
+      const caller = decision.result;
       caller.release?.();
       reply.headers({
         "x-keyward-key-id": caller.key.id,
