@@ -49,7 +49,21 @@ interface VerifyResponse {
   };
   missing_scopes?: string[];
   retry_after_seconds?: number;
-  rate_limit?: RateLimitState;
+  rate_limit?: { limit: number; remaining: number; reset_seconds: number };
+  /** The key has limits: its answers are never cached. */
+  limited?: boolean;
+  lease?: { id: string; expires_at: string };
+}
+
+const toRateLimit = (state: NonNullable<VerifyResponse["rate_limit"]>): RateLimitState => ({
+  limit: state.limit,
+  remaining: state.remaining,
+  resetSeconds: state.reset_seconds,
+});
+
+interface ServiceAnswer {
+  result: VerifierResult;
+  limited: boolean;
 }
 
 interface Entry {
@@ -76,7 +90,7 @@ const KEY_LEVEL_DENIALS = new Set(["NOT_FOUND", "DISABLED", "REVOKED", "EXPIRED"
 export class KeywardClient implements Verifier {
   readonly prefix: string;
   private readonly cache: LRUCache<string, Entry>;
-  private readonly inflight = new Map<string, Promise<VerifierResult>>();
+  private readonly inflight = new Map<string, Promise<ServiceAnswer>>();
   private readonly options: Required<Omit<KeywardClientOptions, "prefix">>;
 
   constructor(options: KeywardClientOptions) {
@@ -105,12 +119,16 @@ export class KeywardClient implements Verifier {
       return this.fromCache(cached, options, now);
     const flightKey = `${cacheKey}|${(options.scopes ?? []).join(",")}|${options.environment ?? ""}`;
     let pending = this.inflight.get(flightKey);
+    const joined = pending !== undefined;
     if (!pending) {
       pending = this.callService(key, options, cacheKey).finally(() => this.inflight.delete(flightKey));
       this.inflight.set(flightKey, pending);
     }
     try {
-      return await pending;
+      const answer = await pending;
+      // One answer of a limited key admits one request only: each joiner spends its own rate, slot and quota.
+      if (joined && answer.limited) return (await this.callService(key, options, cacheKey)).result;
+      return answer.result;
     } catch (error) {
       if (this.options.whenUnreachable === "stale" && cached?.key && now - cached.at < this.options.staleWindowMs)
         return this.fromCache(cached, options, now);
@@ -129,7 +147,7 @@ export class KeywardClient implements Verifier {
     return { valid: true, code: "VALID", key };
   }
 
-  private async callService(key: string, options: VerifyOptions, cacheKey: string): Promise<VerifierResult> {
+  private async callService(key: string, options: VerifyOptions, cacheKey: string): Promise<ServiceAnswer> {
     const response = await this.options.fetch(new URL("/v1/keys/verify", this.options.url), {
       method: "POST",
       headers: { authorization: `Bearer ${this.options.serviceKey}`, "content-type": "application/json" },
@@ -154,21 +172,44 @@ export class KeywardClient implements Verifier {
       expiresAt: body.key.expires_at,
     };
     const now = Date.now();
-    const limited = body.rate_limit !== undefined || ["RATE_LIMITED", "CONCURRENCY_LIMITED", "QUOTA_EXCEEDED"].includes(body.code);
+    const limited =
+      body.limited === true ||
+      body.rate_limit !== undefined ||
+      ["RATE_LIMITED", "CONCURRENCY_LIMITED", "QUOTA_EXCEEDED"].includes(body.code);
     if (!limited) {
       if (verified && (body.valid || !KEY_LEVEL_DENIALS.has(body.code))) this.cache.set(cacheKey, { key: verified, at: now });
       else if (KEY_LEVEL_DENIALS.has(body.code)) this.cache.set(cacheKey, { key: null, denial: body.code as DenialCode, at: now });
     }
-    if (body.valid && verified)
-      return { valid: true, code: "VALID", key: verified, ...(body.rate_limit ? { rateLimit: body.rate_limit } : {}) };
-    return {
+    const rateLimit = body.rate_limit ? { rateLimit: toRateLimit(body.rate_limit) } : {};
+    if (body.valid && verified) {
+      const lease = body.lease;
+      // The service holds a concurrency slot for this request: free it when the response ends.
+      const release = lease ? { release: () => void this.releaseLease(lease.id, verified.id) } : {};
+      return { limited, result: { valid: true, code: "VALID", key: verified, ...rateLimit, ...release } };
+    }
+    const denial: VerifierResult = {
       valid: false,
       code: body.code as DenialCode,
       ...(verified ? { key: verified } : {}),
       ...(body.missing_scopes ? { missingScopes: body.missing_scopes } : {}),
       ...(body.retry_after_seconds !== undefined ? { retryAfterSeconds: body.retry_after_seconds } : {}),
-      ...(body.rate_limit ? { rateLimit: body.rate_limit } : {}),
+      ...rateLimit,
     };
+    return { limited, result: denial };
+  }
+
+  /** Frees a concurrency lease early; if this fails, the lease still expires by itself. */
+  private async releaseLease(leaseId: string, keyId: string): Promise<void> {
+    try {
+      await this.options.fetch(new URL("/v1/leases/release", this.options.url), {
+        method: "POST",
+        headers: { authorization: `Bearer ${this.options.serviceKey}`, "content-type": "application/json" },
+        body: JSON.stringify({ lease_id: leaseId, key_id: keyId }),
+        signal: AbortSignal.timeout(this.options.timeoutMs),
+      });
+    } catch {
+      // Unreleased, the lease expires after the service's lease time.
+    }
   }
 
   /** Forgets every cached answer (e.g. after a revocation the app itself made). */

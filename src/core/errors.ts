@@ -95,6 +95,17 @@ export const ERROR_REGISTRY = {
     title: "Store unavailable",
     solve: "The database cannot be reached: retry after `Retry-After` seconds; nothing was changed.",
   },
+  LIMITER_UNAVAILABLE: {
+    status: 503,
+    title: "Limiter unavailable",
+    solve:
+      "The shared limiter (Redis) cannot be reached and `KEYWARD_LIMITER_FAILURE` is `closed`: retry after `Retry-After` seconds, restore Redis, or choose `degrade`.",
+  },
+  LEASE_NOT_FOUND: {
+    status: 404,
+    title: "Lease not found",
+    solve: "The concurrency lease was already released or has expired: nothing to do.",
+  },
   INTERNAL_ERROR: {
     status: 500,
     title: "Internal error",

@@ -14,6 +14,7 @@ export interface PublicKey {
   created_at: string;
   expires_at: string | null;
   last_used_at: string | null;
+  last_used_ip: string | null;
   revoked_at: string | null;
   revoked_reason: string | null;
   rate_limit: KeyRecord["rateLimit"];
@@ -38,6 +39,7 @@ export function toPublicKey(key: KeyRecord, now: number): PublicKey {
     created_at: iso(key.createdAt) as string,
     expires_at: iso(key.expiresAt),
     last_used_at: iso(key.lastUsedAt),
+    last_used_ip: key.lastUsedIp ?? null,
     revoked_at: iso(key.revokedAt),
     revoked_reason: key.revokedReason,
     rate_limit: key.rateLimit,

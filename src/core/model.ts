@@ -41,6 +41,8 @@ export interface KeyRecord {
   revokedAt: number | null;
   revokedReason: string | null;
   lastUsedAt: number | null;
+  /** The client address of the last successful use (written with usage, not per request). */
+  lastUsedIp: string | null;
   rateLimit: RateLimitSpec | null;
   concurrency: number | null;
   quota: QuotaSpec | null;
@@ -60,7 +62,7 @@ export type KeyChanges = Partial<
 
 /** Fields set by lifecycle operations (revoke, rotate, usage). */
 export type KeyLifecycleChanges = KeyChanges &
-  Partial<Pick<KeyRecord, "revokedAt" | "revokedReason" | "replacedBy" | "graceEndsAt" | "lastUsedAt">>;
+  Partial<Pick<KeyRecord, "revokedAt" | "revokedReason" | "replacedBy" | "graceEndsAt" | "lastUsedAt" | "lastUsedIp">>;
 
 export interface Actor {
   type: "admin_key" | "key" | "user" | "system" | "cli";

@@ -92,8 +92,16 @@ function checkSettings(input: Partial<CreateKeyInput & KeyChanges>, now: number,
     if ("limit" in quota) {
       if (!Number.isSafeInteger(quota.limit) || quota.limit < 1) errors.push({ field: "quota.limit", message: "a positive integer" });
       if (quota.period !== "day" && quota.period !== "month") errors.push({ field: "quota.period", message: "day or month" });
-    } else if (!Number.isSafeInteger(quota.remaining) || quota.remaining < 0) {
-      errors.push({ field: "quota.remaining", message: "a non-negative integer" });
+    } else {
+      if (!Number.isSafeInteger(quota.remaining) || quota.remaining < 0)
+        errors.push({ field: "quota.remaining", message: "a non-negative integer" });
+      const refill = quota.refill;
+      if (refill !== undefined) {
+        if (!Number.isSafeInteger(refill.amount) || refill.amount < 1)
+          errors.push({ field: "quota.refill.amount", message: "a positive integer" });
+        if (!Number.isSafeInteger(refill.every_seconds) || refill.every_seconds < 1 || refill.every_seconds > 31_536_000)
+          errors.push({ field: "quota.refill.every_seconds", message: "an integer from 1 to 31536000 (a year)" });
+      }
     }
   }
   if (input.allowedCidrs !== undefined) {

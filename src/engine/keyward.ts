@@ -7,10 +7,13 @@ import { computeKeyStatus, type KeyChanges, type KeyRecord, type OwnerRecord, ty
 import type { DenialCode } from "../core/outcomes.js";
 import { cryptoRandomBytes, generateId, type RandomBytes } from "../core/random.js";
 import { findMissingScopes } from "../core/scopes.js";
+import { KeyLimitEnforcer } from "../limits/key-limit-enforcer.js";
+import { MemoryRateLimiter } from "../limits/memory-rate-limiter.js";
 import { type Clock, systemClock } from "../ports/clock.js";
 import type { KeyListFilter, KeyLookup, KeyPageCursor, KeyStore } from "../ports/key-store.js";
-import type { LimitEnforcer, RateLimitState } from "../ports/limits.js";
-import { noopUsageRecorder, type UsageRecorder } from "../ports/usage-recorder.js";
+import type { Lease, LimitEnforcer, LimitsSnapshot, RateLimitState } from "../ports/limits.js";
+import { noopUsageRecorder, type UsageQuery, type UsageRecorder, type UsageRow, type UsageStore } from "../ports/usage-recorder.js";
+import { MemoryQuotaCounter } from "../stores/memory/memory-quota-counter.js";
 import { buildAuditEvent, diffForAudit } from "./audit.js";
 import { type CreateKeyInput, validateCreateKeyInput, validateGraceSeconds, validateKeyChanges } from "./key-input.js";
 import { type CachedKey, VerifyCache, type VerifyCacheOptions } from "./verify-cache.js";
@@ -24,6 +27,8 @@ export interface KeywardOptions {
   cache?: VerifyCacheOptions;
   limits?: LimitEnforcer;
   usage?: UsageRecorder;
+  /** Where recorded usage lands, for `queryUsage`. */
+  usageStore?: UsageStore;
   clock?: Clock;
   random?: RandomBytes;
 }
@@ -39,6 +44,11 @@ export interface VerifyOptions {
   cost?: number;
   /** Skip the limits stage (introspection and management calls are not metered). */
   skipLimits?: boolean;
+  /**
+   * How long a concurrency slot stays held if it is never released. Edges that see the end
+   * of the request release it themselves; forward auth relies on this. Default the limiter's.
+   */
+  leaseMs?: number;
 }
 
 export type VerifyResult =
@@ -49,6 +59,8 @@ export type VerifyResult =
       /** The stored record, for edges that need more than the verified view. Never serialise it: it holds the digest. */
       record: KeyRecord;
       rateLimit?: RateLimitState;
+      /** The concurrency slot this request holds, when the key has a concurrency limit. */
+      lease?: Lease;
       /** Frees the key's concurrency slot; the edge calls it when the response ends. */
       release?: () => void;
     }
@@ -101,8 +113,9 @@ export class Keyward {
   readonly cache: VerifyCache;
   readonly clock: Clock;
   private readonly hashSecrets: HashSecret[];
-  private readonly limits: LimitEnforcer | undefined;
+  private readonly limits: LimitEnforcer;
   private readonly usage: UsageRecorder;
+  private readonly usageStore: UsageStore | undefined;
   private readonly random: RandomBytes;
   private readonly inflight = new Map<string, Promise<CachedKey | null>>();
   private readonly invalidationListeners: ((message: InvalidationMessage) => void)[] = [];
@@ -114,8 +127,10 @@ export class Keyward {
     this.cache = new VerifyCache(options.cache);
     this.clock = options.clock ?? systemClock;
     this.hashSecrets = options.hashSecrets ?? [];
-    this.limits = options.limits;
+    // Keys with limits are never unlimited: without a configured limiter, this process counts.
+    this.limits = options.limits ?? new KeyLimitEnforcer({ rates: new MemoryRateLimiter(), quotas: new MemoryQuotaCounter() });
     this.usage = options.usage ?? noopUsageRecorder;
+    this.usageStore = options.usageStore;
     this.random = options.random ?? cryptoRandomBytes;
   }
 
@@ -128,7 +143,7 @@ export class Keyward {
   async verify(presented: string | undefined | null, options: VerifyOptions = {}): Promise<VerifyResult> {
     const now = this.clock.now();
     const result = await this.decide(presented, options, now);
-    this.usage.record({ keyId: result.key?.id ?? null, code: result.code, at: now, ip: options.ip });
+    this.usage.record({ keyId: result.key?.id ?? null, owner: result.key?.owner, code: result.code, at: now, ip: options.ip });
     return result;
   }
 
@@ -156,8 +171,12 @@ export class Keyward {
       const missing = findMissingScopes(key.scopes, options.scopes);
       if (missing.length > 0) return deny("INSUFFICIENT_SCOPE", { missingScopes: missing });
     }
-    if (this.limits && !options.skipLimits) {
-      const decision = await this.limits.enforce(key, { now, cost: options.cost ?? 1 });
+    if (!options.skipLimits && (key.rateLimit !== null || key.concurrency !== null || key.quota !== null)) {
+      const decision = await this.limits.enforce(key, {
+        now,
+        cost: options.cost ?? 1,
+        ...(options.leaseMs !== undefined ? { leaseMs: options.leaseMs } : {}),
+      });
       if (!decision.allowed) {
         return deny(decision.code, {
           retryAfterSeconds: decision.retryAfterSeconds,
@@ -170,6 +189,7 @@ export class Keyward {
         key: view,
         record: key,
         ...(decision.rateLimit ? { rateLimit: decision.rateLimit } : {}),
+        ...(decision.lease ? { lease: decision.lease } : {}),
         ...(decision.release ? { release: decision.release } : {}),
       };
     }
@@ -236,6 +256,7 @@ export class Keyward {
       revokedAt: null,
       revokedReason: null,
       lastUsedAt: null,
+      lastUsedIp: null,
       rateLimit: input.rateLimit ?? null,
       concurrency: input.concurrency ?? null,
       quota: input.quota ?? null,
@@ -324,6 +345,7 @@ export class Keyward {
       createdAt: now,
       updatedAt: now,
       lastUsedAt: null,
+      lastUsedIp: null,
       revokedAt: null,
       revokedReason: null,
       rotatedFrom: old.id,
@@ -390,6 +412,25 @@ export class Keyward {
     return results;
   }
 
+  // ---------------------------------------------------------------- limits
+
+  /** What is left of each of the key's limits (introspection); nothing is spent. */
+  async inspectLimits(key: KeyRecord): Promise<LimitsSnapshot> {
+    return this.limits.inspect(key, this.clock.now());
+  }
+
+  /** The explicit release of a concurrency lease handed out by forward auth or `/v1/keys/verify`. */
+  async releaseLease(key: KeyRecord, leaseId: string): Promise<boolean> {
+    return this.limits.releaseLease(key, leaseId);
+  }
+
+  /** Usage counts by bucket; what is buffered is written first, so a query sees every recorded use. */
+  async queryUsage(query: UsageQuery): Promise<UsageRow[]> {
+    if (!this.usageStore) throw new KeywardError("INVALID_CONFIGURATION", "usage tracking is not configured");
+    await this.usage.flush?.();
+    return this.usageStore.queryUsage(query);
+  }
+
   // ---------------------------------------------------------------- invalidation
 
   /** Listens to local changes, to forward them to other instances. */
@@ -408,7 +449,10 @@ export class Keyward {
     for (const listener of this.invalidationListeners) listener(message);
   }
 
+  /** Flushes buffered usage, then closes the limiter and the store. */
   async close(): Promise<void> {
+    await this.usage.close?.();
+    await this.limits.close();
     await this.store.close();
   }
 }

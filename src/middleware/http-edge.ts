@@ -19,6 +19,8 @@ export interface RouteRequirement {
   optional?: boolean;
   /** Do not meter this route against the key's limits (management calls). Default false. */
   skipLimits?: boolean;
+  /** How long a concurrency slot is held unless released (forward auth, which cannot see the request end). */
+  leaseMs?: number;
 }
 
 export interface EdgeOptions {
@@ -129,14 +131,16 @@ export async function authenticateRequest<R extends VerifierResult>(
         ...(requirement.environment ? { environment: requirement.environment } : {}),
         ...(request.ip ? { ip: request.ip } : {}),
         ...(requirement.skipLimits ? { skipLimits: true } : {}),
+        ...(requirement.leaseMs !== undefined ? { leaseMs: requirement.leaseMs } : {}),
       });
     } catch (error) {
-      if (isKeywardError(error) && error.code === "STORE_UNAVAILABLE") {
+      // The store or the shared limiter is out: 503 with Retry-After, never a 401 that makes clients rotate keys.
+      if (isKeywardError(error) && error.status === 503) {
         return {
           kind: "deny",
           status: 503,
           headers: { "retry-after": String(error.retryAfterSeconds ?? 5) },
-          problem: buildProblem("STORE_UNAVAILABLE", undefined, withId),
+          problem: buildProblem(error.code, undefined, withId),
         };
       }
       throw error;

@@ -1,4 +1,5 @@
 import type { KeyRecord } from "../core/model.js";
+import type { GcraParams } from "../core/rate-limit.js";
 
 /** What a limited route reports in `RateLimit-*` headers and introspection. */
 export interface RateLimitState {
@@ -8,11 +9,19 @@ export interface RateLimitState {
   resetSeconds: number;
 }
 
+/** A held concurrency slot. Edges that cannot see the end of a request hand the id out for an explicit release. */
+export interface Lease {
+  id: string;
+  expiresAt: number;
+}
+
 export type LimitDecision =
   | {
       allowed: true;
       rateLimit?: RateLimitState;
-      /** Frees a concurrency slot; call exactly once when the request ends (idempotent). */
+      /** Present when the key has a concurrency limit. */
+      lease?: Lease;
+      /** Frees the concurrency slot; call once when the request ends (idempotent). */
       release?: () => void;
     }
   | {
@@ -22,10 +31,69 @@ export type LimitDecision =
       rateLimit?: RateLimitState;
     };
 
+export interface LimitRequest {
+  now: number;
+  cost: number;
+  /**
+   * How long a concurrency slot is held if nobody releases it. In-process edges release when
+   * the response ends and use a long safety net; `/v1/authz` and `/v1/keys/verify` use the
+   * configured lease time.
+   */
+  leaseMs?: number;
+}
+
+/** What is left of each of a key's limits, for introspection. Absent parts are unlimited. */
+export interface LimitsSnapshot {
+  rate_limit?: { limit: number; remaining: number; reset_seconds: number };
+  concurrency?: { limit: number; in_flight: number; available: number };
+  quota?: { limit: number; used: number; remaining: number; resets_at: string | null };
+}
+
 /**
  * The limits stage of the verify pipeline: rate, concurrency and quota for one key, applied
  * after every other check passed, so a denied request never spends anything.
  */
 export interface LimitEnforcer {
-  enforce(key: KeyRecord, request: { now: number; cost: number }): Promise<LimitDecision>;
+  enforce(key: KeyRecord, request: LimitRequest): Promise<LimitDecision>;
+  /** Reads what is left without spending anything. */
+  inspect(key: KeyRecord, now: number): Promise<LimitsSnapshot>;
+  /** Frees a lease by id (the explicit release call of forward auth); false when it was not held. */
+  releaseLease(key: KeyRecord, leaseId: string): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+/** Where a rate decision was taken: the shared backend, or this instance's fallback. */
+export type LimiterMode = "shared" | "degraded" | "open";
+
+/**
+ * The backend of rate and concurrency counters: per instance (memory) or shared (Redis).
+ * Counters are per key lineage, so a rotated key's successor shares them.
+ */
+export interface RateLimiter {
+  /** Spends `cost` from the GCRA bucket when allowed; a denial stores nothing. `aheadMs` is how far the TAT now runs ahead. */
+  consumeRate(lineageId: string, params: GcraParams, cost: number, now: number): Promise<RateOutcome>;
+  /** How far the TAT runs ahead of now, without spending. */
+  peekRate(lineageId: string, now: number): Promise<number>;
+  /** Takes a slot if fewer than `max` unexpired leases are held. */
+  acquireSlot(lineageId: string, max: number, leaseId: string, leaseMs: number, now: number): Promise<boolean>;
+  releaseSlot(lineageId: string, leaseId: string): Promise<boolean>;
+  countSlots(lineageId: string, now: number): Promise<number>;
+  close(): Promise<void>;
+}
+
+export interface RateOutcome {
+  allowed: boolean;
+  /** After the decision: how far the TAT is ahead of now (ms). */
+  aheadMs: number;
+}
+
+/**
+ * Quota counters, exact under concurrency: one conditional increment
+ * (`… WHERE used + cost <= allowance`), never read-then-write. Kept in the database so that
+ * spent uses survive restarts and are shared by every instance.
+ */
+export interface QuotaCounter {
+  /** Spends `cost` from the window if it fits; returns the window's use count after, or null when it does not fit. */
+  spend(lineageId: string, window: string, allowance: number, cost: number, expiresAt: number | null): Promise<number | null>;
+  used(lineageId: string, window: string): Promise<number>;
 }

@@ -12,6 +12,7 @@ import { registerKeyRoutes } from "./routes/keys.js";
 import { registerLeakRoutes } from "./routes/leaks.js";
 import { registerOperationRoutes } from "./routes/operations.js";
 import { registerOwnerRoutes } from "./routes/owners.js";
+import { registerUsageRoutes } from "./routes/usage.js";
 import { registerVerificationRoutes } from "./routes/verification.js";
 import { installValidators } from "./validation.js";
 
@@ -81,6 +82,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   registerOwnerRoutes(app, ctx);
   registerAuditRoutes(app, ctx);
   registerLeakRoutes(app, ctx);
+  registerUsageRoutes(app, ctx);
   await app.ready();
   return app;
 }

@@ -1,6 +1,7 @@
 import { KeywardError } from "../core/errors.js";
 import { type HashSecret, parseHashSecrets } from "../core/hashing.js";
 import { DEFAULT_KEY_PREFIX, isValidKeyPrefix } from "../core/key-format.js";
+import type { LimiterFailurePolicy } from "../limits/redis-rate-limiter.js";
 
 /** Every setting of `keyward serve` and the CLI; docs/configuration.md lists them with defaults. */
 export interface ServiceConfig {
@@ -23,7 +24,20 @@ export interface ServiceConfig {
   redisPrefix: string;
   /** PostgreSQL schema for Keyward's tables; default the connection's search_path. */
   databaseSchema: string | null;
+  /** What rate and concurrency limits do when Redis cannot answer: degrade (default), open or closed. */
+  limiterFailure: LimiterFailurePolicy;
+  /** Per-call time limit of limiter calls to Redis. */
+  redisTimeoutMs: number;
+  /** How long a concurrency slot taken through /v1/authz or /v1/keys/verify is held unless released. */
+  leaseTtlMs: number;
+  /** Usage buffer: flush interval (the most a kill -9 loses), and its bound in distinct rows. */
+  usageFlushMs: number;
+  usageMaxBuffer: number;
+  /** Usage counts older than this many days are deleted; 0 keeps them. */
+  usageRetentionDays: number;
 }
+
+const LIMITER_FAILURE_POLICIES: readonly LimiterFailurePolicy[] = ["degrade", "open", "closed"];
 
 type Env = Record<string, string | undefined>;
 
@@ -54,6 +68,9 @@ export function loadConfig(env: Env = process.env): ServiceConfig {
   } catch (error) {
     throw new KeywardError("INVALID_CONFIGURATION", (error as Error).message);
   }
+  const limiterFailure = (env.KEYWARD_LIMITER_FAILURE || "degrade") as LimiterFailurePolicy;
+  if (!LIMITER_FAILURE_POLICIES.includes(limiterFailure))
+    throw new KeywardError("INVALID_CONFIGURATION", "KEYWARD_LIMITER_FAILURE must be degrade, open or closed");
   return {
     databaseUrl: env.KEYWARD_DATABASE_URL || "sqlite:./data/keyward.db",
     port: integer(env, env.KEYWARD_PORT ? "KEYWARD_PORT" : "PORT", 8080, 0, 65535),
@@ -74,5 +91,11 @@ export function loadConfig(env: Env = process.env): ServiceConfig {
     redisUrl: env.KEYWARD_REDIS_URL || null,
     redisPrefix: env.KEYWARD_REDIS_PREFIX || "keyward:",
     databaseSchema: env.KEYWARD_DATABASE_SCHEMA || null,
+    limiterFailure,
+    redisTimeoutMs: integer(env, "KEYWARD_REDIS_TIMEOUT_MS", 100, 5, 5_000),
+    leaseTtlMs: integer(env, "KEYWARD_LEASE_TTL_MS", 30_000, 100, 3_600_000),
+    usageFlushMs: integer(env, "KEYWARD_USAGE_FLUSH_MS", 1_000, 50, 60_000),
+    usageMaxBuffer: integer(env, "KEYWARD_USAGE_MAX_BUFFER", 50_000, 100, 10_000_000),
+    usageRetentionDays: integer(env, "KEYWARD_USAGE_RETENTION_DAYS", 90, 0, 36_500),
   };
 }

@@ -1,8 +1,14 @@
+import type { Logger } from "pino";
 import { Keyward } from "../engine/keyward.js";
-import type { KeyStore } from "../ports/key-store.js";
+import { KeyLimitEnforcer } from "../limits/key-limit-enforcer.js";
+import { MemoryRateLimiter } from "../limits/memory-rate-limiter.js";
+import { RedisRateLimiter } from "../limits/redis-rate-limiter.js";
+import type { RateLimiter } from "../ports/limits.js";
+import type { UsageRecorder } from "../ports/usage-recorder.js";
+import { BufferedUsageRecorder } from "../usage/buffered-usage-recorder.js";
 import type { ServiceConfig } from "./config.js";
 import type { ServiceMetrics } from "./metrics.js";
-import { openStore } from "./store-factory.js";
+import { openStores, type Stores } from "./store-factory.js";
 
 /**
  * Opening the engine on the configured store, without the HTTP server: the CLI uses this so a
@@ -10,16 +16,61 @@ import { openStore } from "./store-factory.js";
  */
 export const BUILTIN_APPLICATION = { type: "application", id: "keyward" } as const;
 
-/** Opens and migrates the configured store and builds the engine on it. */
-export async function openKeyward(config: ServiceConfig, metrics?: ServiceMetrics): Promise<Keyward> {
-  const store: KeyStore = await openStore(config.databaseUrl, { schema: config.databaseSchema });
-  await store.migrate();
+export interface ServingParts {
+  metrics?: ServiceMetrics;
+  logger?: Logger;
+}
+
+/**
+ * Opens and migrates the configured store and builds the engine on it. Without `serving`
+ * (the CLI) the engine only manages keys: no limiter, no usage buffer, no Redis connection.
+ */
+export async function openKeyward(config: ServiceConfig, serving?: ServingParts): Promise<Keyward> {
+  const stores = await openStores(config.databaseUrl, { schema: config.databaseSchema });
+  if (!serving) return new Keyward({ store: stores.keys, ...engineSettings(config) });
+  return assembleKeyward(config, stores, serving);
+}
+
+const engineSettings = (config: ServiceConfig) => ({
+  prefix: config.prefix,
+  hashSecrets: config.hashSecrets,
+  cache: { maxAgeMs: config.cacheMaxAgeMs, staleWindowMs: config.staleWindowMs },
+});
+
+/**
+ * The serving engine over opened stores: limits (in this process, or shared through Redis
+ * when `KEYWARD_REDIS_URL` is set; quotas always in the database) and buffered usage tracking.
+ */
+export function assembleKeyward(config: ServiceConfig, stores: Stores, parts: ServingParts = {}): Keyward {
+  const { metrics, logger } = parts;
+  const rates: RateLimiter = config.redisUrl
+    ? new RedisRateLimiter({
+        redis: config.redisUrl,
+        prefix: config.redisPrefix,
+        timeoutMs: config.redisTimeoutMs,
+        failurePolicy: config.limiterFailure,
+        onModeChange: (mode, error) => {
+          metrics?.setLimiterMode(mode);
+          if (mode === "shared") logger?.info({ mode }, "limiter: shared through Redis again");
+          else logger?.warn({ mode, err: error?.message }, "limiter: Redis unreachable, limits are per instance");
+        },
+      })
+    : new MemoryRateLimiter();
+  const recorder = new BufferedUsageRecorder({
+    store: stores.usage,
+    flushIntervalMs: config.usageFlushMs,
+    maxEntries: config.usageMaxBuffer,
+    retentionMs: config.usageRetentionDays * 86_400_000,
+    onFlushError: (error) => logger?.warn({ err: (error as Error).message }, "usage flush failed; kept in the buffer"),
+  });
+  metrics?.watchUsageBuffer(recorder.stats);
+  const usage: UsageRecorder = metrics ? metrics.usageRecorder(recorder) : recorder;
   return new Keyward({
-    store,
-    prefix: config.prefix,
-    hashSecrets: config.hashSecrets,
-    cache: { maxAgeMs: config.cacheMaxAgeMs, staleWindowMs: config.staleWindowMs },
-    ...(metrics ? { usage: metrics.usageRecorder() } : {}),
+    store: stores.keys,
+    ...engineSettings(config),
+    limits: new KeyLimitEnforcer({ rates, quotas: stores.quotas }),
+    usage,
+    usageStore: stores.usage,
   });
 }
 

@@ -31,7 +31,7 @@ export async function startService(config: ServiceConfig, options: StartOptions 
   const logger = options.logger ?? createLogger(config.logLevel);
   const print = options.print ?? ((line: string) => process.stdout.write(`${line}\n`));
   const metrics = new ServiceMetrics();
-  const keyward = await openKeyward(config, metrics);
+  const keyward = await openKeyward(config, { metrics, logger });
   connectWorkerInvalidation(keyward);
   let channel: RedisInvalidationChannel | null = null;
   if (config.redisUrl) {

@@ -1,4 +1,5 @@
 import { type TSchema, Type } from "@sinclair/typebox";
+import { OUTCOME_CODES } from "../core/outcomes.js";
 
 /**
  * The one schema source: these TypeBox schemas validate requests (Ajv, no coercion, unknown
@@ -165,6 +166,7 @@ export const KeyObjectSchema = Type.Object({
   created_at: Timestamp,
   expires_at: Nullable(Timestamp),
   last_used_at: Nullable(Timestamp),
+  last_used_ip: Nullable(Type.String()),
   revoked_at: Nullable(Timestamp),
   revoked_reason: Nullable(Type.String()),
   rate_limit: Nullable(RateLimitSchema),
@@ -181,6 +183,36 @@ export const LeakReportBody = Type.Object(
   {
     keys: Type.Array(Type.String({ maxLength: 4096 }), { minItems: 1, maxItems: 1000 }),
     source: Type.Optional(Type.String({ minLength: 1, maxLength: 200, pattern: "^[^\\u0000-\\u001f\\u007f<>]+$" })),
+  },
+  { additionalProperties: false },
+);
+
+export const UsageQuerySchema = Type.Object(
+  {
+    key_id: Type.Optional(Type.String({ maxLength: 128 })),
+    /** `user:alice` or `application:billing`. */
+    owner: Type.Optional(Type.String({ maxLength: 200, pattern: "^(user|application):.+$" })),
+    outcome: Type.Optional(Type.Union(OUTCOME_CODES.map((code) => Type.Literal(code)))),
+    bucket: Type.Optional(Type.Union([Type.Literal("minute"), Type.Literal("hour"), Type.Literal("day")])),
+    since: Type.Optional(Timestamp),
+    until: Type.Optional(Timestamp),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000 })),
+  },
+  { additionalProperties: false },
+);
+
+export const UsageResponseSchema = Type.Object({
+  bucket: Type.String(),
+  since: Timestamp,
+  until: Timestamp,
+  data: Type.Array(Type.Object({ start: Timestamp, key_id: Nullable(Type.String()), outcome: Type.String(), count: Type.Integer() })),
+});
+
+export const ReleaseLeaseBody = Type.Object(
+  {
+    lease_id: Type.String({ pattern: "^lease_[0-9A-Za-z]{20}$" }),
+    /** The key the lease was taken for; default the calling key. Naming another key needs `keys:verify`. */
+    key_id: Type.Optional(Type.String({ maxLength: 128 })),
   },
   { additionalProperties: false },
 );

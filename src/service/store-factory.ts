@@ -1,7 +1,13 @@
 import { KeywardError } from "../core/errors.js";
 import type { KeyStore } from "../ports/key-store.js";
+import type { QuotaCounter } from "../ports/limits.js";
+import type { UsageStore } from "../ports/usage-recorder.js";
 import { PostgresKeyStore } from "../stores/postgres/postgres-key-store.js";
+import { PostgresQuotaCounter } from "../stores/postgres/postgres-quota-counter.js";
+import { PostgresUsageStore } from "../stores/postgres/postgres-usage-store.js";
 import { SqliteKeyStore } from "../stores/sqlite/sqlite-key-store.js";
+import { SqliteQuotaCounter } from "../stores/sqlite/sqlite-quota-counter.js";
+import { SqliteUsageStore } from "../stores/sqlite/sqlite-usage-store.js";
 
 /** Opens the store named by `KEYWARD_DATABASE_URL`: `sqlite:<path>` (default) or `postgres://…`. */
 export async function openStore(databaseUrl: string, options: { schema?: string | null } = {}): Promise<KeyStore> {
@@ -13,4 +19,31 @@ export async function openStore(databaseUrl: string, options: { schema?: string 
   if (/^postgres(ql)?:\/\//.test(databaseUrl))
     return new PostgresKeyStore({ connectionString: databaseUrl, ...(options.schema ? { schema: options.schema } : {}) });
   throw new KeywardError("INVALID_CONFIGURATION", "KEYWARD_DATABASE_URL must start with sqlite: or postgres://");
+}
+
+/** Everything that lives in the database: keys and audit, quota counters, usage counts. */
+export interface Stores {
+  keys: KeyStore;
+  quotas: QuotaCounter;
+  usage: UsageStore;
+}
+
+/** Opens the configured database and applies every module's migrations. */
+export async function openStores(databaseUrl: string, options: { schema?: string | null } = {}): Promise<Stores> {
+  const keys = await openStore(databaseUrl, options);
+  await keys.migrate();
+  return storesBeside(keys);
+}
+
+/** The quota and usage stores that share a migrated key store's database. */
+export async function storesBeside(keys: KeyStore): Promise<Stores> {
+  if (keys instanceof SqliteKeyStore) return { keys, quotas: new SqliteQuotaCounter(keys.db), usage: new SqliteUsageStore(keys.db) };
+  if (keys instanceof PostgresKeyStore) {
+    const quotas = new PostgresQuotaCounter(keys.pool);
+    const usage = new PostgresUsageStore(keys.pool);
+    await quotas.migrate();
+    await usage.migrate();
+    return { keys, quotas, usage };
+  }
+  throw new KeywardError("INVALID_CONFIGURATION", "no quota and usage stores for this key store");
 }

@@ -23,6 +23,7 @@ export interface KeyRow {
   revoked_at: number | string | null;
   revoked_reason: string | null;
   last_used_at: number | string | null;
+  last_used_ip: string | null;
   rate_limit: string | null;
   concurrency: number | null;
   quota: string | null;
@@ -60,6 +61,7 @@ export const KEY_COLUMNS = [
   "replaced_by",
   "grace_ends_at",
   "lineage_id",
+  "last_used_ip",
 ] as const;
 
 const toTime = (value: number | string | null): number | null => (value === null ? null : Number(value));
@@ -81,6 +83,7 @@ export function rowToKey(row: KeyRow): KeyRecord {
     revokedAt: toTime(row.revoked_at),
     revokedReason: row.revoked_reason,
     lastUsedAt: toTime(row.last_used_at),
+    lastUsedIp: row.last_used_ip,
     rateLimit: row.rate_limit === null ? null : JSON.parse(row.rate_limit),
     concurrency: row.concurrency,
     quota: row.quota === null ? null : JSON.parse(row.quota),
@@ -123,6 +126,7 @@ export function keyToRowValues(key: KeyRecord, booleanAsInteger: boolean): unkno
     key.replacedBy,
     key.graceEndsAt,
     key.lineageId,
+    key.lastUsedIp,
   ];
 }
 
@@ -141,6 +145,7 @@ const CHANGE_COLUMNS: Record<keyof KeyLifecycleChanges, { column: string; encode
   replacedBy: { column: "replaced_by", encode: (v: string | null) => v },
   graceEndsAt: { column: "grace_ends_at", encode: (v: number | null) => v },
   lastUsedAt: { column: "last_used_at", encode: (v: number | null) => v },
+  lastUsedIp: { column: "last_used_ip", encode: (v: string | null) => v },
 };
 
 /** Column/value pairs for an UPDATE from a set of changes. */

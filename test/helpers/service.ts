@@ -3,13 +3,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
 import type { FastifyInstance } from "fastify";
-import { Keyward } from "../../src/engine/keyward.js";
+import type { Keyward } from "../../src/engine/keyward.js";
 import type { KeyStore } from "../../src/ports/key-store.js";
 import { buildApp } from "../../src/service/app.js";
 import { loadConfig, type ServiceConfig } from "../../src/service/config.js";
 import { createLogger } from "../../src/service/logger.js";
 import { ServiceMetrics } from "../../src/service/metrics.js";
-import { createAdminKey } from "../../src/service/open-keyward.js";
+import { assembleKeyward, createAdminKey } from "../../src/service/open-keyward.js";
+import { storesBeside } from "../../src/service/store-factory.js";
 import { SqliteKeyStore } from "../../src/stores/sqlite/sqlite-key-store.js";
 import { findLeaks, readDatabaseBytes, recordForSweep } from "./canary.js";
 
@@ -69,13 +70,8 @@ export async function startTestService(options: TestServiceOptions = {}): Promis
   const store = new SqliteKeyStore({ filename: dbPath });
   await store.migrate();
   const metrics = new ServiceMetrics();
-  const keyward = new Keyward({
-    store: options.wrapStore ? options.wrapStore(store) : store,
-    prefix: config.prefix,
-    hashSecrets: config.hashSecrets,
-    cache: { maxAgeMs: config.cacheMaxAgeMs },
-    usage: metrics.usageRecorder(),
-  });
+  const stores = await storesBeside(store);
+  const keyward = assembleKeyward(config, { ...stores, keys: options.wrapStore ? options.wrapStore(store) : store }, { metrics, logger });
   const app = await buildApp({ keyward, config: { ...config, logRequests: true }, logger, metrics });
   await app.listen({ port: 0, host: "127.0.0.1" });
   const address = app.server.address();
@@ -106,7 +102,7 @@ export async function startTestService(options: TestServiceOptions = {}): Promis
     },
     async close() {
       await app.close();
-      await store.close();
+      await keyward.close();
       const planted = [admin.key, ...exchanges.filter(isKeyIssuingExchange).map((e) => (JSON.parse(e.body) as { key: string }).key)];
       recordForSweep({ kind: "planted", keys: planted });
       recordForSweep({ kind: "logs", text: logs.join("") });

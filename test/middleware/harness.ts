@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { RequestContext } from "../../src/core/model.js";
+import { generateId } from "../../src/core/random.js";
 import { Keyward } from "../../src/engine/keyward.js";
 import { ManualClock } from "../../src/ports/clock.js";
 import type { LimitDecision, LimitEnforcer } from "../../src/ports/limits.js";
@@ -15,6 +16,7 @@ import { SqliteKeyStore } from "../../src/stores/sqlite/sqlite-key-store.js";
 export class ScriptedLimits implements LimitEnforcer {
   inFlight = 0;
   released = 0;
+  private readonly leases = new Map<string, () => void>();
   async enforce(key: { metadata: Record<string, unknown> }): Promise<LimitDecision> {
     const rateLimit = { limit: 10, remaining: 9, resetSeconds: 1 };
     switch (key.metadata.deny) {
@@ -26,15 +28,28 @@ export class ScriptedLimits implements LimitEnforcer {
         return { allowed: false, code: "QUOTA_EXCEEDED", retryAfterSeconds: 3600 };
     }
     this.inFlight++;
-    return {
-      allowed: true,
-      rateLimit,
-      release: () => {
-        this.inFlight--;
-        this.released++;
-      },
+    const id = generateId("lease");
+    let held = true;
+    const release = () => {
+      if (!held) return;
+      held = false;
+      this.leases.delete(id);
+      this.inFlight--;
+      this.released++;
     };
+    this.leases.set(id, release);
+    return { allowed: true, rateLimit, lease: { id, expiresAt: Date.now() + 60_000 }, release };
   }
+  async inspect() {
+    return {};
+  }
+  /** The explicit release a remote verifier sends through the service. */
+  async releaseLease(_key: unknown, leaseId: string) {
+    const release = this.leases.get(leaseId);
+    release?.();
+    return release !== undefined;
+  }
+  async close() {}
 }
 
 export interface Fixture {
@@ -55,8 +70,13 @@ export async function createFixture(): Promise<Fixture> {
   const limits = new ScriptedLimits();
   const keyward = new Keyward({ store, clock, limits });
   const make = async (extra: Record<string, unknown> = {}) =>
-    (await keyward.createKey({ owner: { type: "user", id: "alice" }, name: "k", environment: "sandbox", scopes: ["read"], ...extra }, ctx))
-      .key;
+    (
+      await keyward.createKey(
+        // A concurrency limit on every key, so the engine hands every request to the scripted limiter.
+        { owner: { type: "user", id: "alice" }, name: "k", environment: "sandbox", scopes: ["read"], concurrency: 1_000, ...extra },
+        ctx,
+      )
+    ).key;
   const keys: Record<string, string> = {
     valid: await make(),
     production: await make({ environment: "production" }),

@@ -24,6 +24,7 @@ export function makeKey(overrides: Partial<KeyRecord> = {}): KeyRecord {
     revokedAt: null,
     revokedReason: null,
     lastUsedAt: null,
+    lastUsedIp: null,
     rateLimit: null,
     concurrency: null,
     quota: null,

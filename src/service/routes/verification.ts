@@ -1,13 +1,15 @@
 import type { Static } from "@sinclair/typebox";
 import type { FastifyInstance } from "fastify";
+import { KeywardError } from "../../core/errors.js";
 import type { Environment } from "../../core/key-format.js";
 import { toPublicKey, type VerifiedKey } from "../../core/key-view.js";
-import { isValidScope } from "../../core/scopes.js";
+import { findMissingScopes, isValidScope } from "../../core/scopes.js";
 import { authenticateRequest, rateLimitHeaders } from "../../middleware/http-edge.js";
 import { buildProblem, PROBLEM_CONTENT_TYPE } from "../../middleware/problem.js";
+import type { Lease, RateLimitState } from "../../ports/limits.js";
 import { rawSearch } from "../auth.js";
 import type { ServiceContext } from "../context.js";
-import { AuthzQuery, ProblemSchema, VerifyKeyBody } from "../schemas.js";
+import { AuthzQuery, ProblemSchema, ReleaseLeaseBody, VerifyKeyBody } from "../schemas.js";
 
 function verifiedKeyJson(key: VerifiedKey) {
   return {
@@ -21,6 +23,10 @@ function verifiedKeyJson(key: VerifiedKey) {
     expires_at: key.expiresAt,
   };
 }
+
+const rateLimitJson = (state: RateLimitState) => ({ limit: state.limit, remaining: state.remaining, reset_seconds: state.resetSeconds });
+
+const leaseJson = (lease: Lease) => ({ id: lease.id, expires_at: new Date(lease.expiresAt).toISOString() });
 
 function splitScopes(raw: string | undefined): string[] {
   if (!raw) return [];
@@ -48,20 +54,25 @@ export function registerVerificationRoutes(app: FastifyInstance, ctx: ServiceCon
       const caller = await ctx.requireKey(request, reply, ["keys:verify"]);
       if (!caller) return reply;
       const { key, scopes, environment, ip } = request.body;
+      // Verify cannot see the end of the caller's request: a concurrency slot is a lease that
+      // expires by itself, or is freed early through POST /v1/leases/release.
       const result = await keyward.verify(key, {
         ...(scopes ? { scopes } : {}),
         ...(environment ? { environment } : {}),
         ...(ip ? { ip } : {}),
+        leaseMs: ctx.config.leaseTtlMs,
       });
-      // Verify cannot see the end of the caller's request, so a concurrency slot is not held here.
-      if (result.valid) result.release?.();
       return {
         valid: result.valid,
         code: result.code,
         ...(result.key ? { key: verifiedKeyJson(result.key) } : {}),
         ...(!result.valid && result.missingScopes ? { missing_scopes: result.missingScopes } : {}),
         ...(!result.valid && result.retryAfterSeconds !== undefined ? { retry_after_seconds: result.retryAfterSeconds } : {}),
-        ...(result.rateLimit ? { rate_limit: result.rateLimit } : {}),
+        ...(result.rateLimit ? { rate_limit: rateLimitJson(result.rateLimit) } : {}),
+        ...(result.valid && result.lease ? { lease: leaseJson(result.lease) } : {}),
+        ...(result.valid
+          ? { limited: result.record.rateLimit !== null || result.record.concurrency !== null || result.record.quota !== null }
+          : {}),
       };
     },
   );
@@ -90,7 +101,7 @@ export function registerVerificationRoutes(app: FastifyInstance, ctx: ServiceCon
       const decision = await authenticateRequest(
         keyward,
         { headers: request.raw.headersDistinct, search: rawSearch(request), ip: request.ip, requestId: request.id },
-        { scopes, ...(environment ? { environment } : {}) },
+        { scopes, ...(environment ? { environment } : {}), leaseMs: ctx.config.leaseTtlMs },
         { realm: ctx.config.realm, allowQueryKeys: ctx.config.allowQueryKeys },
       );
       if (decision.kind !== "allow") {
@@ -104,13 +115,16 @@ export function registerVerificationRoutes(app: FastifyInstance, ctx: ServiceCon
           .send(denial.problem);
       }
       const caller = decision.result;
-      caller.release?.();
       reply.headers({
         "x-keyward-key-id": caller.key.id,
         "x-keyward-owner": `${caller.key.owner.type}:${caller.key.owner.id}`,
         "x-keyward-scopes": caller.key.scopes.join(" "),
         "x-keyward-environment": caller.key.environment,
         ...rateLimitHeaders(caller.rateLimit),
+        // The proxy cannot tell Keyward when the request ends: the upstream may free the slot early.
+        ...(caller.lease
+          ? { "x-keyward-lease": caller.lease.id, "x-keyward-lease-expires": new Date(caller.lease.expiresAt).toISOString() }
+          : {}),
       });
       return reply.code(200).send();
     },
@@ -122,7 +136,34 @@ export function registerVerificationRoutes(app: FastifyInstance, ctx: ServiceCon
     async (request, reply) => {
       const caller = await ctx.authenticate(request, reply, { skipLimits: true });
       if (!caller) return reply;
-      return toPublicKey(caller.record, keyward.clock.now());
+      return { ...toPublicKey(caller.record, keyward.clock.now()), limits: await keyward.inspectLimits(caller.record) };
+    },
+  );
+
+  app.post<{ Body: Static<typeof ReleaseLeaseBody> }>(
+    "/v1/leases/release",
+    {
+      schema: {
+        tags: ["verification"],
+        summary: "Free a concurrency slot taken through /v1/authz or /v1/keys/verify before its lease expires",
+        body: ReleaseLeaseBody,
+        response: { 400: ProblemSchema, 401: ProblemSchema, 403: ProblemSchema, 404: ProblemSchema },
+      },
+    },
+    async (request, reply) => {
+      const caller = await ctx.authenticate(request, reply, { skipLimits: true });
+      if (!caller) return reply;
+      const { lease_id: leaseId, key_id: keyId } = request.body;
+      let holder = caller.record;
+      if (keyId !== undefined && keyId !== caller.key.id) {
+        // Releasing another key's lease is for the services that verify keys.
+        if (findMissingScopes(caller.key.scopes, ["keys:verify"]).length > 0) {
+          throw new KeywardError("FORBIDDEN", "releasing another key's lease needs the keys:verify scope");
+        }
+        holder = await keyward.getKey(keyId);
+      }
+      if (!(await keyward.releaseLease(holder, leaseId))) throw new KeywardError("LEASE_NOT_FOUND");
+      return reply.code(204).send();
     },
   );
 }

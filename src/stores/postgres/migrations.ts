@@ -96,4 +96,44 @@ export const CORE_POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
     CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
     `,
   },
+  {
+    name: "core/0002_last_used_ip",
+    sql: "ALTER TABLE keys ADD COLUMN last_used_ip TEXT;",
+  },
+];
+
+/** Quota counters: one row per key lineage and window (see src/core/quota-window.ts). */
+export const LIMITS_POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
+  {
+    name: "limits/0001_quota_counters",
+    sql: `
+    CREATE TABLE quota_counters (
+      lineage_id TEXT NOT NULL,
+      "window" TEXT NOT NULL,
+      used BIGINT NOT NULL,
+      expires_at BIGINT,
+      PRIMARY KEY (lineage_id, "window")
+    );
+    CREATE INDEX quota_counters_expiry ON quota_counters (expires_at) WHERE expires_at IS NOT NULL;
+    `,
+  },
+];
+
+/** Usage: counts per minute, key and outcome. */
+export const USAGE_POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
+  {
+    name: "usage/0001_usage_counts",
+    sql: `
+    CREATE TABLE usage_counts (
+      minute BIGINT NOT NULL,
+      key_id TEXT NOT NULL,
+      owner TEXT NOT NULL,
+      outcome TEXT NOT NULL,
+      count BIGINT NOT NULL,
+      PRIMARY KEY (minute, key_id, outcome)
+    );
+    CREATE INDEX usage_counts_key ON usage_counts (key_id, minute);
+    CREATE INDEX usage_counts_owner ON usage_counts (owner, minute);
+    `,
+  },
 ];

@@ -100,4 +100,44 @@ export const CORE_SQLITE_MIGRATIONS: readonly SqliteMigration[] = [
   ) STRICT;
   `,
   },
+  {
+    name: "core/0002_last_used_ip",
+    sql: "ALTER TABLE keys ADD COLUMN last_used_ip TEXT;",
+  },
+];
+
+/** Quota counters: one row per key lineage and window (see src/core/quota-window.ts). */
+export const LIMITS_SQLITE_MIGRATIONS: readonly SqliteMigration[] = [
+  {
+    name: "limits/0001_quota_counters",
+    sql: `
+  CREATE TABLE quota_counters (
+    lineage_id TEXT NOT NULL,
+    window TEXT NOT NULL,
+    used INTEGER NOT NULL,
+    expires_at INTEGER,
+    PRIMARY KEY (lineage_id, window)
+  ) STRICT, WITHOUT ROWID;
+  CREATE INDEX quota_counters_expiry ON quota_counters (expires_at) WHERE expires_at IS NOT NULL;
+  `,
+  },
+];
+
+/** Usage: counts per minute, key and outcome. */
+export const USAGE_SQLITE_MIGRATIONS: readonly SqliteMigration[] = [
+  {
+    name: "usage/0001_usage_counts",
+    sql: `
+  CREATE TABLE usage_counts (
+    minute INTEGER NOT NULL,
+    key_id TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (minute, key_id, outcome)
+  ) STRICT, WITHOUT ROWID;
+  CREATE INDEX usage_counts_key ON usage_counts (key_id, minute);
+  CREATE INDEX usage_counts_owner ON usage_counts (owner, minute);
+  `,
+  },
 ];

@@ -1,0 +1,144 @@
+import { KeywardError } from "../core/errors.js";
+import type { KeyRecord } from "../core/model.js";
+import { quotaRetryAfterSeconds, quotaWindow } from "../core/quota-window.js";
+import { cryptoRandomBytes, generateId } from "../core/random.js";
+import { gcraParams, remainingAfter } from "../core/rate-limit.js";
+import type {
+  LimitDecision,
+  LimitEnforcer,
+  LimitRequest,
+  LimitsSnapshot,
+  QuotaCounter,
+  RateLimiter,
+  RateLimitState,
+} from "../ports/limits.js";
+
+export interface KeyLimitEnforcerOptions {
+  /** Rate and concurrency counters: `MemoryRateLimiter` on one instance, `RedisRateLimiter` across many. */
+  rates: RateLimiter;
+  /** Quota counters, in the database (SQLite, PostgreSQL) or memory. */
+  quotas: QuotaCounter;
+  /** A concurrency slot nobody released is freed after this long. Default 10 minutes. */
+  defaultLeaseMs?: number;
+}
+
+const toSeconds = (ms: number): number => Math.max(0, Math.ceil(ms / 1000));
+
+/**
+ * A key's limits, in the order of PRODUCT.md §4: rate, then concurrency, then quota. Quota
+ * comes last and is the only stage that writes when it allows, so a request denied anywhere
+ * spends no quota; a quota denial gives back the concurrency slot it took. Counters belong to
+ * the key's lineage: a rotated key's successor carries on where its predecessor stood.
+ */
+export class KeyLimitEnforcer implements LimitEnforcer {
+  private readonly rates: RateLimiter;
+  private readonly quotas: QuotaCounter;
+  private readonly defaultLeaseMs: number;
+
+  constructor(options: KeyLimitEnforcerOptions) {
+    this.rates = options.rates;
+    this.quotas = options.quotas;
+    this.defaultLeaseMs = options.defaultLeaseMs ?? 600_000;
+  }
+
+  async enforce(key: KeyRecord, request: LimitRequest): Promise<LimitDecision> {
+    const { now, cost } = request;
+    let rateLimit: RateLimitState | undefined;
+    if (key.rateLimit) {
+      const params = gcraParams(key.rateLimit);
+      const outcome = await this.rates.consumeRate(key.lineageId, params, cost, now);
+      rateLimit = { limit: params.limit, remaining: remainingAfter(outcome.aheadMs, params), resetSeconds: toSeconds(outcome.aheadMs) };
+      if (!outcome.allowed) {
+        const retryMs = outcome.aheadMs + params.intervalMs * cost - params.toleranceMs;
+        return { allowed: false, code: "RATE_LIMITED", retryAfterSeconds: Math.max(1, toSeconds(retryMs)), rateLimit };
+      }
+    }
+    let lease: { id: string; expiresAt: number } | undefined;
+    if (key.concurrency !== null) {
+      const leaseMs = request.leaseMs ?? this.defaultLeaseMs;
+      const id = generateId("lease", cryptoRandomBytes);
+      if (!(await this.rates.acquireSlot(key.lineageId, key.concurrency, id, leaseMs, now))) {
+        return { allowed: false, code: "CONCURRENCY_LIMITED", retryAfterSeconds: 1, ...(rateLimit ? { rateLimit } : {}) };
+      }
+      lease = { id, expiresAt: now + leaseMs };
+    }
+    if (key.quota) {
+      const window = quotaWindow(key.quota, now, key.createdAt);
+      const spent =
+        cost <= window.allowance ? await this.spendQuota(key, window.name, window.allowance, cost, window.resetsAt, lease) : null;
+      if (spent === null) {
+        if (lease) await this.rates.releaseSlot(key.lineageId, lease.id);
+        return {
+          allowed: false,
+          code: "QUOTA_EXCEEDED",
+          retryAfterSeconds: quotaRetryAfterSeconds(window, now),
+          ...(rateLimit ? { rateLimit } : {}),
+        };
+      }
+    }
+    if (!lease) return { allowed: true, ...(rateLimit ? { rateLimit } : {}) };
+    const held = lease;
+    let released = false;
+    return {
+      allowed: true,
+      ...(rateLimit ? { rateLimit } : {}),
+      lease: held,
+      release: () => {
+        if (released) return;
+        released = true;
+        // Best effort: a release that cannot reach the backend leaves the lease to expire.
+        this.rates.releaseSlot(key.lineageId, held.id).catch(() => {});
+      },
+    };
+  }
+
+  async inspect(key: KeyRecord, now: number): Promise<LimitsSnapshot> {
+    const snapshot: LimitsSnapshot = {};
+    if (key.rateLimit) {
+      const params = gcraParams(key.rateLimit);
+      const ahead = await this.rates.peekRate(key.lineageId, now);
+      snapshot.rate_limit = { limit: params.limit, remaining: remainingAfter(ahead, params), reset_seconds: toSeconds(ahead) };
+    }
+    if (key.concurrency !== null) {
+      const inFlight = await this.rates.countSlots(key.lineageId, now);
+      snapshot.concurrency = { limit: key.concurrency, in_flight: inFlight, available: Math.max(0, key.concurrency - inFlight) };
+    }
+    if (key.quota) {
+      const window = quotaWindow(key.quota, now, key.createdAt);
+      const used = await this.quotas.used(key.lineageId, window.name);
+      snapshot.quota = {
+        limit: window.allowance,
+        used,
+        remaining: Math.max(0, window.allowance - used),
+        resets_at: window.resetsAt === null ? null : new Date(window.resetsAt).toISOString(),
+      };
+    }
+    return snapshot;
+  }
+
+  async releaseLease(key: KeyRecord, leaseId: string): Promise<boolean> {
+    return this.rates.releaseSlot(key.lineageId, leaseId);
+  }
+
+  async close(): Promise<void> {
+    await this.rates.close();
+  }
+
+  /** A quota write that fails must not keep the slot taken before it. */
+  private async spendQuota(
+    key: KeyRecord,
+    window: string,
+    allowance: number,
+    cost: number,
+    resetsAt: number | null,
+    lease: { id: string } | undefined,
+  ): Promise<number | null> {
+    try {
+      return await this.quotas.spend(key.lineageId, window, allowance, cost, resetsAt);
+    } catch (error) {
+      if (lease) await this.rates.releaseSlot(key.lineageId, lease.id);
+      // Quotas never fail open: without the database the request waits, it is not let through.
+      throw new KeywardError("STORE_UNAVAILABLE", "quota counters cannot be reached", { retryAfterSeconds: 5, cause: error });
+    }
+  }
+}

@@ -1,0 +1,57 @@
+import type { Static } from "@sinclair/typebox";
+import type { FastifyInstance } from "fastify";
+import { KeywardError } from "../../core/errors.js";
+import { BUCKET_MS } from "../../ports/usage-recorder.js";
+import type { ServiceContext } from "../context.js";
+import { ProblemSchema, UsageQuerySchema, UsageResponseSchema } from "../schemas.js";
+
+const DEFAULT_SPAN_MS = 86_400_000;
+
+/** `GET /v1/usage`: verification counts by key, owner and outcome, in minute, hour or day buckets. */
+export function registerUsageRoutes(app: FastifyInstance, ctx: ServiceContext): void {
+  app.get<{ Querystring: Static<typeof UsageQuerySchema> }>(
+    "/v1/usage",
+    {
+      schema: {
+        tags: ["usage"],
+        summary: "Verification counts by key, owner, outcome and time bucket",
+        querystring: UsageQuerySchema,
+        response: { 200: UsageResponseSchema, 400: ProblemSchema, 401: ProblemSchema, 403: ProblemSchema },
+      },
+    },
+    async (request, reply) => {
+      const caller = await ctx.requireKey(request, reply, ["keys:read"]);
+      if (!caller) return reply;
+      const q = request.query;
+      const bucket = q.bucket ?? "hour";
+      const until = q.until ? Date.parse(q.until) : ctx.keyward.clock.now();
+      const since = q.since ? Date.parse(q.since) : until - DEFAULT_SPAN_MS;
+      if (since >= until)
+        throw new KeywardError("VALIDATION_FAILED", "since must be before until", {
+          errors: [{ field: "since", message: "must be before until" }],
+        });
+      // Whole buckets: the first bucket starts at or before `since`.
+      const from = since - (since % BUCKET_MS[bucket]);
+      const rows = await ctx.keyward.queryUsage({
+        bucket,
+        since: from,
+        until,
+        limit: q.limit ?? 1_000,
+        ...(q.key_id !== undefined ? { keyId: q.key_id } : {}),
+        ...(q.owner !== undefined ? { owner: q.owner } : {}),
+        ...(q.outcome !== undefined ? { outcome: q.outcome } : {}),
+      });
+      return {
+        bucket,
+        since: new Date(from).toISOString(),
+        until: new Date(until).toISOString(),
+        data: rows.map((row) => ({
+          start: new Date(row.start).toISOString(),
+          key_id: row.keyId === "" ? null : row.keyId,
+          outcome: row.outcome,
+          count: row.count,
+        })),
+      };
+    },
+  );
+}

@@ -1,0 +1,53 @@
+import type { KeyStore } from "../../ports/key-store.js";
+import { BUCKET_MS, type LastUse, type UsageCount, type UsageQuery, type UsageRow, type UsageStore } from "../../ports/usage-recorder.js";
+
+/** Usage in memory, for the memory store and tests; last uses go to the key store's records. */
+export class MemoryUsageStore implements UsageStore {
+  private readonly counts = new Map<string, UsageCount>();
+
+  constructor(private readonly keys: KeyStore) {}
+
+  async writeUsage(counts: readonly UsageCount[], lastUses: readonly LastUse[]): Promise<void> {
+    for (const c of counts) {
+      const id = `${c.minute} ${c.keyId} ${c.outcome}`;
+      const existing = this.counts.get(id);
+      if (existing) existing.count += c.count;
+      else this.counts.set(id, { ...c });
+    }
+    for (const use of lastUses) {
+      const key = await this.keys.getKey(use.keyId);
+      if (key && (key.lastUsedAt === null || key.lastUsedAt < use.at))
+        await this.keys.updateKey(use.keyId, { lastUsedAt: use.at, lastUsedIp: use.ip }, null);
+    }
+  }
+
+  async queryUsage(query: UsageQuery): Promise<UsageRow[]> {
+    const width = BUCKET_MS[query.bucket];
+    const buckets = new Map<string, UsageRow>();
+    for (const c of this.counts.values()) {
+      if (c.minute < query.since || c.minute >= query.until) continue;
+      if (query.keyId !== undefined && c.keyId !== query.keyId) continue;
+      if (query.owner !== undefined && c.owner !== query.owner) continue;
+      if (query.outcome !== undefined && c.outcome !== query.outcome) continue;
+      const start = c.minute - (c.minute % width);
+      const id = `${start} ${c.keyId} ${c.outcome}`;
+      const row = buckets.get(id);
+      if (row) row.count += c.count;
+      else buckets.set(id, { start, keyId: c.keyId, outcome: c.outcome, count: c.count });
+    }
+    return [...buckets.values()]
+      .sort((a, b) => a.start - b.start || a.keyId.localeCompare(b.keyId) || a.outcome.localeCompare(b.outcome))
+      .slice(0, query.limit);
+  }
+
+  async pruneUsage(before: number): Promise<number> {
+    let removed = 0;
+    for (const [id, c] of this.counts) {
+      if (c.minute < before) {
+        this.counts.delete(id);
+        removed++;
+      }
+    }
+    return removed;
+  }
+}

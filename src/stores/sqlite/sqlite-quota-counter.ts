@@ -1,0 +1,36 @@
+import type Database from "better-sqlite3";
+import type { QuotaCounter } from "../../ports/limits.js";
+import { applySqliteMigrations, LIMITS_SQLITE_MIGRATIONS } from "./migrations.js";
+
+/**
+ * Quota counters in the SQLite file, beside the keys. A spend is one conditional upsert
+ * (`… DO UPDATE … WHERE used + cost <= allowance RETURNING used`): no read-then-write, so
+ * concurrent spends can never pass the allowance, and an acknowledged spend survives `kill -9`.
+ */
+export class SqliteQuotaCounter implements QuotaCounter {
+  private readonly spendStatement: Database.Statement<[string, string, number, number | null, number], { used: number }>;
+  private readonly usedStatement: Database.Statement<[string, string], { used: number }>;
+
+  constructor(private readonly db: Database.Database) {
+    applySqliteMigrations(db, LIMITS_SQLITE_MIGRATIONS);
+    this.spendStatement = db.prepare(
+      `INSERT INTO quota_counters (lineage_id, window, used, expires_at) VALUES (?, ?, ?, ?)
+       ON CONFLICT (lineage_id, window) DO UPDATE SET used = used + excluded.used WHERE used + excluded.used <= ?
+       RETURNING used`,
+    );
+    this.usedStatement = db.prepare("SELECT used FROM quota_counters WHERE lineage_id = ? AND window = ?");
+  }
+
+  async spend(lineageId: string, window: string, allowance: number, cost: number, expiresAt: number | null): Promise<number | null> {
+    return this.spendStatement.get(lineageId, window, cost, expiresAt, allowance)?.used ?? null;
+  }
+
+  async used(lineageId: string, window: string): Promise<number> {
+    return this.usedStatement.get(lineageId, window)?.used ?? 0;
+  }
+
+  /** Drops windows that ended before `before`. */
+  prune(before: number): number {
+    return this.db.prepare("DELETE FROM quota_counters WHERE expires_at IS NOT NULL AND expires_at < ?").run(before).changes;
+  }
+}
