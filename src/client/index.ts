@@ -108,7 +108,7 @@ export class KeywardClient implements Verifier {
     this.cache = new LRUCache({ max: this.options.maxEntries });
   }
 
-  async verify(key: string, options: VerifyOptions = {}): Promise<VerifierResult> {
+  async verify(key: string | null, options: VerifyOptions = {}): Promise<VerifierResult> {
     if (!key) return { valid: false, code: "MISSING" };
     if (!parseApiKey(key, this.prefix)) return { valid: false, code: "MALFORMED" };
     // Cached per key and client address (a key's CIDR allow-list is checked by the service).

@@ -48,7 +48,7 @@ export type VerifierResult = Exclude<VerifyResult, { valid: true }> | Omit<Extra
  */
 export interface Verifier<R extends VerifierResult = VerifierResult> {
   readonly prefix: string;
-  verify(key: string, options?: VerifyOptions): Promise<R>;
+  verify(key: string | null, options?: VerifyOptions): Promise<R>;
 }
 
 export type EdgeDecision<R extends VerifierResult = VerifierResult> =
@@ -122,11 +122,11 @@ export async function authenticateRequest<R extends VerifierResult>(
     return { kind: "skip", headers: {} };
   }
   let result: R | Extract<VerifierResult, { valid: false }>;
-  if (extracted.kind === "none") result = { valid: false, code: "MISSING" };
-  else if (extracted.kind === "error") result = { valid: false, code: "MALFORMED" };
+  if (extracted.kind === "error") result = { valid: false, code: "MALFORMED" };
   else {
     try {
-      result = await keyward.verify(extracted.key, {
+      // With no key the verifier still answers (MISSING), so the attempt is counted in usage and metrics.
+      result = await keyward.verify(extracted.kind === "none" ? null : extracted.key, {
         ...(requirement.scopes ? { scopes: requirement.scopes } : {}),
         ...(requirement.environment ? { environment: requirement.environment } : {}),
         ...(request.ip ? { ip: request.ip } : {}),

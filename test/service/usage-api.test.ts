@@ -1,0 +1,53 @@
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { generateApiKey } from "../../src/core/key-format.js";
+import { createKeyOverHttp, jsonHeaders, startTestService, type TestService } from "../helpers/service.js";
+
+let service: TestService;
+beforeEach(async () => {
+  service = await startTestService();
+});
+afterEach(async () => {
+  await service.close();
+});
+
+const usage = async (query: string, key = service.adminKey) => service.call(`/v1/usage?${query}`, { headers: jsonHeaders(key) });
+
+describe("GET /v1/usage", () => {
+  it("counts verifications by key and outcome, per minute, and records the last use", async () => {
+    const alice = await createKeyOverHttp(service, { rate_limit: { requests: 2, per_seconds: 60 } });
+    for (let i = 0; i < 3; i++) await service.call("/v1/authz", { headers: { "x-api-key": alice.key } });
+    await service.call("/v1/authz", { headers: { "x-api-key": alice.key, "x-keyward-scopes": "write" } });
+    const response = await usage(`key_id=${alice.id}&bucket=minute`);
+    expect(response.status).toBe(200);
+    const body = response.json() as { bucket: string; data: { key_id: string; outcome: string; count: number; start: string }[] };
+    expect(body.bucket).toBe("minute");
+    const counts = Object.fromEntries(body.data.map((row) => [row.outcome, row.count]));
+    expect(counts).toEqual({ VALID: 2, RATE_LIMITED: 1, INSUFFICIENT_SCOPE: 1 });
+    expect(body.data.every((row) => row.key_id === alice.id && row.start.endsWith(":00.000Z"))).toBe(true);
+    const key = (await service.call(`/v1/keys/${alice.id}`, { headers: jsonHeaders(service.adminKey) })).json() as Record<string, unknown>;
+    expect(typeof key.last_used_at).toBe("string");
+    expect(key.last_used_ip).toBe("127.0.0.1");
+  });
+
+  it("filters by owner and outcome, and counts requests no key was found for", async () => {
+    const bob = await createKeyOverHttp(service, { owner: { type: "user", id: "bob" } });
+    await service.call("/v1/authz", { headers: { "x-api-key": bob.key } });
+    await service.call("/v1/authz", { headers: { "x-api-key": generateApiKey({ prefix: "kw", environment: "sandbox" }) } });
+    await service.call("/v1/authz");
+    const byOwner = (await usage("owner=user:bob&bucket=day")).json() as { data: { count: number; outcome: string }[] };
+    expect(byOwner.data).toEqual([expect.objectContaining({ outcome: "VALID", count: 1 })]);
+    const missing = (await usage("outcome=MISSING")).json() as { data: { key_id: string | null; count: number }[] };
+    expect(missing.data).toEqual([expect.objectContaining({ key_id: null, count: 1 })]);
+    const unknown = (await usage("outcome=NOT_FOUND")).json() as { data: { key_id: string | null; count: number }[] };
+    expect(unknown.data).toEqual([expect.objectContaining({ key_id: null, count: 1 })]);
+  });
+
+  it("refuses bad filters with field errors, and callers without keys:read", async () => {
+    expect((await usage("bucket=week")).status).toBe(400);
+    expect((await usage("owner=alice")).status).toBe(400);
+    expect((await usage("since=2026-11-23T10:00:00Z&until=2026-11-23T09:00:00Z")).status).toBe(400);
+    expect((await usage("unknown=1")).status).toBe(400);
+    const plain = await createKeyOverHttp(service);
+    expect((await usage("", plain.key)).status).toBe(403);
+  });
+});
