@@ -1,4 +1,5 @@
 import type { Logger } from "pino";
+import { IpcRateLimiter, isClusterWorker } from "../cluster/ipc-rate-limiter.js";
 import { Keyward } from "../engine/keyward.js";
 import { KeyLimitEnforcer } from "../limits/key-limit-enforcer.js";
 import { MemoryRateLimiter } from "../limits/memory-rate-limiter.js";
@@ -55,7 +56,10 @@ export function assembleKeyward(config: ServiceConfig, stores: Stores, parts: Se
           else logger?.warn({ mode, err: error?.message }, "limiter: Redis unreachable, limits are per instance");
         },
       })
-    : new MemoryRateLimiter();
+    : // The workers of one machine share one limiter, held by the primary.
+      isClusterWorker()
+      ? new IpcRateLimiter()
+      : new MemoryRateLimiter();
   const recorder = new BufferedUsageRecorder({
     store: stores.usage,
     flushIntervalMs: config.usageFlushMs,

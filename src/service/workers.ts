@@ -1,5 +1,6 @@
 import cluster from "node:cluster";
 import { relayWorkerInvalidations } from "../cluster/ipc-invalidation.js";
+import { serveWorkerLimits } from "../cluster/ipc-rate-limiter.js";
 import type { ServiceConfig } from "./config.js";
 import { bootstrapAdminKey, openKeyward, printBootstrapKey } from "./open-keyward.js";
 
@@ -15,6 +16,7 @@ export async function runPrimary(config: ServiceConfig, workers: number, print: 
   await keyward.close();
   if (bootstrapKey) printBootstrapKey(print, bootstrapKey, `http://${config.host}:${config.port}`);
   relayWorkerInvalidations();
+  if (!config.redisUrl) serveWorkerLimits();
   let stopping = false;
   const env = { KEYWARD_PORT: String(config.port), KEYWARD_HOST: config.host };
   for (let i = 0; i < workers; i++) cluster.fork(env);

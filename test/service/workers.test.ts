@@ -47,3 +47,34 @@ it("serve --workers 2 shares one SQLite store and applies a revocation on every 
     await waitForExit(server.child);
   }
 });
+
+it("serve --workers 2 without Redis: the workers share one limiter, so limits hold for the machine", async () => {
+  const server = await startServeProcess({ KEYWARD_DATABASE_URL: `sqlite:${join(dir, "k.db")}`, KEYWARD_LOG_LEVEL: "warn" }, [
+    "--workers",
+    "2",
+  ]);
+  try {
+    await expect.poll(() => (server.stdout().match(/Keyward listening on/g) ?? []).length, { timeout: 10_000 }).toBe(2);
+    const admin = (server.stdout().match(/kw_live_[0-9A-Za-z]{38}/g) ?? [])[0];
+    const create = async (body: Record<string, unknown>) =>
+      (await (
+        await fetch(`${server.url}/v1/keys`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${admin}`, "content-type": "application/json" },
+          body: JSON.stringify({ owner: { type: "user", id: "w" }, name: "w", environment: "sandbox", scopes: ["read"], ...body }),
+        })
+      ).json()) as { key: string };
+    const hammer = async (key: string, count: number) => {
+      // New connections each time, so the requests are spread over both workers.
+      const responses = await Promise.all(
+        Array.from({ length: count }, () => fetch(`${server.url}/v1/authz`, { headers: { "x-api-key": key, connection: "close" } })),
+      );
+      return responses.filter((r) => r.status === 200).length;
+    };
+    expect(await hammer((await create({ rate_limit: { requests: 5, per_seconds: 60 } })).key, 16)).toBe(5);
+    expect(await hammer((await create({ quota: { remaining: 4 } })).key, 12)).toBe(4);
+  } finally {
+    server.child.kill("SIGTERM");
+    await waitForExit(server.child);
+  }
+});
