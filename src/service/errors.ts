@@ -1,6 +1,7 @@
 import type { FastifyError, FastifyInstance } from "fastify";
 import { type ErrorCode, type FieldError, isKeywardError } from "../core/errors.js";
 import { buildProblem, PROBLEM_CONTENT_TYPE } from "../middleware/problem.js";
+import { isStoreUnavailableError } from "../stores/store-errors.js";
 
 const FASTIFY_CODES: Record<string, ErrorCode> = {
   FST_ERR_CTP_BODY_TOO_LARGE: "PAYLOAD_TOO_LARGE",
@@ -36,6 +37,14 @@ export function installErrorHandling(app: FastifyInstance): void {
         .code(error.status)
         .type(PROBLEM_CONTENT_TYPE)
         .send(buildProblem(error.code, detail, { requestId, ...(error.errors ? { errors: error.errors } : {}) }));
+    }
+    if (isStoreUnavailableError(error)) {
+      request.log.warn({ err: error }, "store unavailable");
+      return reply
+        .code(503)
+        .header("retry-after", "5")
+        .type(PROBLEM_CONTENT_TYPE)
+        .send(buildProblem("STORE_UNAVAILABLE", undefined, { requestId }));
     }
     if (error.validation) {
       const errors = validationErrors(error);

@@ -36,11 +36,17 @@ describe.skipIf(!available)("three instances on PostgreSQL and Redis", () => {
     await dropSchema();
   });
 
-  const createKey = async (on: ServeProcess) => {
+  const createKey = async (on: ServeProcess, extra: Record<string, unknown> = {}) => {
     const response = await fetch(`${on.url}/v1/keys`, {
       method: "POST",
       headers: { authorization: `Bearer ${admin}`, "content-type": "application/json" },
-      body: JSON.stringify({ owner: { type: "application", id: "cluster" }, name: "c", environment: "production", scopes: ["read"] }),
+      body: JSON.stringify({
+        owner: { type: "application", id: "cluster" },
+        name: "c",
+        environment: "production",
+        scopes: ["read"],
+        ...extra,
+      }),
     });
     expect(response.status).toBe(201);
     return (await response.json()) as { id: string; key: string };
@@ -81,6 +87,66 @@ describe.skipIf(!available)("three instances on PostgreSQL and Redis", () => {
     }
     console.log(`cross-instance revocation: worst of ${trials} trials ${worst.toFixed(1)} ms`);
     expect(worst).toBeLessThan(100);
+  });
+
+  const adminCall = (on: ServeProcess, method: string, path: string, body: unknown) =>
+    fetch(`${on.url}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${admin}`, "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+
+  // SECURITY.md 16: the bound holds for every path that takes a key out of service.
+  const paths: [string, (origin: ServeProcess, created: { id: string; key: string }) => Promise<Response>][] = [
+    ["rotation with no grace", (o, c) => adminCall(o, "POST", `/v1/keys/${c.id}/rotate`, { grace_seconds: 0 })],
+    ["disabling the key", (o, c) => adminCall(o, "PATCH", `/v1/keys/${c.id}`, { enabled: false })],
+    ["a leak report", (o, c) => adminCall(o, "POST", "/v1/leaks", { keys: [c.key], source: "cluster test" })],
+  ];
+  for (const [path, change] of paths) {
+    it(`${path} on one instance is enforced on the others within 100 ms`, async () => {
+      let worst = 0;
+      for (let trial = 0; trial < 3; trial++) {
+        const [origin, ...others] = [instances[trial % 3], instances[(trial + 1) % 3], instances[(trial + 2) % 3]] as ServeProcess[];
+        const created = await createKey(origin as ServeProcess, { owner: { type: "application", id: "paths" } });
+        for (const other of others) expect(await introspect(other, created.key)).toBe(200);
+        expect((await change(origin as ServeProcess, created)).status).toBeLessThan(300);
+        const changedAt = performance.now();
+        for (const other of others) {
+          while ((await introspect(other, created.key)) !== 401) expect(performance.now() - changedAt).toBeLessThan(5_000);
+          worst = Math.max(worst, performance.now() - changedAt);
+        }
+      }
+      console.log(`cross-instance ${path}: worst of 3 trials ${worst.toFixed(1)} ms`);
+      expect(worst).toBeLessThan(100);
+    });
+  }
+
+  const authzOn = (on: ServeProcess, key: string) =>
+    fetch(`${on.url}/v1/authz`, { headers: { "x-api-key": key, "x-keyward-scopes": "read", connection: "close" } });
+  const admittedAcross = async (key: string, count: number) => {
+    const responses = await Promise.all(Array.from({ length: count }, (_, i) => authzOn(instances[i % 3] as ServeProcess, key)));
+    return responses.filter((r) => r.status === 200).length;
+  };
+
+  it("a 10-per-minute key hammered across all three admits exactly 10", async () => {
+    const created = await createKey(instances[0] as ServeProcess, {
+      owner: { type: "application", id: "limits" },
+      rate_limit: { requests: 10, per_seconds: 60 },
+    });
+    expect(await admittedAcross(created.key, 45)).toBe(10);
+  });
+
+  it("30 concurrent requests against 9 remaining uses, spread over the three, admit exactly 9", async () => {
+    const created = await createKey(instances[1] as ServeProcess, {
+      owner: { type: "application", id: "limits" },
+      quota: { remaining: 9 },
+    });
+    expect(await admittedAcross(created.key, 30)).toBe(9);
+  });
+
+  it("a concurrency-1 key holds one slot across the three instances", async () => {
+    const created = await createKey(instances[2] as ServeProcess, { owner: { type: "application", id: "limits" }, concurrency: 1 });
+    expect(await admittedAcross(created.key, 9)).toBe(1);
   });
 
   it("disabling an owner on one instance disables its keys on the others", async () => {
