@@ -16,8 +16,22 @@ export {
   type VerifyResult,
 } from "./engine/keyward.js";
 export type { VerifyCacheOptions } from "./engine/verify-cache.js";
+export { KeyLimitEnforcer, type KeyLimitEnforcerOptions } from "./limits/key-limit-enforcer.js";
+export { MemoryRateLimiter } from "./limits/memory-rate-limiter.js";
 export { type Clock, ManualClock, systemClock } from "./ports/clock.js";
 export type { KeyStore } from "./ports/key-store.js";
-export type { LimitDecision, LimitEnforcer, RateLimitState } from "./ports/limits.js";
-export type { UsageEvent, UsageRecorder } from "./ports/usage-recorder.js";
+export type {
+  Lease,
+  LimitDecision,
+  LimitEnforcer,
+  LimiterMode,
+  LimitsSnapshot,
+  QuotaCounter,
+  RateLimiter,
+  RateLimitState,
+} from "./ports/limits.js";
+export type { UsageEvent, UsageRecorder, UsageStore } from "./ports/usage-recorder.js";
 export { MemoryKeyStore } from "./stores/memory/memory-key-store.js";
+export { MemoryQuotaCounter } from "./stores/memory/memory-quota-counter.js";
+export { MemoryUsageStore } from "./stores/memory/memory-usage-store.js";
+export { BufferedUsageRecorder, type BufferedUsageRecorderOptions } from "./usage/buffered-usage-recorder.js";

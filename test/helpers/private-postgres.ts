@@ -48,7 +48,18 @@ export class PrivatePostgres {
   /** Starts the server; a no-op while it runs. */
   async start(): Promise<void> {
     if (this.child && this.child.exitCode === null && this.child.signalCode === null) return;
-    const args = ["-D", join(this.dir, "data"), "-p", String(this.port), "-k", this.dir, "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"];
+    const args = [
+      "-D",
+      join(this.dir, "data"),
+      "-p",
+      String(this.port),
+      "-k",
+      this.dir,
+      "-c",
+      "listen_addresses=127.0.0.1",
+      "-c",
+      "fsync=off",
+    ];
     const [command, argv] = this.asUser(join(this.bin, "postgres"), args);
     this.child = spawn(command, argv, { stdio: "ignore" });
     for (let i = 0; i < 200; i++) {

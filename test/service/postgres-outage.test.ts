@@ -23,7 +23,10 @@ describe.runIf(available)("PostgreSQL down and back", () => {
   beforeAll(async () => {
     db = await PrivatePostgres.start();
     // A short cache age, so the outage is seen at once; a long stale window, so verified keys keep working.
-    const config = { ...loadConfig({ KEYWARD_DATABASE_URL: db.url, KEYWARD_CACHE_MAX_AGE_MS: "50", KEYWARD_STALE_WINDOW_MS: "60000" }), port: 0 };
+    const config = {
+      ...loadConfig({ KEYWARD_DATABASE_URL: db.url, KEYWARD_CACHE_MAX_AGE_MS: "50", KEYWARD_STALE_WINDOW_MS: "60000" }),
+      port: 0,
+    };
     const metrics = new ServiceMetrics();
     const logger = createLogger("silent");
     keyward = await openKeyward(config, { metrics, logger });

@@ -1,1 +1,3 @@
 export { SqliteKeyStore, type SqliteKeyStoreOptions } from "./sqlite-key-store.js";
+export { SqliteQuotaCounter } from "./sqlite-quota-counter.js";
+export { SqliteUsageStore } from "./sqlite-usage-store.js";
