@@ -4,6 +4,7 @@ import { Keyward } from "../engine/keyward.js";
 import { KeyLimitEnforcer } from "../limits/key-limit-enforcer.js";
 import { MemoryRateLimiter } from "../limits/memory-rate-limiter.js";
 import { RedisRateLimiter } from "../limits/redis-rate-limiter.js";
+import type { Clock } from "../ports/clock.js";
 import type { RateLimiter } from "../ports/limits.js";
 import type { UsageRecorder } from "../ports/usage-recorder.js";
 import { BufferedUsageRecorder } from "../usage/buffered-usage-recorder.js";
@@ -20,6 +21,8 @@ export const BUILTIN_APPLICATION = { type: "application", id: "keyward" } as con
 export interface ServingParts {
   metrics?: ServiceMetrics;
   logger?: Logger;
+  /** Tests pin time with a ManualClock. */
+  clock?: Clock;
 }
 
 /**
@@ -43,7 +46,7 @@ const engineSettings = (config: ServiceConfig) => ({
  * when `KEYWARD_REDIS_URL` is set; quotas always in the database) and buffered usage tracking.
  */
 export function assembleKeyward(config: ServiceConfig, stores: Stores, parts: ServingParts = {}): Keyward {
-  const { metrics, logger } = parts;
+  const { metrics, logger, clock } = parts;
   const rates: RateLimiter = config.redisUrl
     ? new RedisRateLimiter({
         redis: config.redisUrl,
@@ -75,6 +78,7 @@ export function assembleKeyward(config: ServiceConfig, stores: Stores, parts: Se
     limits: new KeyLimitEnforcer({ rates, quotas: stores.quotas }),
     usage,
     usageStore: stores.usage,
+    ...(clock ? { clock } : {}),
   });
 }
 

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { Writable } from "node:stream";
 import type { FastifyInstance } from "fastify";
 import type { Keyward } from "../../src/engine/keyward.js";
+import type { Clock } from "../../src/ports/clock.js";
 import type { KeyStore } from "../../src/ports/key-store.js";
 import { buildApp } from "../../src/service/app.js";
 import { loadConfig, type ServiceConfig } from "../../src/service/config.js";
@@ -50,6 +51,8 @@ export interface TestService {
 
 export interface TestServiceOptions {
   env?: Record<string, string>;
+  /** Pin the engine's time (e.g. so "simultaneous" requests share one instant on a loaded machine). */
+  clock?: Clock;
   /** Wrap the real store (e.g. in a counting proxy). */
   wrapStore?: (store: SqliteKeyStore) => KeyStore;
 }
@@ -71,7 +74,15 @@ export async function startTestService(options: TestServiceOptions = {}): Promis
   await store.migrate();
   const metrics = new ServiceMetrics();
   const stores = await storesBeside(store);
-  const keyward = assembleKeyward(config, { ...stores, keys: options.wrapStore ? options.wrapStore(store) : store }, { metrics, logger });
+  const keyward = assembleKeyward(
+    config,
+    { ...stores, keys: options.wrapStore ? options.wrapStore(store) : store },
+    {
+      metrics,
+      logger,
+      ...(options.clock ? { clock: options.clock } : {}),
+    },
+  );
   const app = await buildApp({ keyward, config: { ...config, logRequests: true }, logger, metrics });
   await app.listen({ port: 0, host: "127.0.0.1" });
   const address = app.server.address();
