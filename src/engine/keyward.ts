@@ -3,12 +3,13 @@ import { KeywardError } from "../core/errors.js";
 import { type HashSecret, hashApiKey } from "../core/hashing.js";
 import { DEFAULT_KEY_PREFIX, type Environment, formatKeyRef, generateApiKey, isValidKeyPrefix, parseApiKey } from "../core/key-format.js";
 import { toVerifiedKey, type VerifiedKey } from "../core/key-view.js";
-import { computeKeyStatus, type KeyChanges, type KeyRecord, type OwnerRecord, type OwnerRef, type RequestContext } from "../core/model.js";
+import { type AuditEvent, computeKeyStatus, type KeyChanges, type KeyRecord, type OwnerRecord, type OwnerRef, type RequestContext } from "../core/model.js";
 import type { DenialCode } from "../core/outcomes.js";
 import { cryptoRandomBytes, generateId, type RandomBytes } from "../core/random.js";
 import { findMissingScopes } from "../core/scopes.js";
 import { type Clock, systemClock } from "../ports/clock.js";
 import type { KeyListFilter, KeyLookup, KeyPageCursor, KeyStore } from "../ports/key-store.js";
+import { type EngineObserver, noopEngineObserver } from "../ports/engine-observer.js";
 import type { LimitEnforcer, RateLimitState } from "../ports/limits.js";
 import { noopUsageRecorder, type UsageRecorder } from "../ports/usage-recorder.js";
 import { buildAuditEvent, diffForAudit } from "./audit.js";
@@ -26,6 +27,8 @@ export interface KeywardOptions {
   usage?: UsageRecorder;
   clock?: Clock;
   random?: RandomBytes;
+  /** Metrics hooks (verify latency, cache lookups, store errors). Default: none. */
+  observer?: EngineObserver;
 }
 
 export interface VerifyOptions {
@@ -71,6 +74,9 @@ export interface Page<T> {
   nextCursor: string | null;
 }
 
+/** Called with each audit event after the write that carries it committed. */
+export type CommittedListener = (event: AuditEvent) => void;
+
 /** Keyward change notifications, for cross-instance cache invalidation. */
 export type InvalidationMessage = { kind: "key"; keyId: string; digest?: string } | { kind: "all" };
 
@@ -106,6 +112,8 @@ export class Keyward {
   private readonly random: RandomBytes;
   private readonly inflight = new Map<string, Promise<CachedKey | null>>();
   private readonly invalidationListeners: ((message: InvalidationMessage) => void)[] = [];
+  private readonly committedListeners: CommittedListener[] = [];
+  private readonly observer: EngineObserver;
 
   constructor(options: KeywardOptions) {
     this.prefix = options.prefix ?? DEFAULT_KEY_PREFIX;
@@ -117,6 +125,7 @@ export class Keyward {
     this.limits = options.limits;
     this.usage = options.usage ?? noopUsageRecorder;
     this.random = options.random ?? cryptoRandomBytes;
+    this.observer = options.observer ?? noopEngineObserver;
   }
 
   // ---------------------------------------------------------------- verification
@@ -126,9 +135,11 @@ export class Keyward {
    * wins; the limits stage runs last so a denied request spends nothing.
    */
   async verify(presented: string | undefined | null, options: VerifyOptions = {}): Promise<VerifyResult> {
+    const started = performance.now();
     const now = this.clock.now();
     const result = await this.decide(presented, options, now);
     this.usage.record({ keyId: result.key?.id ?? null, code: result.code, at: now, ip: options.ip });
+    this.observer.verified(result.code, (performance.now() - started) / 1000);
     return result;
   }
 
@@ -184,8 +195,15 @@ export class Keyward {
   private async lookup(presented: string, now: number): Promise<CachedKey | null> {
     const digest = hashApiKey(presented, this.hashSecrets[0]);
     const cached = this.cache.get(digest);
-    if (cached && now - cached.fetchedAt < this.cache.maxAgeMs) return cached;
-    if (!cached && this.cache.isKnownMissing(digest, now)) return null;
+    if (cached && now - cached.fetchedAt < this.cache.maxAgeMs) {
+      this.observer.cacheLookup("hit");
+      return cached;
+    }
+    if (!cached && this.cache.isKnownMissing(digest, now)) {
+      this.observer.cacheLookup("negative_hit");
+      return null;
+    }
+    this.observer.cacheLookup("miss");
     let pending = this.inflight.get(digest);
     if (!pending) {
       pending = this.fetch(presented, digest, now).finally(() => this.inflight.delete(digest));
@@ -194,6 +212,7 @@ export class Keyward {
     try {
       return await pending;
     } catch (error) {
+      this.observer.storeError("lookup");
       if (cached && now - cached.fetchedAt < this.cache.staleWindowMs) return cached;
       throw new KeywardError("STORE_UNAVAILABLE", "the key store cannot be reached", { retryAfterSeconds: 5, cause: error });
     }
@@ -254,6 +273,7 @@ export class Keyward {
     });
     await this.store.insertKey(record, audit);
     this.cache.invalidateKey(id, record.digest);
+    this.publishCommitted(audit);
     return { key: plaintext, record };
   }
 
@@ -282,6 +302,7 @@ export class Keyward {
     const updated = await this.store.updateKey(id, normalized, audit);
     if (!updated) throw new KeywardError("RESOURCE_NOT_FOUND", `no key ${id}`);
     this.invalidate({ kind: "key", keyId: id, digest: before.digest });
+    this.publishCommitted(audit);
     return updated;
   }
 
@@ -295,6 +316,7 @@ export class Keyward {
     const updated = await this.store.updateKey(id, changes, audit);
     if (!updated) throw new KeywardError("RESOURCE_NOT_FOUND", `no key ${id}`);
     this.invalidate({ kind: "key", keyId: id, digest: before.digest });
+    this.publishCommitted(audit);
     return updated;
   }
 
@@ -341,6 +363,7 @@ export class Keyward {
     if (outcome === "conflict") throw new KeywardError("CONFLICT", "the key was already rotated or revoked");
     this.invalidate({ kind: "key", keyId: id, digest: old.digest });
     this.cache.invalidateKey(successorId, successor.digest);
+    this.publishCommitted(audit);
     return { key: plaintext, record: successor, previous: { ...old, ...oldChanges, updatedAt: now } };
   }
 
@@ -357,6 +380,7 @@ export class Keyward {
     );
     const record = await this.store.setOwnerDisabled(owner, disabled, audit, now);
     this.invalidate({ kind: "all" });
+    this.publishCommitted(audit);
     return record;
   }
 
@@ -388,6 +412,31 @@ export class Keyward {
       results.push({ index, outcome: "revoked", id: key.id, ref: key.ref });
     }
     return results;
+  }
+
+  // ---------------------------------------------------------------- committed changes
+
+  /**
+   * Listens to audit events once the write that carries them has committed (webhooks subscribe
+   * here). Listeners run synchronously after the write and must not block: schedule work, do
+   * not await it. A throwing listener is ignored, so it can never fail the change.
+   */
+  onCommitted(listener: CommittedListener): void {
+    this.committedListeners.push(listener);
+  }
+
+  /**
+   * Announces an audit event another module wrote in its own committed transaction (key
+   * requests, dashboard sign-ins), so committed-change listeners see it too.
+   */
+  publishCommitted(event: AuditEvent): void {
+    for (const listener of this.committedListeners) {
+      try {
+        listener(event);
+      } catch {
+        // A listener failure must not turn a committed change into an error response.
+      }
+    }
   }
 
   // ---------------------------------------------------------------- invalidation

@@ -54,7 +54,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   // JSON only: anything else is 415, not a guess.
   app.removeContentTypeParser("text/plain");
   installValidators(app);
-  installErrorHandling(app);
+  // An unexpected error in a request is, in practice, a failed store call (the rest is validated).
+  installErrorHandling(app, { onUnexpectedError: () => options.metrics.recordStoreError("management") });
   app.addHook("onSend", async (request, reply) => {
     reply.header("x-request-id", request.id);
     reply.header("x-content-type-options", "nosniff");

@@ -1,30 +1,132 @@
-import { Counter, Gauge, Registry } from "prom-client";
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { OutcomeCode } from "../core/outcomes.js";
+import type { CacheLookupResult, EngineObserver } from "../ports/engine-observer.js";
 import type { UsageEvent, UsageRecorder } from "../ports/usage-recorder.js";
 
-/** Prometheus metrics of one service instance. Labels are bounded: outcome codes, never key ids. */
+/** How a webhook delivery attempt ended: delivered, failed but retried later, or given up for good. */
+export type WebhookDeliveryOutcome = "delivered" | "retry" | "failed";
+
+/** A limiter's answer, as counted: one of the limit outcomes, or allowed. */
+export type LimiterDecisionLabel = "allowed" | "rate_limited" | "concurrency_limited" | "quota_exceeded";
+
+// Verification is sub-millisecond from cache and a few milliseconds from the store.
+const VERIFY_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1];
+
+/**
+ * Prometheus metrics of one service instance (docs/observability.md lists them). Labels are
+ * bounded sets (outcome codes, fixed words), never key ids, refs, owners or addresses.
+ */
 export class ServiceMetrics {
   readonly registry = new Registry();
   readonly verifications: Counter<"outcome">;
+  readonly verifyDuration: Histogram;
   readonly cacheEntries: Gauge<"kind">;
+  readonly cacheLookups: Counter<"result">;
+  readonly storeErrors: Counter<"operation">;
+  readonly webhookDeliveries: Counter<"outcome">;
+  readonly limiterDecisions: Counter<"decision">;
+  readonly limiterDegraded: Gauge;
+  readonly usageBufferEvents: Gauge;
+  readonly usageDroppedEvents: Counter;
 
   constructor() {
+    const registers = [this.registry];
     this.verifications = new Counter({
       name: "keyward_verifications_total",
       help: "Key verifications by outcome code",
       labelNames: ["outcome"],
-      registers: [this.registry],
+      registers,
     });
-    this.cacheEntries = new Gauge({
-      name: "keyward_cache_entries",
-      help: "Entries in the verification cache",
-      labelNames: ["kind"],
-      registers: [this.registry],
+    this.verifyDuration = new Histogram({
+      name: "keyward_verify_duration_seconds",
+      help: "Time from a verification's start to its outcome, limits included",
+      buckets: VERIFY_BUCKETS,
+      registers,
     });
+    this.cacheEntries = new Gauge({ name: "keyward_cache_entries", help: "Entries in the verification cache", labelNames: ["kind"], registers });
+    this.cacheLookups = new Counter({
+      name: "keyward_cache_lookups_total",
+      help: "Verification cache lookups: hit (fresh entry), negative_hit (remembered unknown key), miss (store read)",
+      labelNames: ["result"],
+      registers,
+    });
+    this.storeErrors = new Counter({
+      name: "keyward_store_errors_total",
+      help: "Failed store calls: lookup (verify path), management (a request that failed on an unexpected error), webhooks",
+      labelNames: ["operation"],
+      registers,
+    });
+    this.webhookDeliveries = new Counter({
+      name: "keyward_webhook_deliveries_total",
+      help: "Webhook delivery attempts by outcome: delivered, retry (failed, will retry), failed (gave up)",
+      labelNames: ["outcome"],
+      registers,
+    });
+    this.limiterDecisions = new Counter({
+      name: "keyward_limiter_decisions_total",
+      help: "Limit decisions: allowed, rate_limited, concurrency_limited, quota_exceeded",
+      labelNames: ["decision"],
+      registers,
+    });
+    this.limiterDegraded = new Gauge({
+      name: "keyward_limiter_degraded",
+      help: "1 while the shared limiter (Redis) is unreachable and limits run per instance, else 0",
+      registers,
+    });
+    this.usageBufferEvents = new Gauge({
+      name: "keyward_usage_buffer_events",
+      help: "Usage events buffered in memory, not yet written",
+      registers,
+    });
+    this.usageDroppedEvents = new Counter({
+      name: "keyward_usage_dropped_events_total",
+      help: "Usage events dropped (buffer full or write failed after retries)",
+      registers,
+    });
+    for (const outcome of ["delivered", "retry", "failed"]) this.webhookDeliveries.inc({ outcome }, 0);
+    this.limiterDegraded.set(0);
+    this.usageBufferEvents.set(0);
   }
 
   recordOutcome(code: OutcomeCode): void {
     this.verifications.inc({ outcome: code });
+  }
+
+  recordStoreError(operation: "lookup" | "management" | "webhooks"): void {
+    this.storeErrors.inc({ operation });
+  }
+
+  recordWebhookDelivery(outcome: WebhookDeliveryOutcome): void {
+    this.webhookDeliveries.inc({ outcome });
+  }
+
+  /** For the limiter: one call per limit decision. */
+  recordLimiterDecision(decision: LimiterDecisionLabel): void {
+    this.limiterDecisions.inc({ decision });
+  }
+
+  /** For the limiter: true while it runs degraded (per instance) because the shared store is down. */
+  setLimiterDegraded(degraded: boolean): void {
+    this.limiterDegraded.set(degraded ? 1 : 0);
+  }
+
+  /** For usage tracking: the number of events waiting in the buffer. */
+  setUsageBufferSize(events: number): void {
+    this.usageBufferEvents.set(events);
+  }
+
+  /** For usage tracking: events lost (buffer full, write failed). */
+  recordUsageDropped(events: number): void {
+    this.usageDroppedEvents.inc(events);
+  }
+
+  /** The engine's hooks: verify latency, cache lookups, store errors on the verify path. */
+  engineObserver(): EngineObserver {
+    return {
+      verified: (_code, seconds) => this.verifyDuration.observe(seconds),
+      cacheLookup: (result: CacheLookupResult) => this.cacheLookups.inc({ result }),
+      storeError: () => this.recordStoreError("lookup"),
+    };
   }
 
   /** Counts outcomes, then hands the event on to the next recorder (usage tracking). */

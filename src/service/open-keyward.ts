@@ -19,7 +19,7 @@ export async function openKeyward(config: ServiceConfig, metrics?: ServiceMetric
     prefix: config.prefix,
     hashSecrets: config.hashSecrets,
     cache: { maxAgeMs: config.cacheMaxAgeMs, staleWindowMs: config.staleWindowMs },
-    ...(metrics ? { usage: metrics.usageRecorder() } : {}),
+    ...(metrics ? { usage: metrics.usageRecorder(), observer: metrics.engineObserver() } : {}),
   });
 }
 

@@ -127,17 +127,18 @@ export const ListKeysQuery = Type.Object(
   { additionalProperties: false },
 );
 
-export const ListAuditQuery = Type.Object(
-  {
-    ...PageQuery,
-    actor_id: Type.Optional(Type.String({ maxLength: 128 })),
-    key_id: Type.Optional(Type.String({ maxLength: 128 })),
-    action: Type.Optional(Type.String({ maxLength: 64 })),
-    since: Type.Optional(Timestamp),
-    until: Type.Optional(Timestamp),
-  },
-  { additionalProperties: false },
-);
+const AuditFilterQuery = {
+  actor_id: Type.Optional(Type.String({ maxLength: 128 })),
+  key_id: Type.Optional(Type.String({ maxLength: 128 })),
+  action: Type.Optional(Type.String({ maxLength: 64 })),
+  since: Type.Optional(Timestamp),
+  until: Type.Optional(Timestamp),
+};
+
+export const ListAuditQuery = Type.Object({ ...PageQuery, ...AuditFilterQuery }, { additionalProperties: false });
+
+/** The export takes the list's filters, and no paging: it streams every match. */
+export const ExportAuditQuery = Type.Object(AuditFilterQuery, { additionalProperties: false });
 
 export const AuthzQuery = Type.Object(
   { scopes: Type.Optional(Type.String({ maxLength: 2048 })), environment: Type.Optional(EnvironmentSchema) },

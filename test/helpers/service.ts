@@ -75,6 +75,7 @@ export async function startTestService(options: TestServiceOptions = {}): Promis
     hashSecrets: config.hashSecrets,
     cache: { maxAgeMs: config.cacheMaxAgeMs },
     usage: metrics.usageRecorder(),
+    observer: metrics.engineObserver(),
   });
   const app = await buildApp({ keyward, config: { ...config, logRequests: true }, logger, metrics });
   await app.listen({ port: 0, host: "127.0.0.1" });

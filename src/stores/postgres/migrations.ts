@@ -97,3 +97,18 @@ export const CORE_POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
     `,
   },
 ];
+
+/** The audit module: audit events are append-only (UPDATE, DELETE and TRUNCATE are refused). */
+export const AUDIT_POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
+  {
+    name: "audit/0001_append_only",
+    sql: `
+    CREATE FUNCTION keyward_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN RAISE EXCEPTION 'audit events are append-only'; END $$;
+    CREATE TRIGGER audit_events_no_change BEFORE UPDATE OR DELETE ON audit_events
+      FOR EACH ROW EXECUTE FUNCTION keyward_audit_append_only();
+    CREATE TRIGGER audit_events_no_truncate BEFORE TRUNCATE ON audit_events
+      FOR EACH STATEMENT EXECUTE FUNCTION keyward_audit_append_only();
+    `,
+  },
+];

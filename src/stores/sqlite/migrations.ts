@@ -101,3 +101,20 @@ export const CORE_SQLITE_MIGRATIONS: readonly SqliteMigration[] = [
   `,
   },
 ];
+
+/**
+ * The audit module: audit events are append-only in the database too. The hash chain catches
+ * edits made around these triggers (someone with the file can drop them); the triggers stop
+ * accidents and casual edits.
+ */
+export const AUDIT_SQLITE_MIGRATIONS: readonly SqliteMigration[] = [
+  {
+    name: "audit/0001_append_only",
+    sql: `
+  CREATE TRIGGER audit_events_no_update BEFORE UPDATE ON audit_events
+  BEGIN SELECT RAISE(ABORT, 'audit events are append-only'); END;
+  CREATE TRIGGER audit_events_no_delete BEFORE DELETE ON audit_events
+  BEGIN SELECT RAISE(ABORT, 'audit events are append-only'); END;
+  `,
+  },
+];
