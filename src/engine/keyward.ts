@@ -3,13 +3,21 @@ import { KeywardError } from "../core/errors.js";
 import { type HashSecret, hashApiKey } from "../core/hashing.js";
 import { DEFAULT_KEY_PREFIX, type Environment, formatKeyRef, generateApiKey, isValidKeyPrefix, parseApiKey } from "../core/key-format.js";
 import { toVerifiedKey, type VerifiedKey } from "../core/key-view.js";
-import { type AuditEvent, computeKeyStatus, type KeyChanges, type KeyRecord, type OwnerRecord, type OwnerRef, type RequestContext } from "../core/model.js";
+import {
+  type AuditEvent,
+  computeKeyStatus,
+  type KeyChanges,
+  type KeyRecord,
+  type OwnerRecord,
+  type OwnerRef,
+  type RequestContext,
+} from "../core/model.js";
 import type { DenialCode } from "../core/outcomes.js";
 import { cryptoRandomBytes, generateId, type RandomBytes } from "../core/random.js";
 import { findMissingScopes } from "../core/scopes.js";
 import { type Clock, systemClock } from "../ports/clock.js";
-import type { KeyListFilter, KeyLookup, KeyPageCursor, KeyStore } from "../ports/key-store.js";
 import { type EngineObserver, noopEngineObserver } from "../ports/engine-observer.js";
+import type { KeyListFilter, KeyLookup, KeyPageCursor, KeyStore } from "../ports/key-store.js";
 import type { LimitEnforcer, RateLimitState } from "../ports/limits.js";
 import { noopUsageRecorder, type UsageRecorder } from "../ports/usage-recorder.js";
 import { buildAuditEvent, diffForAudit } from "./audit.js";

@@ -3,6 +3,7 @@ import fastifySwagger from "@fastify/swagger";
 import Fastify, { type FastifyInstance, LogController } from "fastify";
 import type { Logger } from "pino";
 import type { Keyward } from "../engine/keyward.js";
+import type { WebhookStore } from "../ports/webhook-store.js";
 import type { ServiceConfig } from "./config.js";
 import { createServiceContext, type ServiceContext } from "./context.js";
 import { installErrorHandling } from "./errors.js";
@@ -13,6 +14,7 @@ import { registerLeakRoutes } from "./routes/leaks.js";
 import { registerOperationRoutes } from "./routes/operations.js";
 import { registerOwnerRoutes } from "./routes/owners.js";
 import { registerVerificationRoutes } from "./routes/verification.js";
+import { registerWebhookRoutes } from "./routes/webhooks.js";
 import { installValidators } from "./validation.js";
 
 export interface AppOptions {
@@ -20,6 +22,8 @@ export interface AppOptions {
   config: ServiceConfig;
   logger: Logger;
   metrics: ServiceMetrics;
+  /** Webhook endpoints and deliveries; without it the /v1/webhooks routes are not served (memory store). */
+  webhooks?: WebhookStore | null;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
@@ -82,6 +86,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   registerOwnerRoutes(app, ctx);
   registerAuditRoutes(app, ctx);
   registerLeakRoutes(app, ctx);
+  if (options.webhooks) registerWebhookRoutes(app, ctx, options.webhooks);
   await app.ready();
   return app;
 }

@@ -23,6 +23,16 @@ export interface ServiceConfig {
   redisPrefix: string;
   /** PostgreSQL schema for Keyward's tables; default the connection's search_path. */
   databaseSchema: string | null;
+  /** Webhook delivery (docs/webhooks.md). */
+  webhooks: {
+    pollMs: number;
+    retryBaseMs: number;
+    maxAttempts: number;
+    timeoutMs: number;
+    expiringDays: number;
+    /** Allow endpoints on loopback, private and link-local addresses (off: a key event must not reach internal services). */
+    allowPrivate: boolean;
+  };
 }
 
 type Env = Record<string, string | undefined>;
@@ -74,5 +84,13 @@ export function loadConfig(env: Env = process.env): ServiceConfig {
     redisUrl: env.KEYWARD_REDIS_URL || null,
     redisPrefix: env.KEYWARD_REDIS_PREFIX || "keyward:",
     databaseSchema: env.KEYWARD_DATABASE_SCHEMA || null,
+    webhooks: {
+      pollMs: integer(env, "KEYWARD_WEBHOOK_POLL_MS", 1_000, 20, 60_000),
+      retryBaseMs: integer(env, "KEYWARD_WEBHOOK_RETRY_BASE_MS", 10_000, 10, 3_600_000),
+      maxAttempts: integer(env, "KEYWARD_WEBHOOK_MAX_ATTEMPTS", 8, 1, 20),
+      timeoutMs: integer(env, "KEYWARD_WEBHOOK_TIMEOUT_MS", 5_000, 100, 30_000),
+      expiringDays: integer(env, "KEYWARD_WEBHOOK_EXPIRING_DAYS", 7, 1, 365),
+      allowPrivate: flag(env, "KEYWARD_WEBHOOK_ALLOW_PRIVATE", false),
+    },
   };
 }

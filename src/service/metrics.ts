@@ -43,7 +43,12 @@ export class ServiceMetrics {
       buckets: VERIFY_BUCKETS,
       registers,
     });
-    this.cacheEntries = new Gauge({ name: "keyward_cache_entries", help: "Entries in the verification cache", labelNames: ["kind"], registers });
+    this.cacheEntries = new Gauge({
+      name: "keyward_cache_entries",
+      help: "Entries in the verification cache",
+      labelNames: ["kind"],
+      registers,
+    });
     this.cacheLookups = new Counter({
       name: "keyward_cache_lookups_total",
       help: "Verification cache lookups: hit (fresh entry), negative_hit (remembered unknown key), miss (store read)",

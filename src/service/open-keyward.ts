@@ -2,7 +2,7 @@ import { Keyward } from "../engine/keyward.js";
 import type { KeyStore } from "../ports/key-store.js";
 import type { ServiceConfig } from "./config.js";
 import type { ServiceMetrics } from "./metrics.js";
-import { openStore } from "./store-factory.js";
+import { openStore, openWebhookStore } from "./store-factory.js";
 
 /**
  * Opening the engine on the configured store, without the HTTP server: the CLI uses this so a
@@ -14,6 +14,7 @@ export const BUILTIN_APPLICATION = { type: "application", id: "keyward" } as con
 export async function openKeyward(config: ServiceConfig, metrics?: ServiceMetrics): Promise<Keyward> {
   const store: KeyStore = await openStore(config.databaseUrl, { schema: config.databaseSchema });
   await store.migrate();
+  await openWebhookStore(store)?.migrate();
   return new Keyward({
     store,
     prefix: config.prefix,

@@ -185,3 +185,37 @@ export const LeakReportBody = Type.Object(
   },
   { additionalProperties: false },
 );
+
+export const WebhookEventName = Type.Union(
+  [
+    Type.Literal("*"),
+    ...[
+      "key.created",
+      "key.updated",
+      "key.enabled",
+      "key.disabled",
+      "key.rotated",
+      "key.revoked",
+      "key.leaked",
+      "key.expiring",
+      "owner.disabled",
+      "owner.enabled",
+      "key_request.created",
+      "key_request.decided",
+    ].map((name) => Type.Literal(name)),
+  ],
+  { description: "an event type, or * for every event" },
+);
+
+export const CreateWebhookBody = Type.Object(
+  {
+    url: Type.String({ minLength: 8, maxLength: 2048, description: "http(s) URL that receives POSTed events" }),
+    events: Type.Optional(Type.Array(WebhookEventName, { minItems: 1, maxItems: 20, uniqueItems: true })),
+    description: Type.Optional(Type.String({ minLength: 1, maxLength: 200, pattern: "^[^\\u0000-\\u001f\\u007f<>]+$" })),
+  },
+  { additionalProperties: false },
+);
+
+export const WebhookIdParams = Type.Object({ id: Type.String({ pattern: "^whk_[0-9A-Za-z]{16,40}$" }) });
+
+export const ListWebhooksQuery = Type.Object(PageQuery, { additionalProperties: false });
