@@ -30,6 +30,7 @@ export interface ServiceConfig {
     maxAttempts: number;
     timeoutMs: number;
     expiringDays: number;
+    expirySweepMs: number;
     /** Allow endpoints on loopback, private and link-local addresses (off: a key event must not reach internal services). */
     allowPrivate: boolean;
   };
@@ -90,6 +91,7 @@ export function loadConfig(env: Env = process.env): ServiceConfig {
       maxAttempts: integer(env, "KEYWARD_WEBHOOK_MAX_ATTEMPTS", 8, 1, 20),
       timeoutMs: integer(env, "KEYWARD_WEBHOOK_TIMEOUT_MS", 5_000, 100, 30_000),
       expiringDays: integer(env, "KEYWARD_WEBHOOK_EXPIRING_DAYS", 7, 1, 365),
+      expirySweepMs: integer(env, "KEYWARD_WEBHOOK_EXPIRY_SWEEP_MS", 3_600_000, 50, 86_400_000),
       allowPrivate: flag(env, "KEYWARD_WEBHOOK_ALLOW_PRIVATE", false),
     },
   };
