@@ -98,7 +98,13 @@ export function runWebhookStoreContract(
       expect(first).toHaveLength(2);
       const rest = await webhooks.listDeliveries(target.id, 2, first[1]?.seq as number);
       expect(rest).toHaveLength(1);
-      await webhooks.recordAttempt(rest[0]?.id as string, { status: "failed", at: T0, nextAttemptAt: null, statusCode: null, error: "timed out" });
+      await webhooks.recordAttempt(rest[0]?.id as string, {
+        status: "failed",
+        at: T0,
+        nextAttemptAt: null,
+        statusCode: null,
+        error: "timed out",
+      });
       expect(await webhooks.pruneDeliveries(Date.now() + 1_000)).toBe(1);
       expect(await webhooks.listDeliveries(target.id, 10, null)).toHaveLength(2);
     });
