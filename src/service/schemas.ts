@@ -1,4 +1,5 @@
 import { type TSchema, Type } from "@sinclair/typebox";
+import { WEBHOOK_EVENT_TYPES } from "../core/webhook-events.js";
 
 /**
  * The one schema source: these TypeBox schemas validate requests (Ajv, no coercion, unknown
@@ -186,26 +187,9 @@ export const LeakReportBody = Type.Object(
   { additionalProperties: false },
 );
 
-export const WebhookEventName = Type.Union(
-  [
-    Type.Literal("*"),
-    ...[
-      "key.created",
-      "key.updated",
-      "key.enabled",
-      "key.disabled",
-      "key.rotated",
-      "key.revoked",
-      "key.leaked",
-      "key.expiring",
-      "owner.disabled",
-      "owner.enabled",
-      "key_request.created",
-      "key_request.decided",
-    ].map((name) => Type.Literal(name)),
-  ],
-  { description: "an event type, or * for every event" },
-);
+export const WebhookEventName = Type.Union([Type.Literal("*"), ...WEBHOOK_EVENT_TYPES.map((name) => Type.Literal(name))], {
+  description: "an event type, or * for every event",
+});
 
 export const CreateWebhookBody = Type.Object(
   {

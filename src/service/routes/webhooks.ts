@@ -71,6 +71,13 @@ function decodeSeqCursor(cursor: string | undefined): number | null {
   return Number(cursor);
 }
 
+/** One page of `limit` rows from a read of `limit + 1`: the extra row only says there is more. */
+function seqPage<T extends { seq: number }, J>(rows: T[], limit: number, toJson: (row: T) => J) {
+  const page = rows.slice(0, limit);
+  const last = page[page.length - 1];
+  return { data: page.map(toJson), next_cursor: rows.length > limit && last ? String(last.seq) : null };
+}
+
 /** Webhook endpoints and their delivery log (admin scope); docs/webhooks.md. */
 export function registerWebhookRoutes(app: FastifyInstance, ctx: ServiceContext, store: WebhookStore): void {
   const { keyward } = ctx;
@@ -120,10 +127,7 @@ export function registerWebhookRoutes(app: FastifyInstance, ctx: ServiceContext,
       const caller = await ctx.requireKey(request, reply, ["admin"]);
       if (!caller) return reply;
       const limit = request.query.limit ?? 50;
-      const rows = await store.listEndpoints(limit + 1, decodeSeqCursor(request.query.cursor));
-      const page = rows.slice(0, limit);
-      const last = page[page.length - 1];
-      return { data: page.map(endpointJson), next_cursor: rows.length > limit && last ? String(last.seq) : null };
+      return seqPage(await store.listEndpoints(limit + 1, decodeSeqCursor(request.query.cursor)), limit, endpointJson);
     },
   );
 
@@ -171,10 +175,7 @@ export function registerWebhookRoutes(app: FastifyInstance, ctx: ServiceContext,
       if (!caller) return reply;
       if (!(await store.getEndpoint(request.params.id))) throw new KeywardError("RESOURCE_NOT_FOUND", `no webhook ${request.params.id}`);
       const limit = request.query.limit ?? 50;
-      const rows = await store.listDeliveries(request.params.id, limit + 1, decodeSeqCursor(request.query.cursor));
-      const page = rows.slice(0, limit);
-      const last = page[page.length - 1];
-      return { data: page.map(deliveryJson), next_cursor: rows.length > limit && last ? String(last.seq) : null };
+      return seqPage(await store.listDeliveries(request.params.id, limit + 1, decodeSeqCursor(request.query.cursor)), limit, deliveryJson);
     },
   );
 }
