@@ -82,6 +82,11 @@ export class PostgresWebhookStore implements WebhookStore {
   }
 
   async ingestAuditEvents(limit: number, plan: PlanDeliveries): Promise<number> {
+    // A plain read first: an idle poll opens no transaction and takes no lock.
+    const pending = await this.keys.pool.query(
+      "SELECT 1 FROM audit_events WHERE seq > (SELECT audit_seq FROM webhook_cursor WHERE id = 1) LIMIT 1",
+    );
+    if (pending.rowCount === 0) return 0;
     return this.keys.transaction(async (client) => {
       // The row lock makes instances take turns; audit seqs commit in order (appends hold an advisory lock to commit).
       const cursor = Number(
@@ -126,6 +131,10 @@ export class PostgresWebhookStore implements WebhookStore {
   }
 
   async claimDueDeliveries(now: number, limit: number, leaseMs: number): Promise<ClaimedWebhookDelivery[]> {
+    const due = await this.keys.pool.query("SELECT 1 FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= $1 LIMIT 1", [
+      now,
+    ]);
+    if (due.rowCount === 0) return [];
     // SKIP LOCKED: instances claiming at once take different rows instead of waiting on each other.
     const { rows } = await this.keys.pool.query<WebhookDeliveryRow & { url: string; secret: string }>(
       `WITH due AS (
