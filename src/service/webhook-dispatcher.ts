@@ -181,7 +181,15 @@ export class WebhookDispatcher {
     const delay = nextWebhookRetryDelayMs(attempt, this.options.maxAttempts, this.options.retryBaseMs, Math.random);
     this.metrics?.recordWebhookDelivery(delay === null ? "failed" : "retry");
     this.logger?.warn(
-      { delivery_id: delivery.id, event_id: delivery.eventId, endpoint_id: delivery.endpointId, attempt, status_code: statusCode, error },
+      {
+        request_id: requestIdOf(delivery.payload),
+        delivery_id: delivery.id,
+        event_id: delivery.eventId,
+        endpoint_id: delivery.endpointId,
+        attempt,
+        status_code: statusCode,
+        error,
+      },
       delay === null ? "webhook delivery given up" : "webhook delivery failed; will retry",
     );
     await this.store.recordAttempt(delivery.id, {
@@ -198,6 +206,16 @@ export class WebhookDispatcher {
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
     await this.running;
+  }
+}
+
+/** The id of the request that caused the event, so a failed delivery's log line leads back to it. */
+function requestIdOf(payload: string): string | null {
+  try {
+    const requestId = (JSON.parse(payload) as { data?: { request_id?: unknown } }).data?.request_id;
+    return typeof requestId === "string" ? requestId : null;
+  } catch {
+    return null;
   }
 }
 

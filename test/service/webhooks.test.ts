@@ -115,6 +115,14 @@ it("a receiver that keeps failing is given up after the last attempt", async () 
     if (status === "failed") expect(log.data[0]?.last_error).toBe("HTTP 500");
   }
   expect(status).toBe("failed");
+  const warnings = service.logs
+    .join("")
+    .trim()
+    .split("\n")
+    .map((line) => JSON.parse(line) as { msg?: string; request_id?: string; delivery_id?: string })
+    .filter((line) => line.msg?.startsWith("webhook delivery"));
+  expect(warnings).toHaveLength(3);
+  for (const line of warnings) expect(line).toMatchObject({ request_id: expect.any(String), delivery_id: expect.stringMatching(/^whd_/) });
 });
 
 it("a hanging receiver never holds up the request that caused the event", async () => {
