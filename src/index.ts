@@ -6,8 +6,16 @@ export { type PublicKey, toPublicKey, toVerifiedKey, type VerifiedKey } from "./
 export type { AuditEvent, KeyRecord, KeyStatus, OwnerRecord, OwnerRef, QuotaSpec, RateLimitSpec, RequestContext } from "./core/model.js";
 export { type DenialCode, OUTCOME_CODES, OUTCOME_HTTP_STATUS, type OutcomeCode } from "./core/outcomes.js";
 export { findMissingScopes, isValidScope, MANAGEMENT_SCOPES, scopeCovers } from "./core/scopes.js";
+export { WEBHOOK_EVENT_TYPES, type WebhookEventType, type WebhookPayload } from "./core/webhook-events.js";
+export {
+  signWebhookPayload,
+  type VerifyWebhookSignatureOptions,
+  verifyWebhookSignature,
+  WEBHOOK_SIGNATURE_HEADER,
+} from "./core/webhook-signature.js";
 export type { CreateKeyInput } from "./engine/key-input.js";
 export {
+  type CommittedListener,
   type InvalidationMessage,
   Keyward,
   type KeywardOptions,
@@ -19,6 +27,7 @@ export type { VerifyCacheOptions } from "./engine/verify-cache.js";
 export { KeyLimitEnforcer, type KeyLimitEnforcerOptions } from "./limits/key-limit-enforcer.js";
 export { MemoryRateLimiter } from "./limits/memory-rate-limiter.js";
 export { type Clock, ManualClock, systemClock } from "./ports/clock.js";
+export type { CacheLookupResult, EngineObserver } from "./ports/engine-observer.js";
 export type { KeyStore } from "./ports/key-store.js";
 export type {
   Lease,

@@ -251,12 +251,15 @@ export function buildCli(): Command {
     .command("scan <path>")
     .description("find keys of this deployment's format in files and in git history; exits 1 when any are found")
     .option("--no-history", "skip git history")
+    .option("--staged", "scan only what is staged for commit (for a pre-commit hook)")
     .option("--revoke <url>", "report the keys found to this Keyward service (needs KEYWARD_ADMIN_KEY with keys:write)")
     .option("--json", "print JSON")
-    .action(async (path: string, options: { history: boolean; revoke?: string; json?: boolean }) => {
-      const { scanFiles, scanGitHistory } = await import("./scan.js");
+    .action(async (path: string, options: { history: boolean; staged?: boolean; revoke?: string; json?: boolean }) => {
+      const { scanFiles, scanGitHistory, scanStaged } = await import("./scan.js");
       const prefix = loadConfig().prefix;
-      const findings = [...scanFiles(path, prefix), ...(options.history ? scanGitHistory(path, prefix) : [])];
+      const findings = options.staged
+        ? scanStaged(path, prefix)
+        : [...scanFiles(path, prefix), ...(options.history ? scanGitHistory(path, prefix) : [])];
       const printable = findings.map(({ key: _key, ...rest }) => rest);
       let report: unknown = null;
       if (options.revoke && findings.length > 0) {

@@ -49,37 +49,52 @@ export function scanFiles(root: string, prefix: string): ScanFinding[] {
   return findings;
 }
 
+const gitIn = (root: string) => (args: string[]) =>
+  execFileSync("git", ["-C", root, ...args], { encoding: "utf8", maxBuffer: 256 * 1024 * 1024 });
+
+/** `git grep` for key-shaped text; git exits 1 when nothing matches. */
+function gitGrep(root: string, prefix: string, args: string[], options: string[] = []): string {
+  try {
+    return gitIn(root)(["grep", ...options, "-I", "-n", "-E", `${prefix}_(live|test)_[0-9A-Za-z]{38}`, ...args]);
+  } catch (error) {
+    if ((error as { status?: number }).status === 1) return "";
+    throw error;
+  }
+}
+
+/** Findings from `git grep` lines (`[<commit>:]<file>:<line>:<text>`), checksums verified, each key once per file. */
+function parseGitGrep(output: string, prefix: string, withCommit: boolean, seen: Set<string>): ScanFinding[] {
+  const findings: ScanFinding[] = [];
+  const pattern = withCommit ? /^([0-9a-f]{40}):(.+?):(\d+):(.*)$/ : /^()(.+?):(\d+):(.*)$/;
+  for (const line of output.split("\n")) {
+    const match = pattern.exec(line);
+    if (!match) continue;
+    const [, commit, file, lineNumber, content] = match as unknown as [string, string, string, string, string];
+    for (const hit of findKeys(content, prefix)) {
+      const id = `${file}\0${hit.key}`;
+      if (seen.has(id)) continue;
+      seen.add(id);
+      findings.push({ file, line: Number(lineNumber), ...(withCommit ? { commit } : {}), ref: formatKeyRef(hit.key), key: hit.key });
+    }
+  }
+  return findings;
+}
+
 /**
  * Scans every commit of the git repository at `root` (all refs), so a key committed once and
  * deleted later is still found. `git grep` over batches of commits keeps it one process per batch.
  */
 export function scanGitHistory(root: string, prefix: string): ScanFinding[] {
   if (!existsSync(join(root, ".git"))) return [];
-  const git = (args: string[]) => execFileSync("git", ["-C", root, ...args], { encoding: "utf8", maxBuffer: 256 * 1024 * 1024 });
-  const commits = git(["rev-list", "--all"]).split("\n").filter(Boolean);
+  const commits = gitIn(root)(["rev-list", "--all"]).split("\n").filter(Boolean);
   const findings: ScanFinding[] = [];
   const seen = new Set<string>();
-  for (let i = 0; i < commits.length; i += 100) {
-    const batch = commits.slice(i, i + 100);
-    let output = "";
-    try {
-      output = git(["grep", "-I", "-n", "-E", `${prefix}_(live|test)_[0-9A-Za-z]{38}`, ...batch]);
-    } catch (error) {
-      // git grep exits 1 when nothing matches.
-      if ((error as { status?: number }).status === 1) continue;
-      throw error;
-    }
-    for (const line of output.split("\n")) {
-      const match = /^([0-9a-f]{40}):(.+?):(\d+):(.*)$/.exec(line);
-      if (!match) continue;
-      const [, commit, file, lineNumber, content] = match as unknown as [string, string, string, string, string];
-      for (const hit of findKeys(content, prefix)) {
-        const id = `${file}\0${hit.key}`;
-        if (seen.has(id)) continue;
-        seen.add(id);
-        findings.push({ file, line: Number(lineNumber), commit, ref: formatKeyRef(hit.key), key: hit.key });
-      }
-    }
-  }
+  for (let i = 0; i < commits.length; i += 100)
+    findings.push(...parseGitGrep(gitGrep(root, prefix, commits.slice(i, i + 100)), prefix, true, seen));
   return findings;
+}
+
+/** Scans what is staged for the next commit (the index), for a pre-commit hook. */
+export function scanStaged(root: string, prefix: string): ScanFinding[] {
+  return parseGitGrep(gitGrep(root, prefix, [], ["--cached"]), prefix, false, new Set());
 }

@@ -83,7 +83,7 @@ export interface AuditEvent {
   at: number;
   actor: Actor;
   action: string;
-  targetType: "key" | "owner" | "key_request" | "user" | "system";
+  targetType: "key" | "owner" | "key_request" | "user" | "system" | "webhook";
   targetId: string;
   ip: string | null;
   userAgent: string | null;

@@ -3,13 +3,22 @@ import { KeywardError } from "../core/errors.js";
 import { type HashSecret, hashApiKey } from "../core/hashing.js";
 import { DEFAULT_KEY_PREFIX, type Environment, formatKeyRef, generateApiKey, isValidKeyPrefix, parseApiKey } from "../core/key-format.js";
 import { toVerifiedKey, type VerifiedKey } from "../core/key-view.js";
-import { computeKeyStatus, type KeyChanges, type KeyRecord, type OwnerRecord, type OwnerRef, type RequestContext } from "../core/model.js";
+import {
+  type AuditEvent,
+  computeKeyStatus,
+  type KeyChanges,
+  type KeyRecord,
+  type OwnerRecord,
+  type OwnerRef,
+  type RequestContext,
+} from "../core/model.js";
 import type { DenialCode } from "../core/outcomes.js";
 import { cryptoRandomBytes, generateId, type RandomBytes } from "../core/random.js";
 import { findMissingScopes } from "../core/scopes.js";
 import { KeyLimitEnforcer } from "../limits/key-limit-enforcer.js";
 import { MemoryRateLimiter } from "../limits/memory-rate-limiter.js";
 import { type Clock, systemClock } from "../ports/clock.js";
+import { type EngineObserver, noopEngineObserver } from "../ports/engine-observer.js";
 import type { KeyListFilter, KeyLookup, KeyPageCursor, KeyStore } from "../ports/key-store.js";
 import type { Lease, LimitEnforcer, LimitsSnapshot, RateLimitState } from "../ports/limits.js";
 import { noopUsageRecorder, type UsageQuery, type UsageRecorder, type UsageRow, type UsageStore } from "../ports/usage-recorder.js";
@@ -31,6 +40,8 @@ export interface KeywardOptions {
   usageStore?: UsageStore;
   clock?: Clock;
   random?: RandomBytes;
+  /** Metrics hooks (verify latency, cache lookups, store errors). Default: none. */
+  observer?: EngineObserver;
 }
 
 export interface VerifyOptions {
@@ -83,6 +94,9 @@ export interface Page<T> {
   nextCursor: string | null;
 }
 
+/** Called with each audit event after the write that carries it committed. */
+export type CommittedListener = (event: AuditEvent) => void;
+
 /** Keyward change notifications, for cross-instance cache invalidation. */
 export type InvalidationMessage = { kind: "key"; keyId: string; digest?: string } | { kind: "all" };
 
@@ -119,6 +133,8 @@ export class Keyward {
   private readonly random: RandomBytes;
   private readonly inflight = new Map<string, Promise<CachedKey | null>>();
   private readonly invalidationListeners: ((message: InvalidationMessage) => void)[] = [];
+  private readonly committedListeners: CommittedListener[] = [];
+  private readonly observer: EngineObserver;
 
   constructor(options: KeywardOptions) {
     this.prefix = options.prefix ?? DEFAULT_KEY_PREFIX;
@@ -132,6 +148,7 @@ export class Keyward {
     this.usage = options.usage ?? noopUsageRecorder;
     this.usageStore = options.usageStore;
     this.random = options.random ?? cryptoRandomBytes;
+    this.observer = options.observer ?? noopEngineObserver;
   }
 
   // ---------------------------------------------------------------- verification
@@ -141,9 +158,11 @@ export class Keyward {
    * wins; the limits stage runs last so a denied request spends nothing.
    */
   async verify(presented: string | undefined | null, options: VerifyOptions = {}): Promise<VerifyResult> {
+    const started = performance.now();
     const now = this.clock.now();
     const result = await this.decide(presented, options, now);
     this.usage.record({ keyId: result.key?.id ?? null, owner: result.key?.owner, code: result.code, at: now, ip: options.ip });
+    this.observer.verified(result.code, (performance.now() - started) / 1000);
     return result;
   }
 
@@ -204,8 +223,15 @@ export class Keyward {
   private async lookup(presented: string, now: number): Promise<CachedKey | null> {
     const digest = hashApiKey(presented, this.hashSecrets[0]);
     const cached = this.cache.get(digest);
-    if (cached && now - cached.fetchedAt < this.cache.maxAgeMs) return cached;
-    if (!cached && this.cache.isKnownMissing(digest, now)) return null;
+    if (cached && now - cached.fetchedAt < this.cache.maxAgeMs) {
+      this.observer.cacheLookup("hit");
+      return cached;
+    }
+    if (!cached && this.cache.isKnownMissing(digest, now)) {
+      this.observer.cacheLookup("negative_hit");
+      return null;
+    }
+    this.observer.cacheLookup("miss");
     let pending = this.inflight.get(digest);
     if (!pending) {
       pending = this.fetch(presented, digest, now).finally(() => this.inflight.delete(digest));
@@ -214,6 +240,7 @@ export class Keyward {
     try {
       return await pending;
     } catch (error) {
+      this.observer.storeError("lookup");
       if (cached && now - cached.fetchedAt < this.cache.staleWindowMs) return cached;
       throw new KeywardError("STORE_UNAVAILABLE", "the key store cannot be reached", { retryAfterSeconds: 5, cause: error });
     }
@@ -275,6 +302,7 @@ export class Keyward {
     });
     await this.store.insertKey(record, audit);
     this.cache.invalidateKey(id, record.digest);
+    this.publishCommitted(audit);
     return { key: plaintext, record };
   }
 
@@ -303,6 +331,7 @@ export class Keyward {
     const updated = await this.store.updateKey(id, normalized, audit);
     if (!updated) throw new KeywardError("RESOURCE_NOT_FOUND", `no key ${id}`);
     this.invalidate({ kind: "key", keyId: id, digest: before.digest });
+    this.publishCommitted(audit);
     return updated;
   }
 
@@ -316,6 +345,7 @@ export class Keyward {
     const updated = await this.store.updateKey(id, changes, audit);
     if (!updated) throw new KeywardError("RESOURCE_NOT_FOUND", `no key ${id}`);
     this.invalidate({ kind: "key", keyId: id, digest: before.digest });
+    this.publishCommitted(audit);
     return updated;
   }
 
@@ -363,6 +393,7 @@ export class Keyward {
     if (outcome === "conflict") throw new KeywardError("CONFLICT", "the key was already rotated or revoked");
     this.invalidate({ kind: "key", keyId: id, digest: old.digest });
     this.cache.invalidateKey(successorId, successor.digest);
+    this.publishCommitted(audit);
     return { key: plaintext, record: successor, previous: { ...old, ...oldChanges, updatedAt: now } };
   }
 
@@ -379,6 +410,7 @@ export class Keyward {
     );
     const record = await this.store.setOwnerDisabled(owner, disabled, audit, now);
     this.invalidate({ kind: "all" });
+    this.publishCommitted(audit);
     return record;
   }
 
@@ -429,6 +461,31 @@ export class Keyward {
     if (!this.usageStore) throw new KeywardError("INVALID_CONFIGURATION", "usage tracking is not configured");
     await this.usage.flush?.();
     return this.usageStore.queryUsage(query);
+  }
+
+  // ---------------------------------------------------------------- committed changes
+
+  /**
+   * Listens to audit events once the write that carries them has committed (webhooks subscribe
+   * here). Listeners run synchronously after the write and must not block: schedule work, do
+   * not await it. A throwing listener is ignored, so it can never fail the change.
+   */
+  onCommitted(listener: CommittedListener): void {
+    this.committedListeners.push(listener);
+  }
+
+  /**
+   * Announces an audit event another module wrote in its own committed transaction (key
+   * requests, dashboard sign-ins), so committed-change listeners see it too.
+   */
+  publishCommitted(event: AuditEvent): void {
+    for (const listener of this.committedListeners) {
+      try {
+        listener(event);
+      } catch {
+        // A listener failure must not turn a committed change into an error response.
+      }
+    }
   }
 
   // ---------------------------------------------------------------- invalidation

@@ -20,6 +20,8 @@ export interface KeyLimitEnforcerOptions {
   quotas: QuotaCounter;
   /** A concurrency slot nobody released is freed after this long. Default 10 minutes. */
   defaultLeaseMs?: number;
+  /** Told each decision (metrics). */
+  onDecision?: (decision: "allowed" | "rate_limited" | "concurrency_limited" | "quota_exceeded") => void;
 }
 
 const toSeconds = (ms: number): number => Math.max(0, Math.ceil(ms / 1000));
@@ -34,14 +36,22 @@ export class KeyLimitEnforcer implements LimitEnforcer {
   private readonly rates: RateLimiter;
   private readonly quotas: QuotaCounter;
   private readonly defaultLeaseMs: number;
+  private readonly onDecision: KeyLimitEnforcerOptions["onDecision"];
 
   constructor(options: KeyLimitEnforcerOptions) {
     this.rates = options.rates;
     this.quotas = options.quotas;
     this.defaultLeaseMs = options.defaultLeaseMs ?? 600_000;
+    this.onDecision = options.onDecision;
   }
 
   async enforce(key: KeyRecord, request: LimitRequest): Promise<LimitDecision> {
+    const decision = await this.decide(key, request);
+    this.onDecision?.(decision.allowed ? "allowed" : (decision.code.toLowerCase() as Lowercase<typeof decision.code>));
+    return decision;
+  }
+
+  private async decide(key: KeyRecord, request: LimitRequest): Promise<LimitDecision> {
     const { now, cost } = request;
     let rateLimit: RateLimitState | undefined;
     if (key.rateLimit) {

@@ -3,6 +3,7 @@ import fastifySwagger from "@fastify/swagger";
 import Fastify, { type FastifyInstance, LogController } from "fastify";
 import type { Logger } from "pino";
 import type { Keyward } from "../engine/keyward.js";
+import type { WebhookStore } from "../ports/webhook-store.js";
 import type { ServiceConfig } from "./config.js";
 import { createServiceContext, type ServiceContext } from "./context.js";
 import { installErrorHandling } from "./errors.js";
@@ -14,6 +15,7 @@ import { registerOperationRoutes } from "./routes/operations.js";
 import { registerOwnerRoutes } from "./routes/owners.js";
 import { registerUsageRoutes } from "./routes/usage.js";
 import { registerVerificationRoutes } from "./routes/verification.js";
+import { registerWebhookRoutes } from "./routes/webhooks.js";
 import { installValidators } from "./validation.js";
 
 export interface AppOptions {
@@ -21,6 +23,8 @@ export interface AppOptions {
   config: ServiceConfig;
   logger: Logger;
   metrics: ServiceMetrics;
+  /** Webhook endpoints and deliveries; without it the /v1/webhooks routes are not served (memory store). */
+  webhooks?: WebhookStore | null;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
@@ -55,7 +59,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   // JSON only: anything else is 415, not a guess.
   app.removeContentTypeParser("text/plain");
   installValidators(app);
-  installErrorHandling(app);
+  // An unexpected error in a request is, in practice, a failed store call (the rest is validated).
+  installErrorHandling(app, { onUnexpectedError: () => options.metrics.recordStoreError("management") });
   app.addHook("onSend", async (request, reply) => {
     reply.header("x-request-id", request.id);
     reply.header("x-content-type-options", "nosniff");
@@ -83,6 +88,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   registerAuditRoutes(app, ctx);
   registerLeakRoutes(app, ctx);
   registerUsageRoutes(app, ctx);
+  if (options.webhooks) registerWebhookRoutes(app, ctx, options.webhooks);
   await app.ready();
   return app;
 }

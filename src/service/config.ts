@@ -35,6 +35,17 @@ export interface ServiceConfig {
   usageMaxBuffer: number;
   /** Usage counts older than this many days are deleted; 0 keeps them. */
   usageRetentionDays: number;
+  /** Webhook delivery (docs/webhooks.md). */
+  webhooks: {
+    pollMs: number;
+    retryBaseMs: number;
+    maxAttempts: number;
+    timeoutMs: number;
+    expiringDays: number;
+    expirySweepMs: number;
+    /** Allow endpoints on loopback, private and link-local addresses (off: a key event must not reach internal services). */
+    allowPrivate: boolean;
+  };
 }
 
 const LIMITER_FAILURE_POLICIES: readonly LimiterFailurePolicy[] = ["degrade", "open", "closed"];
@@ -97,5 +108,14 @@ export function loadConfig(env: Env = process.env): ServiceConfig {
     usageFlushMs: integer(env, "KEYWARD_USAGE_FLUSH_MS", 1_000, 50, 60_000),
     usageMaxBuffer: integer(env, "KEYWARD_USAGE_MAX_BUFFER", 50_000, 100, 10_000_000),
     usageRetentionDays: integer(env, "KEYWARD_USAGE_RETENTION_DAYS", 90, 0, 36_500),
+    webhooks: {
+      pollMs: integer(env, "KEYWARD_WEBHOOK_POLL_MS", 1_000, 20, 60_000),
+      retryBaseMs: integer(env, "KEYWARD_WEBHOOK_RETRY_BASE_MS", 10_000, 10, 3_600_000),
+      maxAttempts: integer(env, "KEYWARD_WEBHOOK_MAX_ATTEMPTS", 8, 1, 20),
+      timeoutMs: integer(env, "KEYWARD_WEBHOOK_TIMEOUT_MS", 5_000, 100, 30_000),
+      expiringDays: integer(env, "KEYWARD_WEBHOOK_EXPIRING_DAYS", 7, 1, 365),
+      expirySweepMs: integer(env, "KEYWARD_WEBHOOK_EXPIRY_SWEEP_MS", 3_600_000, 50, 86_400_000),
+      allowPrivate: flag(env, "KEYWARD_WEBHOOK_ALLOW_PRIVATE", false),
+    },
   };
 }

@@ -26,7 +26,7 @@ function validationErrors(error: FastifyError): FieldError[] {
  * echoed (Node's JSON errors quote the input, which may hold a key), and 5xx answers carry
  * only a request id: no stack, SQL, digest or environment.
  */
-export function installErrorHandling(app: FastifyInstance): void {
+export function installErrorHandling(app: FastifyInstance, hooks: { onUnexpectedError?: () => void } = {}): void {
   app.setErrorHandler(async (error: FastifyError, request, reply) => {
     const requestId = request.id;
     if (isKeywardError(error)) {
@@ -68,6 +68,7 @@ export function installErrorHandling(app: FastifyInstance): void {
         .send(buildProblem("VALIDATION_FAILED", "the request could not be read", { requestId }));
     }
     request.log.error({ err: error }, "unhandled error");
+    hooks.onUnexpectedError?.();
     return reply
       .code(500)
       .type(PROBLEM_CONTENT_TYPE)

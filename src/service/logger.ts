@@ -70,6 +70,12 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
           "*.headers.authorization",
           '*.headers["x-api-key"]',
           "*.headers.cookie",
+          '*.headers["set-cookie"]',
+          // Carriers nested deeper (an error's request or response headers), up to four levels.
+          ...["authorization", "cookie", '["x-api-key"]', '["set-cookie"]'].flatMap((name) => [
+            `*.*.${name}`.replace(".[", "["),
+            `*.*.*.${name}`.replace(".[", "["),
+          ]),
           "key",
           "*.key",
         ],

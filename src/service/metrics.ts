@@ -1,67 +1,142 @@
-import { Counter, Gauge, Registry } from "prom-client";
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { OutcomeCode } from "../core/outcomes.js";
-import type { LimiterMode } from "../ports/limits.js";
+import type { CacheLookupResult, EngineObserver } from "../ports/engine-observer.js";
 import type { UsageEvent, UsageRecorder } from "../ports/usage-recorder.js";
 import type { UsageBufferStats } from "../usage/buffered-usage-recorder.js";
 
-const LIMITER_MODES: readonly LimiterMode[] = ["shared", "degraded", "open"];
+/** How a webhook delivery attempt ended: delivered, failed but retried later, or given up for good. */
+export type WebhookDeliveryOutcome = "delivered" | "retry" | "failed";
 
-/** Prometheus metrics of one service instance. Labels are bounded: outcome codes, never key ids. */
+/** A limiter's answer, as counted: one of the limit outcomes, or allowed. */
+export type LimiterDecisionLabel = "allowed" | "rate_limited" | "concurrency_limited" | "quota_exceeded";
+
+// Verification is sub-millisecond from cache and a few milliseconds from the store.
+const VERIFY_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1];
+
+/**
+ * Prometheus metrics of one service instance (docs/observability.md lists them). Labels are
+ * bounded sets (outcome codes, fixed words), never key ids, refs, owners or addresses.
+ */
 export class ServiceMetrics {
   readonly registry = new Registry();
   readonly verifications: Counter<"outcome">;
+  readonly verifyDuration: Histogram;
   readonly cacheEntries: Gauge<"kind">;
-  readonly limiterMode: Gauge<"mode">;
+  readonly cacheLookups: Counter<"result">;
+  readonly storeErrors: Counter<"operation">;
+  readonly webhookDeliveries: Counter<"outcome">;
+  readonly limiterDecisions: Counter<"decision">;
+  readonly limiterDegraded: Gauge;
+  readonly usageBufferEvents: Gauge;
+  readonly usageDroppedEvents: Counter;
+  private usageStats: UsageBufferStats | undefined;
 
   constructor() {
+    const registers = [this.registry];
     this.verifications = new Counter({
       name: "keyward_verifications_total",
       help: "Key verifications by outcome code",
       labelNames: ["outcome"],
-      registers: [this.registry],
+      registers,
+    });
+    this.verifyDuration = new Histogram({
+      name: "keyward_verify_duration_seconds",
+      help: "Time from a verification's start to its outcome, limits included",
+      buckets: VERIFY_BUCKETS,
+      registers,
     });
     this.cacheEntries = new Gauge({
       name: "keyward_cache_entries",
       help: "Entries in the verification cache",
       labelNames: ["kind"],
-      registers: [this.registry],
+      registers,
     });
-    this.limiterMode = new Gauge({
-      name: "keyward_limiter_mode",
-      help: "1 for the limiter's current mode: shared (Redis), degraded (per instance) or open",
-      labelNames: ["mode"],
-      registers: [this.registry],
+    this.cacheLookups = new Counter({
+      name: "keyward_cache_lookups_total",
+      help: "Verification cache lookups: hit (fresh entry), negative_hit (remembered unknown key), miss (store read)",
+      labelNames: ["result"],
+      registers,
     });
-    this.setLimiterMode("shared");
+    this.storeErrors = new Counter({
+      name: "keyward_store_errors_total",
+      help: "Failed store calls: lookup (verify path), management (a request that failed on an unexpected error), webhooks",
+      labelNames: ["operation"],
+      registers,
+    });
+    this.webhookDeliveries = new Counter({
+      name: "keyward_webhook_deliveries_total",
+      help: "Webhook delivery attempts by outcome: delivered, retry (failed, will retry), failed (gave up)",
+      labelNames: ["outcome"],
+      registers,
+    });
+    this.limiterDecisions = new Counter({
+      name: "keyward_limiter_decisions_total",
+      help: "Limit decisions: allowed, rate_limited, concurrency_limited, quota_exceeded",
+      labelNames: ["decision"],
+      registers,
+    });
+    this.limiterDegraded = new Gauge({
+      name: "keyward_limiter_degraded",
+      help: "1 while the shared limiter (Redis) is unreachable and limits run per instance, else 0",
+      registers,
+    });
+    // Read from the usage buffer at scrape time: the hot path never touches a metric for it.
+    const usage = () => this.usageStats;
+    this.usageBufferEvents = new Gauge({
+      name: "keyward_usage_buffer_events",
+      help: "Usage rows (minute, key, outcome) buffered in memory, not yet written",
+      registers,
+      collect() {
+        this.set(usage()?.entries ?? 0);
+      },
+    });
+    this.usageDroppedEvents = new Counter({
+      name: "keyward_usage_dropped_events_total",
+      help: "Usage events dropped because the buffer was full (the store was slow or down)",
+      registers,
+      collect() {
+        this.reset();
+        this.inc(usage()?.dropped ?? 0);
+      },
+    });
+    for (const outcome of ["delivered", "retry", "failed"]) this.webhookDeliveries.inc({ outcome }, 0);
+    this.limiterDegraded.set(0);
   }
 
   recordOutcome(code: OutcomeCode): void {
     this.verifications.inc({ outcome: code });
   }
 
-  setLimiterMode(mode: LimiterMode): void {
-    for (const m of LIMITER_MODES) this.limiterMode.set({ mode: m }, m === mode ? 1 : 0);
+  recordStoreError(operation: "lookup" | "management" | "webhooks"): void {
+    this.storeErrors.inc({ operation });
+  }
+
+  recordWebhookDelivery(outcome: WebhookDeliveryOutcome): void {
+    this.webhookDeliveries.inc({ outcome });
+  }
+
+  /** For the limiter: one call per limit decision. */
+  recordLimiterDecision(decision: LimiterDecisionLabel): void {
+    this.limiterDecisions.inc({ decision });
+  }
+
+  /** For the limiter: true while it runs degraded (per instance) because the shared store is down. */
+  setLimiterDegraded(degraded: boolean): void {
+    this.limiterDegraded.set(degraded ? 1 : 0);
   }
 
   /** Exposes the usage buffer's size and drops, read at scrape time. */
   watchUsageBuffer(stats: UsageBufferStats): void {
-    new Gauge({
-      name: "keyward_usage_buffer_entries",
-      help: "Usage rows waiting in the buffer for the next flush",
-      registers: [this.registry],
-      collect() {
-        this.set(stats.entries);
-      },
-    });
-    new Counter({
-      name: "keyward_usage_dropped_events_total",
-      help: "Usage events dropped because the buffer was full (the store was slow or down)",
-      registers: [this.registry],
-      collect() {
-        this.reset();
-        this.inc(stats.dropped);
-      },
-    });
+    this.usageStats = stats;
+  }
+
+  /** The engine's hooks: verify latency, cache lookups, store errors on the verify path. */
+  engineObserver(): EngineObserver {
+    return {
+      verified: (_code, seconds) => this.verifyDuration.observe(seconds),
+      cacheLookup: (result: CacheLookupResult) => this.cacheLookups.inc({ result }),
+      storeError: () => this.recordStoreError("lookup"),
+    };
   }
 
   /** Counts outcomes, then hands the event on to the next recorder (usage tracking). */

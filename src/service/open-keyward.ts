@@ -10,7 +10,7 @@ import type { UsageRecorder } from "../ports/usage-recorder.js";
 import { BufferedUsageRecorder } from "../usage/buffered-usage-recorder.js";
 import type { ServiceConfig } from "./config.js";
 import type { ServiceMetrics } from "./metrics.js";
-import { openStores, type Stores } from "./store-factory.js";
+import { openStores, openWebhookStore, type Stores } from "./store-factory.js";
 
 /**
  * Opening the engine on the configured store, without the HTTP server: the CLI uses this so a
@@ -31,6 +31,7 @@ export interface ServingParts {
  */
 export async function openKeyward(config: ServiceConfig, serving?: ServingParts): Promise<Keyward> {
   const stores = await openStores(config.databaseUrl, { schema: config.databaseSchema });
+  await openWebhookStore(stores.keys)?.migrate();
   if (!serving) return new Keyward({ store: stores.keys, ...engineSettings(config) });
   return assembleKeyward(config, stores, serving);
 }
@@ -54,7 +55,7 @@ export function assembleKeyward(config: ServiceConfig, stores: Stores, parts: Se
         timeoutMs: config.redisTimeoutMs,
         failurePolicy: config.limiterFailure,
         onModeChange: (mode, error) => {
-          metrics?.setLimiterMode(mode);
+          metrics?.setLimiterDegraded(mode !== "shared");
           if (mode === "shared") logger?.info({ mode }, "limiter: shared through Redis again");
           else logger?.warn({ mode, err: error?.message }, "limiter: Redis unreachable, limits are per instance");
         },
@@ -75,9 +76,14 @@ export function assembleKeyward(config: ServiceConfig, stores: Stores, parts: Se
   return new Keyward({
     store: stores.keys,
     ...engineSettings(config),
-    limits: new KeyLimitEnforcer({ rates, quotas: stores.quotas }),
+    limits: new KeyLimitEnforcer({
+      rates,
+      quotas: stores.quotas,
+      ...(metrics ? { onDecision: (d) => metrics.recordLimiterDecision(d) } : {}),
+    }),
     usage,
     usageStore: stores.usage,
+    ...(metrics ? { observer: metrics.engineObserver() } : {}),
     ...(clock ? { clock } : {}),
   });
 }

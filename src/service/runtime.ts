@@ -9,6 +9,8 @@ import type { ServiceConfig } from "./config.js";
 import { createLogger } from "./logger.js";
 import { ServiceMetrics } from "./metrics.js";
 import { bootstrapAdminKey, openKeyward, printBootstrapKey } from "./open-keyward.js";
+import { openWebhookStore } from "./store-factory.js";
+import { WebhookDispatcher } from "./webhook-dispatcher.js";
 
 export { BUILTIN_APPLICATION, bootstrapAdminKey, createAdminKey, openKeyward } from "./open-keyward.js";
 
@@ -42,7 +44,9 @@ export async function startService(config: ServiceConfig, options: StartOptions 
     // Start without waiting for Redis: if it is down, the cache maximum age bounds staleness and the channel reconnects.
     channel.start().catch((error: Error) => logger.warn({ err: error }, "invalidation channel not connected yet"));
   }
-  const app = await buildApp({ keyward, config, logger, metrics });
+  const webhooks = openWebhookStore(keyward.store);
+  const dispatcher = webhooks ? new WebhookDispatcher(webhooks, config.webhooks, { metrics, logger }) : null;
+  const app = await buildApp({ keyward, config, logger, metrics, webhooks });
   await app.listen({ port: config.port, host: config.host });
   const address = app.server.address();
   const port = typeof address === "object" && address ? address.port : config.port;
@@ -55,6 +59,7 @@ export async function startService(config: ServiceConfig, options: StartOptions 
   }
   print(`Keyward listening on ${url}${cluster.isWorker ? ` (worker ${cluster.worker?.id})` : ""}`);
   logger.info({ url, store: config.databaseUrl.split(":")[0] }, "keyward listening");
+  dispatcher?.start(keyward);
   let closing: Promise<void> | null = null;
   return {
     app,
@@ -63,6 +68,7 @@ export async function startService(config: ServiceConfig, options: StartOptions 
     close: () => {
       closing ??= (async () => {
         await app.close();
+        await dispatcher?.close();
         await channel?.close();
         await keyward.close();
       })();

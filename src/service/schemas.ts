@@ -1,5 +1,6 @@
 import { type TSchema, Type } from "@sinclair/typebox";
 import { OUTCOME_CODES } from "../core/outcomes.js";
+import { WEBHOOK_EVENT_TYPES } from "../core/webhook-events.js";
 
 /**
  * The one schema source: these TypeBox schemas validate requests (Ajv, no coercion, unknown
@@ -128,17 +129,18 @@ export const ListKeysQuery = Type.Object(
   { additionalProperties: false },
 );
 
-export const ListAuditQuery = Type.Object(
-  {
-    ...PageQuery,
-    actor_id: Type.Optional(Type.String({ maxLength: 128 })),
-    key_id: Type.Optional(Type.String({ maxLength: 128 })),
-    action: Type.Optional(Type.String({ maxLength: 64 })),
-    since: Type.Optional(Timestamp),
-    until: Type.Optional(Timestamp),
-  },
-  { additionalProperties: false },
-);
+const AuditFilterQuery = {
+  actor_id: Type.Optional(Type.String({ maxLength: 128 })),
+  key_id: Type.Optional(Type.String({ maxLength: 128 })),
+  action: Type.Optional(Type.String({ maxLength: 64 })),
+  since: Type.Optional(Timestamp),
+  until: Type.Optional(Timestamp),
+};
+
+export const ListAuditQuery = Type.Object({ ...PageQuery, ...AuditFilterQuery }, { additionalProperties: false });
+
+/** The export takes the list's filters, and no paging: it streams every match. */
+export const ExportAuditQuery = Type.Object(AuditFilterQuery, { additionalProperties: false });
 
 export const AuthzQuery = Type.Object(
   { scopes: Type.Optional(Type.String({ maxLength: 2048 })), environment: Type.Optional(EnvironmentSchema) },
@@ -216,3 +218,19 @@ export const ReleaseLeaseBody = Type.Object(
   },
   { additionalProperties: false },
 );
+export const WebhookEventName = Type.Union([Type.Literal("*"), ...WEBHOOK_EVENT_TYPES.map((name) => Type.Literal(name))], {
+  description: "an event type, or * for every event",
+});
+
+export const CreateWebhookBody = Type.Object(
+  {
+    url: Type.String({ minLength: 8, maxLength: 2048, description: "http(s) URL that receives POSTed events" }),
+    events: Type.Optional(Type.Array(WebhookEventName, { minItems: 1, maxItems: 20, uniqueItems: true })),
+    description: Type.Optional(Type.String({ minLength: 1, maxLength: 200, pattern: "^[^\\u0000-\\u001f\\u007f<>]+$" })),
+  },
+  { additionalProperties: false },
+);
+
+export const WebhookIdParams = Type.Object({ id: Type.String({ pattern: "^whk_[0-9A-Za-z]{16,40}$" }) });
+
+export const ListWebhooksQuery = Type.Object(PageQuery, { additionalProperties: false });

@@ -2,12 +2,15 @@ import { KeywardError } from "../core/errors.js";
 import type { KeyStore } from "../ports/key-store.js";
 import type { QuotaCounter } from "../ports/limits.js";
 import type { UsageStore } from "../ports/usage-recorder.js";
+import type { WebhookStore } from "../ports/webhook-store.js";
 import { PostgresKeyStore } from "../stores/postgres/postgres-key-store.js";
 import { PostgresQuotaCounter } from "../stores/postgres/postgres-quota-counter.js";
 import { PostgresUsageStore } from "../stores/postgres/postgres-usage-store.js";
+import { PostgresWebhookStore } from "../stores/postgres/postgres-webhook-store.js";
 import { SqliteKeyStore } from "../stores/sqlite/sqlite-key-store.js";
 import { SqliteQuotaCounter } from "../stores/sqlite/sqlite-quota-counter.js";
 import { SqliteUsageStore } from "../stores/sqlite/sqlite-usage-store.js";
+import { SqliteWebhookStore } from "../stores/sqlite/sqlite-webhook-store.js";
 
 /** Opens the store named by `KEYWARD_DATABASE_URL`: `sqlite:<path>` (default) or `postgres://…`. */
 export async function openStore(databaseUrl: string, options: { schema?: string | null } = {}): Promise<KeyStore> {
@@ -46,4 +49,11 @@ export async function storesBeside(keys: KeyStore): Promise<Stores> {
     return { keys, quotas, usage };
   }
   throw new KeywardError("INVALID_CONFIGURATION", "no quota and usage stores for this key store");
+}
+
+/** The webhook store beside a key store, in the same database; null for stores without one (memory). */
+export function openWebhookStore(store: KeyStore): WebhookStore | null {
+  if (store instanceof SqliteKeyStore) return new SqliteWebhookStore(store);
+  if (store instanceof PostgresKeyStore) return new PostgresWebhookStore(store);
+  return null;
 }

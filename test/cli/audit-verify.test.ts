@@ -21,8 +21,10 @@ afterEach(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+// Someone with the database file can drop the append-only triggers; the chain still catches them.
 const tamper = (sql: string) => {
   const db = new Database(join(dir, "k.db"));
+  db.exec("DROP TRIGGER audit_events_no_update; DROP TRIGGER audit_events_no_delete;");
   db.exec(sql);
   db.close();
 };
@@ -52,4 +54,14 @@ it("a forged event with a recomputed own hash still breaks the link after it", a
   const result = await runCliProcess(["audit", "verify", "--json"], env);
   expect(result.code).toBe(1);
   expect(JSON.parse(result.stdout).brokenAt.seq).toBe(3);
+});
+
+it("the database refuses changes to audit events while its triggers stand", () => {
+  const db = new Database(join(dir, "k.db"));
+  try {
+    expect(() => db.exec("UPDATE audit_events SET actor_id = 'x' WHERE seq = 1")).toThrow(/append-only/);
+    expect(() => db.exec("DELETE FROM audit_events WHERE seq = 1")).toThrow(/append-only/);
+  } finally {
+    db.close();
+  }
 });

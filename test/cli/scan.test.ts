@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { afterEach, beforeEach, expect, it } from "vitest";
 import { formatKeyRef, generateApiKey } from "../../src/core/key-format.js";
 import { runCliProcess } from "../helpers/process.js";
+import { createKeyOverHttp, startTestService } from "../helpers/service.js";
 
 let repo: string;
 const git = (...args: string[]) =>
@@ -56,4 +57,43 @@ it("exits 0 on a clean tree", async () => {
   const result = await scan();
   expect(result.code).toBe(0);
   expect(JSON.parse(result.stdout)).toEqual({ findings: [] });
+});
+
+it("--staged scans only what is about to be committed, for a pre-commit hook", async () => {
+  const staged = generateApiKey({ environment: "sandbox" });
+  const unstaged = generateApiKey({ environment: "sandbox" });
+  writeFileSync(join(repo, "staged.env"), `KEY=${staged}\n`);
+  writeFileSync(join(repo, "scratch.env"), `KEY=${unstaged}\n`);
+  git("add", "staged.env");
+  const result = await runCliProcess(["scan", repo, "--staged", "--json"], {
+    KEYWARD_DATABASE_URL: `sqlite:${join(repo, ".tmp", "unused.db")}`,
+  });
+  expect(result.code).toBe(1);
+  expect(JSON.parse(result.stdout)).toEqual({ findings: [{ file: "staged.env", line: 1, ref: formatKeyRef(staged) }] });
+  git("rm", "-q", "--cached", "staged.env");
+  const clean = await runCliProcess(["scan", repo, "--staged", "--json"], {
+    KEYWARD_DATABASE_URL: `sqlite:${join(repo, ".tmp", "unused.db")}`,
+  });
+  expect(clean.code).toBe(0);
+});
+
+it("--revoke reports what it found to a Keyward service, which revokes it", async () => {
+  const service = await startTestService();
+  try {
+    const leaked = await createKeyOverHttp(service);
+    writeFileSync(join(repo, "deploy.sh"), `curl -H "X-API-Key: ${leaked.key}" https://api.example.test\n`);
+    git("add", ".");
+    git("commit", "-q", "-m", "oops");
+    const result = await runCliProcess(["scan", repo, "--json", "--revoke", service.url], {
+      KEYWARD_DATABASE_URL: `sqlite:${join(repo, ".tmp", "unused.db")}`,
+      KEYWARD_ADMIN_KEY: service.adminKey,
+    });
+    expect(result.code).toBe(1);
+    expect(JSON.parse(result.stdout)).toMatchObject({ revoked: 1 });
+    expect(result.stdout).not.toContain(leaked.key);
+    const after = await service.call("/v1/introspect", { headers: { "x-api-key": leaked.key } });
+    expect((after.json() as { code: string }).code).toBe("REVOKED");
+  } finally {
+    await service.close();
+  }
 });

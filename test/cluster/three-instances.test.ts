@@ -162,4 +162,24 @@ describe.skipIf(!available)("three instances on PostgreSQL and Redis", () => {
       .poll(async () => Promise.all(instances.map((i) => introspect(i, created.key))), { timeout: 1_000, interval: 10 })
       .toEqual([401, 401, 401]);
   });
+
+  it("a leak report on one instance revokes the key on the others", async () => {
+    // The test before disabled the shared owner: enable it again.
+    await fetch(`${(instances[0] as ServeProcess).url}/v1/owners/application/cluster`, {
+      method: "PATCH",
+      headers: { authorization: `Bearer ${admin}`, "content-type": "application/json" },
+      body: JSON.stringify({ disabled: false }),
+    });
+    const created = await createKey(instances[1] as ServeProcess);
+    for (const instance of instances) expect(await introspect(instance, created.key)).toBe(200);
+    const response = await fetch(`${(instances[0] as ServeProcess).url}/v1/leaks`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${admin}`, "content-type": "application/json" },
+      body: JSON.stringify({ keys: [created.key], source: "cluster test" }),
+    });
+    expect(((await response.json()) as { revoked: number }).revoked).toBe(1);
+    await expect
+      .poll(async () => Promise.all(instances.map((i) => introspect(i, created.key))), { timeout: 1_000, interval: 10 })
+      .toEqual([401, 401, 401]);
+  });
 });

@@ -12,7 +12,9 @@ import { createLogger } from "../../src/service/logger.js";
 import { ServiceMetrics } from "../../src/service/metrics.js";
 import { assembleKeyward, createAdminKey } from "../../src/service/open-keyward.js";
 import { storesBeside } from "../../src/service/store-factory.js";
+import { WebhookDispatcher } from "../../src/service/webhook-dispatcher.js";
 import { SqliteKeyStore } from "../../src/stores/sqlite/sqlite-key-store.js";
+import { SqliteWebhookStore } from "../../src/stores/sqlite/sqlite-webhook-store.js";
 import { findLeaks, readDatabaseBytes, recordForSweep } from "./canary.js";
 
 /** Plaintext keys may appear only in these answers: the one response that creates them. */
@@ -37,6 +39,7 @@ export interface TestService {
   app: FastifyInstance;
   keyward: Keyward;
   store: SqliteKeyStore;
+  metrics: ServiceMetrics;
   dir: string;
   dbPath: string;
   adminKey: string;
@@ -55,6 +58,8 @@ export interface TestServiceOptions {
   clock?: Clock;
   /** Wrap the real store (e.g. in a counting proxy). */
   wrapStore?: (store: SqliteKeyStore) => KeyStore;
+  /** Run the webhook dispatcher (with the `KEYWARD_WEBHOOK_*` settings of `env`). Default false. */
+  startWebhooks?: boolean;
 }
 
 /** A real Keyward service on a temporary SQLite file, listening on loopback, with its logs captured. */
@@ -83,17 +88,22 @@ export async function startTestService(options: TestServiceOptions = {}): Promis
       ...(options.clock ? { clock: options.clock } : {}),
     },
   );
-  const app = await buildApp({ keyward, config: { ...config, logRequests: true }, logger, metrics });
+  const webhooks = new SqliteWebhookStore(store);
+  await webhooks.migrate();
+  const dispatcher = options.startWebhooks ? new WebhookDispatcher(webhooks, config.webhooks, { metrics, logger }) : null;
+  const app = await buildApp({ keyward, config: { ...config, logRequests: true }, logger, metrics, webhooks });
   await app.listen({ port: 0, host: "127.0.0.1" });
   const address = app.server.address();
   const url = `http://127.0.0.1:${typeof address === "object" && address ? address.port : 0}`;
   const admin = await createAdminKey(keyward, "test admin", { type: "cli", id: "test" });
+  dispatcher?.start(keyward);
   const exchanges: RecordedExchange[] = [];
   return {
     url,
     app,
     keyward,
     store,
+    metrics,
     dir,
     dbPath,
     adminKey: admin.key,
@@ -113,6 +123,7 @@ export async function startTestService(options: TestServiceOptions = {}): Promis
     },
     async close() {
       await app.close();
+      await dispatcher?.close();
       await keyward.close();
       const planted = [admin.key, ...exchanges.filter(isKeyIssuingExchange).map((e) => (JSON.parse(e.body) as { key: string }).key)];
       recordForSweep({ kind: "planted", keys: planted });

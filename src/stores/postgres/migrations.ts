@@ -137,3 +137,64 @@ export const USAGE_POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
     `,
   },
 ];
+
+/** The audit module: audit events are append-only (UPDATE, DELETE and TRUNCATE are refused). */
+export const AUDIT_POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
+  {
+    name: "audit/0001_append_only",
+    sql: `
+    CREATE FUNCTION keyward_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN RAISE EXCEPTION 'audit events are append-only'; END $$;
+    CREATE TRIGGER audit_events_no_change BEFORE UPDATE OR DELETE ON audit_events
+      FOR EACH ROW EXECUTE FUNCTION keyward_audit_append_only();
+    CREATE TRIGGER audit_events_no_truncate BEFORE TRUNCATE ON audit_events
+      FOR EACH STATEMENT EXECUTE FUNCTION keyward_audit_append_only();
+    `,
+  },
+];
+
+/** The webhooks module, as for SQLite: endpoints, the delivery outbox and log, the audit cursor, expiry notices. */
+export const WEBHOOK_POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
+  {
+    name: "webhooks/0001_endpoints_deliveries",
+    sql: `
+    CREATE TABLE webhook_endpoints (
+      seq BIGSERIAL PRIMARY KEY,
+      id TEXT NOT NULL UNIQUE,
+      url TEXT NOT NULL,
+      events TEXT NOT NULL,
+      description TEXT,
+      secret TEXT NOT NULL,
+      created_at BIGINT NOT NULL
+    );
+    CREATE TABLE webhook_deliveries (
+      seq BIGSERIAL PRIMARY KEY,
+      id TEXT NOT NULL UNIQUE,
+      endpoint_id TEXT NOT NULL REFERENCES webhook_endpoints (id) ON DELETE CASCADE,
+      event_id TEXT NOT NULL,
+      event_type TEXT NOT NULL,
+      payload TEXT NOT NULL,
+      status TEXT NOT NULL CHECK (status IN ('pending', 'delivered', 'failed')),
+      attempts INTEGER NOT NULL,
+      next_attempt_at BIGINT,
+      last_attempt_at BIGINT,
+      last_status_code INTEGER,
+      last_error TEXT,
+      created_at BIGINT NOT NULL,
+      delivered_at BIGINT,
+      UNIQUE (endpoint_id, event_id)
+    );
+    CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at) WHERE status = 'pending';
+    CREATE INDEX webhook_deliveries_endpoint ON webhook_deliveries (endpoint_id, seq);
+    CREATE TABLE webhook_cursor (id INTEGER PRIMARY KEY CHECK (id = 1), audit_seq BIGINT NOT NULL);
+    INSERT INTO webhook_cursor (id, audit_seq) SELECT 1, COALESCE(MAX(seq), 0) FROM audit_events;
+    CREATE TABLE webhook_expiry_notices (
+      key_id TEXT NOT NULL,
+      expires_at BIGINT NOT NULL,
+      noticed_at BIGINT NOT NULL,
+      PRIMARY KEY (key_id, expires_at)
+    );
+    CREATE INDEX keys_expires_at ON keys (expires_at) WHERE expires_at IS NOT NULL;
+    `,
+  },
+];

@@ -24,7 +24,7 @@ import {
   rowToKey,
 } from "../rows.js";
 import { bindNumbered, buildAuditWhere, buildKeyListWhere } from "../sql-filters.js";
-import { applyPostgresMigrations, CORE_POSTGRES_MIGRATIONS } from "./migrations.js";
+import { AUDIT_POSTGRES_MIGRATIONS, applyPostgresMigrations, CORE_POSTGRES_MIGRATIONS } from "./migrations.js";
 
 export interface PostgresKeyStoreOptions {
   connectionString: string;
@@ -43,8 +43,8 @@ const INSERT_AUDIT = `INSERT INTO audit_events (${AUDIT_INSERT_COLUMNS}) VALUES 
 const AUDIT_CHAIN_LOCK = 0x6b776163;
 const ENSURE_OWNER = "INSERT INTO owners (type, id, disabled, created_at) VALUES ($1, $2, FALSE, $3) ON CONFLICT DO NOTHING";
 
-/** Links `event` to the last audit event, inside the caller's transaction. */
-async function appendChained(client: pg.PoolClient, event: AuditEvent): Promise<void> {
+/** Links `event` to the last audit event, inside the caller's transaction (other modules sharing the database use it too). */
+export async function appendChained(client: pg.PoolClient, event: AuditEvent): Promise<void> {
   await client.query("SELECT pg_advisory_xact_lock($1)", [AUDIT_CHAIN_LOCK]);
   const last = (await client.query<{ hash: string }>("SELECT hash FROM audit_events ORDER BY seq DESC LIMIT 1")).rows[0]?.hash;
   await client.query(INSERT_AUDIT, chainedAuditRowValues(event, last ?? AUDIT_GENESIS_HASH));
@@ -79,7 +79,8 @@ export class PostgresKeyStore implements KeyStore {
     this.pool.on("error", () => {});
   }
 
-  private async transaction<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  /** Runs `work` in one transaction on one pooled client: committed whole or rolled back. */
+  async transaction<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
     const client = await this.pool.connect();
     try {
       await client.query("BEGIN");
@@ -99,6 +100,7 @@ export class PostgresKeyStore implements KeyStore {
     try {
       if (this.schema) await client.query(`CREATE SCHEMA IF NOT EXISTS ${this.schema}`);
       await applyPostgresMigrations(client, CORE_POSTGRES_MIGRATIONS);
+      await applyPostgresMigrations(client, AUDIT_POSTGRES_MIGRATIONS);
     } finally {
       client.release();
     }

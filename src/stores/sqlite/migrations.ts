@@ -141,3 +141,67 @@ export const USAGE_SQLITE_MIGRATIONS: readonly SqliteMigration[] = [
   `,
   },
 ];
+
+/**
+ * The audit module: audit events are append-only in the database too. The hash chain catches
+ * edits made around these triggers (someone with the file can drop them); the triggers stop
+ * accidents and casual edits.
+ */
+export const AUDIT_SQLITE_MIGRATIONS: readonly SqliteMigration[] = [
+  {
+    name: "audit/0001_append_only",
+    sql: `
+  CREATE TRIGGER audit_events_no_update BEFORE UPDATE ON audit_events
+  BEGIN SELECT RAISE(ABORT, 'audit events are append-only'); END;
+  CREATE TRIGGER audit_events_no_delete BEFORE DELETE ON audit_events
+  BEGIN SELECT RAISE(ABORT, 'audit events are append-only'); END;
+  `,
+  },
+];
+
+/** The webhooks module: endpoints, the delivery outbox and log, the audit cursor, expiry notices. */
+export const WEBHOOK_SQLITE_MIGRATIONS: readonly SqliteMigration[] = [
+  {
+    name: "webhooks/0001_endpoints_deliveries",
+    sql: `
+  CREATE TABLE webhook_endpoints (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    url TEXT NOT NULL,
+    events TEXT NOT NULL,
+    description TEXT,
+    secret TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+  ) STRICT;
+  CREATE TABLE webhook_deliveries (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    endpoint_id TEXT NOT NULL REFERENCES webhook_endpoints (id) ON DELETE CASCADE,
+    event_id TEXT NOT NULL,
+    event_type TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('pending', 'delivered', 'failed')),
+    attempts INTEGER NOT NULL,
+    next_attempt_at INTEGER,
+    last_attempt_at INTEGER,
+    last_status_code INTEGER,
+    last_error TEXT,
+    created_at INTEGER NOT NULL,
+    delivered_at INTEGER,
+    UNIQUE (endpoint_id, event_id)
+  ) STRICT;
+  CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at) WHERE status = 'pending';
+  CREATE INDEX webhook_deliveries_endpoint ON webhook_deliveries (endpoint_id, seq);
+  CREATE TABLE webhook_cursor (id INTEGER PRIMARY KEY CHECK (id = 1), audit_seq INTEGER NOT NULL) STRICT;
+  -- Events committed before webhooks existed are not replayed.
+  INSERT INTO webhook_cursor (id, audit_seq) SELECT 1, COALESCE(MAX(seq), 0) FROM audit_events;
+  CREATE TABLE webhook_expiry_notices (
+    key_id TEXT NOT NULL,
+    expires_at INTEGER NOT NULL,
+    noticed_at INTEGER NOT NULL,
+    PRIMARY KEY (key_id, expires_at)
+  ) STRICT;
+  CREATE INDEX keys_expires_at ON keys (expires_at) WHERE expires_at IS NOT NULL;
+  `,
+  },
+];

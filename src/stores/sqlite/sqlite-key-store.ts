@@ -26,7 +26,7 @@ import {
   rowToKey,
 } from "../rows.js";
 import { bindQuestionMark, buildAuditWhere, buildKeyListWhere } from "../sql-filters.js";
-import { applySqliteMigrations, CORE_SQLITE_MIGRATIONS } from "./migrations.js";
+import { AUDIT_SQLITE_MIGRATIONS, applySqliteMigrations, CORE_SQLITE_MIGRATIONS } from "./migrations.js";
 
 export interface SqliteKeyStoreOptions {
   /** File path, or `:memory:`. Parent folders are created. */
@@ -89,6 +89,7 @@ export class SqliteKeyStore implements KeyStore {
 
   async migrate(): Promise<void> {
     applySqliteMigrations(this.db, CORE_SQLITE_MIGRATIONS);
+    applySqliteMigrations(this.db, AUDIT_SQLITE_MIGRATIONS);
   }
 
   async findKeyByDigest(digest: string): Promise<KeyLookup | null> {
@@ -176,8 +177,11 @@ export class SqliteKeyStore implements KeyStore {
       .immediate();
   }
 
-  /** Links the event to the last one; called inside the write transaction of the change it records. */
-  private appendChained(event: AuditEvent): void {
+  /**
+   * Links the event to the last one. Call it only inside the `db.transaction` of the change it
+   * records (other modules sharing this database do, for their own changes).
+   */
+  appendChained(event: AuditEvent): void {
     this.s.insertAudit.run(...chainedAuditRowValues(event, this.s.lastAuditHash.get()?.hash ?? AUDIT_GENESIS_HASH));
   }
 
