@@ -1,11 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Keyward } from "../../src/engine/keyward.js";
-import { buildApp } from "../../src/service/app.js";
-import { loadConfig } from "../../src/service/config.js";
-import { createLogger } from "../../src/service/logger.js";
-import { ServiceMetrics } from "../../src/service/metrics.js";
-import { createAdminKey, openKeyward } from "../../src/service/open-keyward.js";
 import { backendsAvailable } from "../helpers/backends.js";
+import { startInProcessService } from "../helpers/in-process-service.js";
 import { PrivatePostgres, privatePostgresAvailable } from "../helpers/private-postgres.js";
 import { PrivateRedis } from "../helpers/private-redis.js";
 
@@ -28,26 +24,17 @@ describe.runIf(available)("outages under load", () => {
 
   beforeAll(async () => {
     [db, redis] = await Promise.all([PrivatePostgres.start(), PrivateRedis.start()]);
-    const config = {
-      ...loadConfig({
-        KEYWARD_DATABASE_URL: db.url,
-        KEYWARD_REDIS_URL: redis.url,
-        KEYWARD_CACHE_MAX_AGE_MS: "100",
-        KEYWARD_STALE_WINDOW_MS: "60000",
-      }),
-      port: 0,
-    };
-    const metrics = new ServiceMetrics();
-    const logger = createLogger("silent");
-    keyward = await openKeyward(config, { metrics, logger });
-    const app = await buildApp({ keyward, config, logger, metrics });
-    await app.listen({ port: 0, host: "127.0.0.1" });
-    url = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
-    admin = (await createAdminKey(keyward, "faults", { type: "cli", id: "test" })).key;
-    close = async () => {
-      await app.close();
-      await keyward.close().catch(() => {});
-    };
+    ({
+      keyward,
+      url,
+      adminKey: admin,
+      close,
+    } = await startInProcessService({
+      KEYWARD_DATABASE_URL: db.url,
+      KEYWARD_REDIS_URL: redis.url,
+      KEYWARD_CACHE_MAX_AGE_MS: "100",
+      KEYWARD_STALE_WINDOW_MS: "60000",
+    }));
   }, 60_000);
   afterAll(async () => {
     await close?.();
