@@ -2,17 +2,24 @@ import { randomUUID } from "node:crypto";
 import fastifySwagger from "@fastify/swagger";
 import Fastify, { type FastifyInstance, LogController } from "fastify";
 import type { Logger } from "pino";
+import { Accounts } from "../engine/accounts.js";
 import type { Keyward } from "../engine/keyward.js";
+import type { AccountStore } from "../ports/account-store.js";
+import { accountStoreFor } from "./account-store-factory.js";
 import type { ServiceConfig } from "./config.js";
 import { createServiceContext, type ServiceContext } from "./context.js";
 import { installErrorHandling } from "./errors.js";
 import type { ServiceMetrics } from "./metrics.js";
+import { registerAccountRoutes } from "./routes/accounts.js";
 import { registerAuditRoutes } from "./routes/audit.js";
+import { registerDashboardRoutes } from "./routes/dashboard.js";
+import { registerKeyRequestRoutes } from "./routes/key-requests.js";
 import { registerKeyRoutes } from "./routes/keys.js";
 import { registerLeakRoutes } from "./routes/leaks.js";
 import { registerOperationRoutes } from "./routes/operations.js";
 import { registerOwnerRoutes } from "./routes/owners.js";
 import { registerVerificationRoutes } from "./routes/verification.js";
+import { installCsrfGuard } from "./sessions.js";
 import { installValidators } from "./validation.js";
 
 export interface AppOptions {
@@ -20,6 +27,8 @@ export interface AppOptions {
   config: ServiceConfig;
   logger: Logger;
   metrics: ServiceMetrics;
+  /** People and key requests; by default on the key store's own database (SQLite or PostgreSQL). */
+  accounts?: AccountStore | null;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
@@ -74,13 +83,27 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     },
   });
 
-  const ctx: ServiceContext = createServiceContext(options.keyward, config, options.metrics);
+  const accountStore = options.accounts === undefined ? accountStoreFor(options.keyward.store) : options.accounts;
+  if (accountStore) await accountStore.migrate();
+  const accounts = accountStore
+    ? new Accounts(options.keyward, accountStore, {
+        sessionIdleMs: config.dashboard.sessionIdleMs,
+        sessionMaxMs: config.dashboard.sessionMaxMs,
+      })
+    : null;
+  if (accounts) installCsrfGuard(app, config.dashboard);
+  const ctx: ServiceContext = createServiceContext(options.keyward, config, options.metrics, accounts);
   registerOperationRoutes(app, ctx);
   registerKeyRoutes(app, ctx);
   registerVerificationRoutes(app, ctx);
   registerOwnerRoutes(app, ctx);
   registerAuditRoutes(app, ctx);
   registerLeakRoutes(app, ctx);
+  if (accounts) {
+    registerAccountRoutes(app, ctx, accounts);
+    registerKeyRequestRoutes(app, ctx, accounts);
+    if (config.dashboard.enabled) registerDashboardRoutes(app);
+  }
   await app.ready();
   return app;
 }

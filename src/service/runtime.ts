@@ -3,7 +3,9 @@ import type { FastifyInstance } from "fastify";
 import type { Logger } from "pino";
 import { connectWorkerInvalidation } from "../cluster/ipc-invalidation.js";
 import { RedisInvalidationChannel } from "../cluster/redis-invalidation.js";
+import { Accounts } from "../engine/accounts.js";
 import type { Keyward } from "../engine/keyward.js";
+import { accountStoreFor } from "./account-store-factory.js";
 import { buildApp } from "./app.js";
 import type { ServiceConfig } from "./config.js";
 import { createLogger } from "./logger.js";
@@ -42,7 +44,8 @@ export async function startService(config: ServiceConfig, options: StartOptions 
     // Start without waiting for Redis: if it is down, the cache maximum age bounds staleness and the channel reconnects.
     channel.start().catch((error: Error) => logger.warn({ err: error }, "invalidation channel not connected yet"));
   }
-  const app = await buildApp({ keyward, config, logger, metrics });
+  const accountStore = accountStoreFor(keyward.store);
+  const app = await buildApp({ keyward, config, logger, metrics, accounts: accountStore });
   await app.listen({ port: config.port, host: config.host });
   const address = app.server.address();
   const port = typeof address === "object" && address ? address.port : config.port;
@@ -52,7 +55,13 @@ export async function startService(config: ServiceConfig, options: StartOptions 
     const bootstrapKey = await bootstrapAdminKey(keyward);
     // Printed to the terminal once, never logged: this is the only copy.
     if (bootstrapKey) printBootstrapKey(print, bootstrapKey, url);
+    if (accountStore && config.dashboard.enabled) {
+      const setupToken = await new Accounts(keyward, accountStore, {}).issueSetupToken();
+      // Printed once to the terminal, never logged; the token sits in the URL fragment, which browsers never send.
+      if (setupToken) print(`  Create the first dashboard admin (link works once, for 24 hours): ${url}/dashboard/#/setup/${setupToken}\n`);
+    }
   }
+  if (accountStore && config.dashboard.enabled) print(`Dashboard: ${url}/dashboard/`);
   print(`Keyward listening on ${url}${cluster.isWorker ? ` (worker ${cluster.worker?.id})` : ""}`);
   logger.info({ url, store: config.databaseUrl.split(":")[0] }, "keyward listening");
   let closing: Promise<void> | null = null;

@@ -37,14 +37,14 @@ export interface PostgresKeyStoreOptions {
 type OwnerRow = { type: string; id: string; disabled: boolean; created_at: string };
 
 const placeholders = (count: number, from = 1) => Array.from({ length: count }, (_, i) => `$${i + from}`).join(", ");
-const INSERT_KEY = `INSERT INTO keys (${KEY_COLUMNS.join(", ")}) VALUES (${placeholders(KEY_COLUMNS.length)})`;
+export const INSERT_KEY = `INSERT INTO keys (${KEY_COLUMNS.join(", ")}) VALUES (${placeholders(KEY_COLUMNS.length)})`;
 const INSERT_AUDIT = `INSERT INTO audit_events (${AUDIT_INSERT_COLUMNS}) VALUES (${placeholders(14)})`;
 // Serialises audit appends across instances: each event must link to the one before it.
 const AUDIT_CHAIN_LOCK = 0x6b776163;
-const ENSURE_OWNER = "INSERT INTO owners (type, id, disabled, created_at) VALUES ($1, $2, FALSE, $3) ON CONFLICT DO NOTHING";
+export const ENSURE_OWNER = "INSERT INTO owners (type, id, disabled, created_at) VALUES ($1, $2, FALSE, $3) ON CONFLICT DO NOTHING";
 
 /** Links `event` to the last audit event, inside the caller's transaction. */
-async function appendChained(client: pg.PoolClient, event: AuditEvent): Promise<void> {
+export async function appendChained(client: pg.PoolClient, event: AuditEvent): Promise<void> {
   await client.query("SELECT pg_advisory_xact_lock($1)", [AUDIT_CHAIN_LOCK]);
   const last = (await client.query<{ hash: string }>("SELECT hash FROM audit_events ORDER BY seq DESC LIMIT 1")).rows[0]?.hash;
   await client.query(INSERT_AUDIT, chainedAuditRowValues(event, last ?? AUDIT_GENESIS_HASH));
