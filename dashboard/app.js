@@ -26,7 +26,7 @@ function h(tag, attrs = {}, ...children) {
 }
 
 function append(el, children) {
-  for (const child of children.flat()) {
+  for (const child of children.flat(Number.POSITIVE_INFINITY)) {
     if (child === null || child === undefined || child === false) continue;
     el.append(child instanceof Node ? child : document.createTextNode(String(child)));
   }
@@ -217,6 +217,11 @@ function secretPanel(title, key, onDone) {
       "I have stored it",
     ),
   );
+  // Keyboard users land on the key itself: Tab then reaches Copy.
+  setTimeout(() => {
+    input.focus();
+    input.select();
+  }, 0);
   return panel;
 }
 
@@ -965,6 +970,12 @@ async function route() {
   const parts = (path || "/keys").split("/").filter(Boolean);
   try {
     if (parts[0] === "setup" && parts[1]) return setupPage(parts[1]);
+    if (parts[0] === "signin") {
+      // Whoever was signed in in this tab is forgotten here; the server ends sessions on sign-out.
+      session = null;
+      renderNav();
+      return signInPage();
+    }
     if (!session) await loadSession();
     renderNav();
     if (!session) {

@@ -53,7 +53,12 @@ export async function setupAdmin(service: TestService, email = "admin@example.co
 }
 
 /** Creates a member as the admin and signs them in. */
-export async function createMember(service: TestService, admin: SignedIn, email: string, password = "member password 1"): Promise<SignedIn> {
+export async function createMember(
+  service: TestService,
+  admin: SignedIn,
+  email: string,
+  password = "member password 1",
+): Promise<SignedIn> {
   const response = await service.call("/v1/users", {
     method: "POST",
     headers: sessionHeaders(service, admin),

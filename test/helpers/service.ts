@@ -18,7 +18,9 @@ export function isKeyIssuingExchange(exchange: { method: string; url: string; st
   return (
     exchange.method === "POST" &&
     exchange.status === 201 &&
-    (exchange.url === "/v1/keys" || /^\/v1\/keys\/[^/]+\/rotate$/.test(exchange.url) || /^\/v1\/key-requests\/[^/]+\/claim$/.test(exchange.url))
+    (exchange.url === "/v1/keys" ||
+      /^\/v1\/keys\/[^/]+\/rotate$/.test(exchange.url) ||
+      /^\/v1\/key-requests\/[^/]+\/claim$/.test(exchange.url))
   );
 }
 

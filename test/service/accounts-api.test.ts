@@ -153,9 +153,15 @@ describe("members", () => {
     const bob = await createMember(service, admin, "bob@example.com");
     const alicesKey = (await createOwnKey(alice)).json() as { id: string };
     expect((await service.call(`/v1/keys/${alicesKey.id}`, { headers: { cookie: bob.cookie } })).status).toBe(404);
-    const revoke = await service.call(`/v1/keys/${alicesKey.id}/revoke`, { method: "POST", headers: sessionHeaders(service, bob), body: "{}" });
+    const revoke = await service.call(`/v1/keys/${alicesKey.id}/revoke`, {
+      method: "POST",
+      headers: sessionHeaders(service, bob),
+      body: "{}",
+    });
     expect(revoke.status).toBe(404);
-    const list = (await service.call(`/v1/keys?owner_id=${alice.userId}`, { headers: { cookie: bob.cookie } })).json() as { data: unknown[] };
+    const list = (await service.call(`/v1/keys?owner_id=${alice.userId}`, { headers: { cookie: bob.cookie } })).json() as {
+      data: unknown[];
+    };
     expect(list.data).toEqual([]);
   });
 
@@ -220,17 +226,34 @@ describe("key requests", () => {
   it("are asked by the sandbox key, approved by an admin and picked up once, with the same scopes and limits", async () => {
     const bob = await createMember(service, admin, "bob@example.com");
     const { request } = await requestWithSandboxKey(bob);
-    const approved = await service.call(`/v1/key-requests/${request.id}/approve`, { method: "POST", headers: sessionHeaders(service, admin), body: "{}" });
+    const approved = await service.call(`/v1/key-requests/${request.id}/approve`, {
+      method: "POST",
+      headers: sessionHeaders(service, admin),
+      body: "{}",
+    });
     expect(approved.status).toBe(200);
     expect(approved.text).not.toMatch(/kw_live_[0-9A-Za-z]{38}/);
-    const claimed = await service.call(`/v1/key-requests/${request.id}/claim`, { method: "POST", headers: sessionHeaders(service, bob), body: "{}" });
+    const claimed = await service.call(`/v1/key-requests/${request.id}/claim`, {
+      method: "POST",
+      headers: sessionHeaders(service, bob),
+      body: "{}",
+    });
     expect(claimed.status).toBe(201);
     const production = claimed.json() as Record<string, unknown> & { key: string };
     expect(production.key).toMatch(/^kw_live_/);
-    expect(production).toMatchObject({ environment: "production", scopes: ["read", "write"], owner: { type: "user", id: bob.userId }, ...limits });
+    expect(production).toMatchObject({
+      environment: "production",
+      scopes: ["read", "write"],
+      owner: { type: "user", id: bob.userId },
+      ...limits,
+    });
     const introspect = await service.call("/v1/introspect", { headers: { authorization: `Bearer ${production.key}` } });
     expect(introspect.status).toBe(200);
-    const again = await service.call(`/v1/key-requests/${request.id}/claim`, { method: "POST", headers: sessionHeaders(service, bob), body: "{}" });
+    const again = await service.call(`/v1/key-requests/${request.id}/claim`, {
+      method: "POST",
+      headers: sessionHeaders(service, bob),
+      body: "{}",
+    });
     expect(again.status).toBe(409);
     expect(actions()).toEqual(expect.arrayContaining(["key_request.created", "key_request.approved", "key_request.claimed"]));
   });
@@ -251,7 +274,9 @@ describe("key requests", () => {
       body: JSON.stringify({ reason: "use the shared key" }),
     });
     expect(rejected.status).toBe(200);
-    const mine = (await service.call("/v1/key-requests", { headers: { cookie: bob.cookie } })).json() as { data: Record<string, unknown>[] };
+    const mine = (await service.call("/v1/key-requests", { headers: { cookie: bob.cookie } })).json() as {
+      data: Record<string, unknown>[];
+    };
     expect(mine.data[0]).toMatchObject({ status: "rejected", decision_reason: "use the shared key" });
     expect(actions()).toContain("key_request.rejected");
   });
@@ -259,7 +284,11 @@ describe("key requests", () => {
   it("cannot be approved by a member", async () => {
     const bob = await createMember(service, admin, "bob@example.com");
     const { request } = await requestWithSandboxKey(bob);
-    const response = await service.call(`/v1/key-requests/${request.id}/approve`, { method: "POST", headers: sessionHeaders(service, bob), body: "{}" });
+    const response = await service.call(`/v1/key-requests/${request.id}/approve`, {
+      method: "POST",
+      headers: sessionHeaders(service, bob),
+      body: "{}",
+    });
     expect(response.status).toBe(403);
   });
 
@@ -268,7 +297,11 @@ describe("key requests", () => {
     const carol = await createMember(service, admin, "carol@example.com");
     const { request } = await requestWithSandboxKey(bob);
     expect((await service.call(`/v1/key-requests/${request.id}`, { headers: { cookie: carol.cookie } })).status).toBe(404);
-    const claim = await service.call(`/v1/key-requests/${request.id}/claim`, { method: "POST", headers: sessionHeaders(service, carol), body: "{}" });
+    const claim = await service.call(`/v1/key-requests/${request.id}/claim`, {
+      method: "POST",
+      headers: sessionHeaders(service, carol),
+      body: "{}",
+    });
     expect(claim.status).toBe(404);
   });
 
