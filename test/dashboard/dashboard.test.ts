@@ -86,10 +86,10 @@ describe("dashboard", () => {
     expect(key).toMatch(/^kw_test_[0-9A-Za-z]{38}$/);
     expect(page.url()).not.toContain(key);
     await page.getByRole("button", { name: "Copy", exact: true }).click();
-    const copied = await page.evaluate(() => navigator.clipboard.readText());
+    const copied = await page.evaluate<string>("navigator.clipboard.readText()");
     expect(copied).toBe(key);
     await shot("key-created");
-    expect(await page.evaluate(() => JSON.stringify({ ...localStorage }) + JSON.stringify({ ...sessionStorage }))).toBe("{}{}");
+    expect(await page.evaluate<string>("JSON.stringify({ ...localStorage }) + JSON.stringify({ ...sessionStorage })")).toBe("{}{}");
 
     const introspect = await fetch(`${service.url}/v1/introspect`, { headers: { authorization: `Bearer ${copied}` } });
     expect(introspect.status).toBe(200);
@@ -195,7 +195,7 @@ describe("dashboard", () => {
     await signInThroughPage("admin@example.com", "correct horse battery");
     await page.goto(`${service.url}/dashboard/#/keys/${id}`);
     await page.getByText("window.__pwned = 1", { exact: false }).waitFor();
-    expect(await page.evaluate(() => (window as unknown as { __pwned?: number }).__pwned)).toBeUndefined();
+    expect(await page.evaluate<number | undefined>("window.__pwned")).toBeUndefined();
     expect(await page.locator("main script, main img[src=x]").count()).toBe(0);
     await shot("key-detail");
   });
@@ -233,7 +233,7 @@ describe("dashboard", () => {
     await setupAdmin(service);
     await page.setViewportSize({ width: 390, height: 844 });
     await signInThroughPage("admin@example.com", "correct horse battery");
-    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    const overflow = await page.evaluate<number>("document.documentElement.scrollWidth - window.innerWidth");
     expect(overflow).toBeLessThanOrEqual(0);
     await shot("phone-my-keys");
     // Keyboard only: tab to the name field, type, tab on to the button and press Enter.
@@ -242,8 +242,8 @@ describe("dashboard", () => {
     await page.getByRole("button", { name: "Create key" }).focus();
     await page.keyboard.press("Enter");
     await page.locator("#new-key").waitFor();
-    await expect.poll(() => page.evaluate(() => document.activeElement?.id)).toBe("new-key");
+    await expect.poll(() => page.evaluate<string | undefined>("document.activeElement?.id")).toBe("new-key");
     await page.keyboard.press("Tab");
-    await expect.poll(() => page.evaluate(() => document.activeElement?.textContent)).toBe("Copy");
+    await expect.poll(() => page.evaluate<string | null | undefined>("document.activeElement?.textContent")).toBe("Copy");
   });
 });
