@@ -10,6 +10,7 @@ import type { ServiceConfig } from "./config.js";
 import { createServiceContext, type ServiceContext } from "./context.js";
 import { installErrorHandling } from "./errors.js";
 import type { ServiceMetrics } from "./metrics.js";
+import { collectRoutes } from "./route-list.js";
 import { registerAccountRoutes } from "./routes/accounts.js";
 import { registerAuditRoutes } from "./routes/audit.js";
 import { registerDashboardRoutes } from "./routes/dashboard.js";
@@ -60,6 +61,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   }) as unknown as FastifyInstance;
   app.server.headersTimeout = 20_000;
 
+  collectRoutes(app);
   // JSON only: anything else is 415, not a guess.
   app.removeContentTypeParser("text/plain");
   installValidators(app);
