@@ -38,6 +38,14 @@ afterEach(async () => {
   expect(external).toEqual([]);
 });
 
+/** Creates a key through the API with the test's admin key. */
+const createKeyAsAdmin = (ownerId: string, name: string, metadata: Record<string, unknown> = {}) =>
+  service.call("/v1/keys", {
+    method: "POST",
+    headers: jsonHeaders(service.adminKey),
+    body: JSON.stringify({ owner: { type: "user", id: ownerId }, name, environment: "sandbox", scopes: [], metadata }),
+  });
+
 const shot = (name: string) => page.screenshot({ path: join(SCREENSHOT_DIR, `${name}.png`), fullPage: true });
 
 async function signInThroughPage(email: string, password: string): Promise<void> {
@@ -152,11 +160,7 @@ describe("dashboard", () => {
     const admin = await setupAdmin(service);
     const alice = await createMember(service, admin, "alice@example.com", "alice's password");
     await createMember(service, admin, "bob@example.com", "bob's password!");
-    const created = await service.call("/v1/keys", {
-      method: "POST",
-      headers: jsonHeaders(service.adminKey),
-      body: JSON.stringify({ owner: { type: "user", id: alice.userId }, name: "Alice secret project", environment: "sandbox", scopes: [] }),
-    });
+    const created = await createKeyAsAdmin(alice.userId, "Alice secret project");
     const alicesKey = (created.json() as { id: string }).id;
     await signInThroughPage("bob@example.com", "bob's password!");
     expect(await page.getByText("Alice secret project").count()).toBe(0);
@@ -167,30 +171,10 @@ describe("dashboard", () => {
   it("renders <script> in key names and metadata as text", async () => {
     const admin = await setupAdmin(service);
     const payload = `<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">`;
-    const created = await service.call("/v1/keys", {
-      method: "POST",
-      headers: jsonHeaders(service.adminKey),
-      body: JSON.stringify({
-        owner: { type: "user", id: admin.userId },
-        name: "<b>bold</b> key",
-        environment: "sandbox",
-        scopes: [],
-        metadata: { note: payload },
-      }),
-    });
+    const created = await createKeyAsAdmin(admin.userId, "<b>bold</b> key", { note: payload });
     // Names refuse HTML (SECURITY.md 6); metadata may hold anything and must render as text.
     expect(created.status).toBe(400);
-    const safe = await service.call("/v1/keys", {
-      method: "POST",
-      headers: jsonHeaders(service.adminKey),
-      body: JSON.stringify({
-        owner: { type: "user", id: admin.userId },
-        name: "Plain name",
-        environment: "sandbox",
-        scopes: [],
-        metadata: { note: payload },
-      }),
-    });
+    const safe = await createKeyAsAdmin(admin.userId, "Plain name", { note: payload });
     const id = (safe.json() as { id: string }).id;
     await signInThroughPage("admin@example.com", "correct horse battery");
     await page.goto(`${service.url}/dashboard/#/keys/${id}`);

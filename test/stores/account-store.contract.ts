@@ -5,6 +5,7 @@ import { generateId } from "../../src/core/random.js";
 import { buildAuditEvent } from "../../src/engine/audit.js";
 import type { AccountStore } from "../../src/ports/account-store.js";
 import type { KeyStore } from "../../src/ports/key-store.js";
+import { makeKey } from "./key-store.contract.js";
 
 export interface AccountStoreFixture {
   keys: KeyStore;
@@ -20,35 +21,8 @@ function user(email: string, role: UserRecord["role"] = "member"): UserRecord {
   return { id: generateId("usr"), email, role, passwordHash: "scrypt$x", disabled: false, createdAt: NOW, updatedAt: NOW };
 }
 
-function sandboxKey(): KeyRecord {
-  const id = generateId("key");
-  return {
-    id,
-    digest: generateId("digest"),
-    hashVersion: 0,
-    ref: "kw_test_…abcd",
-    name: "sandbox",
-    owner: { type: "user", id: "usr_owner" },
-    environment: "sandbox",
-    scopes: ["read"],
-    enabled: true,
-    createdAt: NOW,
-    updatedAt: NOW,
-    expiresAt: null,
-    revokedAt: null,
-    revokedReason: null,
-    lastUsedAt: null,
-    rateLimit: { requests: 5, per_seconds: 1 },
-    concurrency: 2,
-    quota: null,
-    allowedCidrs: [],
-    metadata: {},
-    rotatedFrom: null,
-    replacedBy: null,
-    graceEndsAt: null,
-    lineageId: id,
-  };
-}
+const sandboxKey = (): KeyRecord =>
+  makeKey({ owner: { type: "user", id: "usr_owner" }, rateLimit: { requests: 5, per_seconds: 1 }, concurrency: 2 });
 
 function request(sandbox: KeyRecord, createdAt = NOW): KeyRequestRecord {
   return {

@@ -29,7 +29,7 @@ import {
 } from "../account-rows.js";
 import { keyToRowValues } from "../rows.js";
 import { applyPostgresMigrations, type PostgresMigration } from "./migrations.js";
-import { appendChained, ENSURE_OWNER, INSERT_KEY } from "./postgres-key-store.js";
+import { appendChained, ENSURE_OWNER, INSERT_KEY, inTransaction } from "./postgres-key-store.js";
 
 export const ACCOUNTS_POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
   { name: "accounts/0001_users_sessions_key_requests", sql: accountsSchema("BIGINT", "") },
@@ -44,19 +44,8 @@ const SQL = Object.fromEntries(Object.entries(ACCOUNT_SQL).map(([name, sql]) => 
 export class PostgresAccountStore implements AccountStore {
   constructor(private readonly pool: pg.Pool) {}
 
-  private async write<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-    const client = await this.pool.connect();
-    try {
-      await client.query("BEGIN");
-      const result = await work(client);
-      await client.query("COMMIT");
-      return result;
-    } catch (error) {
-      await client.query("ROLLBACK").catch(() => {});
-      throw error;
-    } finally {
-      client.release();
-    }
+  private write<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    return inTransaction(this.pool, work);
   }
 
   private async one<T extends pg.QueryResultRow>(sql: string, values: unknown[]): Promise<T | undefined> {

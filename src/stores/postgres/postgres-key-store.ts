@@ -50,6 +50,22 @@ export async function appendChained(client: pg.PoolClient, event: AuditEvent): P
   await client.query(INSERT_AUDIT, chainedAuditRowValues(event, last ?? AUDIT_GENESIS_HASH));
 }
 
+/** Runs `work` in one transaction on one pooled client: committed if it returns, rolled back if it throws. */
+export async function inTransaction<T>(pool: pg.Pool, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  try {
+    await client.query("BEGIN");
+    const result = await work(client);
+    await client.query("COMMIT");
+    return result;
+  } catch (error) {
+    await client.query("ROLLBACK").catch(() => {});
+    throw error;
+  } finally {
+    client.release();
+  }
+}
+
 const toOwner = (row: OwnerRow): OwnerRecord => ({
   type: row.type as OwnerRef["type"],
   id: row.id,
@@ -79,19 +95,8 @@ export class PostgresKeyStore implements KeyStore {
     this.pool.on("error", () => {});
   }
 
-  private async transaction<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-    const client = await this.pool.connect();
-    try {
-      await client.query("BEGIN");
-      const result = await work(client);
-      await client.query("COMMIT");
-      return result;
-    } catch (error) {
-      await client.query("ROLLBACK").catch(() => {});
-      throw error;
-    } finally {
-      client.release();
-    }
+  private transaction<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    return inTransaction(this.pool, work);
   }
 
   async migrate(): Promise<void> {
