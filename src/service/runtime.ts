@@ -3,7 +3,6 @@ import type { FastifyInstance } from "fastify";
 import type { Logger } from "pino";
 import { connectWorkerInvalidation } from "../cluster/ipc-invalidation.js";
 import { RedisInvalidationChannel } from "../cluster/redis-invalidation.js";
-import { Accounts } from "../engine/accounts.js";
 import type { Keyward } from "../engine/keyward.js";
 import { accountStoreFor } from "./account-store-factory.js";
 import { buildApp } from "./app.js";
@@ -11,6 +10,7 @@ import type { ServiceConfig } from "./config.js";
 import { createLogger } from "./logger.js";
 import { ServiceMetrics } from "./metrics.js";
 import { bootstrapAdminKey, openKeyward, printBootstrapKey } from "./open-keyward.js";
+import { printSetupLink } from "./setup-link.js";
 
 export { BUILTIN_APPLICATION, bootstrapAdminKey, createAdminKey, openKeyward } from "./open-keyward.js";
 
@@ -55,11 +55,7 @@ export async function startService(config: ServiceConfig, options: StartOptions 
     const bootstrapKey = await bootstrapAdminKey(keyward);
     // Printed to the terminal once, never logged: this is the only copy.
     if (bootstrapKey) printBootstrapKey(print, bootstrapKey, url);
-    if (accountStore && config.dashboard.enabled) {
-      const setupToken = await new Accounts(keyward, accountStore, {}).issueSetupToken();
-      // Printed once to the terminal, never logged; the token sits in the URL fragment, which browsers never send.
-      if (setupToken) print(`  Create the first dashboard admin (link works once, for 24 hours): ${url}/dashboard/#/setup/${setupToken}\n`);
-    }
+    await printSetupLink(keyward, config, url, print);
   }
   if (accountStore && config.dashboard.enabled) print(`Dashboard: ${url}/dashboard/`);
   print(`Keyward listening on ${url}${cluster.isWorker ? ` (worker ${cluster.worker?.id})` : ""}`);

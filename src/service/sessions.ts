@@ -73,6 +73,10 @@ export function clearSessionCookie(reply: FastifyReply, request: FastifyRequest,
 export function installCsrfGuard(app: FastifyInstance, config: DashboardConfig): void {
   app.addHook("onRequest", async (request) => {
     if (!UNSAFE.has(request.method) || carriesApiKey(request)) return;
+    // Only session calls, and the calls that open a session (login CSRF), can be forged: other
+    // clients (forward-auth subrequests, API clients) are left alone.
+    const path = request.url.split("?")[0];
+    if (readSessionCookie(request) === null && path !== "/v1/session" && path !== "/v1/setup") return;
     const site = request.headers["sec-fetch-site"];
     if (site !== undefined && site !== "same-origin" && site !== "none")
       throw new KeywardError("CSRF_FAILED", "cross-site requests are refused");

@@ -2,6 +2,7 @@ import cluster from "node:cluster";
 import { relayWorkerInvalidations } from "../cluster/ipc-invalidation.js";
 import type { ServiceConfig } from "./config.js";
 import { bootstrapAdminKey, openKeyward, printBootstrapKey } from "./open-keyward.js";
+import { printSetupLink } from "./setup-link.js";
 
 /**
  * `keyward serve --workers N`: the primary migrates the store and mints the first-start admin
@@ -12,8 +13,10 @@ import { bootstrapAdminKey, openKeyward, printBootstrapKey } from "./open-keywar
 export async function runPrimary(config: ServiceConfig, workers: number, print: (line: string) => void): Promise<void> {
   const keyward = await openKeyward(config);
   const bootstrapKey = await bootstrapAdminKey(keyward);
+  const url = `http://${config.host}:${config.port}`;
+  if (bootstrapKey) printBootstrapKey(print, bootstrapKey, url);
+  await printSetupLink(keyward, config, url, print);
   await keyward.close();
-  if (bootstrapKey) printBootstrapKey(print, bootstrapKey, `http://${config.host}:${config.port}`);
   relayWorkerInvalidations();
   let stopping = false;
   const env = { KEYWARD_PORT: String(config.port), KEYWARD_HOST: config.host };

@@ -3,7 +3,7 @@ import { join } from "node:path";
 import type { BrowserContext, Page } from "playwright-core";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { launchBrowser, SCREENSHOT_DIR } from "../helpers/browser.js";
-import { createMember, issueSetupToken, setupAdmin, signIn } from "../helpers/people.js";
+import { createMember, issueSetupToken, setupAdmin } from "../helpers/people.js";
 import { jsonHeaders, startTestService, type TestService } from "../helpers/service.js";
 
 let browser: Awaited<ReturnType<typeof launchBrowser>>;
