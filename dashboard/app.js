@@ -374,8 +374,8 @@ function createKeyForm(ownerOf, onCreated, extraFields = []) {
 }
 
 /** Rotate, revoke and ask-for-production buttons for one key; `reload` redraws the page. */
-function keyActions(key, reveal, reload) {
-  const actions = [h("a", { href: `#/keys/${key.id}` }, "Details")];
+function keyActions(key, reveal, reload, { details = true } = {}) {
+  const actions = details ? [h("a", { href: `#/keys/${key.id}` }, "Details")] : [];
   const live = key.status === "active" && !key.replaced_by;
   if (live) {
     actions.push(
@@ -628,6 +628,11 @@ async function usageChart(keyId) {
       );
     }
   });
+  const hourLabel = (iso) => new Date(iso).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  chart.append(
+    svg("text", { x: 42, y: height + 16, "font-size": 11, fill: "#5a6474" }, hourLabel(starts[0])),
+    svg("text", { x: width, y: height + 16, "font-size": 11, fill: "#5a6474", "text-anchor": "end" }, hourLabel(starts[starts.length - 1])),
+  );
   box.append(
     chart,
     h(
@@ -697,7 +702,7 @@ async function keyDetailPage(id) {
       h(
         "p",
         {},
-        keyActions(key, (panel) => revealSlot.replaceChildren(panel), reload),
+        keyActions(key, (panel) => revealSlot.replaceChildren(panel), reload, { details: false }),
       ),
     ),
     h("section", { class: "card" }, h("h2", {}, "Limits"), dl(describeLimits(key))),

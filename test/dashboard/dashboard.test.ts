@@ -61,9 +61,16 @@ async function createKeyThroughPage(name: string, environment = "sandbox"): Prom
   await form.getByLabel("Name").fill(name);
   await form.getByLabel("Environment").selectOption(environment);
   await form.getByRole("button", { name: "Create key" }).click();
+  return readShownKey();
+}
+
+/** The key in the one-time panel, planted for the suite's leak sweep. */
+async function readShownKey(): Promise<string> {
   const input = page.locator("#new-key");
   await input.waitFor();
-  return input.inputValue();
+  const key = await input.inputValue();
+  service.plant(key);
+  return key;
 }
 
 async function confirmDialog(button: string, fields: Record<string, string> = {}): Promise<void> {
@@ -109,7 +116,7 @@ describe("dashboard", () => {
 
     await page.getByRole("button", { name: "Rotate Deploy bot" }).first().click();
     await confirmDialog("Rotate", { "Grace period": "0" });
-    const successor = await page.locator("#new-key").inputValue();
+    const successor = await readShownKey();
     expect(successor).not.toBe(key);
     expect((await fetch(`${service.url}/v1/introspect`, { headers: { authorization: `Bearer ${key}` } })).status).toBe(401);
     await page.getByRole("button", { name: "I have stored it" }).click();
@@ -148,7 +155,7 @@ describe("dashboard", () => {
     await context.clearCookies();
     await signInThroughPage("bob@example.com", "bob's password!");
     await page.getByRole("button", { name: "Get production key" }).click();
-    const production = await page.locator("#new-key").inputValue();
+    const production = await readShownKey();
     expect(production).toMatch(/^kw_live_/);
     const introspect = await fetch(`${service.url}/v1/introspect`, { headers: { authorization: `Bearer ${production}` } });
     expect(((await introspect.json()) as { environment: string }).environment).toBe("production");
@@ -168,15 +175,24 @@ describe("dashboard", () => {
     await page.getByRole("heading", { name: "Not found" }).waitFor();
   });
 
-  it("renders <script> in key names and metadata as text", async () => {
+  it("renders <script> in key metadata and request reasons as text (and names refuse HTML)", async () => {
     const admin = await setupAdmin(service);
     const payload = `<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">`;
     const created = await createKeyAsAdmin(admin.userId, "<b>bold</b> key", { note: payload });
     // Names refuse HTML (SECURITY.md 6); metadata may hold anything and must render as text.
     expect(created.status).toBe(400);
     const safe = await createKeyAsAdmin(admin.userId, "Plain name", { note: payload });
-    const id = (safe.json() as { id: string }).id;
+    const { id, key } = safe.json() as { id: string; key: string };
+    const asked = await service.call("/v1/key-requests", {
+      method: "POST",
+      headers: jsonHeaders(key),
+      body: JSON.stringify({ reason: payload }),
+    });
+    expect(asked.status).toBe(201);
     await signInThroughPage("admin@example.com", "correct horse battery");
+    await page.goto(`${service.url}/dashboard/#/requests`);
+    await page.locator("tr[data-request-id]").getByText("window.__pwned = 1", { exact: false }).waitFor();
+    expect(await page.evaluate<number | undefined>("window.__pwned")).toBeUndefined();
     await page.goto(`${service.url}/dashboard/#/keys/${id}`);
     await page.getByText("window.__pwned = 1", { exact: false }).waitFor();
     expect(await page.evaluate<number | undefined>("window.__pwned")).toBeUndefined();
@@ -229,5 +245,30 @@ describe("dashboard", () => {
     await expect.poll(() => page.evaluate<string | undefined>("document.activeElement?.id")).toBe("new-key");
     await page.keyboard.press("Tab");
     await expect.poll(() => page.evaluate<string | null | undefined>("document.activeElement?.textContent")).toBe("Copy");
+  });
+
+  it("draws the usage chart from GET /v1/usage", async () => {
+    const admin = await setupAdmin(service);
+    const id = ((await createKeyAsAdmin(admin.userId, "Busy key")).json() as { id: string }).id;
+    // /v1/usage is served by another module; here its documented shape is played back locally.
+    const hour = Date.UTC(2026, 10, 23, 6) - 5 * 3_600_000;
+    const rows = [0, 1, 2, 3, 4].flatMap((i) => [
+      { start: new Date(hour + i * 3_600_000).toISOString(), key_id: id, outcome: "VALID", count: 20 + i * 7 },
+      { start: new Date(hour + i * 3_600_000).toISOString(), key_id: id, outcome: "RATE_LIMITED", count: i * 2 },
+      { start: new Date(hour + i * 3_600_000).toISOString(), key_id: id, outcome: "INSUFFICIENT_SCOPE", count: i % 2 },
+    ]);
+    let asked = "";
+    await page.route(`${service.url}/v1/usage?**`, async (route) => {
+      asked = route.request().url();
+      await route.fulfill({ status: 200, contentType: "application/json", body: JSON.stringify({ bucket: "hour", data: rows }) });
+    });
+    await signInThroughPage("admin@example.com", "correct horse battery");
+    await page.goto(`${service.url}/dashboard/#/keys/${id}`);
+    await page.locator(".chart svg rect").first().waitFor();
+    expect(new URL(asked).searchParams.get("key_id")).toBe(id);
+    expect(new URL(asked).searchParams.get("bucket")).toBe("hour");
+    expect(await page.locator(".chart svg rect").count()).toBe(5 + 4 + 2);
+    await page.getByText("Last 24 hours: 170 valid, 20 limited, 2 denied.").waitFor();
+    await shot("key-usage");
   });
 });

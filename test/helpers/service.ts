@@ -44,6 +44,8 @@ export interface TestService {
   logs: string[];
   /** Every exchange made through `call`. */
   exchanges: RecordedExchange[];
+  /** Keys obtained another way (e.g. read from a browser page), planted for the leak sweep too. */
+  plant(key: string): void;
   /** fetch against the service, recorded for leak sweeps. */
   call(path: string, init?: RequestInit): Promise<{ status: number; headers: Headers; text: string; json: () => unknown }>;
   close(): Promise<void>;
@@ -84,6 +86,7 @@ export async function startTestService(options: TestServiceOptions = {}): Promis
   const url = `http://127.0.0.1:${typeof address === "object" && address ? address.port : 0}`;
   const admin = await createAdminKey(keyward, "test admin", { type: "cli", id: "test" });
   const exchanges: RecordedExchange[] = [];
+  const plantedElsewhere: string[] = [];
   return {
     url,
     app,
@@ -94,6 +97,9 @@ export async function startTestService(options: TestServiceOptions = {}): Promis
     adminKey: admin.key,
     logs,
     exchanges,
+    plant: (key) => {
+      plantedElsewhere.push(key);
+    },
     async call(path, init = {}) {
       const response = await fetch(url + path, init);
       const text = await response.text();
@@ -109,7 +115,11 @@ export async function startTestService(options: TestServiceOptions = {}): Promis
     async close() {
       await app.close();
       await store.close();
-      const planted = [admin.key, ...exchanges.filter(isKeyIssuingExchange).map((e) => (JSON.parse(e.body) as { key: string }).key)];
+      const planted = [
+        admin.key,
+        ...plantedElsewhere,
+        ...exchanges.filter(isKeyIssuingExchange).map((e) => (JSON.parse(e.body) as { key: string }).key),
+      ];
       recordForSweep({ kind: "planted", keys: planted });
       recordForSweep({ kind: "logs", text: logs.join("") });
       for (const exchange of exchanges.filter((e) => !isKeyIssuingExchange(e))) recordForSweep({ kind: "response", ...exchange });
