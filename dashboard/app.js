@@ -561,8 +561,49 @@ async function myKeysPage() {
     listSlot,
     h("h2", {}, "Production key requests"),
     requestSlot,
+    passwordForm(),
   );
   await reload();
+}
+
+/** Your account: changing the password ends every other session of yours. */
+function passwordForm() {
+  const line = errorLine();
+  const current = h("input", {
+    type: "password",
+    name: "current_password",
+    required: true,
+    autocomplete: "current-password",
+    maxlength: 256,
+  });
+  const next = h("input", {
+    type: "password",
+    name: "new_password",
+    required: true,
+    minlength: 12,
+    maxlength: 256,
+    autocomplete: "new-password",
+  });
+  return h(
+    "form",
+    {
+      class: "card grid",
+      "aria-label": "Change your password",
+      onsubmit: (event) => {
+        event.preventDefault();
+        void attempt(line, async () => {
+          session = await api("POST", "/v1/session/password", { current_password: current.value, new_password: next.value });
+          event.target.reset();
+          toast("Password changed; other sessions were signed out");
+        });
+      },
+    },
+    h("h2", {}, "Your account"),
+    h("label", {}, "Current password", current),
+    h("label", {}, "New password (12+ characters)", next),
+    h("div", {}, h("button", { type: "submit" }, "Change password")),
+    line,
+  );
 }
 
 const OUTCOME_GROUPS = {

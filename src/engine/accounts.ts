@@ -170,6 +170,26 @@ export class Accounts {
     return user;
   }
 
+  /**
+   * A person changes their own password: the current one must be right (a failure counts like a
+   * failed sign-in), and every session of theirs ends in the same transaction as the change.
+   */
+  async changePassword(user: UserRecord, current: string, next: string, context: RequestContext): Promise<UserRecord> {
+    const [accountKey] = this.throttleKeys(user.email, context.ip);
+    if ((this.failures.get(accountKey) ?? 0) >= this.perAccount)
+      throw new KeywardError("SIGN_IN_THROTTLED", "too many failed attempts; try again later", { retryAfterSeconds: 900 });
+    if (current.length > MAX_PASSWORD_LENGTH || !(await verifyPassword(current, user.passwordHash))) {
+      this.failures.set(accountKey, (this.failures.get(accountKey) ?? 0) + 1);
+      throw new KeywardError("SIGN_IN_FAILED", "the current password is wrong");
+    }
+    validateCredentials(user.email, next);
+    const now = this.now();
+    const audit = buildAuditEvent(context, now, "user.password_changed", { type: "user", id: user.id });
+    const updated = await this.store.updateUser(user.id, { passwordHash: await hashPassword(next) }, audit, now);
+    if (!updated) throw new KeywardError("RESOURCE_NOT_FOUND", "no such user");
+    return updated;
+  }
+
   // ---------------------------------------------------------------- sign-in and sessions
 
   private throttleKeys(email: string, ip: string | undefined): [string, string] {

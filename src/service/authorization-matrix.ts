@@ -56,6 +56,7 @@ export const AUTHORIZATION_MATRIX: Record<string, MatrixEntry> = {
   "POST /v1/session": { access: "public", scopes: [], note: "email and password; throttled" },
   "GET /v1/session": { access: "session", scopes: [] },
   "DELETE /v1/session": { access: "session", scopes: [] },
+  "POST /v1/session/password": { access: "session", scopes: [], note: "needs the current password; ends every session of the user" },
   "GET /v1/users": { access: "key-or-session", scopes: ["users:write"], members: "none" },
   "POST /v1/users": { access: "key-or-session", scopes: ["users:write"], members: "none" },
   "GET /v1/users/:id": { access: "key-or-session", scopes: ["users:write"], members: "none" },

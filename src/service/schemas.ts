@@ -193,6 +193,8 @@ const Reason = Type.String({ minLength: 1, maxLength: 500, pattern: "^[^\\u0000-
 
 export const SignInBody = Type.Object({ email: Email, password: Password }, { additionalProperties: false });
 
+export const ChangePasswordBody = Type.Object({ current_password: Password, new_password: Password }, { additionalProperties: false });
+
 export const SetupBody = Type.Object(
   { token: Type.String({ minLength: 1, maxLength: 64 }), email: Email, password: Password },
   { additionalProperties: false },

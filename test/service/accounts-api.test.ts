@@ -123,6 +123,32 @@ describe("sessions", () => {
   });
 });
 
+describe("password change", () => {
+  const change = (who: SignedIn, current: string, next: string) =>
+    service.call("/v1/session/password", {
+      method: "POST",
+      headers: sessionHeaders(service, who),
+      body: JSON.stringify({ current_password: current, new_password: next }),
+    });
+
+  it("ends every other session of the user, and the old password stops working", async () => {
+    const other = await signIn(service, "admin@example.com", "correct horse battery");
+    const changed = await change(admin, "correct horse battery", "a brand new password");
+    expect(changed.status).toBe(201);
+    expect((await service.call("/v1/session", { headers: { cookie: other.cookie } })).status).toBe(401);
+    expect((await service.call("/v1/session", { headers: { cookie: admin.cookie } })).status).toBe(401);
+    await expect(signIn(service, "admin@example.com", "correct horse battery")).rejects.toThrow(/401/);
+    await signIn(service, "admin@example.com", "a brand new password");
+    expect(actions()).toContain("user.password_changed");
+  });
+
+  it("needs the current password", async () => {
+    const refused = await change(admin, "not my password", "a brand new password");
+    expect(refused.status).toBe(401);
+    expect((await service.call("/v1/session", { headers: { cookie: admin.cookie } })).status).toBe(200);
+  });
+});
+
 describe("CSRF", () => {
   it("refuses a cross-site POST carrying the victim's cookie, and creates nothing", async () => {
     const before = await service.store.countKeys();

@@ -4,7 +4,16 @@ import type { SessionRecord, UserRecord } from "../../core/accounts.js";
 import { KeywardError } from "../../core/errors.js";
 import type { Accounts } from "../../engine/accounts.js";
 import type { ServiceContext } from "../context.js";
-import { CreateUserBody, ProblemSchema, SetupBody, SignInBody, UpdateUserBody, UserIdParams, UserSchema } from "../schemas.js";
+import {
+  ChangePasswordBody,
+  CreateUserBody,
+  ProblemSchema,
+  SetupBody,
+  SignInBody,
+  UpdateUserBody,
+  UserIdParams,
+  UserSchema,
+} from "../schemas.js";
 import { callerContext, clearSessionCookie, readSessionCookie, resolveSessionCaller, setSessionCookie } from "../sessions.js";
 
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -99,6 +108,25 @@ export function registerAccountRoutes(app: FastifyInstance, ctx: ServiceContext,
       if (token) await accounts.signOut(token);
       clearSessionCookie(reply, request, config);
       return reply.code(204).send();
+    },
+  );
+
+  app.post<{ Body: Static<typeof ChangePasswordBody> }>(
+    "/v1/session/password",
+    {
+      schema: {
+        tags: ["people"],
+        summary: "Change your own password: ends every session of yours and opens a fresh one here",
+        body: ChangePasswordBody,
+        security: [],
+        response: { ...errors },
+      },
+    },
+    async (request, reply) => {
+      const caller = await resolveSessionCaller(accounts, request, []);
+      const { current_password, new_password } = request.body;
+      const user = await accounts.changePassword(caller.user, current_password, new_password, callerContext(request, caller));
+      return reply.code(201).send(await openSession(request, reply, user.email, new_password));
     },
   );
 
