@@ -79,9 +79,11 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
         securitySchemes: {
           ApiKey: { type: "apiKey", in: "header", name: "X-API-Key" },
           Bearer: { type: "http", scheme: "bearer" },
+          // The dashboard's session (plus X-CSRF-Token on unsafe methods): docs/dashboard.md.
+          Session: { type: "apiKey", in: "cookie", name: "kw_session" },
         },
       },
-      security: [{ ApiKey: [] }, { Bearer: [] }],
+      security: [{ ApiKey: [] }, { Bearer: [] }, { Session: [] }],
     },
   });
 

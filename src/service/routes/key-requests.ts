@@ -15,7 +15,7 @@ import {
   ProblemSchema,
   RejectKeyRequestBody,
 } from "../schemas.js";
-import { type Caller, callerContext, carriesApiKey, ownKeysOnly, resolveSessionCaller } from "../sessions.js";
+import { type Caller, callerContext, carriesApiKey, ownKeysOnly, readSessionCookie, resolveSessionCaller } from "../sessions.js";
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
@@ -44,7 +44,7 @@ export function registerKeyRequestRoutes(app: FastifyInstance, ctx: ServiceConte
   const { keyward } = ctx;
 
   async function requester(request: FastifyRequest, reply: FastifyReply): Promise<Requester | null> {
-    if (!carriesApiKey(request) && request.headers.cookie) return resolveSessionCaller(accounts, request, ["keys:read"]);
+    if (!carriesApiKey(request) && readSessionCookie(request) !== null) return resolveSessionCaller(accounts, request, ["keys:read"]);
     const result = await ctx.authenticate(request, reply, { skipLimits: true });
     return result ? { kind: "key", result } : null;
   }
