@@ -23,6 +23,9 @@ describe.skipIf(!available)("three instances on PostgreSQL and Redis", () => {
       KEYWARD_REDIS_URL: REDIS_URL,
       KEYWARD_REDIS_PREFIX: uniqueRedisPrefix(),
       KEYWARD_CACHE_MAX_AGE_MS: "60000",
+      // Exactness of the shared limits is what is tested here; on a loaded test machine a 100 ms
+      // call limit would send them to the per-instance fallback (tested in redis-failure-policy).
+      KEYWARD_REDIS_TIMEOUT_MS: "1000",
       KEYWARD_LOG_LEVEL: "warn",
     };
     const first = await startServeProcess(env);

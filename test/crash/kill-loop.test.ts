@@ -49,6 +49,7 @@ async function killLoop(env: Record<string, string>, openStore: () => Promise<Ke
     if (round > 0) server = await startServeProcess(env);
     const url = server.url;
     let stop = false;
+    let changesThisRound = 0;
     const worker = async (n: number) => {
       for (let i = 0; !stop; i++) {
         try {
@@ -71,6 +72,7 @@ async function killLoop(env: Record<string, string>, openStore: () => Promise<Ke
           if (created.status !== 201) continue;
           const body = (await created.json()) as { id: string; key: string };
           ack.created.set(body.id, body.key);
+          changesThisRound++;
           const action = i % 3;
           if (action === 0) {
             const r = await fetch(`${url}/v1/keys/${body.id}/revoke`, { method: "POST", headers, body: "{}" });
@@ -93,7 +95,10 @@ async function killLoop(env: Record<string, string>, openStore: () => Promise<Ke
       }
     };
     const workers = [0, 1, 2].map(worker);
-    await new Promise((resolve) => setTimeout(resolve, 250 + (round % 4) * 100));
+    // Kill mid-stream, once the round has done some work (a loaded machine starts servers slowly).
+    for (const started = Date.now(); changesThisRound < 4 && Date.now() - started < 10_000; )
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    await new Promise((resolve) => setTimeout(resolve, (round % 4) * 50));
     server.child.kill("SIGKILL");
     await waitForExit(server.child);
     stop = true;
@@ -150,7 +155,7 @@ describe("kill -9 loop", () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
-  }, 180_000);
+  }, 300_000);
 
   it.runIf(haveBackends)(
     `PostgreSQL: ${ROUNDS} rounds`,
@@ -170,6 +175,6 @@ describe("kill -9 loop", () => {
         await drop();
       }
     },
-    180_000,
+    300_000,
   );
 });
