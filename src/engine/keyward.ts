@@ -142,7 +142,8 @@ export class Keyward {
   private readonly invalidationListeners: ((message: InvalidationMessage) => void)[] = [];
   private readonly committedListeners: CommittedListener[] = [];
   private readonly observer: EngineObserver;
-  private readonly attempts: FailedAttemptLimiter | null;
+  /** The failed-attempt throttle, or null when it is off. */
+  readonly failedAttempts: FailedAttemptLimiter | null;
 
   constructor(options: KeywardOptions) {
     this.prefix = options.prefix ?? DEFAULT_KEY_PREFIX;
@@ -157,7 +158,7 @@ export class Keyward {
     this.usageStore = options.usageStore;
     this.random = options.random ?? cryptoRandomBytes;
     this.observer = options.observer ?? noopEngineObserver;
-    this.attempts = options.failedAttempts === false ? null : (options.failedAttempts ?? new FailedAttemptLimiter());
+    this.failedAttempts = options.failedAttempts === false ? null : (options.failedAttempts ?? new FailedAttemptLimiter());
   }
 
   // ---------------------------------------------------------------- verification
@@ -180,13 +181,13 @@ export class Keyward {
     // Format and checksum first: a typo, a truncated key or a foreign prefix never reaches storage.
     if (!parseApiKey(presented, this.prefix)) {
       this.refuseIfBlocked(options.ip, now);
-      this.attempts?.charge(options.ip, now);
-      await this.attempts?.confirm(options.ip, now);
+      this.failedAttempts?.charge(options.ip, now);
+      await this.failedAttempts?.confirm(options.ip, now);
       return { valid: false, code: "MALFORMED" };
     }
     const entry = await this.lookup(presented, now, options.ip);
     if (!entry) {
-      await this.attempts?.confirm(options.ip, now);
+      await this.failedAttempts?.confirm(options.ip, now);
       return { valid: false, code: "NOT_FOUND" };
     }
     const { key, ownerDisabled } = entry.lookup;
@@ -250,7 +251,7 @@ export class Keyward {
     // given back when the key exists.
     if (!cached) {
       this.refuseIfBlocked(ip, now);
-      this.attempts?.charge(ip, now);
+      this.failedAttempts?.charge(ip, now);
       if (this.cache.isKnownMissing(digest, now)) {
         this.observer.cacheLookup("negative_hit");
         return null;
@@ -264,10 +265,10 @@ export class Keyward {
     }
     try {
       const found = await pending;
-      if (found && !cached) this.attempts?.refund(ip, now);
+      if (found && !cached) this.failedAttempts?.refund(ip, now);
       return found;
     } catch (error) {
-      if (!cached) this.attempts?.refund(ip, now);
+      if (!cached) this.failedAttempts?.refund(ip, now);
       this.observer.storeError("lookup");
       if (cached && now - cached.fetchedAt < this.cache.staleWindowMs) return cached;
       throw new KeywardError("STORE_UNAVAILABLE", "the key store cannot be reached", { retryAfterSeconds: 5, cause: error });
@@ -276,7 +277,7 @@ export class Keyward {
 
   /** A client address that used up its failed attempts gets 429 with `Retry-After`, before any lookup. */
   private refuseIfBlocked(ip: string | undefined, now: number): void {
-    const waitMs = this.attempts?.blockedForMs(ip, now) ?? 0;
+    const waitMs = this.failedAttempts?.blockedForMs(ip, now) ?? 0;
     if (waitMs > 0) {
       throw new KeywardError("TOO_MANY_FAILED_ATTEMPTS", "too many failed attempts from this client address", {
         retryAfterSeconds: Math.max(1, Math.ceil(waitMs / 1000)),
@@ -548,7 +549,7 @@ export class Keyward {
   async close(): Promise<void> {
     await this.usage.close?.();
     await this.limits.close();
-    await this.attempts?.close();
+    await this.failedAttempts?.close();
     await this.store.close();
   }
 }

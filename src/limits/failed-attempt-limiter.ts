@@ -32,7 +32,8 @@ export interface FailedAttemptLimiterOptions {
 export class FailedAttemptLimiter {
   readonly policy: FailedAttemptPolicy;
   private readonly windows: LRUCache<string, AttemptWindow>;
-  private readonly shared: SharedAttemptCounter | undefined;
+  /** The cross-instance counter, when there is one. */
+  readonly shared: SharedAttemptCounter | undefined;
 
   constructor(options: FailedAttemptLimiterOptions = {}) {
     this.policy = { limit: options.limit ?? 100, windowMs: options.windowMs ?? 60_000 };

@@ -35,6 +35,11 @@ export class RedisAttemptCounter implements SharedAttemptCounter {
     this.redis = typeof options.redis === "string" ? connectLimiterRedis(options.redis, options.timeoutMs ?? 100) : options.redis;
   }
 
+  /** True while Redis is connected (otherwise every instance counts alone). */
+  get connected(): boolean {
+    return this.redis.status === "ready";
+  }
+
   async increment(address: string, windowMs: number): Promise<{ count: number; resetInMs: number } | null> {
     if (this.redis.status !== "ready") return this.failed(new Error(`redis is ${this.redis.status}`));
     try {
