@@ -4,6 +4,7 @@ import { KeywardError } from "../core/errors.js";
 
 /** Names proxy-addr understands: loopback, link-local and unique-local (private) ranges. */
 const NAMED_RANGES = ["loopback", "linklocal", "uniquelocal"];
+const INTERNAL_RANGES = ["private", "uniqueLocal", "loopback", "linkLocal"];
 /** Values that mean "believe every peer". */
 const TRUST_EVERYONE = new Set(["true", "*", "all", "0.0.0.0/0", "::/0"]);
 
@@ -50,9 +51,11 @@ export function trustProxyWarnings(entries: readonly string[]): string[] {
   const warnings: string[] = [];
   for (const entry of entries) {
     const parsed = parseCidr(entry);
-    if (!parsed) continue;
+    if (!parsed) continue; // names: loopback, linklocal, uniquelocal
     const [address, bits] = parsed;
-    if ((address.kind() === "ipv4" && bits < 8) || (address.kind() === "ipv6" && bits < 16)) {
+    const wide = (address.kind() === "ipv4" && bits < 8) || (address.kind() === "ipv6" && bits < 16);
+    // A wide private range (fd00::/8, 10.0.0.0/8) is a normal way to name an internal network.
+    if (wide && !INTERNAL_RANGES.includes(address.range())) {
       warnings.push(`KEYWARD_TRUST_PROXY entry ${entry} is a very wide range; ${consequence}`);
     }
   }
