@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from "vitest";
+import { KeywardClient } from "../../src/client/index.js";
 import { generateApiKey } from "../../src/core/key-format.js";
 import { ManualClock } from "../../src/ports/clock.js";
 import type { KeyStore } from "../../src/ports/key-store.js";
@@ -162,6 +163,16 @@ describe("failed-attempt throttle over HTTP", () => {
     expect(refused.headers.get("retry-after")).not.toBeNull();
     // Another end client of the same service is unaffected, and so is the service's own key.
     expect(((await verify(randomKey(), "198.51.100.8")).json() as { code: string }).code).toBe("NOT_FOUND");
+  });
+
+  it("keyward/client passes the service's 429 on as TOO_MANY_FAILED_ATTEMPTS, not as an outage", async () => {
+    const svc = await start();
+    const client = new KeywardClient({ url: svc.url, serviceKey: svc.adminKey, negativeCacheMaxAgeMs: 0 });
+    for (let i = 0; i < 5; i++) expect((await client.verify(randomKey(), { ip: "198.51.100.9" })).code).toBe("NOT_FOUND");
+    await expect(client.verify(randomKey(), { ip: "198.51.100.9" })).rejects.toMatchObject({
+      code: "TOO_MANY_FAILED_ATTEMPTS",
+      status: 429,
+    });
   });
 
   it("KEYWARD_FAILED_ATTEMPTS_LIMIT=0 turns the throttle off", async () => {
