@@ -2,9 +2,8 @@ import { afterEach, describe, expect, it } from "vitest";
 import { KeywardClient } from "../../src/client/index.js";
 import { generateApiKey } from "../../src/core/key-format.js";
 import { ManualClock } from "../../src/ports/clock.js";
-import type { KeyStore } from "../../src/ports/key-store.js";
 import { type RawResponse, rawRequest } from "../helpers/raw-http.js";
-import { createKeyOverHttp, startTestService, type TestService, type TestServiceOptions } from "../helpers/service.js";
+import { countDigestLookups, createKeyOverHttp, startTestService, type TestService, type TestServiceOptions } from "../helpers/service.js";
 
 // SECURITY.md 7 and 9: failed attempts are throttled per client address before lookup; other
 // clients and known keys are unaffected; a flood costs O(1) per request.
@@ -15,25 +14,13 @@ const OTHER = "127.0.0.2";
 let service: TestService | undefined;
 let lookups = 0;
 
-/** Counts digest lookups on the real store, to prove a refused attempt never reached it. */
-function countingStore(store: KeyStore): KeyStore {
-  return new Proxy(store, {
-    get(target, property, receiver) {
-      if (property === "findKeyByDigest") {
-        return (digest: string) => {
-          lookups++;
-          return target.findKeyByDigest(digest);
-        };
-      }
-      const value = Reflect.get(target, property, receiver);
-      return typeof value === "function" ? value.bind(target) : value;
-    },
-  });
-}
-
 async function start(env: Record<string, string> = {}, options: TestServiceOptions = {}): Promise<TestService> {
   lookups = 0;
-  service = await startTestService({ env: { KEYWARD_FAILED_ATTEMPTS_LIMIT: "5", ...env }, wrapStore: countingStore, ...options });
+  service = await startTestService({
+    env: { KEYWARD_FAILED_ATTEMPTS_LIMIT: "5", ...env },
+    wrapStore: (store) => countDigestLookups(store, () => lookups++),
+    ...options,
+  });
   return service;
 }
 

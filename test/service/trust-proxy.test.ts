@@ -21,9 +21,16 @@ async function start(env: Record<string, string> = {}): Promise<TestService> {
 
 const CLIENT = "203.0.113.5";
 
-async function auditIpOfCreate(svc: TestService, keyId: string): Promise<string | null> {
-  const response = await svc.call(`/v1/audit-events?key_id=${keyId}`, { headers: jsonHeaders(svc.adminKey) });
-  const events = (response.json() as { data: { action: string; ip: string | null }[] }).data;
+/** Creates a key with `X-Forwarded-For: forwardedFor` and returns the address its audit event records. */
+async function auditIpOfCreateForwardedFrom(svc: TestService, forwardedFor: string): Promise<string | null> {
+  const response = await svc.call("/v1/keys", {
+    method: "POST",
+    headers: { ...jsonHeaders(svc.adminKey), "x-forwarded-for": forwardedFor },
+    body: JSON.stringify({ owner: { type: "user", id: "alice" }, name: "k", environment: "sandbox", scopes: ["read"] }),
+  });
+  const { id } = response.json() as { id: string };
+  const audit = await svc.call(`/v1/audit-events?key_id=${id}`, { headers: jsonHeaders(svc.adminKey) });
+  const events = (audit.json() as { data: { action: string; ip: string | null }[] }).data;
   return events.find((e) => e.action === "key.created")?.ip ?? null;
 }
 
@@ -77,14 +84,7 @@ describe("X-Forwarded-For from an untrusted peer is ignored", () => {
   });
 
   it("the audit log records the socket address", async () => {
-    const svc = await start(env);
-    const response = await svc.call("/v1/keys", {
-      method: "POST",
-      headers: { ...jsonHeaders(svc.adminKey), "x-forwarded-for": CLIENT },
-      body: JSON.stringify({ owner: { type: "user", id: "alice" }, name: "k", environment: "sandbox", scopes: ["read"] }),
-    });
-    const created = response.json() as { id: string };
-    expect(await auditIpOfCreate(svc, created.id)).toBe("127.0.0.1");
+    expect(await auditIpOfCreateForwardedFrom(await start(env), CLIENT)).toBe("127.0.0.1");
   });
 
   it("changing X-Forwarded-For does not dodge the failed-attempt throttle", async () => {
@@ -109,14 +109,7 @@ describe("X-Forwarded-For from a trusted proxy is used", () => {
   });
 
   it("the audit log records the forwarded client address", async () => {
-    const svc = await start(env);
-    const response = await svc.call("/v1/keys", {
-      method: "POST",
-      headers: { ...jsonHeaders(svc.adminKey), "x-forwarded-for": CLIENT },
-      body: JSON.stringify({ owner: { type: "user", id: "alice" }, name: "k", environment: "sandbox", scopes: ["read"] }),
-    });
-    const created = response.json() as { id: string };
-    expect(await auditIpOfCreate(svc, created.id)).toBe(CLIENT);
+    expect(await auditIpOfCreateForwardedFrom(await start(env), CLIENT)).toBe(CLIENT);
   });
 
   it("the failed-attempt throttle counts each forwarded client on its own, not the proxy", async () => {
