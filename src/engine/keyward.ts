@@ -279,6 +279,7 @@ export class Keyward {
   private refuseIfBlocked(ip: string | undefined, now: number): void {
     const waitMs = this.failedAttempts?.blockedForMs(ip, now) ?? 0;
     if (waitMs > 0) {
+      this.observer.failedAttemptRefused?.();
       throw new KeywardError("TOO_MANY_FAILED_ATTEMPTS", "too many failed attempts from this client address", {
         retryAfterSeconds: Math.max(1, Math.ceil(waitMs / 1000)),
       });

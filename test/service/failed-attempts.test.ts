@@ -51,6 +51,8 @@ describe("failed-attempt throttle over HTTP", () => {
       expect(Number(r.headers["retry-after"])).toBeLessThanOrEqual(60);
     }
     expect(lookups).toBe(5);
+    const metrics = await svc.call("/metrics", { headers: { authorization: `Bearer ${svc.adminKey}` } });
+    expect(metrics.text).toMatch(/^keyward_failed_attempt_refusals_total 35$/m);
   });
 
   it("malformed keys count as failed attempts too", async () => {
