@@ -299,6 +299,27 @@ export function buildCli(): Command {
       });
     });
 
+  const users = program.command("users").description("dashboard users");
+  users
+    .command("create")
+    .description("create a dashboard user straight into the configured store (the first admin, or anyone)")
+    .requiredOption("--email <email>", "the user's email")
+    .option("--admin", "an administrator (default: member)")
+    .option("--password-stdin", "read the password from standard input (default: generate one and print it once)")
+    .option("--json", "print JSON")
+    .action(async (options: { email: string; admin?: boolean; passwordStdin?: boolean; json?: boolean }) => {
+      const { createUserFromCli } = await import("./users.js");
+      await withKeyward(async (keyward) => {
+        const created = await createUserFromCli(keyward, { ...options, context: cliContext() });
+        if (options.json) out(JSON.stringify(created, null, 2));
+        else
+          out(
+            `User ${created.email} (${created.role}) created: ${created.id}` +
+              (created.password ? `\nPassword (shown once; change it by signing in): ${created.password}` : ""),
+          );
+      });
+    });
+
   program
     .command("verify <key>")
     .description("verify a key against the configured store; exits 1 when it is not valid")

@@ -112,6 +112,37 @@ export const ERROR_REGISTRY = {
     title: "Lease not found",
     solve: "The concurrency lease was already released or has expired: nothing to do.",
   },
+  SESSION_REQUIRED: {
+    status: 401,
+    title: "Sign-in required",
+    solve: "Sign in to the dashboard again: the session is missing, expired (idle or absolute timeout) or was ended.",
+  },
+  SIGN_IN_FAILED: {
+    status: 401,
+    title: "Sign-in failed",
+    solve: "The email or password is wrong, or the account is disabled: check both, or ask an administrator.",
+  },
+  SIGN_IN_THROTTLED: {
+    status: 429,
+    title: "Too many sign-in attempts",
+    solve: "Wait for `Retry-After` seconds before trying again.",
+  },
+  CSRF_FAILED: {
+    status: 403,
+    title: "Cross-site request refused",
+    solve: "A dashboard session call must come from the dashboard's own origin with its `X-CSRF-Token` header.",
+  },
+  SETUP_NOT_ALLOWED: {
+    status: 403,
+    title: "Setup not allowed",
+    solve:
+      "The setup link is wrong, expired or already used: restart `keyward serve` on a store with no users for a new one, or run `keyward users create --admin`.",
+  },
+  KEY_CREATION_CAPPED: {
+    status: 429,
+    title: "Too many keys created",
+    solve: "Members may create a limited number of keys per hour (KEYWARD_MEMBER_KEY_CREATES_PER_HOUR): wait for `Retry-After` seconds.",
+  },
   INTERNAL_ERROR: {
     status: 500,
     title: "Internal error",

@@ -301,6 +301,17 @@ export class Keyward {
 
   // ---------------------------------------------------------------- management
 
+  /** A fresh secret for a key of `environment`: the plaintext (to show once) and what is stored of it. */
+  mintSecret(environment: Environment): { plaintext: string; digest: string; hashVersion: number; ref: string } {
+    const plaintext = generateApiKey({ prefix: this.prefix, environment, random: this.random });
+    return {
+      plaintext,
+      digest: hashApiKey(plaintext, this.hashSecrets[0]),
+      hashVersion: this.hashSecrets[0]?.version ?? 0,
+      ref: formatKeyRef(plaintext),
+    };
+  }
+
   /** Creates a key. The plaintext is in the result and nowhere else, ever. */
   async createKey(input: CreateKeyInput, context: RequestContext): Promise<{ key: string; record: KeyRecord }> {
     const now = this.clock.now();

@@ -2,14 +2,21 @@ import { randomUUID } from "node:crypto";
 import fastifySwagger from "@fastify/swagger";
 import Fastify, { type FastifyInstance, LogController } from "fastify";
 import type { Logger } from "pino";
+import { Accounts } from "../engine/accounts.js";
 import type { Keyward } from "../engine/keyward.js";
+import type { AccountStore } from "../ports/account-store.js";
 import type { WebhookStore } from "../ports/webhook-store.js";
+import { accountStoreFor } from "./account-store-factory.js";
 import { connectionsCheckingInterval, installClientGuards } from "./client-guards.js";
 import type { ServiceConfig } from "./config.js";
 import { createServiceContext, type ServiceContext } from "./context.js";
 import { installErrorHandling } from "./errors.js";
 import type { ServiceMetrics } from "./metrics.js";
+import { collectRoutes } from "./route-list.js";
+import { registerAccountRoutes } from "./routes/accounts.js";
 import { registerAuditRoutes } from "./routes/audit.js";
+import { registerDashboardRoutes } from "./routes/dashboard.js";
+import { registerKeyRequestRoutes } from "./routes/key-requests.js";
 import { registerKeyRoutes } from "./routes/keys.js";
 import { registerLeakRoutes } from "./routes/leaks.js";
 import { registerOperationRoutes } from "./routes/operations.js";
@@ -17,6 +24,7 @@ import { registerOwnerRoutes } from "./routes/owners.js";
 import { registerUsageRoutes } from "./routes/usage.js";
 import { registerVerificationRoutes } from "./routes/verification.js";
 import { registerWebhookRoutes } from "./routes/webhooks.js";
+import { installCsrfGuard } from "./sessions.js";
 import { fastifyTrustProxy } from "./trust-proxy.js";
 import { installValidators } from "./validation.js";
 
@@ -27,6 +35,8 @@ export interface AppOptions {
   metrics: ServiceMetrics;
   /** Webhook endpoints and deliveries; without it the /v1/webhooks routes are not served (memory store). */
   webhooks?: WebhookStore | null;
+  /** People and key requests; by default on the key store's own database (SQLite or PostgreSQL). */
+  accounts?: AccountStore | null;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
@@ -60,6 +70,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   app.server.headersTimeout = Math.min(config.hardening.headersTimeoutMs, config.hardening.requestTimeoutMs);
   installClientGuards(app, config, options.logger);
 
+  collectRoutes(app);
   // JSON only: anything else is 415, not a guess.
   app.removeContentTypeParser("text/plain");
   installValidators(app);
@@ -78,13 +89,24 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
         securitySchemes: {
           ApiKey: { type: "apiKey", in: "header", name: "X-API-Key" },
           Bearer: { type: "http", scheme: "bearer" },
+          // The dashboard's session (plus X-CSRF-Token on unsafe methods): docs/dashboard.md.
+          Session: { type: "apiKey", in: "cookie", name: "kw_session" },
         },
       },
-      security: [{ ApiKey: [] }, { Bearer: [] }],
+      security: [{ ApiKey: [] }, { Bearer: [] }, { Session: [] }],
     },
   });
 
-  const ctx: ServiceContext = createServiceContext(options.keyward, config, options.metrics);
+  const accountStore = options.accounts === undefined ? accountStoreFor(options.keyward.store) : options.accounts;
+  if (accountStore) await accountStore.migrate();
+  const accounts = accountStore
+    ? new Accounts(options.keyward, accountStore, {
+        sessionIdleMs: config.dashboard.sessionIdleMs,
+        sessionMaxMs: config.dashboard.sessionMaxMs,
+      })
+    : null;
+  if (accounts) installCsrfGuard(app, config.dashboard);
+  const ctx: ServiceContext = createServiceContext(options.keyward, config, options.metrics, accounts);
   registerOperationRoutes(app, ctx);
   registerKeyRoutes(app, ctx);
   registerVerificationRoutes(app, ctx);
@@ -93,6 +115,11 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   registerLeakRoutes(app, ctx);
   registerUsageRoutes(app, ctx);
   if (options.webhooks) registerWebhookRoutes(app, ctx, options.webhooks);
+  if (accounts) {
+    registerAccountRoutes(app, ctx, accounts);
+    registerKeyRequestRoutes(app, ctx, accounts);
+    if (config.dashboard.enabled) registerDashboardRoutes(app);
+  }
   await app.ready();
   return app;
 }

@@ -59,6 +59,22 @@ export interface ServiceConfig {
     /** Allow endpoints on loopback, private and link-local addresses (off: a key event must not reach internal services). */
     allowPrivate: boolean;
   };
+  /** The dashboard and its session API (docs/dashboard.md). */
+  dashboard: DashboardConfig;
+}
+
+export interface DashboardConfig {
+  enabled: boolean;
+  sessionIdleMs: number;
+  sessionMaxMs: number;
+  /** `auto`: Secure cookies when the request came over TLS (directly or through a trusted proxy). */
+  cookieSecure: "auto" | boolean;
+  /** Scopes each role may put on keys it mints from a session (`*` = any, management scopes included). */
+  memberKeyScopes: string[];
+  adminKeyScopes: string[];
+  memberKeyCreatesPerHour: number;
+  /** Origins allowed to call with a session besides the service's own (e.g. a proxy's public URL). */
+  allowedOrigins: string[];
 }
 
 const LIMITER_FAILURE_POLICIES: readonly LimiterFailurePolicy[] = ["degrade", "open", "closed"];
@@ -134,5 +150,26 @@ export function loadConfig(env: Env = process.env): ServiceConfig {
       expirySweepMs: integer(env, "KEYWARD_WEBHOOK_EXPIRY_SWEEP_MS", 3_600_000, 50, 86_400_000),
       allowPrivate: flag(env, "KEYWARD_WEBHOOK_ALLOW_PRIVATE", false),
     },
+    dashboard: loadDashboardConfig(env),
+  };
+}
+
+const list = (raw: string | undefined, fallback: string): string[] =>
+  (raw ?? fallback)
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
+
+function loadDashboardConfig(env: Env): DashboardConfig {
+  const secure = env.KEYWARD_COOKIE_SECURE?.toLowerCase() || "auto";
+  return {
+    enabled: flag(env, "KEYWARD_DASHBOARD", true),
+    sessionIdleMs: integer(env, "KEYWARD_SESSION_IDLE_MINUTES", 30, 1, 1_440) * 60_000,
+    sessionMaxMs: integer(env, "KEYWARD_SESSION_MAX_HOURS", 12, 1, 720) * 3_600_000,
+    cookieSecure: secure === "auto" ? "auto" : flag(env, "KEYWARD_COOKIE_SECURE", true),
+    memberKeyScopes: list(env.KEYWARD_MEMBER_KEY_SCOPES, "read,write"),
+    adminKeyScopes: list(env.KEYWARD_ADMIN_KEY_SCOPES, "*"),
+    memberKeyCreatesPerHour: integer(env, "KEYWARD_MEMBER_KEY_CREATES_PER_HOUR", 20, 0, 10_000),
+    allowedOrigins: list(env.KEYWARD_DASHBOARD_ORIGINS, ""),
   };
 }

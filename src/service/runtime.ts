@@ -4,11 +4,13 @@ import type { Logger } from "pino";
 import { connectWorkerInvalidation } from "../cluster/ipc-invalidation.js";
 import { RedisInvalidationChannel } from "../cluster/redis-invalidation.js";
 import type { Keyward } from "../engine/keyward.js";
+import { accountStoreFor } from "./account-store-factory.js";
 import { buildApp } from "./app.js";
 import type { ServiceConfig } from "./config.js";
 import { createLogger } from "./logger.js";
 import { ServiceMetrics } from "./metrics.js";
 import { bootstrapAdminKey, openKeyward, printBootstrapKey } from "./open-keyward.js";
+import { printSetupLink } from "./setup-link.js";
 import { openWebhookStore } from "./store-factory.js";
 import { WebhookDispatcher } from "./webhook-dispatcher.js";
 
@@ -46,7 +48,8 @@ export async function startService(config: ServiceConfig, options: StartOptions 
   }
   const webhooks = openWebhookStore(keyward.store);
   const dispatcher = webhooks ? new WebhookDispatcher(webhooks, config.webhooks, { metrics, logger }) : null;
-  const app = await buildApp({ keyward, config, logger, metrics, webhooks });
+  const accountStore = accountStoreFor(keyward.store);
+  const app = await buildApp({ keyward, config, logger, metrics, webhooks, accounts: accountStore });
   await app.listen({ port: config.port, host: config.host });
   const address = app.server.address();
   const port = typeof address === "object" && address ? address.port : config.port;
@@ -56,7 +59,9 @@ export async function startService(config: ServiceConfig, options: StartOptions 
     const bootstrapKey = await bootstrapAdminKey(keyward);
     // Printed to the terminal once, never logged: this is the only copy.
     if (bootstrapKey) printBootstrapKey(print, bootstrapKey, url);
+    await printSetupLink(keyward, config, url, print);
   }
+  if (accountStore && config.dashboard.enabled) print(`Dashboard: ${url}/dashboard/`);
   print(`Keyward listening on ${url}${cluster.isWorker ? ` (worker ${cluster.worker?.id})` : ""}`);
   logger.info({ url, store: config.databaseUrl.split(":")[0] }, "keyward listening");
   dispatcher?.start(keyward);

@@ -234,3 +234,66 @@ export const CreateWebhookBody = Type.Object(
 export const WebhookIdParams = Type.Object({ id: Type.String({ pattern: "^whk_[0-9A-Za-z]{16,40}$" }) });
 
 export const ListWebhooksQuery = Type.Object(PageQuery, { additionalProperties: false });
+// ---------------------------------------------------------------- people and key requests
+
+const Email = Type.String({ minLength: 3, maxLength: 320 });
+const Password = Type.String({ minLength: 1, maxLength: 256 });
+const Reason = Type.String({ minLength: 1, maxLength: 500, pattern: "^[^\\u0000-\\u0008\\u000b-\\u001f\\u007f]+$" });
+
+export const SignInBody = Type.Object({ email: Email, password: Password }, { additionalProperties: false });
+
+export const ChangePasswordBody = Type.Object({ current_password: Password, new_password: Password }, { additionalProperties: false });
+
+export const SetupBody = Type.Object(
+  { token: Type.String({ minLength: 1, maxLength: 64 }), email: Email, password: Password },
+  { additionalProperties: false },
+);
+
+export const CreateUserBody = Type.Object(
+  { email: Email, password: Password, role: Type.Union([Type.Literal("admin"), Type.Literal("member")]) },
+  { additionalProperties: false },
+);
+
+export const UpdateUserBody = Type.Object({ disabled: Type.Boolean() }, { additionalProperties: false });
+
+export const UserIdParams = Type.Object({ id: Type.String({ pattern: "^usr_[0-9A-Za-z]{16,40}$" }) });
+
+export const UserSchema = Type.Object({
+  id: Type.String(),
+  email: Type.String(),
+  role: Type.Union([Type.Literal("admin"), Type.Literal("member")]),
+  disabled: Type.Boolean(),
+  created_at: Timestamp,
+});
+
+export const CreateKeyRequestBody = Type.Object(
+  { key_id: Type.Optional(Type.String({ pattern: "^key_[0-9A-Za-z]{16,40}$" })), reason: Type.Optional(Reason) },
+  { additionalProperties: false },
+);
+
+export const RejectKeyRequestBody = Type.Object({ reason: Reason }, { additionalProperties: false });
+
+export const KeyRequestIdParams = Type.Object({ id: Type.String({ pattern: "^kreq_[0-9A-Za-z]{16,40}$" }) });
+
+export const ListKeyRequestsQuery = Type.Object(
+  {
+    ...PageQuery,
+    status: Type.Optional(Type.Union([Type.Literal("pending"), Type.Literal("approved"), Type.Literal("rejected")])),
+  },
+  { additionalProperties: false },
+);
+
+export const KeyRequestSchema = Type.Object({
+  id: Type.String(),
+  sandbox_key_id: Type.String(),
+  owner: OwnerSchema,
+  requested_by: Type.Object({ type: Type.Union([Type.Literal("user"), Type.Literal("key")]), id: Type.String() }),
+  reason: Nullable(Type.String()),
+  status: Type.Union([Type.Literal("pending"), Type.Literal("approved"), Type.Literal("rejected")]),
+  created_at: Timestamp,
+  decided_at: Nullable(Timestamp),
+  decided_by: Nullable(Type.String()),
+  decision_reason: Nullable(Type.String()),
+  issued_key_id: Nullable(Type.String()),
+  claimed_at: Nullable(Timestamp),
+});

@@ -3,6 +3,7 @@ import { relayWorkerInvalidations } from "../cluster/ipc-invalidation.js";
 import { serveWorkerLimits } from "../cluster/ipc-rate-limiter.js";
 import type { ServiceConfig } from "./config.js";
 import { bootstrapAdminKey, openKeyward, printBootstrapKey } from "./open-keyward.js";
+import { printSetupLink } from "./setup-link.js";
 
 /**
  * `keyward serve --workers N`: the primary migrates the store and mints the first-start admin
@@ -13,8 +14,10 @@ import { bootstrapAdminKey, openKeyward, printBootstrapKey } from "./open-keywar
 export async function runPrimary(config: ServiceConfig, workers: number, print: (line: string) => void): Promise<void> {
   const keyward = await openKeyward(config);
   const bootstrapKey = await bootstrapAdminKey(keyward);
+  const url = `http://${config.host}:${config.port}`;
+  if (bootstrapKey) printBootstrapKey(print, bootstrapKey, url);
+  await printSetupLink(keyward, config, url, print);
   await keyward.close();
-  if (bootstrapKey) printBootstrapKey(print, bootstrapKey, `http://${config.host}:${config.port}`);
   relayWorkerInvalidations();
   if (!config.redisUrl) serveWorkerLimits();
   let stopping = false;

@@ -22,7 +22,9 @@ export function isKeyIssuingExchange(exchange: { method: string; url: string; st
   return (
     exchange.method === "POST" &&
     exchange.status === 201 &&
-    (exchange.url === "/v1/keys" || /^\/v1\/keys\/[^/]+\/rotate$/.test(exchange.url))
+    (exchange.url === "/v1/keys" ||
+      /^\/v1\/keys\/[^/]+\/rotate$/.test(exchange.url) ||
+      /^\/v1\/key-requests\/[^/]+\/claim$/.test(exchange.url))
   );
 }
 
@@ -47,6 +49,8 @@ export interface TestService {
   logs: string[];
   /** Every exchange made through `call`. */
   exchanges: RecordedExchange[];
+  /** Keys obtained another way (e.g. read from a browser page), planted for the leak sweep too. */
+  plant(key: string): void;
   /** fetch against the service, recorded for leak sweeps. */
   call(path: string, init?: RequestInit): Promise<{ status: number; headers: Headers; text: string; json: () => unknown }>;
   close(): Promise<void>;
@@ -98,6 +102,7 @@ export async function startTestService(options: TestServiceOptions = {}): Promis
   const admin = await createAdminKey(keyward, "test admin", { type: "cli", id: "test" });
   dispatcher?.start(keyward);
   const exchanges: RecordedExchange[] = [];
+  const plantedElsewhere: string[] = [];
   return {
     url,
     app,
@@ -109,6 +114,9 @@ export async function startTestService(options: TestServiceOptions = {}): Promis
     adminKey: admin.key,
     logs,
     exchanges,
+    plant: (key) => {
+      plantedElsewhere.push(key);
+    },
     async call(path, init = {}) {
       const response = await fetch(url + path, init);
       const text = await response.text();
@@ -125,7 +133,11 @@ export async function startTestService(options: TestServiceOptions = {}): Promis
       await app.close();
       await dispatcher?.close();
       await keyward.close();
-      const planted = [admin.key, ...exchanges.filter(isKeyIssuingExchange).map((e) => (JSON.parse(e.body) as { key: string }).key)];
+      const planted = [
+        admin.key,
+        ...plantedElsewhere,
+        ...exchanges.filter(isKeyIssuingExchange).map((e) => (JSON.parse(e.body) as { key: string }).key),
+      ];
       recordForSweep({ kind: "planted", keys: planted });
       recordForSweep({ kind: "logs", text: logs.join("") });
       for (const exchange of exchanges.filter((e) => !isKeyIssuingExchange(e))) recordForSweep({ kind: "response", ...exchange });

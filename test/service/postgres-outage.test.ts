@@ -1,11 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { generateApiKey } from "../../src/core/key-format.js";
 import type { Keyward } from "../../src/engine/keyward.js";
-import { buildApp } from "../../src/service/app.js";
-import { loadConfig } from "../../src/service/config.js";
-import { createLogger } from "../../src/service/logger.js";
-import { ServiceMetrics } from "../../src/service/metrics.js";
-import { createAdminKey, openKeyward } from "../../src/service/open-keyward.js";
+import { startInProcessService } from "../helpers/in-process-service.js";
 import { PrivatePostgres, privatePostgresAvailable } from "../helpers/private-postgres.js";
 
 // The machine's PostgreSQL packages provide the server binaries; under CI they must be there.
@@ -23,21 +19,16 @@ describe.runIf(available)("PostgreSQL down and back", () => {
   beforeAll(async () => {
     db = await PrivatePostgres.start();
     // A short cache age, so the outage is seen at once; a long stale window, so verified keys keep working.
-    const config = {
-      ...loadConfig({ KEYWARD_DATABASE_URL: db.url, KEYWARD_CACHE_MAX_AGE_MS: "50", KEYWARD_STALE_WINDOW_MS: "60000" }),
-      port: 0,
-    };
-    const metrics = new ServiceMetrics();
-    const logger = createLogger("silent");
-    keyward = await openKeyward(config, { metrics, logger });
-    const app = await buildApp({ keyward, config, logger, metrics });
-    await app.listen({ port: 0, host: "127.0.0.1" });
-    url = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
-    admin = (await createAdminKey(keyward, "outage admin", { type: "cli", id: "test" })).key;
-    close = async () => {
-      await app.close();
-      await keyward.close().catch(() => {});
-    };
+    ({
+      keyward,
+      url,
+      adminKey: admin,
+      close,
+    } = await startInProcessService({
+      KEYWARD_DATABASE_URL: db.url,
+      KEYWARD_CACHE_MAX_AGE_MS: "50",
+      KEYWARD_STALE_WINDOW_MS: "60000",
+    }));
   }, 60_000);
   afterAll(async () => {
     await close?.();

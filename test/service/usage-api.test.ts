@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { generateApiKey } from "../../src/core/key-format.js";
+import { createMember, sessionHeaders, setupAdmin } from "../helpers/people.js";
 import { createKeyOverHttp, jsonHeaders, startTestService, type TestService } from "../helpers/service.js";
 
 let service: TestService;
@@ -49,5 +50,22 @@ describe("GET /v1/usage", () => {
     expect((await usage("unknown=1")).status).toBe(400);
     const plain = await createKeyOverHttp(service);
     expect((await usage("", plain.key)).status).toBe(403);
+  });
+});
+
+describe("GET /v1/usage from the dashboard", () => {
+  it("a member sees the usage of their own keys only; another member's key is not there", async () => {
+    const admin = await setupAdmin(service);
+    const alice = await createMember(service, admin, "alice@example.com");
+    const bob = await createMember(service, admin, "bob@example.com");
+    const bobsKey = await createKeyOverHttp(service, { owner: { type: "user", id: bob.userId } });
+    const alicesKey = await createKeyOverHttp(service, { owner: { type: "user", id: alice.userId } });
+    await service.call("/v1/authz", { headers: { "x-api-key": bobsKey.key } });
+    await service.call("/v1/authz", { headers: { "x-api-key": alicesKey.key } });
+    const asAlice = (query: string) => service.call(`/v1/usage?${query}`, { headers: sessionHeaders(service, alice) });
+    const own = (await asAlice("bucket=day")).json() as { data: { key_id: string }[] };
+    expect(own.data.map((row) => row.key_id)).toEqual([alicesKey.id]);
+    expect((await asAlice(`key_id=${bobsKey.id}`)).status).toBe(404);
+    expect((await asAlice(`owner=user:${bob.userId}`)).status).toBe(404);
   });
 });

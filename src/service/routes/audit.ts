@@ -40,7 +40,7 @@ export function registerAuditRoutes(app: FastifyInstance, ctx: ServiceContext): 
     "/v1/audit-events",
     { schema: { tags: ["audit"], summary: "Audit events, newest first", querystring: ListAuditQuery } },
     async (request, reply) => {
-      const caller = await ctx.requireKey(request, reply, ["audit:read"]);
+      const caller = await ctx.requireCaller(request, reply, ["audit:read"]);
       if (!caller) return reply;
       const q = request.query;
       if (q.cursor !== undefined && !/^\d{1,15}$/.test(q.cursor)) throw new KeywardError("INVALID_CURSOR");

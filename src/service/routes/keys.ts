@@ -2,10 +2,9 @@ import type { Static } from "@sinclair/typebox";
 import type { FastifyInstance } from "fastify";
 import { KeywardError } from "../../core/errors.js";
 import { toPublicKey } from "../../core/key-view.js";
-import type { KeyChanges } from "../../core/model.js";
-import { findEscalatingScopes } from "../../core/scopes.js";
+import type { KeyChanges, KeyRecord } from "../../core/model.js";
+import { findEscalatingScopes, findMissingScopes } from "../../core/scopes.js";
 import type { CreateKeyInput } from "../../engine/key-input.js";
-import { requestContext, type ValidResult } from "../auth.js";
 import type { ServiceContext } from "../context.js";
 import {
   CreateKeyBody,
@@ -17,17 +16,36 @@ import {
   RotateKeyBody,
   UpdateKeyBody,
 } from "../schemas.js";
+import { type Caller, callerContext, getVisibleKey, ownKeysOnly } from "../sessions.js";
 
 const parseTime = (value: string | null | undefined): number | null | undefined =>
   value === undefined ? undefined : value === null ? null : Date.parse(value);
 
-/** A key may not grant management rights its creator lacks. */
-function refuseEscalation(caller: ValidResult, scopes: readonly string[] | undefined): void {
+/**
+ * A key may not grant management rights its creator lacks; a person signed in to the dashboard
+ * may grant only the scopes their role allows (KEYWARD_MEMBER_KEY_SCOPES / KEYWARD_ADMIN_KEY_SCOPES).
+ */
+function refuseEscalation(ctx: ServiceContext, caller: Caller, scopes: readonly string[] | undefined): void {
   if (!scopes) return;
-  const escalating = findEscalatingScopes(caller.key.scopes, scopes);
+  const escalating = findEscalatingScopes(caller.scopes, scopes);
   if (escalating.length > 0) {
-    throw new KeywardError("FORBIDDEN", `the calling key cannot grant: ${escalating.join(", ")}`);
+    throw new KeywardError("FORBIDDEN", `the caller cannot grant: ${escalating.join(", ")}`);
   }
+  if (caller.kind === "user") {
+    const allowed = caller.user.role === "admin" ? ctx.config.dashboard.adminKeyScopes : ctx.config.dashboard.memberKeyScopes;
+    const refused = findMissingScopes(allowed, scopes);
+    if (refused.length > 0) throw new KeywardError("FORBIDDEN", `your role may not grant: ${refused.join(", ")}`);
+  }
+}
+
+/** Members mint keys for themselves only, at a capped rate counted from the audit log (exact across instances). */
+async function checkMemberCreate(ctx: ServiceContext, caller: Caller, owner: { type: string; id: string }): Promise<void> {
+  if (!ownKeysOnly(caller)) return;
+  if (owner.type !== "user" || owner.id !== caller.user.id) throw new KeywardError("FORBIDDEN", "members create keys for themselves only");
+  const cap = ctx.config.dashboard.memberKeyCreatesPerHour;
+  const since = ctx.keyward.clock.now() - 3_600_000;
+  if (ctx.accounts && (await ctx.accounts.store.countActions(caller.user.id, "key.created", since)) >= cap)
+    throw new KeywardError("KEY_CREATION_CAPPED", `at most ${cap} keys an hour`, { retryAfterSeconds: 3600 });
 }
 
 const errors = { 400: ProblemSchema, 401: ProblemSchema, 403: ProblemSchema, 404: ProblemSchema, 409: ProblemSchema };
@@ -48,10 +66,11 @@ export function registerKeyRoutes(app: FastifyInstance, ctx: ServiceContext): vo
       },
     },
     async (request, reply) => {
-      const caller = await ctx.requireKey(request, reply, ["keys:write"]);
+      const caller = await ctx.requireCaller(request, reply, ["keys:write"]);
       if (!caller) return reply;
       const body = request.body;
-      refuseEscalation(caller, body.scopes);
+      refuseEscalation(ctx, caller, body.scopes);
+      await checkMemberCreate(ctx, caller, body.owner);
       const input: CreateKeyInput = {
         owner: body.owner,
         name: body.name,
@@ -64,7 +83,7 @@ export function registerKeyRoutes(app: FastifyInstance, ctx: ServiceContext): vo
         allowedCidrs: body.allowed_cidrs ?? [],
         metadata: (body.metadata as Record<string, unknown>) ?? {},
       };
-      const created = await keyward.createKey(input, requestContext(request, caller));
+      const created = await keyward.createKey(input, callerContext(request, caller));
       reply.header("cache-control", "no-store");
       return reply.code(201).send({ key: created.key, ...toPublicKey(created.record, now()) });
     },
@@ -74,13 +93,15 @@ export function registerKeyRoutes(app: FastifyInstance, ctx: ServiceContext): vo
     "/v1/keys",
     { schema: { tags: ["keys"], summary: "List keys, newest first", querystring: ListKeysQuery, response: { ...errors } } },
     async (request, reply) => {
-      const caller = await ctx.requireKey(request, reply, ["keys:read"]);
+      const caller = await ctx.requireCaller(request, reply, ["keys:read"]);
       if (!caller) return reply;
       const q = request.query;
+      const own = ownKeysOnly(caller) ? { ownerType: "user" as const, ownerId: caller.user.id } : null;
       const page = await keyward.listKeys(
         {
           ...(q.owner_id ? { ownerId: q.owner_id } : {}),
           ...(q.owner_type ? { ownerType: q.owner_type } : {}),
+          ...own,
           ...(q.environment ? { environment: q.environment } : {}),
           ...(q.status ? { status: q.status } : {}),
         },
@@ -102,9 +123,9 @@ export function registerKeyRoutes(app: FastifyInstance, ctx: ServiceContext): vo
       },
     },
     async (request, reply) => {
-      const caller = await ctx.requireKey(request, reply, ["keys:read"]);
+      const caller = await ctx.requireCaller(request, reply, ["keys:read"]);
       if (!caller) return reply;
-      return toPublicKey(await keyward.getKey(request.params.id), now());
+      return toPublicKey(await getVisibleKey(ctx.keyward, caller, request.params.id), now());
     },
   );
 
@@ -120,10 +141,13 @@ export function registerKeyRoutes(app: FastifyInstance, ctx: ServiceContext): vo
       },
     },
     async (request, reply) => {
-      const caller = await ctx.requireKey(request, reply, ["keys:write"]);
+      const caller = await ctx.requireCaller(request, reply, ["keys:write"]);
       if (!caller) return reply;
       const body = request.body;
-      refuseEscalation(caller, body.scopes);
+      await getVisibleKey(ctx.keyward, caller, request.params.id);
+      refuseEscalation(ctx, caller, body.scopes);
+      if (ownKeysOnly(caller) && (body.rate_limit !== undefined || body.concurrency !== undefined || body.quota !== undefined))
+        throw new KeywardError("FORBIDDEN", "limits are set by an administrator");
       const changes: KeyChanges = {
         ...(body.name !== undefined ? { name: body.name } : {}),
         ...(body.scopes !== undefined ? { scopes: body.scopes } : {}),
@@ -135,7 +159,7 @@ export function registerKeyRoutes(app: FastifyInstance, ctx: ServiceContext): vo
         ...(body.metadata !== undefined ? { metadata: body.metadata as Record<string, unknown> } : {}),
         ...(body.enabled !== undefined ? { enabled: body.enabled } : {}),
       };
-      const updated = await keyward.updateKey(request.params.id, changes, requestContext(request, caller));
+      const updated = await keyward.updateKey(request.params.id, changes, callerContext(request, caller));
       return toPublicKey(updated, now());
     },
   );
@@ -152,9 +176,10 @@ export function registerKeyRoutes(app: FastifyInstance, ctx: ServiceContext): vo
       },
     },
     async (request, reply) => {
-      const caller = await ctx.requireKey(request, reply, ["keys:write"]);
+      const caller = await ctx.requireCaller(request, reply, ["keys:write"]);
       if (!caller) return reply;
-      const rotated = await keyward.rotateKey(request.params.id, request.body?.grace_seconds ?? 0, requestContext(request, caller));
+      await getVisibleKey(ctx.keyward, caller, request.params.id);
+      const rotated = await keyward.rotateKey(request.params.id, request.body?.grace_seconds ?? 0, callerContext(request, caller));
       reply.header("cache-control", "no-store");
       const at = now();
       return reply.code(201).send({ key: rotated.key, ...toPublicKey(rotated.record, at), previous: toPublicKey(rotated.previous, at) });
@@ -173,9 +198,10 @@ export function registerKeyRoutes(app: FastifyInstance, ctx: ServiceContext): vo
       },
     },
     async (request, reply) => {
-      const caller = await ctx.requireKey(request, reply, ["keys:write"]);
+      const caller = await ctx.requireCaller(request, reply, ["keys:write"]);
       if (!caller) return reply;
-      const revoked = await keyward.revokeKey(request.params.id, request.body?.reason ?? null, requestContext(request, caller));
+      await getVisibleKey(ctx.keyward, caller, request.params.id);
+      const revoked = await keyward.revokeKey(request.params.id, request.body?.reason ?? null, callerContext(request, caller));
       return toPublicKey(revoked, now());
     },
   );

@@ -4,6 +4,7 @@ import { KeywardError } from "../../core/errors.js";
 import { BUCKET_MS } from "../../ports/usage-recorder.js";
 import type { ServiceContext } from "../context.js";
 import { ProblemSchema, UsageQuerySchema, UsageResponseSchema } from "../schemas.js";
+import { getVisibleKey, ownKeysOnly } from "../sessions.js";
 
 const DEFAULT_SPAN_MS = 86_400_000;
 
@@ -20,9 +21,13 @@ export function registerUsageRoutes(app: FastifyInstance, ctx: ServiceContext): 
       },
     },
     async (request, reply) => {
-      const caller = await ctx.requireKey(request, reply, ["keys:read"]);
+      const caller = await ctx.requireCaller(request, reply, ["keys:read"]);
       if (!caller) return reply;
       const q = request.query;
+      // Members signed in to the dashboard see their own keys' usage only; another key is not there.
+      if (q.key_id !== undefined) await getVisibleKey(ctx.keyward, caller, q.key_id);
+      const owner = ownKeysOnly(caller) ? `user:${caller.user.id}` : q.owner;
+      if (ownKeysOnly(caller) && q.owner !== undefined && q.owner !== owner) throw new KeywardError("RESOURCE_NOT_FOUND", "no such owner");
       const bucket = q.bucket ?? "hour";
       const until = q.until ? Date.parse(q.until) : ctx.keyward.clock.now();
       const since = q.since ? Date.parse(q.since) : until - DEFAULT_SPAN_MS;
@@ -38,7 +43,7 @@ export function registerUsageRoutes(app: FastifyInstance, ctx: ServiceContext): 
         until,
         limit: q.limit ?? 1_000,
         ...(q.key_id !== undefined ? { keyId: q.key_id } : {}),
-        ...(q.owner !== undefined ? { owner: q.owner } : {}),
+        ...(owner !== undefined ? { owner } : {}),
         ...(q.outcome !== undefined ? { outcome: q.outcome } : {}),
       });
       return {

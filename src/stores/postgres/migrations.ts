@@ -1,4 +1,4 @@
-import type { PoolClient } from "pg";
+import type { Pool, PoolClient } from "pg";
 
 /** One schema change for PostgreSQL: applied once, by name, in a transaction. Never edit an applied one. */
 export interface PostgresMigration {
@@ -28,6 +28,16 @@ export async function applyPostgresMigrations(client: PoolClient, migrations: re
   } catch (error) {
     await client.query("ROLLBACK");
     throw error;
+  }
+}
+
+/** Applies one module's migrations on a connection taken from `pool` (for stores that share the key store's pool). */
+export async function migratePool(pool: Pool, migrations: readonly PostgresMigration[]): Promise<void> {
+  const client = await pool.connect();
+  try {
+    await applyPostgresMigrations(client, migrations);
+  } finally {
+    client.release();
   }
 }
 

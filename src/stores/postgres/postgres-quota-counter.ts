@@ -1,6 +1,6 @@
 import type pg from "pg";
 import type { QuotaCounter } from "../../ports/limits.js";
-import { applyPostgresMigrations, LIMITS_POSTGRES_MIGRATIONS } from "./migrations.js";
+import { LIMITS_POSTGRES_MIGRATIONS, migratePool } from "./migrations.js";
 
 /**
  * Quota counters in PostgreSQL, shared by every instance. A spend is one conditional upsert
@@ -11,12 +11,7 @@ export class PostgresQuotaCounter implements QuotaCounter {
   constructor(private readonly pool: pg.Pool) {}
 
   async migrate(): Promise<void> {
-    const client = await this.pool.connect();
-    try {
-      await applyPostgresMigrations(client, LIMITS_POSTGRES_MIGRATIONS);
-    } finally {
-      client.release();
-    }
+    await migratePool(this.pool, LIMITS_POSTGRES_MIGRATIONS);
   }
 
   async spend(lineageId: string, window: string, allowance: number, cost: number, expiresAt: number | null): Promise<number | null> {

@@ -2,7 +2,7 @@ import type pg from "pg";
 import type { OutcomeCode } from "../../core/outcomes.js";
 import { BUCKET_MS, type LastUse, type UsageCount, type UsageQuery, type UsageRow, type UsageStore } from "../../ports/usage-recorder.js";
 import { buildUsageQuery } from "../usage-sql.js";
-import { applyPostgresMigrations, USAGE_POSTGRES_MIGRATIONS } from "./migrations.js";
+import { migratePool, USAGE_POSTGRES_MIGRATIONS } from "./migrations.js";
 
 function* chunks<T>(items: readonly T[], size: number): Generator<readonly T[]> {
   for (let i = 0; i < items.length; i += size) yield items.slice(i, i + size);
@@ -16,12 +16,7 @@ export class PostgresUsageStore implements UsageStore {
   constructor(private readonly pool: pg.Pool) {}
 
   async migrate(): Promise<void> {
-    const client = await this.pool.connect();
-    try {
-      await applyPostgresMigrations(client, USAGE_POSTGRES_MIGRATIONS);
-    } finally {
-      client.release();
-    }
+    await migratePool(this.pool, USAGE_POSTGRES_MIGRATIONS);
   }
 
   async writeUsage(counts: readonly UsageCount[], lastUses: readonly LastUse[]): Promise<void> {

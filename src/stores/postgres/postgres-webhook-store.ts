@@ -27,7 +27,7 @@ import {
   webhookDeliveryValues,
   webhookEndpointValues,
 } from "../webhook-rows.js";
-import { applyPostgresMigrations, WEBHOOK_POSTGRES_MIGRATIONS } from "./migrations.js";
+import { migratePool, WEBHOOK_POSTGRES_MIGRATIONS } from "./migrations.js";
 import { appendChained, type PostgresKeyStore } from "./postgres-key-store.js";
 
 const numbered = (count: number) => Array.from({ length: count }, (_, i) => `$${i + 1}`);
@@ -43,12 +43,7 @@ export class PostgresWebhookStore implements WebhookStore {
   }
 
   async migrate(): Promise<void> {
-    const client = await this.keys.pool.connect();
-    try {
-      await applyPostgresMigrations(client, WEBHOOK_POSTGRES_MIGRATIONS);
-    } finally {
-      client.release();
-    }
+    await migratePool(this.keys.pool, WEBHOOK_POSTGRES_MIGRATIONS);
   }
 
   async createEndpoint(endpoint: Omit<WebhookEndpoint, "seq">, audit: AuditEvent): Promise<WebhookEndpoint> {

@@ -1,0 +1,57 @@
+import type { OwnerRef } from "./model.js";
+
+/** Dashboard roles: an admin manages everyone's keys; a member only their own. */
+export type UserRole = "admin" | "member";
+
+/** A person with a dashboard login. Times are epoch milliseconds. The password is only ever a scrypt hash. */
+export interface UserRecord {
+  id: string;
+  email: string;
+  role: UserRole;
+  passwordHash: string;
+  disabled: boolean;
+  createdAt: number;
+  updatedAt: number;
+}
+
+/** A dashboard session, stored by the SHA-256 digest of its cookie token (never the token itself). */
+export interface SessionRecord {
+  digest: string;
+  userId: string;
+  /** Sent back in `X-CSRF-Token` on every unsafe request the session makes. */
+  csrfToken: string;
+  createdAt: number;
+  lastSeenAt: number;
+  ip: string | null;
+  userAgent: string | null;
+}
+
+export type KeyRequestStatus = "pending" | "approved" | "rejected";
+
+/** A request for a production key, made from a sandbox key. */
+export interface KeyRequestRecord {
+  id: string;
+  sandboxKeyId: string;
+  /** The sandbox key's owner: the production key goes to the same owner. */
+  owner: OwnerRef;
+  /** Who asked: a user id, or the sandbox key id when its holder asked with the key itself. */
+  requestedBy: { type: "user" | "key"; id: string };
+  reason: string | null;
+  status: KeyRequestStatus;
+  createdAt: number;
+  decidedAt: number | null;
+  decidedBy: string | null;
+  decisionReason: string | null;
+  /** The production key issued on approval. */
+  issuedKeyId: string | null;
+  /** When the requester picked up the plaintext (once). */
+  claimedAt: number | null;
+}
+
+export const USER_ID_KIND = "usr";
+export const KEY_REQUEST_ID_KIND = "kreq";
+
+/** Emails are compared case-insensitively: stored trimmed and lower-cased. */
+export function normalizeEmail(email: string): string {
+  return email.trim().toLowerCase();
+}

@@ -1,0 +1,72 @@
+import type { KeyRequestRecord, KeyRequestStatus, SessionRecord, UserRecord } from "../core/accounts.js";
+import type { AuditEvent, KeyRecord, OwnerRef } from "../core/model.js";
+
+export type UserChanges = Partial<Pick<UserRecord, "disabled" | "role" | "passwordHash">>;
+
+export interface KeyRequestFilter {
+  owner?: OwnerRef;
+  status?: KeyRequestStatus;
+}
+
+/** Newest first; the cursor is the last row of the previous page. */
+export interface KeyRequestCursor {
+  createdAt: number;
+  id: string;
+}
+
+export type DecisionResult = "done" | "conflict" | "not_found";
+
+/** The secret half of a production key, set when its requester picks it up. */
+export interface ClaimedSecret {
+  digest: string;
+  hashVersion: number;
+  ref: string;
+}
+
+/**
+ * Storage for people and their requests: dashboard users, sessions, the one-time setup token
+ * and production key requests. Adapters live beside the KeyStore on the same database, so an
+ * approval writes the request, the new key and both audit events in one transaction.
+ */
+export interface AccountStore {
+  migrate(): Promise<void>;
+
+  countUsers(): Promise<number>;
+  /** Inserts the user and its audit event; `false` when the email is taken. */
+  insertUser(user: UserRecord, audit: AuditEvent | null): Promise<boolean>;
+  getUser(id: string): Promise<UserRecord | null>;
+  getUserByEmail(email: string): Promise<UserRecord | null>;
+  listUsers(limit: number): Promise<UserRecord[]>;
+  /** Applies the changes; disabling a user or changing its password ends all of its sessions in the same transaction. */
+  updateUser(id: string, changes: UserChanges, audit: AuditEvent, now: number): Promise<UserRecord | null>;
+
+  /** Stores the digest of a fresh setup token, replacing any earlier one. */
+  setSetupToken(digest: string, expiresAt: number): Promise<void>;
+  /**
+   * The first admin: only while there are no users and the token matches and is unexpired.
+   * Consumes the token. Returns whether the admin was created.
+   */
+  createFirstAdmin(tokenDigest: string, user: UserRecord, audit: AuditEvent, now: number): Promise<boolean>;
+
+  insertSession(session: SessionRecord, audit: AuditEvent): Promise<void>;
+  getSession(digest: string): Promise<SessionRecord | null>;
+  touchSession(digest: string, at: number): Promise<void>;
+  deleteSession(digest: string): Promise<void>;
+
+  /** `conflict` when the sandbox key already has a pending request. */
+  insertKeyRequest(request: KeyRequestRecord, audit: AuditEvent): Promise<"created" | "conflict">;
+  getKeyRequest(id: string): Promise<KeyRequestRecord | null>;
+  listKeyRequests(
+    filter: KeyRequestFilter,
+    limit: number,
+    after: KeyRequestCursor | null,
+  ): Promise<{ requests: KeyRequestRecord[]; next: KeyRequestCursor | null }>;
+  /** Pending → approved, inserting the production key; `audits` (key created, request approved) in the same transaction. */
+  approveKeyRequest(id: string, decidedBy: string, at: number, key: KeyRecord, audits: AuditEvent[]): Promise<DecisionResult>;
+  rejectKeyRequest(id: string, decidedBy: string, at: number, reason: string, audit: AuditEvent): Promise<DecisionResult>;
+  /** Once only: sets the issued key's secret digest and ref and marks the request claimed. */
+  claimKeyRequest(id: string, at: number, secret: ClaimedSecret, audit: AuditEvent): Promise<DecisionResult>;
+
+  /** Counts audit events by an actor and action since a time (member key-creation cap). */
+  countActions(actorId: string, action: string, since: number): Promise<number>;
+}

@@ -1,0 +1,88 @@
+/**
+ * Who may call each route (SECURITY.md 10). Checked in, and a test fails when a registered route
+ * has no entry here, so every new route is a deliberate authorization decision.
+ *
+ * - `public`: no credentials.
+ * - `key`: an API key holding `scopes` (management keys).
+ * - `key-or-session`: that, or a dashboard session whose role holds `scopes`; `members` says
+ *   what a member (role `member`) may reach: `own` = only their own keys/requests (others are 404),
+ *   `none` = refused (403).
+ * - `holder`: any valid key, acting on itself (introspection, forward auth, asking for a production key).
+ * - `session`: a dashboard session only.
+ */
+export type Access = "public" | "key" | "key-or-session" | "holder" | "holder-or-session" | "session";
+
+export interface MatrixEntry {
+  access: Access;
+  scopes: readonly string[];
+  members?: "own" | "none";
+  note?: string;
+}
+
+export const AUTHORIZATION_MATRIX: Record<string, MatrixEntry> = {
+  "GET /healthz": { access: "public", scopes: [] },
+  "GET /readyz": { access: "public", scopes: [] },
+  "GET /metrics": { access: "public", scopes: [], note: "bind to a private interface or protect at the proxy" },
+  "GET /openapi.json": { access: "public", scopes: [] },
+  "GET /docs": { access: "public", scopes: [] },
+  "GET /docs/errors": { access: "public", scopes: [] },
+
+  "POST /v1/keys": {
+    access: "key-or-session",
+    scopes: ["keys:write"],
+    members: "own",
+    note: "members: own keys, allowed scopes, capped rate",
+  },
+  "GET /v1/keys": { access: "key-or-session", scopes: ["keys:read"], members: "own" },
+  "GET /v1/keys/:id": { access: "key-or-session", scopes: ["keys:read"], members: "own" },
+  "PATCH /v1/keys/:id": { access: "key-or-session", scopes: ["keys:write"], members: "own", note: "members may not change limits" },
+  "POST /v1/keys/:id/rotate": { access: "key-or-session", scopes: ["keys:write"], members: "own" },
+  "POST /v1/keys/:id/revoke": { access: "key-or-session", scopes: ["keys:write"], members: "own" },
+  "POST /v1/keys/verify": { access: "key", scopes: ["keys:verify"] },
+  "GET /v1/authz": { access: "holder", scopes: [], note: "required scopes come from the proxy's request" },
+  "POST /v1/authz": { access: "holder", scopes: [] },
+  "PUT /v1/authz": { access: "holder", scopes: [] },
+  "PATCH /v1/authz": { access: "holder", scopes: [] },
+  "DELETE /v1/authz": { access: "holder", scopes: [] },
+  "OPTIONS /v1/authz": { access: "holder", scopes: [] },
+  "GET /v1/introspect": { access: "holder", scopes: [] },
+  "GET /v1/owners/:type/:id": { access: "key", scopes: ["keys:read"] },
+  "PATCH /v1/owners/:type/:id": { access: "key", scopes: ["users:write"] },
+  "GET /v1/audit-events": { access: "key-or-session", scopes: ["audit:read"], members: "none" },
+  "POST /v1/leaks": { access: "key", scopes: ["keys:write"] },
+  "GET /v1/usage": { access: "key-or-session", scopes: ["keys:read"], members: "own", note: "members see their own keys' usage only" },
+  "POST /v1/leases/release": {
+    access: "holder",
+    scopes: [],
+    note: "the key that holds the lease; naming another key's lease needs keys:verify",
+  },
+  "GET /v1/audit-events/export": { access: "key", scopes: ["audit:read"] },
+  "POST /v1/webhooks": { access: "key", scopes: ["admin"] },
+  "GET /v1/webhooks": { access: "key", scopes: ["admin"] },
+  "GET /v1/webhooks/:id": { access: "key", scopes: ["admin"] },
+  "DELETE /v1/webhooks/:id": { access: "key", scopes: ["admin"] },
+  "GET /v1/webhooks/:id/deliveries": { access: "key", scopes: ["admin"] },
+
+  "GET /v1/setup": { access: "public", scopes: [], note: "tells only whether setup is pending" },
+  "POST /v1/setup": { access: "public", scopes: [], note: "needs the one-time setup token" },
+  "POST /v1/session": { access: "public", scopes: [], note: "email and password; throttled" },
+  "GET /v1/session": { access: "session", scopes: [] },
+  "DELETE /v1/session": { access: "session", scopes: [] },
+  "POST /v1/session/password": { access: "session", scopes: [], note: "needs the current password; ends every session of the user" },
+  "GET /v1/users": { access: "key-or-session", scopes: ["users:write"], members: "none" },
+  "POST /v1/users": { access: "key-or-session", scopes: ["users:write"], members: "none" },
+  "GET /v1/users/:id": { access: "key-or-session", scopes: ["users:write"], members: "none" },
+  "PATCH /v1/users/:id": { access: "key-or-session", scopes: ["users:write"], members: "none" },
+  "POST /v1/key-requests": { access: "holder-or-session", scopes: [], members: "own", note: "a sandbox key for itself, or its owner" },
+  "GET /v1/key-requests": { access: "key-or-session", scopes: ["keys:read"], members: "own" },
+  "GET /v1/key-requests/:id": { access: "key-or-session", scopes: ["keys:read"], members: "own" },
+  "POST /v1/key-requests/:id/approve": { access: "key-or-session", scopes: ["keys:write"], members: "none" },
+  "POST /v1/key-requests/:id/reject": { access: "key-or-session", scopes: ["keys:write"], members: "none" },
+  "POST /v1/key-requests/:id/claim": { access: "holder-or-session", scopes: [], members: "own", note: "the sandbox key or the requester" },
+
+  "GET /dashboard": { access: "public", scopes: [], note: "redirect" },
+  "GET /dashboard/": { access: "public", scopes: [], note: "static page; data needs a session" },
+  "GET /dashboard/app.js": { access: "public", scopes: [] },
+  "GET /dashboard/style.css": { access: "public", scopes: [] },
+  "GET /dashboard/icon.svg": { access: "public", scopes: [] },
+};

@@ -1,0 +1,127 @@
+import { timingSafeEqual } from "node:crypto";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import type { SessionRecord, UserRecord } from "../core/accounts.js";
+import { KeywardError } from "../core/errors.js";
+import type { Actor, KeyRecord, RequestContext } from "../core/model.js";
+import { findMissingScopes } from "../core/scopes.js";
+import type { Accounts } from "../engine/accounts.js";
+import type { Keyward } from "../engine/keyward.js";
+import type { ValidResult } from "./auth.js";
+import type { DashboardConfig } from "./config.js";
+
+export const SESSION_COOKIE = "kw_session";
+export const CSRF_HEADER = "x-csrf-token";
+
+/** The management scopes a dashboard session holds, by role. Members act on their own keys only. */
+export const ROLE_MANAGEMENT_SCOPES = {
+  admin: ["admin"],
+  member: ["keys:read", "keys:write"],
+} as const satisfies Record<UserRecord["role"], readonly string[]>;
+
+/** Who is calling a management route: an API key, or a person through a dashboard session. */
+export type Caller =
+  | { kind: "key"; actor: Actor; scopes: readonly string[]; result: ValidResult }
+  | { kind: "user"; actor: Actor; scopes: readonly string[]; user: UserRecord; session: SessionRecord };
+
+/** Only these callers are limited to their own keys: members signed in to the dashboard. */
+export const ownKeysOnly = (caller: Caller): caller is Extract<Caller, { kind: "user" }> =>
+  caller.kind === "user" && caller.user.role === "member";
+
+/** A member's view: another owner's key is simply not there (404), never "forbidden". */
+export async function getVisibleKey(keyward: Keyward, caller: Caller, id: string): Promise<KeyRecord> {
+  const key = await keyward.getKey(id);
+  if (ownKeysOnly(caller) && !(key.owner.type === "user" && key.owner.id === caller.user.id))
+    throw new KeywardError("RESOURCE_NOT_FOUND", `no key ${id}`);
+  return key;
+}
+
+export function callerContext(request: FastifyRequest, caller: Caller): RequestContext {
+  return { actor: caller.actor, ip: request.ip, userAgent: request.headers["user-agent"], requestId: request.id };
+}
+
+export function readSessionCookie(request: FastifyRequest): string | null {
+  const header = request.headers.cookie;
+  if (!header) return null;
+  for (const part of header.split(";")) {
+    const eq = part.indexOf("=");
+    if (eq > 0 && part.slice(0, eq).trim() === SESSION_COOKIE) return part.slice(eq + 1).trim() || null;
+  }
+  return null;
+}
+
+/** An API key in a header: such a request is a key call, never a session call. */
+export function carriesApiKey(request: FastifyRequest): boolean {
+  return request.headers.authorization !== undefined || request.headers["x-api-key"] !== undefined;
+}
+
+const UNSAFE = new Set(["POST", "PUT", "PATCH", "DELETE"]);
+
+function cookieSecure(config: DashboardConfig, request: FastifyRequest): boolean {
+  return config.cookieSecure === "auto" ? request.protocol === "https" : config.cookieSecure;
+}
+
+export function setSessionCookie(reply: FastifyReply, request: FastifyRequest, config: DashboardConfig, token: string): void {
+  const secure = cookieSecure(config, request) ? "; Secure" : "";
+  reply.header(
+    "set-cookie",
+    `${SESSION_COOKIE}=${token}; Path=/; HttpOnly; SameSite=Lax; Max-Age=${Math.floor(config.sessionMaxMs / 1000)}${secure}`,
+  );
+}
+
+export function clearSessionCookie(reply: FastifyReply, request: FastifyRequest, config: DashboardConfig): void {
+  const secure = cookieSecure(config, request) ? "; Secure" : "";
+  reply.header("set-cookie", `${SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0${secure}`);
+}
+
+/**
+ * CSRF, first line (SECURITY.md 22): an unsafe request that carries no API key must come from
+ * our own origin. Browsers send `Sec-Fetch-Site` and `Origin` on every cross-site POST; API
+ * clients send neither and are unaffected. Runs before the body is parsed. The second line is
+ * the session's `X-CSRF-Token`, checked in `resolveSessionCaller`.
+ */
+export function installCsrfGuard(app: FastifyInstance, config: DashboardConfig): void {
+  app.addHook("onRequest", async (request) => {
+    if (!UNSAFE.has(request.method) || carriesApiKey(request)) return;
+    // Only session calls, and the calls that open a session (login CSRF), can be forged: other
+    // clients (forward-auth subrequests, API clients) are left alone.
+    const path = request.url.split("?")[0];
+    if (readSessionCookie(request) === null && path !== "/v1/session" && path !== "/v1/setup") return;
+    const site = request.headers["sec-fetch-site"];
+    if (site !== undefined && site !== "same-origin" && site !== "none")
+      throw new KeywardError("CSRF_FAILED", "cross-site requests are refused");
+    const origin = request.headers.origin;
+    if (origin !== undefined) {
+      const own = `${request.protocol}://${request.headers.host ?? ""}`;
+      if (origin !== own && !config.allowedOrigins.includes(origin))
+        throw new KeywardError("CSRF_FAILED", "cross-site requests are refused");
+    }
+  });
+}
+
+function sameToken(sent: string, expected: string): boolean {
+  const a = Buffer.from(sent);
+  const b = Buffer.from(expected);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/**
+ * The dashboard session behind a request's cookie, checked for timeouts, a disabled user, the
+ * CSRF token (unsafe methods) and the scopes the route needs. Throws a coded error otherwise.
+ */
+export async function resolveSessionCaller(
+  accounts: Accounts,
+  request: FastifyRequest,
+  scopes: readonly string[],
+): Promise<Extract<Caller, { kind: "user" }>> {
+  const token = readSessionCookie(request);
+  const live = token ? await accounts.resolveSession(token) : null;
+  if (!live) throw new KeywardError("SESSION_REQUIRED");
+  if (UNSAFE.has(request.method)) {
+    const sent = request.headers[CSRF_HEADER];
+    if (typeof sent !== "string" || !sameToken(sent, live.session.csrfToken))
+      throw new KeywardError("CSRF_FAILED", "missing or wrong X-CSRF-Token");
+  }
+  const held = ROLE_MANAGEMENT_SCOPES[live.user.role];
+  if (findMissingScopes(held, scopes).length > 0) throw new KeywardError("FORBIDDEN", "your role may not do this");
+  return { kind: "user", actor: { type: "user", id: live.user.id }, scopes: held, user: live.user, session: live.session };
+}

@@ -1,0 +1,256 @@
+import type { KeyRequestRecord, KeyRequestStatus, SessionRecord, UserRecord, UserRole } from "../core/accounts.js";
+import type { OwnerType } from "../core/model.js";
+import type { KeyRequestCursor, KeyRequestFilter, UserChanges } from "../ports/account-store.js";
+
+/**
+ * Rows and SQL shared by the SQLite and PostgreSQL account stores. Booleans are stored as 0/1
+ * in both, times as epoch milliseconds, so one mapping serves both. SQL is written with `?`;
+ * PostgreSQL numbers the placeholders with `numberPlaceholders`.
+ */
+export interface UserRow {
+  id: string;
+  email: string;
+  role: string;
+  password_hash: string;
+  disabled: number;
+  created_at: number | string;
+  updated_at: number | string;
+}
+
+export interface SessionRow {
+  digest: string;
+  user_id: string;
+  csrf_token: string;
+  created_at: number | string;
+  last_seen_at: number | string;
+  ip: string | null;
+  user_agent: string | null;
+}
+
+export interface KeyRequestRow {
+  id: string;
+  sandbox_key_id: string;
+  owner_type: string;
+  owner_id: string;
+  requested_by_type: string;
+  requested_by_id: string;
+  reason: string | null;
+  status: string;
+  created_at: number | string;
+  decided_at: number | string | null;
+  decided_by: string | null;
+  decision_reason: string | null;
+  issued_key_id: string | null;
+  claimed_at: number | string | null;
+}
+
+const time = (value: number | string | null): number | null => (value === null ? null : Number(value));
+
+export const rowToUser = (row: UserRow): UserRecord => ({
+  id: row.id,
+  email: row.email,
+  role: row.role as UserRole,
+  passwordHash: row.password_hash,
+  disabled: Number(row.disabled) === 1,
+  createdAt: Number(row.created_at),
+  updatedAt: Number(row.updated_at),
+});
+
+export const rowToSession = (row: SessionRow): SessionRecord => ({
+  digest: row.digest,
+  userId: row.user_id,
+  csrfToken: row.csrf_token,
+  createdAt: Number(row.created_at),
+  lastSeenAt: Number(row.last_seen_at),
+  ip: row.ip,
+  userAgent: row.user_agent,
+});
+
+export const rowToKeyRequest = (row: KeyRequestRow): KeyRequestRecord => ({
+  id: row.id,
+  sandboxKeyId: row.sandbox_key_id,
+  owner: { type: row.owner_type as OwnerType, id: row.owner_id },
+  requestedBy: { type: row.requested_by_type as "user" | "key", id: row.requested_by_id },
+  reason: row.reason,
+  status: row.status as KeyRequestStatus,
+  createdAt: Number(row.created_at),
+  decidedAt: time(row.decided_at),
+  decidedBy: row.decided_by,
+  decisionReason: row.decision_reason,
+  issuedKeyId: row.issued_key_id,
+  claimedAt: time(row.claimed_at),
+});
+
+export const userToValues = (u: UserRecord): unknown[] => [
+  u.id,
+  u.email,
+  u.role,
+  u.passwordHash,
+  u.disabled ? 1 : 0,
+  u.createdAt,
+  u.updatedAt,
+];
+
+export const sessionToValues = (s: SessionRecord): unknown[] => [
+  s.digest,
+  s.userId,
+  s.csrfToken,
+  s.createdAt,
+  s.lastSeenAt,
+  s.ip,
+  s.userAgent,
+];
+
+export const keyRequestToValues = (r: KeyRequestRecord): unknown[] => [
+  r.id,
+  r.sandboxKeyId,
+  r.owner.type,
+  r.owner.id,
+  r.requestedBy.type,
+  r.requestedBy.id,
+  r.reason,
+  r.status,
+  r.createdAt,
+  r.decidedAt,
+  r.decidedBy,
+  r.decisionReason,
+  r.issuedKeyId,
+  r.claimedAt,
+];
+
+const marks = (n: number) => Array.from({ length: n }, () => "?").join(", ");
+
+export const ACCOUNT_SQL = {
+  countUsers: "SELECT COUNT(*) AS n FROM users",
+  insertUser: `INSERT INTO users (id, email, role, password_hash, disabled, created_at, updated_at) VALUES (${marks(7)}) ON CONFLICT DO NOTHING`,
+  getUser: "SELECT * FROM users WHERE id = ?",
+  getUserByEmail: "SELECT * FROM users WHERE email = ?",
+  listUsers: "SELECT * FROM users ORDER BY created_at, id LIMIT ?",
+  deleteUserSessions: "DELETE FROM sessions WHERE user_id = ?",
+  deleteSetupToken: "DELETE FROM setup_token",
+  insertSetupToken: "INSERT INTO setup_token (id, digest, expires_at) VALUES (1, ?, ?)",
+  matchSetupToken: "SELECT 1 AS ok FROM setup_token WHERE digest = ? AND expires_at > ?",
+  insertSession: `INSERT INTO sessions (digest, user_id, csrf_token, created_at, last_seen_at, ip, user_agent) VALUES (${marks(7)})`,
+  getSession: "SELECT * FROM sessions WHERE digest = ?",
+  touchSession: "UPDATE sessions SET last_seen_at = ? WHERE digest = ?",
+  deleteSession: "DELETE FROM sessions WHERE digest = ?",
+  pendingForKey: "SELECT 1 AS ok FROM key_requests WHERE sandbox_key_id = ? AND status = 'pending'",
+  insertKeyRequest: `INSERT INTO key_requests (id, sandbox_key_id, owner_type, owner_id, requested_by_type, requested_by_id, reason, status,
+    created_at, decided_at, decided_by, decision_reason, issued_key_id, claimed_at) VALUES (${marks(14)})`,
+  getKeyRequest: "SELECT * FROM key_requests WHERE id = ?",
+  approve:
+    "UPDATE key_requests SET status = 'approved', decided_at = ?, decided_by = ?, issued_key_id = ? WHERE id = ? AND status = 'pending'",
+  reject:
+    "UPDATE key_requests SET status = 'rejected', decided_at = ?, decided_by = ?, decision_reason = ? WHERE id = ? AND status = 'pending'",
+  claim: "UPDATE key_requests SET claimed_at = ? WHERE id = ? AND status = 'approved' AND claimed_at IS NULL",
+  setKeySecret: "UPDATE keys SET digest = ?, hash_version = ?, ref = ?, updated_at = ? WHERE id = ?",
+  countActions: "SELECT COUNT(*) AS n FROM audit_events WHERE actor_id = ? AND action = ? AND at >= ?",
+} as const;
+
+/** `UPDATE users SET …` for the changed fields, with its values (the id last). */
+export function userUpdate(id: string, changes: UserChanges, now: number): { sql: string; values: unknown[] } {
+  const set: string[] = ["updated_at = ?"];
+  const values: unknown[] = [now];
+  if (changes.disabled !== undefined) {
+    set.push("disabled = ?");
+    values.push(changes.disabled ? 1 : 0);
+  }
+  if (changes.role !== undefined) {
+    set.push("role = ?");
+    values.push(changes.role);
+  }
+  if (changes.passwordHash !== undefined) {
+    set.push("password_hash = ?");
+    values.push(changes.passwordHash);
+  }
+  return { sql: `UPDATE users SET ${set.join(", ")} WHERE id = ?`, values: [...values, id] };
+}
+
+/** Whether a user change must end the user's sessions (SECURITY.md 21). */
+export const endsSessions = (changes: UserChanges): boolean => changes.disabled === true || changes.passwordHash !== undefined;
+
+/** `SELECT … FROM key_requests` for a filter and page, newest first. */
+export function keyRequestQuery(
+  filter: KeyRequestFilter,
+  limit: number,
+  after: KeyRequestCursor | null,
+): { sql: string; values: unknown[] } {
+  const where: string[] = [];
+  const values: unknown[] = [];
+  if (filter.owner) {
+    where.push("owner_type = ? AND owner_id = ?");
+    values.push(filter.owner.type, filter.owner.id);
+  }
+  if (filter.status) {
+    where.push("status = ?");
+    values.push(filter.status);
+  }
+  if (after) {
+    where.push("(created_at < ? OR (created_at = ? AND id < ?))");
+    values.push(after.createdAt, after.createdAt, after.id);
+  }
+  const clause = where.length > 0 ? `WHERE ${where.join(" AND ")}` : "";
+  return { sql: `SELECT * FROM key_requests ${clause} ORDER BY created_at DESC, id DESC LIMIT ?`, values: [...values, limit + 1] };
+}
+
+/** The page and the cursor after it, from `limit + 1` rows. */
+export function pageOfKeyRequests(rows: KeyRequestRow[], limit: number) {
+  const requests = rows.slice(0, limit).map(rowToKeyRequest);
+  const last = requests[requests.length - 1];
+  return { requests, next: rows.length > limit && last ? { createdAt: last.createdAt, id: last.id } : null };
+}
+
+/** `?, ?, ?` → `$1, $2, $3` for PostgreSQL. */
+export function numberPlaceholders(sql: string): string {
+  let n = 0;
+  return sql.replace(/\?/g, () => `$${++n}`);
+}
+
+/** The accounts schema, one statement list for both databases (types chosen to mean the same in each). */
+export function accountsSchema(bigint: "INTEGER" | "BIGINT", strict: string): string {
+  return `
+  CREATE TABLE users (
+    id TEXT PRIMARY KEY,
+    email TEXT NOT NULL UNIQUE,
+    role TEXT NOT NULL CHECK (role IN ('admin', 'member')),
+    password_hash TEXT NOT NULL,
+    disabled INTEGER NOT NULL DEFAULT 0,
+    created_at ${bigint} NOT NULL,
+    updated_at ${bigint} NOT NULL
+  )${strict};
+  CREATE TABLE sessions (
+    digest TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL REFERENCES users (id),
+    csrf_token TEXT NOT NULL,
+    created_at ${bigint} NOT NULL,
+    last_seen_at ${bigint} NOT NULL,
+    ip TEXT,
+    user_agent TEXT
+  )${strict};
+  CREATE INDEX sessions_user ON sessions (user_id);
+  CREATE TABLE setup_token (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    digest TEXT NOT NULL,
+    expires_at ${bigint} NOT NULL
+  )${strict};
+  CREATE TABLE key_requests (
+    id TEXT PRIMARY KEY,
+    sandbox_key_id TEXT NOT NULL,
+    owner_type TEXT NOT NULL,
+    owner_id TEXT NOT NULL,
+    requested_by_type TEXT NOT NULL,
+    requested_by_id TEXT NOT NULL,
+    reason TEXT,
+    status TEXT NOT NULL CHECK (status IN ('pending', 'approved', 'rejected')),
+    created_at ${bigint} NOT NULL,
+    decided_at ${bigint},
+    decided_by TEXT,
+    decision_reason TEXT,
+    issued_key_id TEXT,
+    claimed_at ${bigint}
+  )${strict};
+  CREATE INDEX key_requests_owner ON key_requests (owner_type, owner_id, created_at DESC, id DESC);
+  CREATE INDEX key_requests_created ON key_requests (created_at DESC, id DESC);
+  CREATE UNIQUE INDEX key_requests_one_pending ON key_requests (sandbox_key_id) WHERE status = 'pending';
+  `;
+}

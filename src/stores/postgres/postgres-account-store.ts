@@ -1,0 +1,215 @@
+import type pg from "pg";
+import type { KeyRequestRecord, SessionRecord, UserRecord } from "../../core/accounts.js";
+import type { AuditEvent, KeyRecord } from "../../core/model.js";
+import type {
+  AccountStore,
+  ClaimedSecret,
+  DecisionResult,
+  KeyRequestCursor,
+  KeyRequestFilter,
+  UserChanges,
+} from "../../ports/account-store.js";
+import {
+  ACCOUNT_SQL,
+  accountsSchema,
+  endsSessions,
+  type KeyRequestRow,
+  keyRequestQuery,
+  keyRequestToValues,
+  numberPlaceholders,
+  pageOfKeyRequests,
+  rowToKeyRequest,
+  rowToSession,
+  rowToUser,
+  type SessionRow,
+  sessionToValues,
+  type UserRow,
+  userToValues,
+  userUpdate,
+} from "../account-rows.js";
+import { keyToRowValues } from "../rows.js";
+import { applyPostgresMigrations, type PostgresMigration } from "./migrations.js";
+import { appendChained, ENSURE_OWNER, INSERT_KEY, inTransaction } from "./postgres-key-store.js";
+
+export const ACCOUNTS_POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
+  { name: "accounts/0001_users_sessions_key_requests", sql: accountsSchema("BIGINT", "") },
+];
+
+const SQL = Object.fromEntries(Object.entries(ACCOUNT_SQL).map(([name, sql]) => [name, numberPlaceholders(sql)])) as Record<
+  keyof typeof ACCOUNT_SQL,
+  string
+>;
+
+/** AccountStore on the pool of a PostgresKeyStore: approvals share one transaction with the key they issue. */
+export class PostgresAccountStore implements AccountStore {
+  constructor(private readonly pool: pg.Pool) {}
+
+  private write<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    return inTransaction(this.pool, work);
+  }
+
+  private async one<T extends pg.QueryResultRow>(sql: string, values: unknown[]): Promise<T | undefined> {
+    return (await this.pool.query<T>(sql, values)).rows[0];
+  }
+
+  async migrate(): Promise<void> {
+    const client = await this.pool.connect();
+    try {
+      await applyPostgresMigrations(client, ACCOUNTS_POSTGRES_MIGRATIONS);
+    } finally {
+      client.release();
+    }
+  }
+
+  async countUsers(): Promise<number> {
+    return Number((await this.one<{ n: string }>(SQL.countUsers, []))?.n ?? 0);
+  }
+
+  async insertUser(user: UserRecord, audit: AuditEvent | null): Promise<boolean> {
+    return this.write(async (client) => {
+      if ((await client.query(SQL.insertUser, userToValues(user))).rowCount === 0) return false;
+      if (audit) await appendChained(client, audit);
+      return true;
+    });
+  }
+
+  async getUser(id: string): Promise<UserRecord | null> {
+    const row = await this.one<UserRow>(SQL.getUser, [id]);
+    return row ? rowToUser(row) : null;
+  }
+
+  async getUserByEmail(email: string): Promise<UserRecord | null> {
+    const row = await this.one<UserRow>(SQL.getUserByEmail, [email]);
+    return row ? rowToUser(row) : null;
+  }
+
+  async listUsers(limit: number): Promise<UserRecord[]> {
+    return (await this.pool.query<UserRow>(SQL.listUsers, [limit])).rows.map(rowToUser);
+  }
+
+  async updateUser(id: string, changes: UserChanges, audit: AuditEvent, now: number): Promise<UserRecord | null> {
+    return this.write(async (client) => {
+      const update = userUpdate(id, changes, now);
+      const row = (await client.query<UserRow>(`${numberPlaceholders(update.sql)} RETURNING *`, update.values)).rows[0];
+      if (!row) return null;
+      if (endsSessions(changes)) await client.query(SQL.deleteUserSessions, [id]);
+      await appendChained(client, audit);
+      return rowToUser(row);
+    });
+  }
+
+  async setSetupToken(digest: string, expiresAt: number): Promise<void> {
+    await this.write(async (client) => {
+      await client.query(SQL.deleteSetupToken);
+      await client.query(SQL.insertSetupToken, [digest, expiresAt]);
+    });
+  }
+
+  async createFirstAdmin(tokenDigest: string, user: UserRecord, audit: AuditEvent, now: number): Promise<boolean> {
+    return this.write(async (client) => {
+      // The token row is the latch: locking it serialises concurrent setups.
+      const token = await client.query("SELECT digest FROM setup_token WHERE id = 1 FOR UPDATE");
+      if (token.rowCount === 0) return false;
+      if ((await client.query(SQL.matchSetupToken, [tokenDigest, now])).rowCount === 0) return false;
+      if (Number((await client.query<{ n: string }>(SQL.countUsers)).rows[0]?.n ?? 0) > 0) return false;
+      await client.query(SQL.insertUser, userToValues(user));
+      await client.query(SQL.deleteSetupToken);
+      await appendChained(client, audit);
+      return true;
+    });
+  }
+
+  async insertSession(session: SessionRecord, audit: AuditEvent): Promise<void> {
+    await this.write(async (client) => {
+      await client.query(SQL.insertSession, sessionToValues(session));
+      await appendChained(client, audit);
+    });
+  }
+
+  async getSession(digest: string): Promise<SessionRecord | null> {
+    const row = await this.one<SessionRow>(SQL.getSession, [digest]);
+    return row ? rowToSession(row) : null;
+  }
+
+  async touchSession(digest: string, at: number): Promise<void> {
+    await this.pool.query(SQL.touchSession, [at, digest]);
+  }
+
+  async deleteSession(digest: string): Promise<void> {
+    await this.pool.query(SQL.deleteSession, [digest]);
+  }
+
+  async insertKeyRequest(request: KeyRequestRecord, audit: AuditEvent): Promise<"created" | "conflict"> {
+    try {
+      return await this.write(async (client) => {
+        // The partial unique index on pending requests is the arbiter between concurrent requests.
+        await client.query(SQL.insertKeyRequest, keyRequestToValues(request));
+        await appendChained(client, audit);
+        return "created" as const;
+      });
+    } catch (error) {
+      if ((error as { code?: string }).code === "23505") return "conflict";
+      throw error;
+    }
+  }
+
+  async getKeyRequest(id: string): Promise<KeyRequestRecord | null> {
+    const row = await this.one<KeyRequestRow>(SQL.getKeyRequest, [id]);
+    return row ? rowToKeyRequest(row) : null;
+  }
+
+  async listKeyRequests(filter: KeyRequestFilter, limit: number, after: KeyRequestCursor | null) {
+    const query = keyRequestQuery(filter, limit, after);
+    return pageOfKeyRequests((await this.pool.query<KeyRequestRow>(numberPlaceholders(query.sql), query.values)).rows, limit);
+  }
+
+  private decide(
+    id: string,
+    apply: (client: pg.PoolClient) => Promise<number | null>,
+    after: (client: pg.PoolClient) => Promise<void>,
+  ): Promise<DecisionResult> {
+    return this.write(async (client): Promise<DecisionResult> => {
+      if (((await apply(client)) ?? 0) === 0) {
+        return (await client.query(SQL.getKeyRequest, [id])).rowCount === 0 ? "not_found" : "conflict";
+      }
+      await after(client);
+      return "done";
+    });
+  }
+
+  async approveKeyRequest(id: string, decidedBy: string, at: number, key: KeyRecord, audits: AuditEvent[]): Promise<DecisionResult> {
+    return this.decide(
+      id,
+      async (client) => (await client.query(SQL.approve, [at, decidedBy, key.id, id])).rowCount,
+      async (client) => {
+        await client.query(ENSURE_OWNER, [key.owner.type, key.owner.id, at]);
+        await client.query(INSERT_KEY, keyToRowValues(key, false));
+        for (const audit of audits) await appendChained(client, audit);
+      },
+    );
+  }
+
+  async rejectKeyRequest(id: string, decidedBy: string, at: number, reason: string, audit: AuditEvent): Promise<DecisionResult> {
+    return this.decide(
+      id,
+      async (client) => (await client.query(SQL.reject, [at, decidedBy, reason, id])).rowCount,
+      (client) => appendChained(client, audit),
+    );
+  }
+
+  async claimKeyRequest(id: string, at: number, secret: ClaimedSecret, audit: AuditEvent): Promise<DecisionResult> {
+    return this.decide(
+      id,
+      async (client) => (await client.query(SQL.claim, [at, id])).rowCount,
+      async (client) => {
+        const request = (await client.query<KeyRequestRow>(SQL.getKeyRequest, [id])).rows[0] as KeyRequestRow;
+        await client.query(SQL.setKeySecret, [secret.digest, secret.hashVersion, secret.ref, at, request.issued_key_id]);
+        await appendChained(client, audit);
+      },
+    );
+  }
+
+  async countActions(actorId: string, action: string, since: number): Promise<number> {
+    return Number((await this.one<{ n: string }>(SQL.countActions, [actorId, action, since]))?.n ?? 0);
+  }
+}

@@ -1,0 +1,200 @@
+import type Database from "better-sqlite3";
+import type { KeyRequestRecord, SessionRecord, UserRecord } from "../../core/accounts.js";
+import { AUDIT_GENESIS_HASH } from "../../core/audit-chain.js";
+import type { AuditEvent, KeyRecord } from "../../core/model.js";
+import type {
+  AccountStore,
+  ClaimedSecret,
+  DecisionResult,
+  KeyRequestCursor,
+  KeyRequestFilter,
+  UserChanges,
+} from "../../ports/account-store.js";
+import {
+  accountsSchema,
+  endsSessions,
+  type KeyRequestRow,
+  keyRequestQuery,
+  keyRequestToValues,
+  pageOfKeyRequests,
+  rowToKeyRequest,
+  rowToSession,
+  rowToUser,
+  type SessionRow,
+  ACCOUNT_SQL as SQL,
+  sessionToValues,
+  type UserRow,
+  userToValues,
+  userUpdate,
+} from "../account-rows.js";
+import { AUDIT_INSERT_COLUMNS, chainedAuditRowValues, KEY_COLUMNS, keyToRowValues } from "../rows.js";
+import { applySqliteMigrations, type SqliteMigration } from "./migrations.js";
+
+export const ACCOUNTS_SQLITE_MIGRATIONS: readonly SqliteMigration[] = [
+  { name: "accounts/0001_users_sessions_key_requests", sql: accountsSchema("INTEGER", " STRICT") },
+];
+
+/**
+ * AccountStore on the SQLite database of a SqliteKeyStore (same connection), so a key-request
+ * approval inserts the key, updates the request and appends both audit events in one
+ * immediate transaction.
+ */
+export class SqliteAccountStore implements AccountStore {
+  constructor(private readonly db: Database.Database) {}
+
+  private appendChained(event: AuditEvent): void {
+    const last = this.db.prepare<[], { hash: string }>("SELECT hash FROM audit_events ORDER BY seq DESC LIMIT 1").get();
+    this.db
+      .prepare(`INSERT INTO audit_events (${AUDIT_INSERT_COLUMNS}) VALUES (${AUDIT_INSERT_COLUMNS.split(",").map(() => "?")})`)
+      .run(...chainedAuditRowValues(event, last?.hash ?? AUDIT_GENESIS_HASH));
+  }
+
+  private write<T>(work: () => T): T {
+    return this.db.transaction(work).immediate();
+  }
+
+  async migrate(): Promise<void> {
+    applySqliteMigrations(this.db, ACCOUNTS_SQLITE_MIGRATIONS);
+  }
+
+  async countUsers(): Promise<number> {
+    return (this.db.prepare(SQL.countUsers).get() as { n: number }).n;
+  }
+
+  async insertUser(user: UserRecord, audit: AuditEvent | null): Promise<boolean> {
+    return this.write(() => {
+      if (this.db.prepare(SQL.insertUser).run(...userToValues(user)).changes === 0) return false;
+      if (audit) this.appendChained(audit);
+      return true;
+    });
+  }
+
+  async getUser(id: string): Promise<UserRecord | null> {
+    const row = this.db.prepare<[string], UserRow>(SQL.getUser).get(id);
+    return row ? rowToUser(row) : null;
+  }
+
+  async getUserByEmail(email: string): Promise<UserRecord | null> {
+    const row = this.db.prepare<[string], UserRow>(SQL.getUserByEmail).get(email);
+    return row ? rowToUser(row) : null;
+  }
+
+  async listUsers(limit: number): Promise<UserRecord[]> {
+    return this.db.prepare<[number], UserRow>(SQL.listUsers).all(limit).map(rowToUser);
+  }
+
+  async updateUser(id: string, changes: UserChanges, audit: AuditEvent, now: number): Promise<UserRecord | null> {
+    return this.write(() => {
+      const update = userUpdate(id, changes, now);
+      if (this.db.prepare(update.sql).run(...update.values).changes === 0) return null;
+      if (endsSessions(changes)) this.db.prepare(SQL.deleteUserSessions).run(id);
+      this.appendChained(audit);
+      return rowToUser(this.db.prepare<[string], UserRow>(SQL.getUser).get(id) as UserRow);
+    });
+  }
+
+  async setSetupToken(digest: string, expiresAt: number): Promise<void> {
+    this.write(() => {
+      this.db.prepare(SQL.deleteSetupToken).run();
+      this.db.prepare(SQL.insertSetupToken).run(digest, expiresAt);
+    });
+  }
+
+  async createFirstAdmin(tokenDigest: string, user: UserRecord, audit: AuditEvent, now: number): Promise<boolean> {
+    return this.write(() => {
+      if (!this.db.prepare(SQL.matchSetupToken).get(tokenDigest, now)) return false;
+      if ((this.db.prepare(SQL.countUsers).get() as { n: number }).n > 0) return false;
+      this.db.prepare(SQL.insertUser).run(...userToValues(user));
+      this.db.prepare(SQL.deleteSetupToken).run();
+      this.appendChained(audit);
+      return true;
+    });
+  }
+
+  async insertSession(session: SessionRecord, audit: AuditEvent): Promise<void> {
+    this.write(() => {
+      this.db.prepare(SQL.insertSession).run(...sessionToValues(session));
+      this.appendChained(audit);
+    });
+  }
+
+  async getSession(digest: string): Promise<SessionRecord | null> {
+    const row = this.db.prepare<[string], SessionRow>(SQL.getSession).get(digest);
+    return row ? rowToSession(row) : null;
+  }
+
+  async touchSession(digest: string, at: number): Promise<void> {
+    this.db.prepare(SQL.touchSession).run(at, digest);
+  }
+
+  async deleteSession(digest: string): Promise<void> {
+    this.db.prepare(SQL.deleteSession).run(digest);
+  }
+
+  async insertKeyRequest(request: KeyRequestRecord, audit: AuditEvent): Promise<"created" | "conflict"> {
+    return this.write(() => {
+      if (this.db.prepare(SQL.pendingForKey).get(request.sandboxKeyId)) return "conflict";
+      this.db.prepare(SQL.insertKeyRequest).run(...keyRequestToValues(request));
+      this.appendChained(audit);
+      return "created";
+    });
+  }
+
+  async getKeyRequest(id: string): Promise<KeyRequestRecord | null> {
+    const row = this.db.prepare<[string], KeyRequestRow>(SQL.getKeyRequest).get(id);
+    return row ? rowToKeyRequest(row) : null;
+  }
+
+  async listKeyRequests(filter: KeyRequestFilter, limit: number, after: KeyRequestCursor | null) {
+    const query = keyRequestQuery(filter, limit, after);
+    return pageOfKeyRequests(this.db.prepare<unknown[], KeyRequestRow>(query.sql).all(...query.values), limit);
+  }
+
+  private decide(id: string, apply: () => number, after: () => void): DecisionResult {
+    return this.write((): DecisionResult => {
+      if (apply() === 0) return this.db.prepare(SQL.getKeyRequest).get(id) ? "conflict" : "not_found";
+      after();
+      return "done";
+    });
+  }
+
+  async approveKeyRequest(id: string, decidedBy: string, at: number, key: KeyRecord, audits: AuditEvent[]): Promise<DecisionResult> {
+    return this.decide(
+      id,
+      () => this.db.prepare(SQL.approve).run(at, decidedBy, key.id, id).changes,
+      () => {
+        this.db
+          .prepare("INSERT INTO owners (type, id, disabled, created_at) VALUES (?, ?, 0, ?) ON CONFLICT DO NOTHING")
+          .run(key.owner.type, key.owner.id, at);
+        this.db
+          .prepare(`INSERT INTO keys (${KEY_COLUMNS.join(", ")}) VALUES (${KEY_COLUMNS.map(() => "?")})`)
+          .run(...keyToRowValues(key, true));
+        for (const audit of audits) this.appendChained(audit);
+      },
+    );
+  }
+
+  async rejectKeyRequest(id: string, decidedBy: string, at: number, reason: string, audit: AuditEvent): Promise<DecisionResult> {
+    return this.decide(
+      id,
+      () => this.db.prepare(SQL.reject).run(at, decidedBy, reason, id).changes,
+      () => this.appendChained(audit),
+    );
+  }
+
+  async claimKeyRequest(id: string, at: number, secret: ClaimedSecret, audit: AuditEvent): Promise<DecisionResult> {
+    return this.decide(
+      id,
+      () => this.db.prepare(SQL.claim).run(at, id).changes,
+      () => {
+        const request = this.db.prepare<[string], KeyRequestRow>(SQL.getKeyRequest).get(id) as KeyRequestRow;
+        this.db.prepare(SQL.setKeySecret).run(secret.digest, secret.hashVersion, secret.ref, at, request.issued_key_id);
+        this.appendChained(audit);
+      },
+    );
+  }
+
+  async countActions(actorId: string, action: string, since: number): Promise<number> {
+    return (this.db.prepare(SQL.countActions).get(actorId, action, since) as { n: number }).n;
+  }
+}

@@ -1,0 +1,171 @@
+import { describe, expect, it } from "vitest";
+import type { KeyRequestRecord, UserRecord } from "../../src/core/accounts.js";
+import type { AuditEvent, KeyRecord } from "../../src/core/model.js";
+import { generateId } from "../../src/core/random.js";
+import { buildAuditEvent } from "../../src/engine/audit.js";
+import type { AccountStore } from "../../src/ports/account-store.js";
+import type { KeyStore } from "../../src/ports/key-store.js";
+import { makeKey } from "./key-store.contract.js";
+
+export interface AccountStoreFixture {
+  keys: KeyStore;
+  accounts: AccountStore;
+  close(): Promise<void>;
+}
+
+const NOW = Date.UTC(2026, 0, 1);
+const audit = (action: string, id = "x"): AuditEvent =>
+  buildAuditEvent({ actor: { type: "system", id: "test" } }, NOW, action, { type: "user", id });
+
+function user(email: string, role: UserRecord["role"] = "member"): UserRecord {
+  return { id: generateId("usr"), email, role, passwordHash: "scrypt$x", disabled: false, createdAt: NOW, updatedAt: NOW };
+}
+
+const sandboxKey = (): KeyRecord =>
+  makeKey({ owner: { type: "user", id: "usr_owner" }, rateLimit: { requests: 5, per_seconds: 1 }, concurrency: 2 });
+
+function request(sandbox: KeyRecord, createdAt = NOW): KeyRequestRecord {
+  return {
+    id: generateId("kreq"),
+    sandboxKeyId: sandbox.id,
+    owner: sandbox.owner,
+    requestedBy: { type: "user", id: sandbox.owner.id },
+    reason: null,
+    status: "pending",
+    createdAt,
+    decidedAt: null,
+    decidedBy: null,
+    decisionReason: null,
+    issuedKeyId: null,
+    claimedAt: null,
+  };
+}
+
+async function auditActions(keys: KeyStore): Promise<string[]> {
+  return (await keys.readAuditChain(0, 1000)).map((entry) => String(entry.values[4]));
+}
+
+/** One contract for every AccountStore adapter: a new adapter is one file plus one line in its test. */
+export function describeAccountStoreContract(name: string, open: () => Promise<AccountStoreFixture>): void {
+  describe(`AccountStore contract: ${name}`, () => {
+    const withStore = (test: (f: AccountStoreFixture) => Promise<void>) => async () => {
+      const fixture = await open();
+      try {
+        await test(fixture);
+      } finally {
+        await fixture.close();
+      }
+    };
+
+    it(
+      "inserts a user with its audit event, and refuses a second user with the same email",
+      withStore(async ({ keys, accounts }) => {
+        expect(await accounts.insertUser(user("a@example.com"), audit("user.created"))).toBe(true);
+        expect(await accounts.insertUser(user("a@example.com"), audit("user.created"))).toBe(false);
+        expect(await accounts.countUsers()).toBe(1);
+        expect(await auditActions(keys)).toEqual(["user.created"]);
+      }),
+    );
+
+    it(
+      "creates the first admin only with the current, unexpired token, and only once",
+      withStore(async ({ accounts }) => {
+        await accounts.setSetupToken("old", NOW + 1000);
+        await accounts.setSetupToken("token", NOW + 1000);
+        expect(await accounts.createFirstAdmin("old", user("a@example.com", "admin"), audit("user.created"), NOW)).toBe(false);
+        expect(await accounts.createFirstAdmin("token", user("a@example.com", "admin"), audit("user.created"), NOW + 1000)).toBe(false);
+        expect(await accounts.createFirstAdmin("token", user("a@example.com", "admin"), audit("user.created"), NOW)).toBe(true);
+        expect(await accounts.createFirstAdmin("token", user("b@example.com", "admin"), audit("user.created"), NOW)).toBe(false);
+        expect(await accounts.countUsers()).toBe(1);
+      }),
+    );
+
+    it(
+      "ends a user's sessions when the user is disabled",
+      withStore(async ({ accounts }) => {
+        const u = user("a@example.com");
+        await accounts.insertUser(u, null);
+        const session = { digest: "d1", userId: u.id, csrfToken: "c", createdAt: NOW, lastSeenAt: NOW, ip: null, userAgent: null };
+        await accounts.insertSession(session, audit("session.signed_in"));
+        expect(await accounts.getSession("d1")).toEqual(session);
+        const updated = await accounts.updateUser(u.id, { disabled: true }, audit("user.disabled"), NOW + 1);
+        expect(updated?.disabled).toBe(true);
+        expect(await accounts.getSession("d1")).toBeNull();
+      }),
+    );
+
+    it(
+      "keeps one pending request per sandbox key",
+      withStore(async ({ accounts }) => {
+        const sandbox = sandboxKey();
+        expect(await accounts.insertKeyRequest(request(sandbox), audit("key_request.created"))).toBe("created");
+        expect(await accounts.insertKeyRequest(request(sandbox), audit("key_request.created"))).toBe("conflict");
+      }),
+    );
+
+    it(
+      "approves once, inserting the key and both audit events in one transaction",
+      withStore(async ({ keys, accounts }) => {
+        const sandbox = sandboxKey();
+        await keys.insertKey(sandbox, audit("key.created"));
+        const pending = request(sandbox);
+        await accounts.insertKeyRequest(pending, audit("key_request.created"));
+        const production: KeyRecord = { ...sandboxKey(), environment: "production", ref: "kw_live_…wxyz" };
+        const events = [audit("key.created"), audit("key_request.approved")];
+        expect(await accounts.approveKeyRequest(pending.id, "usr_admin", NOW, production, events)).toBe("done");
+        expect(await accounts.approveKeyRequest(pending.id, "usr_admin", NOW, { ...production, id: generateId("key") }, events)).toBe(
+          "conflict",
+        );
+        expect(await accounts.rejectKeyRequest(pending.id, "usr_admin", NOW, "late", audit("key_request.rejected"))).toBe("conflict");
+        expect(await keys.getKey(production.id)).toMatchObject({ environment: "production", rateLimit: { requests: 5, per_seconds: 1 } });
+        expect(await accounts.getKeyRequest(pending.id)).toMatchObject({ status: "approved", issuedKeyId: production.id });
+        expect(await auditActions(keys)).toEqual(["key.created", "key_request.created", "key.created", "key_request.approved"]);
+      }),
+    );
+
+    it(
+      "lets an approved key be claimed once, setting its secret",
+      withStore(async ({ keys, accounts }) => {
+        const sandbox = sandboxKey();
+        const pending = request(sandbox);
+        await accounts.insertKeyRequest(pending, audit("key_request.created"));
+        const production: KeyRecord = { ...sandboxKey(), environment: "production" };
+        await accounts.approveKeyRequest(pending.id, "usr_admin", NOW, production, [audit("key_request.approved")]);
+        const secret = { digest: "new-digest", hashVersion: 0, ref: "kw_live_…new1" };
+        expect(await accounts.claimKeyRequest(pending.id, NOW, secret, audit("key_request.claimed"))).toBe("done");
+        expect(await accounts.claimKeyRequest(pending.id, NOW, { ...secret, digest: "other" }, audit("key_request.claimed"))).toBe(
+          "conflict",
+        );
+        expect((await keys.findKeyByDigest("new-digest"))?.key.id).toBe(production.id);
+        expect(await accounts.claimKeyRequest(generateId("kreq"), NOW, secret, audit("key_request.claimed"))).toBe("not_found");
+      }),
+    );
+
+    it(
+      "lists requests newest first, by owner and status, page by page",
+      withStore(async ({ accounts }) => {
+        const ids: string[] = [];
+        for (let i = 0; i < 3; i++) {
+          const r = request(sandboxKey(), NOW + i);
+          ids.unshift(r.id);
+          await accounts.insertKeyRequest(r, audit("key_request.created"));
+        }
+        const first = await accounts.listKeyRequests({ owner: { type: "user", id: "usr_owner" }, status: "pending" }, 2, null);
+        expect(first.requests.map((r) => r.id)).toEqual(ids.slice(0, 2));
+        const second = await accounts.listKeyRequests({}, 2, first.next);
+        expect(second.requests.map((r) => r.id)).toEqual(ids.slice(2));
+        expect(second.next).toBeNull();
+        expect((await accounts.listKeyRequests({ status: "approved" }, 10, null)).requests).toEqual([]);
+      }),
+    );
+
+    it(
+      "counts an actor's actions since a time",
+      withStore(async ({ keys, accounts }) => {
+        await keys.appendAuditEvent({ ...audit("key.created"), actor: { type: "user", id: "usr_1" } });
+        await keys.appendAuditEvent({ ...audit("key.created"), actor: { type: "user", id: "usr_1" }, at: NOW - 10 });
+        expect(await accounts.countActions("usr_1", "key.created", NOW - 5)).toBe(1);
+      }),
+    );
+  });
+}
