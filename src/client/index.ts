@@ -1,5 +1,5 @@
 import { LRUCache } from "lru-cache";
-import { KeywardError } from "../core/errors.js";
+import { isKeywardError, KeywardError } from "../core/errors.js";
 import { hashApiKey } from "../core/hashing.js";
 import { DEFAULT_KEY_PREFIX, type Environment, parseApiKey } from "../core/key-format.js";
 import type { VerifiedKey } from "../core/key-view.js";
@@ -130,6 +130,8 @@ export class KeywardClient implements Verifier {
       if (joined && answer.limited) return (await this.callService(key, options, cacheKey)).result;
       return answer.result;
     } catch (error) {
+      // The service throttles the end client's address: pass it on, it is not an outage.
+      if (isKeywardError(error) && error.code === "TOO_MANY_FAILED_ATTEMPTS") throw error;
       if (this.options.whenUnreachable === "stale" && cached?.key && now - cached.at < this.options.staleWindowMs)
         return this.fromCache(cached, options, now);
       throw new KeywardError("STORE_UNAVAILABLE", "the Keyward service cannot be reached", { retryAfterSeconds: 5, cause: error });
@@ -159,6 +161,11 @@ export class KeywardClient implements Verifier {
       }),
       signal: AbortSignal.timeout(this.options.timeoutMs),
     });
+    if (response.status === 429) {
+      throw new KeywardError("TOO_MANY_FAILED_ATTEMPTS", "too many failed attempts from this client address", {
+        retryAfterSeconds: Number(response.headers.get("retry-after")) || 1,
+      });
+    }
     if (response.status !== 200) throw new Error(`verify answered ${response.status}`);
     const body = (await response.json()) as VerifyResponse;
     const verified: VerifiedKey | undefined = body.key && {

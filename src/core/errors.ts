@@ -66,6 +66,12 @@ export const ERROR_REGISTRY = {
     "The key's quota is spent: wait for the period to reset (`Retry-After`) or raise the quota.",
     "QUOTA_EXCEEDED",
   ),
+  TOO_MANY_FAILED_ATTEMPTS: {
+    status: 429,
+    title: "Too many failed attempts",
+    solve:
+      "This client address sent too many unknown or malformed keys: wait `Retry-After` seconds and check which key it sends. Keys already known to the server keep working meanwhile.",
+  },
   AMBIGUOUS_CREDENTIALS: { status: 400, title: "Ambiguous credentials", solve: "Send exactly one key, in one header, once." },
   KEY_IN_URL: {
     status: 400,

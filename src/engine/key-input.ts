@@ -32,13 +32,27 @@ export const LIMITS = {
 const NAME_PATTERN = /^[^\u0000-\u001f\u007f<>]+$/;
 const OWNER_ID_PATTERN = /^[A-Za-z0-9_.@:-]+$/;
 
+const isObject = (value: unknown): value is Record<string, unknown> => typeof value === "object" && value !== null && !Array.isArray(value);
+
+/** Plain objects only (or null-prototype ones, which JSON parsers may build): not Map, Date, class instances. */
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  if (!isObject(value)) return false;
+  const proto = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+}
+
 function checkMetadata(value: unknown, path: string, depth: number, errors: FieldError[]): void {
   if (depth > LIMITS.metadataDepth) {
     errors.push({ field: path, message: `nesting deeper than ${LIMITS.metadataDepth} levels` });
     return;
   }
   if (typeof value === "number" && !Number.isFinite(value)) errors.push({ field: path, message: "numbers must be finite" });
-  if (value === null || typeof value !== "object") return;
+  if (value === null || typeof value === "string" || typeof value === "number" || typeof value === "boolean") return;
+  // Embedding apps may pass anything; only what JSON can carry is stored.
+  if (!Array.isArray(value) && !isPlainObject(value)) {
+    errors.push({ field: path, message: "must be a string, number, boolean, null, list or object" });
+    return;
+  }
   const entries = Array.isArray(value) ? value.map((v, i) => [String(i), v] as const) : Object.entries(value);
   for (const [name, child] of entries) {
     if (name === "__proto__" || name === "constructor" || name === "prototype") {
@@ -72,7 +86,8 @@ function checkSettings(input: Partial<CreateKeyInput & KeyChanges>, now: number,
     else if (input.expiresAt <= now) errors.push({ field: "expires_at", message: "must be in the future" });
   }
   const rate = input.rateLimit;
-  if (rate) {
+  if (rate !== undefined && rate !== null && !isObject(rate)) errors.push({ field: "rate_limit", message: "must be an object" });
+  else if (rate) {
     if (!Number.isSafeInteger(rate.requests) || rate.requests < 1 || rate.requests > 1_000_000)
       errors.push({ field: "rate_limit.requests", message: "an integer from 1 to 1000000" });
     if (!Number.isSafeInteger(rate.per_seconds) || rate.per_seconds < 1 || rate.per_seconds > 86_400)
@@ -88,7 +103,8 @@ function checkSettings(input: Partial<CreateKeyInput & KeyChanges>, now: number,
     errors.push({ field: "concurrency", message: "an integer from 1 to 10000" });
   }
   const quota = input.quota;
-  if (quota) {
+  if (quota !== undefined && quota !== null && !isObject(quota)) errors.push({ field: "quota", message: "must be an object" });
+  else if (quota) {
     if ("limit" in quota) {
       if (!Number.isSafeInteger(quota.limit) || quota.limit < 1) errors.push({ field: "quota.limit", message: "a positive integer" });
       if (quota.period !== "day" && quota.period !== "month") errors.push({ field: "quota.period", message: "day or month" });
@@ -96,7 +112,8 @@ function checkSettings(input: Partial<CreateKeyInput & KeyChanges>, now: number,
       if (!Number.isSafeInteger(quota.remaining) || quota.remaining < 0)
         errors.push({ field: "quota.remaining", message: "a non-negative integer" });
       const refill = quota.refill;
-      if (refill !== undefined) {
+      if (refill !== undefined && !isObject(refill)) errors.push({ field: "quota.refill", message: "must be an object" });
+      else if (refill !== undefined) {
         if (!Number.isSafeInteger(refill.amount) || refill.amount < 1)
           errors.push({ field: "quota.refill.amount", message: "a positive integer" });
         if (!Number.isSafeInteger(refill.every_seconds) || refill.every_seconds < 1 || refill.every_seconds > 31_536_000)
@@ -104,7 +121,9 @@ function checkSettings(input: Partial<CreateKeyInput & KeyChanges>, now: number,
       }
     }
   }
-  if (input.allowedCidrs !== undefined) {
+  if (input.allowedCidrs !== undefined && !Array.isArray(input.allowedCidrs)) {
+    errors.push({ field: "allowed_cidrs", message: "must be a list" });
+  } else if (input.allowedCidrs !== undefined) {
     if (input.allowedCidrs.length > LIMITS.cidrs) errors.push({ field: "allowed_cidrs", message: `at most ${LIMITS.cidrs} entries` });
     input.allowedCidrs.forEach((cidr, i) => {
       if (typeof cidr !== "string" || !isValidCidr(cidr))
@@ -112,14 +131,16 @@ function checkSettings(input: Partial<CreateKeyInput & KeyChanges>, now: number,
     });
   }
   if (input.metadata !== undefined) {
-    if (input.metadata === null || typeof input.metadata !== "object" || Array.isArray(input.metadata)) {
+    if (!isPlainObject(input.metadata)) {
       errors.push({ field: "metadata", message: "must be an object" });
     } else {
       if (Object.keys(input.metadata).length > LIMITS.metadataKeys)
         errors.push({ field: "metadata", message: `at most ${LIMITS.metadataKeys} top-level fields` });
-      if (Buffer.byteLength(JSON.stringify(input.metadata)) > LIMITS.metadataBytes)
-        errors.push({ field: "metadata", message: `at most ${LIMITS.metadataBytes} bytes as JSON` });
+      const before = errors.length;
       checkMetadata(input.metadata, "metadata", 1, errors);
+      // Sized only once it is known to be JSON (a BigInt or a cycle would throw).
+      if (errors.length === before && Buffer.byteLength(JSON.stringify(input.metadata)) > LIMITS.metadataBytes)
+        errors.push({ field: "metadata", message: `at most ${LIMITS.metadataBytes} bytes as JSON` });
     }
   }
 }
@@ -130,6 +151,7 @@ function fail(errors: FieldError[]): never {
 
 /** Semantic checks shared by every edge (HTTP, CLI, embedding apps); the HTTP schema checks shapes first. */
 export function validateCreateKeyInput(input: CreateKeyInput, now: number): void {
+  if (!isObject(input)) fail([{ field: "body", message: "must be an object" }]);
   const errors: FieldError[] = [];
   if (!input.owner || (input.owner.type !== "user" && input.owner.type !== "application"))
     errors.push({ field: "owner.type", message: "user or application" });
@@ -145,7 +167,9 @@ export function validateCreateKeyInput(input: CreateKeyInput, now: number): void
 }
 
 export function validateKeyChanges(changes: KeyChanges, now: number): void {
+  if (!isObject(changes)) fail([{ field: "body", message: "must be an object" }]);
   const errors: FieldError[] = [];
+  if (changes.enabled !== undefined && typeof changes.enabled !== "boolean") errors.push({ field: "enabled", message: "true or false" });
   checkSettings(changes, now, errors);
   if (errors.length) fail(errors);
 }

@@ -15,6 +15,7 @@ import {
 import type { DenialCode } from "../core/outcomes.js";
 import { cryptoRandomBytes, generateId, type RandomBytes } from "../core/random.js";
 import { findMissingScopes } from "../core/scopes.js";
+import { FailedAttemptLimiter } from "../limits/failed-attempt-limiter.js";
 import { KeyLimitEnforcer } from "../limits/key-limit-enforcer.js";
 import { MemoryRateLimiter } from "../limits/memory-rate-limiter.js";
 import { type Clock, systemClock } from "../ports/clock.js";
@@ -42,6 +43,12 @@ export interface KeywardOptions {
   random?: RandomBytes;
   /** Metrics hooks (verify latency, cache lookups, store errors). Default: none. */
   observer?: EngineObserver;
+  /**
+   * The throttle of failed attempts (MALFORMED, NOT_FOUND) per client address (`VerifyOptions.ip`),
+   * in front of the store lookup. Default: 100 per minute per address, counted in this process;
+   * `false` turns it off.
+   */
+  failedAttempts?: FailedAttemptLimiter | false;
 }
 
 export interface VerifyOptions {
@@ -135,6 +142,8 @@ export class Keyward {
   private readonly invalidationListeners: ((message: InvalidationMessage) => void)[] = [];
   private readonly committedListeners: CommittedListener[] = [];
   private readonly observer: EngineObserver;
+  /** The failed-attempt throttle, or null when it is off. */
+  readonly failedAttempts: FailedAttemptLimiter | null;
 
   constructor(options: KeywardOptions) {
     this.prefix = options.prefix ?? DEFAULT_KEY_PREFIX;
@@ -149,6 +158,7 @@ export class Keyward {
     this.usageStore = options.usageStore;
     this.random = options.random ?? cryptoRandomBytes;
     this.observer = options.observer ?? noopEngineObserver;
+    this.failedAttempts = options.failedAttempts === false ? null : (options.failedAttempts ?? new FailedAttemptLimiter());
   }
 
   // ---------------------------------------------------------------- verification
@@ -169,9 +179,17 @@ export class Keyward {
   private async decide(presented: string | undefined | null, options: VerifyOptions, now: number): Promise<VerifyResult> {
     if (!presented) return { valid: false, code: "MISSING" };
     // Format and checksum first: a typo, a truncated key or a foreign prefix never reaches storage.
-    if (!parseApiKey(presented, this.prefix)) return { valid: false, code: "MALFORMED" };
-    const entry = await this.lookup(presented, now);
-    if (!entry) return { valid: false, code: "NOT_FOUND" };
+    if (!parseApiKey(presented, this.prefix)) {
+      this.refuseIfBlocked(options.ip, now);
+      this.failedAttempts?.charge(options.ip, now);
+      await this.failedAttempts?.confirm(options.ip, now);
+      return { valid: false, code: "MALFORMED" };
+    }
+    const entry = await this.lookup(presented, now, options.ip);
+    if (!entry) {
+      await this.failedAttempts?.confirm(options.ip, now);
+      return { valid: false, code: "NOT_FOUND" };
+    }
     const { key, ownerDisabled } = entry.lookup;
     const view = toVerifiedKey(key);
     const deny = (code: DenialCode, extra: Partial<Extract<VerifyResult, { valid: false }>> = {}): VerifyResult => ({
@@ -220,16 +238,24 @@ export class Keyward {
    * down, a key verified within the stale window keeps working; an unknown key gets
    * STORE_UNAVAILABLE (503), never NOT_FOUND, so clients do not rotate keys for an outage.
    */
-  private async lookup(presented: string, now: number): Promise<CachedKey | null> {
+  private async lookup(presented: string, now: number, ip: string | undefined): Promise<CachedKey | null> {
     const digest = hashApiKey(presented, this.hashSecrets[0]);
     const cached = this.cache.get(digest);
     if (cached && now - cached.fetchedAt < this.cache.maxAgeMs) {
       this.observer.cacheLookup("hit");
       return cached;
     }
-    if (!cached && this.cache.isKnownMissing(digest, now)) {
-      this.observer.cacheLookup("negative_hit");
-      return null;
+    // A digest this instance has never found is a possible guess. A blocked address may still
+    // refresh a key it has seen (a known key keeps working), but not look up anything else. The
+    // attempt is counted before the lookup, so concurrent guesses cannot overrun the limit, and
+    // given back when the key exists.
+    if (!cached) {
+      this.refuseIfBlocked(ip, now);
+      this.failedAttempts?.charge(ip, now);
+      if (this.cache.isKnownMissing(digest, now)) {
+        this.observer.cacheLookup("negative_hit");
+        return null;
+      }
     }
     this.observer.cacheLookup("miss");
     let pending = this.inflight.get(digest);
@@ -238,11 +264,25 @@ export class Keyward {
       this.inflight.set(digest, pending);
     }
     try {
-      return await pending;
+      const found = await pending;
+      if (found && !cached) this.failedAttempts?.refund(ip, now);
+      return found;
     } catch (error) {
+      if (!cached) this.failedAttempts?.refund(ip, now);
       this.observer.storeError("lookup");
       if (cached && now - cached.fetchedAt < this.cache.staleWindowMs) return cached;
       throw new KeywardError("STORE_UNAVAILABLE", "the key store cannot be reached", { retryAfterSeconds: 5, cause: error });
+    }
+  }
+
+  /** A client address that used up its failed attempts gets 429 with `Retry-After`, before any lookup. */
+  private refuseIfBlocked(ip: string | undefined, now: number): void {
+    const waitMs = this.failedAttempts?.blockedForMs(ip, now) ?? 0;
+    if (waitMs > 0) {
+      this.observer.failedAttemptRefused?.();
+      throw new KeywardError("TOO_MANY_FAILED_ATTEMPTS", "too many failed attempts from this client address", {
+        retryAfterSeconds: Math.max(1, Math.ceil(waitMs / 1000)),
+      });
     }
   }
 
@@ -521,6 +561,7 @@ export class Keyward {
   async close(): Promise<void> {
     await this.usage.close?.();
     await this.limits.close();
+    await this.failedAttempts?.close();
     await this.store.close();
   }
 }

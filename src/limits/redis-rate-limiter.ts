@@ -1,9 +1,17 @@
-import { Redis } from "ioredis";
+import type { Redis } from "ioredis";
 import { KeywardError } from "../core/errors.js";
 import type { GcraParams } from "../core/rate-limit.js";
 import type { LimiterMode, RateLimiter, RateOutcome } from "../ports/limits.js";
 import { MemoryRateLimiter } from "./memory-rate-limiter.js";
-import { ACQUIRE_SLOT_SCRIPT, COUNT_SLOTS_SCRIPT, PEEK_RATE_SCRIPT, RATE_SCRIPT, type RedisScript } from "./redis-scripts.js";
+import {
+  ACQUIRE_SLOT_SCRIPT,
+  COUNT_SLOTS_SCRIPT,
+  connectLimiterRedis,
+  PEEK_RATE_SCRIPT,
+  RATE_SCRIPT,
+  type RedisScript,
+  runScript,
+} from "./redis-scripts.js";
 
 /** What the limiter does when Redis cannot answer in time (SECURITY.md "Limits when Redis fails"). */
 export type LimiterFailurePolicy = "degrade" | "open" | "closed";
@@ -47,17 +55,7 @@ export class RedisRateLimiter implements RateLimiter {
     this.prefix = options.prefix ?? "keyward:";
     this.onModeChange = options.onModeChange;
     if (typeof options.redis === "string") {
-      const client = new Redis(options.redis, {
-        commandTimeout: options.timeoutMs ?? 100,
-        connectTimeout: 1_000,
-        // Fail at once while disconnected instead of queueing: the fallback answers meanwhile.
-        enableOfflineQueue: false,
-        maxRetriesPerRequest: 0,
-        // Reconnect with a capped back-off, forever: recovery needs no restart.
-        retryStrategy: (attempt) => Math.min(attempt * 100, 2_000),
-      });
-      client.on("error", () => {});
-      this.redis = client;
+      this.redis = connectLimiterRedis(options.redis, options.timeoutMs ?? 100);
       this.ownsClient = true;
     } else {
       this.redis = options.redis;
@@ -122,13 +120,7 @@ export class RedisRateLimiter implements RateLimiter {
   private async run(script: RedisScript, key: string, args: (string | number)[]): Promise<unknown> {
     if (this.redis.status !== "ready") return this.failed(new Error(`redis is ${this.redis.status}`));
     try {
-      let reply: unknown;
-      try {
-        reply = await this.redis.evalsha(script.sha, 1, key, ...args);
-      } catch (error) {
-        if (!String((error as Error).message).includes("NOSCRIPT")) throw error;
-        reply = await this.redis.eval(script.lua, 1, key, ...args);
-      }
+      const reply = await runScript(this.redis, script, key, args);
       this.setMode("shared");
       return reply;
     } catch (error) {

@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { Redis } from "ioredis";
 
 /**
  * The Redis side of the limiter, as Lua scripts run atomically. Each reads Redis's own clock
@@ -47,3 +48,46 @@ return 1`);
 export const COUNT_SLOTS_SCRIPT = script(`${NOW}
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 return redis.call('ZCARD', KEYS[1])`);
+
+/**
+ * The failed-attempt counter of one client address (src/core/failed-attempts.ts): KEYS[1];
+ * ARGV window ms → {attempts in the window, ms until it ends}. The window starts at the first
+ * attempt, as in memory.
+ */
+export const FAILED_ATTEMPT_SCRIPT = script(`local n = redis.call('INCR', KEYS[1])
+local ttl = redis.call('PTTL', KEYS[1])
+if n == 1 or ttl < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+  ttl = tonumber(ARGV[1])
+end
+return {n, ttl}`);
+
+/** The commands `runScript` needs. */
+export type ScriptRedis = Pick<Redis, "evalsha" | "eval">;
+
+/** Runs a script by its SHA, loading it with `EVAL` when Redis does not have it yet. */
+export async function runScript(redis: ScriptRedis, script: RedisScript, key: string, args: (string | number)[]): Promise<unknown> {
+  try {
+    return await redis.evalsha(script.sha, 1, key, ...args);
+  } catch (error) {
+    if (!String((error as Error).message).includes("NOSCRIPT")) throw error;
+    return redis.eval(script.lua, 1, key, ...args);
+  }
+}
+
+/**
+ * A client for limiter calls: each call has a short time limit, nothing is queued while
+ * disconnected (the caller's fallback answers meanwhile), and it reconnects forever with a
+ * capped back-off, so recovery needs no restart.
+ */
+export function connectLimiterRedis(url: string, timeoutMs: number): Redis {
+  const client = new Redis(url, {
+    commandTimeout: timeoutMs,
+    connectTimeout: 1_000,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    retryStrategy: (attempt) => Math.min(attempt * 100, 2_000),
+  });
+  client.on("error", () => {});
+  return client;
+}

@@ -135,10 +135,11 @@ export async function authenticateRequest<R extends VerifierResult>(
       });
     } catch (error) {
       // The store or the shared limiter is out: 503 with Retry-After, never a 401 that makes clients rotate keys.
-      if (isKeywardError(error) && error.status === 503) {
+      // Or the client address used up its failed attempts: 429 with Retry-After.
+      if (isKeywardError(error) && (error.status === 503 || error.code === "TOO_MANY_FAILED_ATTEMPTS")) {
         return {
           kind: "deny",
-          status: 503,
+          status: error.status,
           headers: { "retry-after": String(error.retryAfterSeconds ?? 5) },
           problem: buildProblem(error.code, undefined, withId),
         };

@@ -13,6 +13,8 @@ export interface EngineObserver {
   cacheLookup(result: CacheLookupResult): void;
   /** A store call failed (`lookup` on the verify path; management writes are counted at the edge). */
   storeError(operation: string): void;
+  /** A client address over its failed attempts was refused before any lookup. */
+  failedAttemptRefused?(): void;
 }
 
 export const noopEngineObserver: EngineObserver = { verified: () => {}, cacheLookup: () => {}, storeError: () => {} };

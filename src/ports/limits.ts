@@ -97,3 +97,13 @@ export interface QuotaCounter {
   spend(lineageId: string, window: string, allowance: number, cost: number, expiresAt: number | null): Promise<number | null>;
   used(lineageId: string, window: string): Promise<number>;
 }
+
+/**
+ * The count of failed attempts shared by every instance (Redis), for the failed-attempt
+ * throttle. `null` when the backend cannot answer: each instance then counts on its own.
+ */
+export interface SharedAttemptCounter {
+  /** Adds one attempt for `address`; the window starts at the address's first attempt. */
+  increment(address: string, windowMs: number): Promise<{ count: number; resetInMs: number } | null>;
+  close(): Promise<void>;
+}

@@ -7,6 +7,7 @@ import type { Keyward } from "../engine/keyward.js";
 import type { AccountStore } from "../ports/account-store.js";
 import type { WebhookStore } from "../ports/webhook-store.js";
 import { accountStoreFor } from "./account-store-factory.js";
+import { connectionsCheckingInterval, installClientGuards } from "./client-guards.js";
 import type { ServiceConfig } from "./config.js";
 import { createServiceContext, type ServiceContext } from "./context.js";
 import { installErrorHandling } from "./errors.js";
@@ -24,6 +25,7 @@ import { registerUsageRoutes } from "./routes/usage.js";
 import { registerVerificationRoutes } from "./routes/verification.js";
 import { registerWebhookRoutes } from "./routes/webhooks.js";
 import { installCsrfGuard } from "./sessions.js";
+import { fastifyTrustProxy } from "./trust-proxy.js";
 import { installValidators } from "./validation.js";
 
 export interface AppOptions {
@@ -50,12 +52,13 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     // Per-request access lines are off by default: they cost throughput on the verify path.
     logController: new LogController({ disableRequestLogging: !config.logRequests }),
     bodyLimit: config.bodyLimitBytes,
-    trustProxy: config.trustProxy.length > 0 ? config.trustProxy : false,
+    trustProxy: fastifyTrustProxy(config.trustProxy),
     onProtoPoisoning: "error",
     onConstructorPoisoning: "error",
     // Slow clients: a request must arrive whole within these bounds (SECURITY.md 20).
-    connectionTimeout: 30_000,
-    requestTimeout: 30_000,
+    connectionTimeout: config.hardening.requestTimeoutMs,
+    requestTimeout: config.hardening.requestTimeoutMs,
+    http: { connectionsCheckingInterval: connectionsCheckingInterval(config) },
     keepAliveTimeout: 5_000,
     // A client-sent id is kept only when it is plainly an id; otherwise a fresh one.
     genReqId: (req) => {
@@ -64,7 +67,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     },
     routerOptions: { ignoreTrailingSlash: false, maxParamLength: 200 },
   }) as unknown as FastifyInstance;
-  app.server.headersTimeout = 20_000;
+  app.server.headersTimeout = Math.min(config.hardening.headersTimeoutMs, config.hardening.requestTimeoutMs);
+  installClientGuards(app, config, options.logger);
 
   collectRoutes(app);
   // JSON only: anything else is 415, not a guess.

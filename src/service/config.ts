@@ -2,6 +2,7 @@ import { KeywardError } from "../core/errors.js";
 import { type HashSecret, parseHashSecrets } from "../core/hashing.js";
 import { DEFAULT_KEY_PREFIX, isValidKeyPrefix } from "../core/key-format.js";
 import type { LimiterFailurePolicy } from "../limits/redis-rate-limiter.js";
+import { parseTrustProxy } from "./trust-proxy.js";
 
 /** Every setting of `keyward serve` and the CLI; docs/configuration.md lists them with defaults. */
 export interface ServiceConfig {
@@ -35,6 +36,18 @@ export interface ServiceConfig {
   usageMaxBuffer: number;
   /** Usage counts older than this many days are deleted; 0 keeps them. */
   usageRetentionDays: number;
+  /** Abusive and slow clients (docs/hardening.md). */
+  hardening: {
+    /** Failed attempts (MALFORMED, NOT_FOUND) per client address per window; 0 turns the throttle off. */
+    failedAttemptsLimit: number;
+    failedAttemptsWindowMs: number;
+    /** Time to receive a request's headers (≤ 20 s, SECURITY.md 20). */
+    headersTimeoutMs: number;
+    /** Time to receive a whole request. */
+    requestTimeoutMs: number;
+    /** Open connections per client address; past it new ones are closed at once. 0: no cap. */
+    maxConnectionsPerIp: number;
+  };
   /** Webhook delivery (docs/webhooks.md). */
   webhooks: {
     pollMs: number;
@@ -106,10 +119,7 @@ export function loadConfig(env: Env = process.env): ServiceConfig {
     hashSecrets,
     realm: env.KEYWARD_REALM || "keyward",
     allowQueryKeys: flag(env, "KEYWARD_ALLOW_QUERY_KEYS", false),
-    trustProxy: (env.KEYWARD_TRUST_PROXY ?? "")
-      .split(",")
-      .map((s) => s.trim())
-      .filter(Boolean),
+    trustProxy: parseTrustProxy(env.KEYWARD_TRUST_PROXY),
     cacheMaxAgeMs: integer(env, "KEYWARD_CACHE_MAX_AGE_MS", 5_000, 0, 60_000),
     staleWindowMs: integer(env, "KEYWARD_STALE_WINDOW_MS", 300_000, 0, 3_600_000),
     bodyLimitBytes: integer(env, "KEYWARD_BODY_LIMIT", 65_536, 1_024, 10_485_760),
@@ -124,6 +134,13 @@ export function loadConfig(env: Env = process.env): ServiceConfig {
     usageFlushMs: integer(env, "KEYWARD_USAGE_FLUSH_MS", 1_000, 50, 60_000),
     usageMaxBuffer: integer(env, "KEYWARD_USAGE_MAX_BUFFER", 50_000, 100, 10_000_000),
     usageRetentionDays: integer(env, "KEYWARD_USAGE_RETENTION_DAYS", 90, 0, 36_500),
+    hardening: {
+      failedAttemptsLimit: integer(env, "KEYWARD_FAILED_ATTEMPTS_LIMIT", 100, 0, 1_000_000),
+      failedAttemptsWindowMs: integer(env, "KEYWARD_FAILED_ATTEMPTS_WINDOW_MS", 60_000, 1_000, 86_400_000),
+      headersTimeoutMs: integer(env, "KEYWARD_HEADERS_TIMEOUT_MS", 20_000, 100, 20_000),
+      requestTimeoutMs: integer(env, "KEYWARD_REQUEST_TIMEOUT_MS", 30_000, 100, 600_000),
+      maxConnectionsPerIp: integer(env, "KEYWARD_MAX_CONNECTIONS_PER_IP", 256, 0, 1_000_000),
+    },
     webhooks: {
       pollMs: integer(env, "KEYWARD_WEBHOOK_POLL_MS", 1_000, 20, 60_000),
       retryBaseMs: integer(env, "KEYWARD_WEBHOOK_RETRY_BASE_MS", 10_000, 10, 3_600_000),

@@ -23,6 +23,7 @@ export class ServiceMetrics {
   readonly verifyDuration: Histogram;
   readonly cacheEntries: Gauge<"kind">;
   readonly cacheLookups: Counter<"result">;
+  readonly failedAttemptRefusals: Counter;
   readonly storeErrors: Counter<"operation">;
   readonly webhookDeliveries: Counter<"outcome">;
   readonly limiterDecisions: Counter<"decision">;
@@ -55,6 +56,11 @@ export class ServiceMetrics {
       name: "keyward_cache_lookups_total",
       help: "Verification cache lookups: hit (fresh entry), negative_hit (remembered unknown key), miss (store read)",
       labelNames: ["result"],
+      registers,
+    });
+    this.failedAttemptRefusals = new Counter({
+      name: "keyward_failed_attempt_refusals_total",
+      help: "Verifications refused with 429 TOO_MANY_FAILED_ATTEMPTS, before any lookup, because the client address made too many failed attempts",
       registers,
     });
     this.storeErrors = new Counter({
@@ -136,6 +142,7 @@ export class ServiceMetrics {
       verified: (_code, seconds) => this.verifyDuration.observe(seconds),
       cacheLookup: (result: CacheLookupResult) => this.cacheLookups.inc({ result }),
       storeError: () => this.recordStoreError("lookup"),
+      failedAttemptRefused: () => this.failedAttemptRefusals.inc(),
     };
   }
 

@@ -1,8 +1,10 @@
 import type { Logger } from "pino";
 import { IpcRateLimiter, isClusterWorker } from "../cluster/ipc-rate-limiter.js";
 import { Keyward } from "../engine/keyward.js";
+import { FailedAttemptLimiter } from "../limits/failed-attempt-limiter.js";
 import { KeyLimitEnforcer } from "../limits/key-limit-enforcer.js";
 import { MemoryRateLimiter } from "../limits/memory-rate-limiter.js";
+import { RedisAttemptCounter } from "../limits/redis-attempt-counter.js";
 import { RedisRateLimiter } from "../limits/redis-rate-limiter.js";
 import type { Clock } from "../ports/clock.js";
 import type { RateLimiter } from "../ports/limits.js";
@@ -83,9 +85,31 @@ export function assembleKeyward(config: ServiceConfig, stores: Stores, parts: Se
     }),
     usage,
     usageStore: stores.usage,
+    failedAttempts: failedAttemptLimiter(config, logger),
     ...(metrics ? { observer: metrics.engineObserver() } : {}),
     ...(clock ? { clock } : {}),
   });
+}
+
+/**
+ * The failed-attempt throttle of `KEYWARD_FAILED_ATTEMPTS_*`, counted across instances through
+ * Redis in cluster mode (each instance counts alone while Redis cannot answer).
+ */
+function failedAttemptLimiter(config: ServiceConfig, logger: Logger | undefined): FailedAttemptLimiter | false {
+  const { failedAttemptsLimit: limit, failedAttemptsWindowMs: windowMs } = config.hardening;
+  if (limit === 0) return false;
+  const shared = config.redisUrl
+    ? new RedisAttemptCounter({
+        redis: config.redisUrl,
+        prefix: config.redisPrefix,
+        timeoutMs: config.redisTimeoutMs,
+        onModeChange: (mode, error) => {
+          if (mode === "shared") logger?.info({ mode }, "failed-attempt throttle: shared through Redis again");
+          else logger?.warn({ mode, err: error?.message }, "failed-attempt throttle: Redis unreachable, counting per instance");
+        },
+      })
+    : undefined;
+  return new FailedAttemptLimiter({ limit, windowMs, ...(shared ? { shared } : {}) });
 }
 
 /** Mints a key with the `admin` scope for the built-in `keyward` application. */

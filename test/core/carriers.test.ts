@@ -2,6 +2,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { type DistinctHeaders, extractCredential } from "../../src/core/carriers.js";
 import { generateApiKey } from "../../src/core/key-format.js";
+import { fuzz } from "../helpers/fuzz.js";
 
 const key = generateApiKey({ environment: "sandbox" });
 const other = generateApiKey({ environment: "production" });
@@ -83,7 +84,7 @@ describe("keys in URLs", () => {
 
 describe("robustness (property)", () => {
   it("arbitrary header values never throw", () => {
-    fc.assert(
+    fuzz(
       fc.property(
         fc.string({ maxLength: 300 }),
         fc.string({ maxLength: 300 }),
@@ -97,11 +98,74 @@ describe("robustness (property)", () => {
   });
 
   it("whatever surrounds it, a presented key is never altered inside", () => {
-    fc.assert(
+    fuzz(
       fc.property(fc.constantFrom(" ", "\t", ""), fc.constantFrom(" ", "\t", ""), (before, after) => {
         const result = extract({ authorization: `Bearer ${before}${key}${after}` });
         return result.kind === "key" && result.key === key;
       }),
     );
   });
+
+  const header = fc.oneof(
+    fc.string({ maxLength: 200 }),
+    fc.string({ unit: "grapheme", maxLength: 100 }),
+    fc.string({ unit: "binary", maxLength: 100 }),
+    fc.constantFrom("Bearer", "Basic", "ApiKey", "Bearer  ", "Basic =", "ApiKey \t"),
+    fc
+      .tuple(fc.constantFrom("Bearer", "bearer", "BASIC", "Basic", "ApiKey", "apiKEY", "Digest", ""), fc.string({ maxLength: 120 }))
+      .map(([scheme, rest]) => `${scheme} ${rest}`),
+    fc
+      .tuple(fc.string({ maxLength: 60 }), fc.string({ maxLength: 60 }), fc.boolean())
+      .map(([user, password, colon]) => `Basic ${Buffer.from(colon ? `${user}:${password}` : user, "latin1").toString("base64")}`),
+    fc.constant(key),
+  );
+  const values = fc.option(fc.oneof(header, fc.array(header, { maxLength: 3 })), { nil: undefined });
+
+  it("any headers, repeated or not, any query: never throws, and a key it gives is printable ASCII found verbatim in the input", () => {
+    fuzz(
+      fc.property(values, values, fc.string({ maxLength: 200 }), fc.boolean(), (authorization, apiKey, search, allowQueryKeys) => {
+        const headers: DistinctHeaders = { authorization, "x-api-key": apiKey };
+        const result = extract(headers, search, allowQueryKeys);
+        if (result.kind !== "key") return ["none", "error"].includes(result.kind);
+        const everything = [...[authorization, apiKey].flat(), decodeURIComponentSafe(search)].join("\n");
+        const decodedBasic = [authorization]
+          .flat()
+          .filter((v): v is string => typeof v === "string" && /^\s*basic\s/i.test(v))
+          .map((v) => Buffer.from(v.trim().slice(6).trim(), "base64").toString("latin1"))
+          .join(" ");
+        return /^[\x21-\x7e]+$/.test(result.key) && (everything.includes(result.key) || decodedBasic.includes(result.key));
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it("a key in any carrier, scheme in any case, with surrounding whitespace, gives the same key (property)", () => {
+    const scheme = (name: string) =>
+      fc
+        .array(fc.boolean(), { minLength: name.length, maxLength: name.length })
+        .map((upper) => [...name].map((c, i) => (upper[i] ? c.toUpperCase() : c.toLowerCase())).join(""));
+    const space = fc.constantFrom("", " ", "  ", "\t");
+    const carrier = fc.oneof(
+      fc.tuple(scheme("apikey"), space, space).map(([s, a, b]) => ({ authorization: `${a}${s} ${key}${b}` })),
+      fc.tuple(scheme("bearer"), space, space).map(([s, a, b]) => ({ authorization: `${a}${s}  ${key}${b}` })),
+      fc.tuple(space, space).map(([a, b]) => ({ "x-api-key": `${a}${key}${b}` })),
+      fc.tuple(scheme("basic"), fc.boolean()).map(([s, asUser]) => ({
+        authorization: `${s} ${Buffer.from(asUser ? `${key}:` : `:${key}`).toString("base64")}`,
+      })),
+    );
+    fuzz(
+      fc.property(carrier, (headers) => {
+        const result = extract(headers as DistinctHeaders);
+        return result.kind === "key" && result.key === key;
+      }),
+    );
+  });
 });
+
+function decodeURIComponentSafe(text: string): string {
+  try {
+    return `${text} ${new URLSearchParams(text).toString()} ${[...new URLSearchParams(text).values()].join(" ")}`;
+  } catch {
+    return text;
+  }
+}

@@ -5,6 +5,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { hashApiKey } from "../../src/core/hashing.js";
 import { API_KEY_PATTERN, computeKeyChecksum, formatKeyRef, generateApiKey, parseApiKey } from "../../src/core/key-format.js";
+import { fuzz } from "../helpers/fuzz.js";
 
 interface Vector {
   seed: number;
@@ -98,11 +99,11 @@ describe("parseApiKey (property tests)", () => {
     .map((environment) => generateApiKey({ environment: environment as "sandbox" | "production" }));
 
   it("round-trips every generated key", () => {
-    fc.assert(fc.property(anyKey, (key) => parseApiKey(key) !== null));
+    fuzz(fc.property(anyKey, (key) => parseApiKey(key) !== null));
   });
 
   it("rejects any single-character substitution", () => {
-    fc.assert(
+    fuzz(
       fc.property(anyKey, fc.nat(), fc.constantFrom(...base62, "_", "-", " "), (key, position, replacement) => {
         const at = position % key.length;
         fc.pre(key[at] !== replacement);
@@ -112,7 +113,7 @@ describe("parseApiKey (property tests)", () => {
   });
 
   it("rejects any deletion, insertion or truncation", () => {
-    fc.assert(
+    fuzz(
       fc.property(anyKey, fc.nat(), fc.constantFrom(...base62), (key, position, inserted) => {
         const at = position % key.length;
         return (
@@ -128,6 +129,22 @@ describe("parseApiKey (property tests)", () => {
     const foreign = generateApiKey({ prefix: "other", environment: "sandbox" });
     expect(parseApiKey(foreign, "kw")).toBeNull();
     expect(parseApiKey(foreign, "other")).not.toBeNull();
-    fc.assert(fc.property(fc.string({ maxLength: 200 }), (text) => parseApiKey(text) === null || API_KEY_PATTERN.test(text)));
+    fuzz(fc.property(fc.string({ maxLength: 200 }), (text) => parseApiKey(text) === null || API_KEY_PATTERN.test(text)));
+  });
+
+  it("any string, of any characters and length, is refused without throwing unless it is a well-formed key", () => {
+    const text = fc.oneof(
+      fc.string({ unit: "grapheme", maxLength: 120 }),
+      fc.string({ unit: "binary", maxLength: 120 }),
+      fc.string({ maxLength: 5_000 }),
+      fc.string({ unit: fc.constantFrom(...base62, "_"), minLength: 40, maxLength: 80 }).map((tail) => `kw_test_${tail}`),
+    );
+    fuzz(
+      fc.property(text, fc.constantFrom("kw", "other", "a1"), (candidate, prefix) => {
+        const parsed = parseApiKey(candidate, prefix);
+        return parsed === null || (API_KEY_PATTERN.test(candidate) && candidate.startsWith(`${prefix}_`));
+      }),
+      { numRuns: 500 },
+    );
   });
 });

@@ -12,7 +12,14 @@ export interface RawResponse {
  */
 export function rawRequest(
   url: string,
-  options: { method?: string; path?: string; headers?: Record<string, string | string[]>; body?: string | Buffer } = {},
+  options: {
+    method?: string;
+    path?: string;
+    headers?: Record<string, string | string[]>;
+    body?: string | Buffer;
+    /** The client's own address (e.g. `127.0.0.2`: Linux routes all of 127/8 to loopback), to act as another client. */
+    localAddress?: string;
+  } = {},
 ): Promise<RawResponse> {
   const target = new URL(options.path ?? "/", url);
   return new Promise((resolve, reject) => {
@@ -23,6 +30,7 @@ export function rawRequest(
         path: target.pathname + target.search,
         method: options.method ?? "GET",
         headers: options.headers,
+        ...(options.localAddress ? { localAddress: options.localAddress } : {}),
       },
       (res) => {
         const chunks: Buffer[] = [];

@@ -166,3 +166,19 @@ export async function createKeyOverHttp(
   if (response.status !== 201) throw new Error(`create failed: ${response.status} ${response.text}`);
   return response.json() as { key: string; id: string };
 }
+
+/** Wraps the real store so each digest lookup is reported: proves a refused key never reached it. */
+export function countDigestLookups(store: KeyStore, onLookup: () => void): KeyStore {
+  return new Proxy(store, {
+    get(target, property, receiver) {
+      if (property === "findKeyByDigest") {
+        return (digest: string) => {
+          onLookup();
+          return target.findKeyByDigest(digest);
+        };
+      }
+      const value = Reflect.get(target, property, receiver);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+}

@@ -3,7 +3,13 @@ import { Redis } from "ioredis";
 import { describe, expect, it } from "vitest";
 import { MemoryRateLimiter } from "../../src/limits/memory-rate-limiter.js";
 import { RedisRateLimiter } from "../../src/limits/redis-rate-limiter.js";
-import { ACQUIRE_SLOT_SCRIPT, COUNT_SLOTS_SCRIPT, PEEK_RATE_SCRIPT, RATE_SCRIPT } from "../../src/limits/redis-scripts.js";
+import {
+  ACQUIRE_SLOT_SCRIPT,
+  COUNT_SLOTS_SCRIPT,
+  FAILED_ATTEMPT_SCRIPT,
+  PEEK_RATE_SCRIPT,
+  RATE_SCRIPT,
+} from "../../src/limits/redis-scripts.js";
 import { backendsAvailable, REDIS_URL, uniqueRedisPrefix } from "../helpers/backends.js";
 import { rateLimiterContract } from "./rate-limiter.contract.js";
 
@@ -31,7 +37,7 @@ describe.runIf(haveBackends)("redis", () => {
   it("the scripts' SHAs are what Redis computes, so EVALSHA finds them", async () => {
     const redis = new Redis(REDIS_URL);
     try {
-      for (const script of [RATE_SCRIPT, PEEK_RATE_SCRIPT, ACQUIRE_SLOT_SCRIPT, COUNT_SLOTS_SCRIPT]) {
+      for (const script of [RATE_SCRIPT, PEEK_RATE_SCRIPT, ACQUIRE_SLOT_SCRIPT, COUNT_SLOTS_SCRIPT, FAILED_ATTEMPT_SCRIPT]) {
         expect(script.sha).toBe(createHash("sha1").update(script.lua).digest("hex"));
         expect(await redis.script("LOAD", script.lua)).toBe(script.sha);
       }

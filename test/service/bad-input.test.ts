@@ -1,30 +1,13 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import type { KeyStore } from "../../src/ports/key-store.js";
 import { rawRequest } from "../helpers/raw-http.js";
-import { createKeyOverHttp, jsonHeaders, startTestService, type TestService } from "../helpers/service.js";
+import { countDigestLookups, createKeyOverHttp, jsonHeaders, startTestService, type TestService } from "../helpers/service.js";
 
 let service: TestService;
 let storeLookups = 0;
 
-/** Counts digest lookups on the real store, to prove a rejected key never reached it. */
-function countingStore(store: KeyStore): KeyStore {
-  return new Proxy(store, {
-    get(target, property, receiver) {
-      if (property === "findKeyByDigest") {
-        return (digest: string) => {
-          storeLookups++;
-          return target.findKeyByDigest(digest);
-        };
-      }
-      const value = Reflect.get(target, property, receiver);
-      return typeof value === "function" ? value.bind(target) : value;
-    },
-  });
-}
-
 beforeEach(async () => {
   storeLookups = 0;
-  service = await startTestService({ wrapStore: countingStore });
+  service = await startTestService({ wrapStore: (store) => countDigestLookups(store, () => storeLookups++) });
 });
 afterEach(async () => {
   await service.close();

@@ -47,7 +47,7 @@ export function registerVerificationRoutes(app: FastifyInstance, ctx: ServiceCon
         tags: ["verification"],
         summary: "Verify a key for another service: always 200 with {valid, code}",
         body: VerifyKeyBody,
-        response: { 400: ProblemSchema, 401: ProblemSchema, 403: ProblemSchema },
+        response: { 400: ProblemSchema, 401: ProblemSchema, 403: ProblemSchema, 429: ProblemSchema },
       },
     },
     async (request, reply) => {
