@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { ManualClock } from "../../src/ports/clock.js";
+import type { LimitsSnapshot } from "../../src/ports/limits.js";
 import { createKeyOverHttp, jsonHeaders, startTestService, type TestService } from "../helpers/service.js";
 
 let service: TestService;
@@ -11,8 +12,12 @@ afterEach(async () => {
 });
 
 const authz = (key: string, scopes = "read") => service.call("/v1/authz", { headers: { "x-api-key": key, "x-keyward-scopes": scopes } });
-const introspect = async (key: string) =>
-  (await service.call("/v1/introspect", { headers: { "x-api-key": key } })).json() as Record<string, any>;
+/** What introspection answers about limits: every part present for the keys these tests create. */
+interface Introspection {
+  rate_limit: unknown;
+  limits: { [Part in keyof LimitsSnapshot]-?: NonNullable<LimitsSnapshot[Part]> };
+}
+const introspect = async (key: string) => (await service.call("/v1/introspect", { headers: { "x-api-key": key } })).json() as Introspection;
 const statuses = (responses: { status: number }[]) => responses.map((r) => r.status).sort();
 
 describe("rate limits over HTTP", () => {
@@ -58,7 +63,7 @@ describe("quotas over HTTP", () => {
     expect((await service.call("/v1/authz", { headers: { "x-api-key": key, "x-keyward-environment": "production" } })).status).toBe(403);
     const quota = (await introspect(key)).limits.quota;
     expect(quota).toMatchObject({ limit: 3, used: 0, remaining: 3 });
-    expect(Date.parse(quota.resets_at) - Date.now()).toBeLessThanOrEqual(86_400_000);
+    expect(Date.parse(String(quota.resets_at)) - Date.now()).toBeLessThanOrEqual(86_400_000);
   });
 
   it("a daily quota answers Retry-After up to the next UTC midnight", async () => {

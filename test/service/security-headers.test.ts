@@ -16,7 +16,11 @@ describe("CORS", () => {
     const response = await rawRequest(service.url, {
       method: "OPTIONS",
       path: "/v1/keys",
-      headers: { origin: "https://evil.example", "access-control-request-method": "POST", "access-control-request-headers": "authorization" },
+      headers: {
+        origin: "https://evil.example",
+        "access-control-request-method": "POST",
+        "access-control-request-headers": "authorization",
+      },
     });
     expect(Object.keys(response.headers).filter((name) => name.startsWith("access-control-"))).toEqual([]);
   });

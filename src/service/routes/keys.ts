@@ -2,7 +2,7 @@ import type { Static } from "@sinclair/typebox";
 import type { FastifyInstance } from "fastify";
 import { KeywardError } from "../../core/errors.js";
 import { toPublicKey } from "../../core/key-view.js";
-import type { KeyChanges, KeyRecord } from "../../core/model.js";
+import type { KeyChanges } from "../../core/model.js";
 import { findEscalatingScopes, findMissingScopes } from "../../core/scopes.js";
 import type { CreateKeyInput } from "../../engine/key-input.js";
 import type { ServiceContext } from "../context.js";
