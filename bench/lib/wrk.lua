@@ -1,11 +1,15 @@
 -- Drives one bench target. Arguments after `--`: a file of keys (one a line), and a mode:
 --   header  GET with X-API-Key: <key>           (middleware targets, /v1/authz, bare baselines)
 --   verify  POST {"key": <key>} with the admin key of the file named by the third argument
--- Keys are picked at random from the file, so a large set is spread over the whole run.
+-- and an order (fourth argument): `random` (default) picks each key at random from the file;
+-- `seq` walks the file in order from the line after the fifth argument (an offset), so a
+-- warm-up in a few steps sees every key once.
 local keys = {}
 local count = 0
 local mode = "header"
 local admin = nil
+local sequential = false
+local index = 0
 
 function init(args)
   for line in io.lines(args[1]) do
@@ -20,11 +24,19 @@ function init(args)
       if #line > 0 then admin = line break end
     end
   end
+  sequential = args[4] == "seq"
+  index = tonumber(args[5] or "0") % count
   math.randomseed(os.time() + count)
 end
 
 function request()
-  local key = keys[math.random(count)]
+  local key
+  if sequential then
+    index = index % count + 1
+    key = keys[index]
+  else
+    key = keys[math.random(count)]
+  end
   if mode == "verify" then
     return wrk.format("POST", nil, { ["Authorization"] = "Bearer " .. admin, ["Content-Type"] = "application/json" },
       '{"key":"' .. key .. '"}')

@@ -6,7 +6,7 @@
 import { fileURLToPath } from "node:url";
 import { startServer } from "../lib/proc.js";
 import { summarize } from "../lib/stats.js";
-import { runWrk } from "../lib/wrk.js";
+import { runWrk, warmUp } from "../lib/wrk.js";
 
 const TARGET_SERVER = fileURLToPath(new URL("../servers/http-target.js", import.meta.url));
 const KEYWARD_BIN = fileURLToPath(new URL("../../bin/keyward.js", import.meta.url));
@@ -73,7 +73,10 @@ export async function runHttp(ctx) {
       try {
         const url = `http://127.0.0.1:${server.port}${target.path}`;
         const wrkBase = { url, connections: opts.connections, mode: target.wrkMode ?? "header", adminFile: fix.adminFile, cores: "1" };
-        await runWrk({ ...wrkBase, seconds: opts.warmup, keysFile: files.rotating });
+        // Warm-up walks every key once (a running server has its active keys cached), then measures.
+        await warmUp({ ...wrkBase, keysFile: files.rotating }, target.name.startsWith("bare-") ? 0 : fix.count, {
+          stepSeconds: opts.warmup,
+        });
         for (const mode of target.modes) {
           const result = await runWrk({ ...wrkBase, seconds: opts.duration, keysFile: files[mode] });
           const id = `${target.name} | ${mode}`;

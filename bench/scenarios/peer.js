@@ -4,7 +4,7 @@ import { rmSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { startServer } from "../lib/proc.js";
 import { summarize } from "../lib/stats.js";
-import { runWrk } from "../lib/wrk.js";
+import { runWrk, warmUp } from "../lib/wrk.js";
 
 const PEER_SERVER = fileURLToPath(new URL("../peers/better-auth-server.mjs", import.meta.url));
 const KEYWARD_NODE = fileURLToPath(new URL("../servers/http-target.js", import.meta.url));
@@ -43,7 +43,8 @@ export async function runPeer(ctx) {
       }
       try {
         const base = { url: `http://127.0.0.1:${server.port}/`, connections: opts.connections, keysFile, cores: "1" };
-        await runWrk({ ...base, seconds: opts.warmup });
+        if (item.keyward) await warmUp(base, fix.count, { stepSeconds: opts.warmup });
+        else await runWrk({ ...base, seconds: opts.warmup });
         const result = await runWrk({ ...base, seconds: opts.duration });
         samples.get(item.id).push(result);
         ctx.log(

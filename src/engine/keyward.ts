@@ -1,8 +1,16 @@
 import { isIpAllowed } from "../core/cidr.js";
 import { KeywardError } from "../core/errors.js";
 import { type HashSecret, hashApiKey } from "../core/hashing.js";
-import { DEFAULT_KEY_PREFIX, type Environment, formatKeyRef, generateApiKey, isValidKeyPrefix, parseApiKey } from "../core/key-format.js";
-import { toVerifiedKey, type VerifiedKey } from "../core/key-view.js";
+import {
+  DEFAULT_KEY_PREFIX,
+  type Environment,
+  formatKeyRef,
+  generateApiKey,
+  isValidKeyPrefix,
+  MAX_KEY_LENGTH,
+  parseApiKey,
+} from "../core/key-format.js";
+import type { VerifiedKey } from "../core/key-view.js";
 import { computeKeyStatus, type KeyChanges, type KeyRecord, type OwnerRecord, type OwnerRef, type RequestContext } from "../core/model.js";
 import type { DenialCode } from "../core/outcomes.js";
 import { cryptoRandomBytes, generateId, type RandomBytes } from "../core/random.js";
@@ -105,6 +113,7 @@ export class Keyward {
   private readonly usage: UsageRecorder;
   private readonly random: RandomBytes;
   private readonly inflight = new Map<string, Promise<CachedKey | null>>();
+  private tokenCheck: Promise<void> | null = null;
   private readonly invalidationListeners: ((message: InvalidationMessage) => void)[] = [];
 
   constructor(options: KeywardOptions) {
@@ -134,12 +143,18 @@ export class Keyward {
 
   private async decide(presented: string | undefined | null, options: VerifyOptions, now: number): Promise<VerifyResult> {
     if (!presented) return { valid: false, code: "MISSING" };
-    // Format and checksum first: a typo, a truncated key or a foreign prefix never reaches storage.
-    if (!parseApiKey(presented, this.prefix)) return { valid: false, code: "MALFORMED" };
-    const entry = await this.lookup(presented, now);
-    if (!entry) return { valid: false, code: "NOT_FOUND" };
+    // A fresh cache entry under this digest was fetched for this very string after it passed the
+    // format check, so a hit skips the check; anything longer than a key is never hashed.
+    const digest = presented.length <= MAX_KEY_LENGTH ? hashApiKey(presented, this.hashSecrets[0]) : "";
+    let entry = digest ? this.cachedEntry(digest, now) : undefined;
+    if (!entry) {
+      // Format and checksum first: a typo, a truncated key or a foreign prefix never reaches storage.
+      if (!parseApiKey(presented, this.prefix)) return { valid: false, code: "MALFORMED" };
+      entry = (await this.lookup(presented, digest, now)) ?? undefined;
+      if (!entry) return { valid: false, code: "NOT_FOUND" };
+    }
     const { key, ownerDisabled } = entry.lookup;
-    const view = toVerifiedKey(key);
+    const view = entry.view;
     const deny = (code: DenialCode, extra: Partial<Extract<VerifyResult, { valid: false }>> = {}): VerifyResult => ({
       valid: false,
       code,
@@ -181,10 +196,9 @@ export class Keyward {
    * down, a key verified within the stale window keeps working; an unknown key gets
    * STORE_UNAVAILABLE (503), never NOT_FOUND, so clients do not rotate keys for an outage.
    */
-  private async lookup(presented: string, now: number): Promise<CachedKey | null> {
-    const digest = hashApiKey(presented, this.hashSecrets[0]);
+  private async lookup(presented: string, digest: string, now: number): Promise<CachedKey | null> {
     const cached = this.cache.get(digest);
-    if (cached && now - cached.fetchedAt < this.cache.maxAgeMs) return cached;
+    if (cached && (now - cached.fetchedAt < this.cache.maxAgeMs || (await this.renewByChangeToken(cached, now)))) return cached;
     if (!cached && this.cache.isKnownMissing(digest, now)) return null;
     let pending = this.inflight.get(digest);
     if (!pending) {
@@ -197,6 +211,38 @@ export class Keyward {
       if (cached && now - cached.fetchedAt < this.cache.staleWindowMs) return cached;
       throw new KeywardError("STORE_UNAVAILABLE", "the key store cannot be reached", { retryAfterSeconds: 5, cause: error });
     }
+  }
+
+  /** A usable cache entry, without I/O; keeps the store's change token read while traffic flows. */
+  private cachedEntry(digest: string, now: number): CachedKey | undefined {
+    if (this.store.changeToken && this.cache.maxAgeMs > 0 && this.cache.changeTokenDue(now)) {
+      this.checkChangeToken().catch(() => {});
+    }
+    return this.cache.fresh(digest, now);
+  }
+
+  /** An entry past its maximum age is renewed, not re-read, when the store's change token has not moved. */
+  private async renewByChangeToken(entry: CachedKey, now: number): Promise<boolean> {
+    if (!this.store.changeToken || this.cache.maxAgeMs <= 0) return false;
+    if (this.cache.renew(entry, now)) return true;
+    try {
+      await this.checkChangeToken();
+    } catch {
+      return false;
+    }
+    return this.cache.renew(entry, now);
+  }
+
+  /** Reads the store's change token, one read at a time. */
+  private checkChangeToken(): Promise<void> {
+    this.tokenCheck ??= (async () => {
+      const startedAt = this.clock.now();
+      const token = await (this.store.changeToken as () => Promise<number | string>)();
+      this.cache.noteChangeToken(token, startedAt, this.clock.now());
+    })().finally(() => {
+      this.tokenCheck = null;
+    });
+    return this.tokenCheck;
   }
 
   private async fetch(presented: string, digest: string, now: number): Promise<CachedKey | null> {
