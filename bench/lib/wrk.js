@@ -41,7 +41,7 @@ export async function runWrk({
  * Warms a server up by walking `keyCount` keys in order, in steps of `stepSeconds`, until every
  * key was sent once (a running server has its active keys cached) or `maxSeconds` passed.
  */
-export async function warmUp(options, keyCount, { stepSeconds = 2, maxSeconds = 60 } = {}) {
+export async function warmUp(options, keyCount, { stepSeconds = 2, maxSeconds = 45 } = {}) {
   let sent = 0;
   let spent = 0;
   do {

@@ -1,5 +1,5 @@
 // Item 2: HTTP on loopback. wrk (one thread, 64 connections) on core 1; the server alone on core 0.
-// Each target is started fresh in every run, warmed with rotating keys, then measured per key mode:
+// Each target is started once, warmed by walking every key, then measured in every run per key mode:
 //   rotating  valid keys picked at random from the whole seeded set (100k by default)
 //   hot       one valid key on every request
 //   invalid   well-formed keys that no store holds (NOT_FOUND; a flood of distinct random keys)
@@ -46,6 +46,16 @@ export const HTTP_TARGETS = [
   },
 ];
 
+function wrkOptions(target, server, fix, opts) {
+  return {
+    url: `http://127.0.0.1:${server.port}${target.path}`,
+    connections: opts.connections,
+    mode: target.wrkMode ?? "header",
+    adminFile: fix.adminFile,
+    cores: "1",
+  };
+}
+
 function startTarget(target, fix) {
   if (target.serve) {
     const args = [KEYWARD_BIN, "serve", "--port", "0", "--host", "127.0.0.1"];
@@ -67,18 +77,25 @@ export async function runHttp(ctx) {
   const files = { rotating: fix.keysFile, hot: fix.hotFile, invalid: unknownFile };
   const targets = HTTP_TARGETS.filter((t) => !opts.targets || opts.targets.some((f) => t.name.includes(f)));
   const samples = new Map();
-  for (let run = 1; run <= opts.runs; run++) {
+  // Every target is started and warmed once (an idle server costs no CPU), then measured once per
+  // run, interleaved with the others, so slow drift in the machine's load spreads over all of them.
+  const servers = new Map();
+  try {
     for (const target of targets) {
       const server = await startTarget(target, fix);
-      try {
-        const url = `http://127.0.0.1:${server.port}${target.path}`;
-        const wrkBase = { url, connections: opts.connections, mode: target.wrkMode ?? "header", adminFile: fix.adminFile, cores: "1" };
-        // Warm-up walks every key once (a running server has its active keys cached), then measures.
-        await warmUp({ ...wrkBase, keysFile: files.rotating }, target.name.startsWith("bare-") ? 0 : fix.count, {
-          stepSeconds: opts.warmup,
-        });
+      servers.set(target.name, server);
+      const base = wrkOptions(target, server, fix, opts);
+      // Walk every key once (a running server has its active keys cached). With several workers
+      // the connections are spread over them, so each worker has seen only its share of the keys.
+      const keysToWarm = target.name.startsWith("bare-") ? 0 : fix.count;
+      const warm = await warmUp({ ...base, keysFile: files.rotating }, keysToWarm, { stepSeconds: opts.warmup });
+      ctx.log(`  ${target.name}: warmed with ${warm.sent} requests in ${warm.seconds} s`);
+    }
+    for (let run = 1; run <= opts.runs; run++) {
+      for (const target of targets) {
+        const base = wrkOptions(target, servers.get(target.name), fix, opts);
         for (const mode of target.modes) {
-          const result = await runWrk({ ...wrkBase, seconds: opts.duration, keysFile: files[mode] });
+          const result = await runWrk({ ...base, seconds: opts.duration, keysFile: files[mode] });
           const id = `${target.name} | ${mode}`;
           if (!samples.has(id)) samples.set(id, { target, mode, runs: [] });
           samples.get(id).runs.push(result);
@@ -87,10 +104,10 @@ export async function runHttp(ctx) {
               (result.statusErrors ? ` (${result.statusErrors} 4xx/5xx)` : ""),
           );
         }
-      } finally {
-        await server.stop();
       }
     }
+  } finally {
+    for (const server of servers.values()) await server.stop();
   }
   const rows = [...samples.values()].map(({ target, mode, runs }) => {
     // POST /v1/keys/verify answers 200 {valid:false} for a bad key; everywhere else a bad key is 401.

@@ -18,7 +18,8 @@ export async function runPeer(ctx) {
     { id: "keyward/node guard (same node:http shape)", keyward: true },
   ];
   const samples = new Map(items.map((i) => [i.id, []]));
-  for (let run = 1; run <= opts.runs; run++) {
+  const servers = new Map();
+  try {
     for (const item of items) {
       let server;
       let keysFile = fix.keysFile;
@@ -41,20 +42,24 @@ export async function runPeer(ctx) {
           env: { BENCH_PEER_KEYS: String(opts.peerKeys), BENCH_PEER_KEYS_FILE: keysFile, BENCH_PEER_DB: db },
         });
       }
-      try {
-        const base = { url: `http://127.0.0.1:${server.port}/`, connections: opts.connections, keysFile, cores: "1" };
-        if (item.keyward) await warmUp(base, fix.count, { stepSeconds: opts.warmup });
-        else await runWrk({ ...base, seconds: opts.warmup });
-        const result = await runWrk({ ...base, seconds: opts.duration });
+      const base = { url: `http://127.0.0.1:${server.port}/`, connections: opts.connections, keysFile, cores: "1" };
+      servers.set(item.id, { server, base });
+      // Keyward is warmed by walking every key once; the peer has no cache to warm, only its JIT.
+      if (item.keyward) await warmUp(base, fix.count, { stepSeconds: opts.warmup });
+      else await runWrk({ ...base, seconds: opts.warmup });
+    }
+    for (let run = 1; run <= opts.runs; run++) {
+      for (const item of items) {
+        const result = await runWrk({ ...servers.get(item.id).base, seconds: opts.duration });
         samples.get(item.id).push(result);
         ctx.log(
           `  ${item.id} run ${run}/${opts.runs}: ${Math.round(result.rps)} req/s p99 ${result.p99Ms.toFixed(2)} ms` +
             (result.statusErrors ? ` (${result.statusErrors} 4xx/5xx)` : ""),
         );
-      } finally {
-        await server.stop();
       }
     }
+  } finally {
+    for (const { server } of servers.values()) await server.stop();
   }
   const rows = items.map((item) => {
     const runs = samples.get(item.id);

@@ -3,7 +3,7 @@ import type { MiddlewareHandler } from "hono";
 import type { DistinctHeaders } from "../core/carriers.js";
 import type { VerifiedKey } from "../core/key-view.js";
 import { authenticateRequest, type EdgeOptions, type RouteRequirement, type Verifier } from "./http-edge.js";
-import { releaseWhenDone } from "./node-http.js";
+import { readCarrierHeaders, releaseWhenDone } from "./node-http.js";
 import { PROBLEM_CONTENT_TYPE } from "./problem.js";
 
 export type { VerifiedKey } from "../core/key-view.js";
@@ -14,7 +14,7 @@ export type KeywardVariables = { apiKey: VerifiedKey | undefined };
 
 /** Fetch `Headers` join repeated values; on @hono/node-server the Node request keeps them apart. */
 function readHeaders(raw: Request, incoming: IncomingMessage | undefined): DistinctHeaders {
-  if (incoming?.headersDistinct) return incoming.headersDistinct;
+  if (incoming?.rawHeaders) return readCarrierHeaders(incoming);
   const headers: DistinctHeaders = {};
   raw.headers.forEach((value, name) => {
     headers[name] = [value];

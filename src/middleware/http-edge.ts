@@ -124,11 +124,12 @@ export async function authenticateRequest<R extends VerifierResult>(
   else if (extracted.kind === "error") result = { valid: false, code: "MALFORMED" };
   else {
     try {
+      // One literal, no spreads: this runs on every request (absent fields are undefined, which verify treats as unset).
       result = await keyward.verify(extracted.key, {
-        ...(requirement.scopes ? { scopes: requirement.scopes } : {}),
-        ...(requirement.environment ? { environment: requirement.environment } : {}),
-        ...(request.ip ? { ip: request.ip } : {}),
-        ...(requirement.skipLimits ? { skipLimits: true } : {}),
+        scopes: requirement.scopes,
+        environment: requirement.environment,
+        ip: request.ip || undefined,
+        skipLimits: requirement.skipLimits,
       });
     } catch (error) {
       if (isKeywardError(error) && error.code === "STORE_UNAVAILABLE") {

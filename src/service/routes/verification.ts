@@ -4,6 +4,7 @@ import type { Environment } from "../../core/key-format.js";
 import { toPublicKey, type VerifiedKey } from "../../core/key-view.js";
 import { isValidScope } from "../../core/scopes.js";
 import { authenticateRequest, rateLimitHeaders } from "../../middleware/http-edge.js";
+import { readCarrierHeaders } from "../../middleware/node-http.js";
 import { buildProblem, PROBLEM_CONTENT_TYPE } from "../../middleware/problem.js";
 import { rawSearch } from "../auth.js";
 import type { ServiceContext } from "../context.js";
@@ -89,7 +90,7 @@ export function registerVerificationRoutes(app: FastifyInstance, ctx: ServiceCon
       }
       const decision = await authenticateRequest(
         keyward,
-        { headers: request.raw.headersDistinct, search: rawSearch(request), ip: request.ip, requestId: request.id },
+        { headers: readCarrierHeaders(request.raw), search: rawSearch(request), ip: request.ip, requestId: request.id },
         { scopes, ...(environment ? { environment } : {}) },
         { realm: ctx.config.realm, allowQueryKeys: ctx.config.allowQueryKeys },
       );
