@@ -48,7 +48,7 @@ export function evaluateTargets(results) {
     const largest = rows.reduce((a, b) => (!a || b.keys > a.keys ? b : a), undefined);
     const label = store === "sqlite" ? "SQLite" : "PostgreSQL";
     add(
-      `verify latency, ${label}, ${largest ? largest.keys.toLocaleString("en-US") : "largest"} keys vs smallest`,
+      `verify latency (p50), ${label}, ${largest ? largest.keys.toLocaleString("en-US") : "largest"} keys vs smallest`,
       "within 15%",
       largest && rows.length > 1 ? `${((largest.ratioToSmallest - 1) * 100).toFixed(1)}%` : undefined,
       largest ? largest.ratioToSmallest <= 1.15 : null,

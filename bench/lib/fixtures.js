@@ -33,7 +33,7 @@ export class Fixtures {
    * `admin`, one more key holding `keys:verify` (for POST /v1/keys/verify) in its own file.
    */
   sqlite(count, options = {}) {
-    const name = `sqlite-${count}${options.tag ? `-${options.tag}` : ""}`;
+    const name = `sqlite-${count}${options.tag ? `-${options.tag}` : ""}${options.admin ? "-admin" : ""}`;
     return this.memo(name, async () => {
       const started = performance.now();
       const keys = buildKeys(count, options.keyOptions);

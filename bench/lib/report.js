@@ -63,7 +63,7 @@ export function renderReport(report) {
     out.push("", "## Scale: verify latency from the store (cache bypassed)", "");
     out.push(
       table(
-        ["store, keys", "mean µs", "p50 µs", "p99 µs", "vs smallest"],
+        ["store, keys", "mean µs", "p50 µs", "p99 µs", "p50 vs smallest"],
         results.scale.latency.map((r) => [
           r.name,
           range(r.meanUs, (v) => fixed(v, 1)),
