@@ -27,8 +27,14 @@ export function readCarrierHeaders(req: Pick<IncomingMessage, "rawHeaders" | "he
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const name = raw[i] as string;
     // Compare lengths first: most headers are neither, and lower-casing them is the cost.
-    if (name.length === 13 && name.toLowerCase() === "authorization") (authorization ??= []).push(raw[i + 1] as string);
-    else if (name.length === 9 && name.toLowerCase() === "x-api-key") (apiKey ??= []).push(raw[i + 1] as string);
+    const value = raw[i + 1] as string;
+    if (name.length === 13 && name.toLowerCase() === "authorization") {
+      if (authorization) authorization.push(value);
+      else authorization = [value];
+    } else if (name.length === 9 && name.toLowerCase() === "x-api-key") {
+      if (apiKey) apiKey.push(value);
+      else apiKey = [value];
+    }
   }
   return { authorization, "x-api-key": apiKey };
 }
