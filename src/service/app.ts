@@ -6,6 +6,7 @@ import type { Keyward } from "../engine/keyward.js";
 import type { ServiceConfig } from "./config.js";
 import { createServiceContext, type ServiceContext } from "./context.js";
 import { installErrorHandling } from "./errors.js";
+import { lazyChildLoggerFactory } from "./logger.js";
 import type { ServiceMetrics } from "./metrics.js";
 import { registerAuditRoutes } from "./routes/audit.js";
 import { registerKeyRoutes } from "./routes/keys.js";
@@ -34,6 +35,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     loggerInstance: options.logger,
     // Per-request access lines are off by default: they cost throughput on the verify path.
     logController: new LogController({ disableRequestLogging: !config.logRequests }),
+    childLoggerFactory: (logger, bindings, childOptions) => lazyChildLoggerFactory(logger as Logger, bindings, childOptions),
     bodyLimit: config.bodyLimitBytes,
     trustProxy: config.trustProxy.length > 0 ? config.trustProxy : false,
     onProtoPoisoning: "error",

@@ -23,6 +23,28 @@ function verifiedKeyJson(key: VerifiedKey) {
   };
 }
 
+// The engine hands out one frozen view per cached key, so its identity headers are built once per fetch, not per request.
+const identityHeaderCache = new WeakMap<VerifiedKey, Record<string, string>>();
+
+/** What forward auth tells the proxy about the caller: `X-Keyward-Key-Id`, `-Owner`, `-Scopes`, `-Environment`. */
+function identityHeaders(key: VerifiedKey): Record<string, string> {
+  let headers = identityHeaderCache.get(key);
+  if (!headers) {
+    headers = {
+      "x-keyward-key-id": key.id,
+      "x-keyward-owner": `${key.owner.type}:${key.owner.id}`,
+      "x-keyward-scopes": key.scopes.join(" "),
+      "x-keyward-environment": key.environment,
+    };
+    identityHeaderCache.set(key, headers);
+  }
+  return headers;
+}
+
+function headerValue(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value.join(",") : value;
+}
+
 function splitScopes(raw: string | undefined): string[] {
   if (!raw) return [];
   return raw
@@ -76,12 +98,8 @@ export function registerVerificationRoutes(app: FastifyInstance, ctx: ServiceCon
       querystring: AuthzQuery,
     },
     handler: async (request, reply) => {
-      const header = (name: string) => {
-        const value = request.headers[name];
-        return Array.isArray(value) ? value.join(",") : value;
-      };
-      const scopes = splitScopes(header("x-keyward-scopes") ?? request.query.scopes);
-      const environment = (header("x-keyward-environment") ?? request.query.environment) as Environment | undefined;
+      const scopes = splitScopes(headerValue(request.headers["x-keyward-scopes"]) ?? request.query.scopes);
+      const environment = (headerValue(request.headers["x-keyward-environment"]) ?? request.query.environment) as Environment | undefined;
       if (scopes.some((scope) => !isValidScope(scope)) || (environment && environment !== "sandbox" && environment !== "production")) {
         return reply
           .code(400)
@@ -106,13 +124,8 @@ export function registerVerificationRoutes(app: FastifyInstance, ctx: ServiceCon
       }
       const caller = decision.result;
       caller.release?.();
-      reply.headers({
-        "x-keyward-key-id": caller.key.id,
-        "x-keyward-owner": `${caller.key.owner.type}:${caller.key.owner.id}`,
-        "x-keyward-scopes": caller.key.scopes.join(" "),
-        "x-keyward-environment": caller.key.environment,
-        ...rateLimitHeaders(caller.rateLimit),
-      });
+      reply.headers(identityHeaders(caller.key));
+      if (caller.rateLimit) reply.headers(rateLimitHeaders(caller.rateLimit));
       return reply.code(200).send();
     },
   });
