@@ -42,7 +42,8 @@ interface ChangeTokenState {
  * previous one; when the current one is full, the previous one is dropped and the current one
  * becomes it. A hit is one Map lookup, with no list to reorder, which is what the verify path
  * pays on every request. Every entry used within the last `generationSize` distinct insertions
- * is kept; at most 2 × `generationSize` are held.
+ * is kept; at most 2 × (`generationSize` + 1) are held. A working set that fits one generation
+ * never moves.
  */
 export class GenerationCache<V> {
   private current = new Map<string, V>();
@@ -91,7 +92,7 @@ export class GenerationCache<V> {
 
   private insert(key: string, value: V): void {
     this.current.set(key, value);
-    if (this.current.size < this.generationSize) return;
+    if (this.current.size <= this.generationSize) return;
     if (this.onDrop) for (const dropped of this.previous.values()) this.onDrop(dropped);
     this.previous = this.current;
     this.current = new Map();
