@@ -22,6 +22,14 @@ function readHeaders(raw: Request, incoming: IncomingMessage | undefined): Disti
   return headers;
 }
 
+/** The query string without `?` (and without a fragment), with no `URL` parsed per request. */
+function rawSearch(url: string): string {
+  const question = url.indexOf("?");
+  if (question < 0) return "";
+  const hash = url.indexOf("#", question);
+  return hash < 0 ? url.slice(question + 1) : url.slice(question + 1, hash);
+}
+
 /**
  * Keyward for Hono. `require(requirement)` protects a route and sets `c.get("apiKey")`.
  * On @hono/node-server it reads repeated headers and the client address from the Node request.
@@ -35,10 +43,9 @@ export function keywardHono(verifier: Verifier, options: EdgeOptions = {}) {
     require(requirement: RouteRequirement = {}): MiddlewareHandler<{ Variables: KeywardVariables }> {
       return async function keywardHonoMiddleware(c, next) {
         const env = c.env as { incoming?: IncomingMessage; outgoing?: ServerResponse } | undefined;
-        const url = new URL(c.req.url);
         const decision = await authenticateRequest(
           verifier,
-          { headers: readHeaders(c.req.raw, env?.incoming), search: url.search.slice(1), ip: env?.incoming?.socket.remoteAddress },
+          { headers: readHeaders(c.req.raw, env?.incoming), search: rawSearch(c.req.url), ip: env?.incoming?.socket.remoteAddress },
           requirement,
           options,
         );
