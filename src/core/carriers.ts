@@ -96,11 +96,27 @@ function findQueryKey(search: string, prefix: string): { found: boolean; key?: s
 }
 
 /**
+ * The common case, answered without the general walk: one `X-API-Key` value that is a
+ * well-formed token, no `Authorization` and no query string. Null sends the request down the
+ * general path (which gives the same answer for this case, only slower).
+ */
+function extractSingleApiKeyHeader(headers: DistinctHeaders, search: string): ExtractedCredential | null {
+  if (search !== "" || headers.authorization !== undefined) return null;
+  const raw = headers["x-api-key"];
+  const value = Array.isArray(raw) ? (raw.length === 1 ? raw[0] : undefined) : raw;
+  if (value === undefined || value.length > MAX_CARRIER_LENGTH || value.includes(",")) return null;
+  const parsed = parseToken(value.trim());
+  return parsed.ok ? { kind: "key", key: parsed.key, carrier: "x-api-key" } : null;
+}
+
+/**
  * Reads the key a request presents, by the precedence of PRODUCT.md §3: `Authorization: ApiKey`,
  * `Authorization: Bearer`, `X-API-Key`, `Authorization: Basic`. Two different keys, or a repeated
  * carrier header, are ambiguous. `search` is the raw query string (without `?`).
  */
 export function extractCredential(headers: DistinctHeaders, search: string, options: ExtractOptions): ExtractedCredential {
+  const fast = extractSingleApiKeyHeader(headers, search);
+  if (fast !== null) return fast;
   const authorization = headerValues(headers, "authorization");
   const apiKeyHeader = headerValues(headers, "x-api-key");
   if (authorization.length > 1 || apiKeyHeader.length > 1) return { kind: "error", code: "AMBIGUOUS_CREDENTIALS" };

@@ -1,8 +1,16 @@
 import { isIpAllowed } from "../core/cidr.js";
 import { KeywardError } from "../core/errors.js";
 import { type HashSecret, hashApiKey } from "../core/hashing.js";
-import { DEFAULT_KEY_PREFIX, type Environment, formatKeyRef, generateApiKey, isValidKeyPrefix, parseApiKey } from "../core/key-format.js";
-import { toVerifiedKey, type VerifiedKey } from "../core/key-view.js";
+import {
+  DEFAULT_KEY_PREFIX,
+  type Environment,
+  formatKeyRef,
+  generateApiKey,
+  isValidKeyPrefix,
+  MAX_KEY_LENGTH,
+  parseApiKey,
+} from "../core/key-format.js";
+import type { VerifiedKey } from "../core/key-view.js";
 import {
   type AuditEvent,
   computeKeyStatus,
@@ -139,6 +147,7 @@ export class Keyward {
   private readonly usageStore: UsageStore | undefined;
   private readonly random: RandomBytes;
   private readonly inflight = new Map<string, Promise<CachedKey | null>>();
+  private tokenCheck: Promise<void> | null = null;
   private readonly invalidationListeners: ((message: InvalidationMessage) => void)[] = [];
   private readonly committedListeners: CommittedListener[] = [];
   private readonly observer: EngineObserver;
@@ -178,20 +187,27 @@ export class Keyward {
 
   private async decide(presented: string | undefined | null, options: VerifyOptions, now: number): Promise<VerifyResult> {
     if (!presented) return { valid: false, code: "MISSING" };
-    // Format and checksum first: a typo, a truncated key or a foreign prefix never reaches storage.
-    if (!parseApiKey(presented, this.prefix)) {
-      this.refuseIfBlocked(options.ip, now);
-      this.failedAttempts?.charge(options.ip, now);
-      await this.failedAttempts?.confirm(options.ip, now);
-      return { valid: false, code: "MALFORMED" };
-    }
-    const entry = await this.lookup(presented, now, options.ip);
-    if (!entry) {
-      await this.failedAttempts?.confirm(options.ip, now);
-      return { valid: false, code: "NOT_FOUND" };
+    // A fresh cache entry under this digest was fetched for this very string after it passed the
+    // format check, so a hit skips the check; anything longer than a key is never hashed.
+    const digest = presented.length <= MAX_KEY_LENGTH ? hashApiKey(presented, this.hashSecrets[0]) : "";
+    let entry = digest ? this.cachedEntry(digest, now) : undefined;
+    if (entry) this.observer.cacheLookup("hit");
+    else {
+      // Format and checksum first: a typo, a truncated key or a foreign prefix never reaches storage.
+      if (!parseApiKey(presented, this.prefix)) {
+        this.refuseIfBlocked(options.ip, now);
+        this.failedAttempts?.charge(options.ip, now);
+        await this.failedAttempts?.confirm(options.ip, now);
+        return { valid: false, code: "MALFORMED" };
+      }
+      entry = (await this.lookup(presented, digest, now, options.ip)) ?? undefined;
+      if (!entry) {
+        await this.failedAttempts?.confirm(options.ip, now);
+        return { valid: false, code: "NOT_FOUND" };
+      }
     }
     const { key, ownerDisabled } = entry.lookup;
-    const view = toVerifiedKey(key);
+    const view = entry.view;
     const deny = (code: DenialCode, extra: Partial<Extract<VerifyResult, { valid: false }>> = {}): VerifyResult => ({
       valid: false,
       code,
@@ -238,10 +254,9 @@ export class Keyward {
    * down, a key verified within the stale window keeps working; an unknown key gets
    * STORE_UNAVAILABLE (503), never NOT_FOUND, so clients do not rotate keys for an outage.
    */
-  private async lookup(presented: string, now: number, ip: string | undefined): Promise<CachedKey | null> {
-    const digest = hashApiKey(presented, this.hashSecrets[0]);
+  private async lookup(presented: string, digest: string, now: number, ip: string | undefined): Promise<CachedKey | null> {
     const cached = this.cache.get(digest);
-    if (cached && now - cached.fetchedAt < this.cache.maxAgeMs) {
+    if (cached && (now - cached.fetchedAt < this.cache.maxAgeMs || (await this.renewByChangeToken(cached, now)))) {
       this.observer.cacheLookup("hit");
       return cached;
     }
@@ -284,6 +299,38 @@ export class Keyward {
         retryAfterSeconds: Math.max(1, Math.ceil(waitMs / 1000)),
       });
     }
+  }
+
+  /** A usable cache entry, without I/O; keeps the store's change token read while traffic flows. */
+  private cachedEntry(digest: string, now: number): CachedKey | undefined {
+    if (this.store.changeToken && this.cache.maxAgeMs > 0 && this.cache.changeTokenDue(now)) {
+      this.checkChangeToken().catch(() => {});
+    }
+    return this.cache.fresh(digest, now);
+  }
+
+  /** An entry past its maximum age is renewed, not re-read, when the store's change token has not moved. */
+  private async renewByChangeToken(entry: CachedKey, now: number): Promise<boolean> {
+    if (!this.store.changeToken || this.cache.maxAgeMs <= 0) return false;
+    if (this.cache.renew(entry, now)) return true;
+    try {
+      await this.checkChangeToken();
+    } catch {
+      return false;
+    }
+    return this.cache.renew(entry, now);
+  }
+
+  /** Reads the store's change token, one read at a time. */
+  private checkChangeToken(): Promise<void> {
+    this.tokenCheck ??= (async () => {
+      const startedAt = this.clock.now();
+      const token = await (this.store.changeToken as () => Promise<number | string>)();
+      this.cache.noteChangeToken(token, startedAt, this.clock.now());
+    })().finally(() => {
+      this.tokenCheck = null;
+    });
+    return this.tokenCheck;
   }
 
   private async fetch(presented: string, digest: string, now: number): Promise<CachedKey | null> {

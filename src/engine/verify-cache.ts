@@ -1,9 +1,13 @@
 import { LRUCache } from "lru-cache";
 import { type ParsedCidr, parseCidr } from "../core/cidr.js";
+import { toVerifiedKey, type VerifiedKey } from "../core/key-view.js";
 import type { KeyLookup } from "../ports/key-store.js";
 
 export interface VerifyCacheOptions {
-  /** Positive entries kept at most. Default 100,000 (about 2 KB each). */
+  /**
+   * Positive entries: the most recently used `maxEntries` are always kept, and at most twice as
+   * many are held (two generations, see GenerationCache). Default 100,000 (about 1.2 KB each).
+   */
   maxEntries?: number;
   /** After this age an entry is re-read from the store. Default 5,000 ms: the cross-instance staleness bound when the invalidation channel is down. */
   maxAgeMs?: number;
@@ -19,31 +23,116 @@ export interface CachedKey {
   lookup: KeyLookup;
   /** CIDRs parsed once per fetch, not per request. */
   cidrs: ParsedCidr[];
+  /** The handler's view of the key, built once per fetch and frozen, since every request shares it. */
+  view: VerifiedKey;
   fetchedAt: number;
+}
+
+/** The last read of the store's change token (see KeyStore.changeToken). */
+interface ChangeTokenState {
+  token: number | string;
+  /** When a read that returned `token` first ended: entries fetched after it are in step with `token`. */
+  stableSince: number;
+  /** When the latest read that still returned `token` started. */
+  checkedAt: number;
+}
+
+/**
+ * A recency cache made of two Maps (generations): reads hit the current one, or promote from the
+ * previous one; when the current one is full, the previous one is dropped and the current one
+ * becomes it. A hit is one Map lookup, with no list to reorder, which is what the verify path
+ * pays on every request. Every entry used within the last `generationSize` distinct insertions
+ * is kept; at most 2 × (`generationSize` + 1) are held. A working set that fits one generation
+ * never moves.
+ */
+export class GenerationCache<V> {
+  private current = new Map<string, V>();
+  private previous = new Map<string, V>();
+
+  constructor(
+    private readonly generationSize: number,
+    /** Called for each entry dropped with an old generation (not for delete or clear). */
+    private readonly onDrop?: (value: V) => void,
+  ) {
+    if (!Number.isSafeInteger(generationSize) || generationSize < 1) throw new RangeError("generationSize must be a positive integer");
+  }
+
+  get(key: string): V | undefined {
+    const value = this.current.get(key);
+    if (value !== undefined) return value;
+    const old = this.previous.get(key);
+    if (old !== undefined) {
+      this.previous.delete(key);
+      this.insert(key, old);
+    }
+    return old;
+  }
+
+  set(key: string, value: V): void {
+    if (this.current.has(key)) {
+      this.current.set(key, value);
+      return;
+    }
+    this.previous.delete(key);
+    this.insert(key, value);
+  }
+
+  delete(key: string): void {
+    if (!this.current.delete(key)) this.previous.delete(key);
+  }
+
+  clear(): void {
+    this.current.clear();
+    this.previous.clear();
+  }
+
+  get size(): number {
+    return this.current.size + this.previous.size;
+  }
+
+  private insert(key: string, value: V): void {
+    this.current.set(key, value);
+    if (this.current.size <= this.generationSize) return;
+    if (this.onDrop) for (const dropped of this.previous.values()) this.onDrop(dropped);
+    this.previous = this.current;
+    this.current = new Map();
+  }
+}
+
+function freezeView(view: VerifiedKey): VerifiedKey {
+  Object.freeze(view.owner);
+  Object.freeze(view.scopes);
+  deepFreeze(view.metadata);
+  return Object.freeze(view);
+}
+
+function deepFreeze(value: unknown): void {
+  if (value === null || typeof value !== "object" || Object.isFrozen(value)) return;
+  for (const inner of Object.values(value)) deepFreeze(inner);
+  Object.freeze(value);
 }
 
 /**
  * The verification cache: digest → key, with a short maximum age so revocations made elsewhere
  * are seen within it, and a negative LRU for unknown digests. Changes made through this process
- * delete entries at once.
+ * delete entries at once. When the store has a change token, an entry past its maximum age is
+ * renewed without a re-read as long as the token shows nothing changed since it was fetched.
  */
 export class VerifyCache {
   readonly maxAgeMs: number;
   readonly negativeMaxAgeMs: number;
   readonly staleWindowMs: number;
-  private readonly positive: LRUCache<string, CachedKey>;
+  private readonly positive: GenerationCache<CachedKey>;
   private readonly negative: LRUCache<string, number>;
   private readonly digestsById = new Map<string, string>();
+  private changeToken: ChangeTokenState | null = null;
 
   constructor(options: VerifyCacheOptions = {}) {
     this.maxAgeMs = options.maxAgeMs ?? 5_000;
     this.negativeMaxAgeMs = options.negativeMaxAgeMs ?? 5_000;
     this.staleWindowMs = options.staleWindowMs ?? 300_000;
-    this.positive = new LRUCache({
-      max: options.maxEntries ?? 100_000,
-      dispose: (entry) => {
-        if (this.digestsById.get(entry.lookup.key.id) === entry.lookup.key.digest) this.digestsById.delete(entry.lookup.key.id);
-      },
+    this.positive = new GenerationCache(options.maxEntries ?? 100_000, (entry) => {
+      if (this.digestsById.get(entry.lookup.key.id) === entry.lookup.key.digest) this.digestsById.delete(entry.lookup.key.id);
     });
     this.negative = new LRUCache({ max: options.negativeMaxEntries ?? 100_000 });
   }
@@ -51,6 +140,40 @@ export class VerifyCache {
   /** The entry for `digest`, fresh or not; the caller decides by `fetchedAt`. */
   get(digest: string): CachedKey | undefined {
     return this.positive.get(digest);
+  }
+
+  /** The entry for `digest` if it may be used as it is at `now` (young enough, or renewed by the change token). */
+  fresh(digest: string, now: number): CachedKey | undefined {
+    const entry = this.positive.get(digest);
+    if (entry === undefined) return undefined;
+    if (now - entry.fetchedAt < this.maxAgeMs || this.renew(entry, now)) return entry;
+    return undefined;
+  }
+
+  /**
+   * Records a read of the store's change token: `startedAt` before the read, `endedAt` after.
+   * The same token as before moves the check time on; a new one starts a new stable period.
+   */
+  noteChangeToken(token: number | string, startedAt: number, endedAt: number): void {
+    const state = this.changeToken;
+    if (state && state.token === token) state.checkedAt = Math.max(state.checkedAt, startedAt);
+    else this.changeToken = { token, stableSince: endedAt, checkedAt: startedAt };
+  }
+
+  /** Whether the change token should be read again: its last read is half a maximum age old. */
+  changeTokenDue(now: number): boolean {
+    return this.changeToken === null || now - this.changeToken.checkedAt >= this.maxAgeMs / 2;
+  }
+
+  /**
+   * An entry fetched while the change token had its current value, checked within the maximum
+   * age, is as exact as that check: its age restarts from it. Otherwise it must be re-read.
+   */
+  renew(entry: CachedKey, now: number): boolean {
+    const state = this.changeToken;
+    if (state === null || now - state.checkedAt >= this.maxAgeMs || entry.fetchedAt < state.stableSince) return false;
+    if (state.checkedAt > entry.fetchedAt) entry.fetchedAt = state.checkedAt;
+    return true;
   }
 
   isKnownMissing(digest: string, now: number): boolean {
@@ -62,6 +185,7 @@ export class VerifyCache {
     const entry: CachedKey = {
       lookup,
       cidrs: lookup.key.allowedCidrs.map(parseCidr).filter((c): c is ParsedCidr => c !== null),
+      view: freezeView(toVerifiedKey(lookup.key)),
       fetchedAt: now,
     };
     this.positive.set(digest, entry);

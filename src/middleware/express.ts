@@ -1,7 +1,7 @@
 import type { NextFunction, Request, RequestHandler, Response } from "express";
 import type { VerifiedKey } from "../core/key-view.js";
 import { authenticateRequest, type EdgeOptions, type RouteRequirement, type Verifier } from "./http-edge.js";
-import { releaseWhenDone, sendDenial } from "./node-http.js";
+import { readCarrierHeaders, releaseWhenDone, sendDenial } from "./node-http.js";
 
 export type { VerifiedKey } from "../core/key-view.js";
 export type { EdgeOptions, RouteRequirement, Verifier } from "./http-edge.js";
@@ -32,7 +32,7 @@ export function keywardExpress(verifier: Verifier, options: EdgeOptions = {}) {
         const question = url.indexOf("?");
         authenticateRequest(
           verifier,
-          { headers: req.headersDistinct, search: question < 0 ? "" : url.slice(question + 1), ip: req.ip },
+          { headers: readCarrierHeaders(req), search: question < 0 ? "" : url.slice(question + 1), ip: req.ip },
           requirement,
           options,
         ).then(

@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest, preHandlerAsyncHookHandler } from "fastify";
 import type { VerifiedKey } from "../core/key-view.js";
 import { authenticateRequest, type EdgeOptions, type RouteRequirement, type Verifier } from "./http-edge.js";
-import { releaseWhenDone } from "./node-http.js";
+import { readCarrierHeaders, releaseWhenDone } from "./node-http.js";
 import { PROBLEM_CONTENT_TYPE } from "./problem.js";
 
 export type { VerifiedKey } from "../core/key-view.js";
@@ -31,7 +31,7 @@ export function keywardFastify(app: FastifyInstance, verifier: Verifier, options
         const decision = await authenticateRequest(
           verifier,
           {
-            headers: request.raw.headersDistinct,
+            headers: readCarrierHeaders(request.raw),
             search: question < 0 ? "" : request.url.slice(question + 1),
             ip: request.ip,
             requestId: request.id,

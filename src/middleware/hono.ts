@@ -3,7 +3,7 @@ import type { MiddlewareHandler } from "hono";
 import type { DistinctHeaders } from "../core/carriers.js";
 import type { VerifiedKey } from "../core/key-view.js";
 import { authenticateRequest, type EdgeOptions, type RouteRequirement, type Verifier } from "./http-edge.js";
-import { releaseWhenDone } from "./node-http.js";
+import { readCarrierHeaders, releaseWhenDone } from "./node-http.js";
 import { PROBLEM_CONTENT_TYPE } from "./problem.js";
 
 export type { VerifiedKey } from "../core/key-view.js";
@@ -14,12 +14,20 @@ export type KeywardVariables = { apiKey: VerifiedKey | undefined };
 
 /** Fetch `Headers` join repeated values; on @hono/node-server the Node request keeps them apart. */
 function readHeaders(raw: Request, incoming: IncomingMessage | undefined): DistinctHeaders {
-  if (incoming?.headersDistinct) return incoming.headersDistinct;
+  if (incoming?.rawHeaders) return readCarrierHeaders(incoming);
   const headers: DistinctHeaders = {};
   raw.headers.forEach((value, name) => {
     headers[name] = [value];
   });
   return headers;
+}
+
+/** The query string without `?` (and without a fragment), with no `URL` parsed per request. */
+function rawSearch(url: string): string {
+  const question = url.indexOf("?");
+  if (question < 0) return "";
+  const hash = url.indexOf("#", question);
+  return hash < 0 ? url.slice(question + 1) : url.slice(question + 1, hash);
 }
 
 /**
@@ -35,10 +43,9 @@ export function keywardHono(verifier: Verifier, options: EdgeOptions = {}) {
     require(requirement: RouteRequirement = {}): MiddlewareHandler<{ Variables: KeywardVariables }> {
       return async function keywardHonoMiddleware(c, next) {
         const env = c.env as { incoming?: IncomingMessage; outgoing?: ServerResponse } | undefined;
-        const url = new URL(c.req.url);
         const decision = await authenticateRequest(
           verifier,
-          { headers: readHeaders(c.req.raw, env?.incoming), search: url.search.slice(1), ip: env?.incoming?.socket.remoteAddress },
+          { headers: readHeaders(c.req.raw, env?.incoming), search: rawSearch(c.req.url), ip: env?.incoming?.socket.remoteAddress },
           requirement,
           options,
         );

@@ -125,13 +125,14 @@ export async function authenticateRequest<R extends VerifierResult>(
   if (extracted.kind === "error") result = { valid: false, code: "MALFORMED" };
   else {
     try {
+      // One literal, no spreads: this runs on every request (absent fields are undefined, which verify treats as unset).
       // With no key the verifier still answers (MISSING), so the attempt is counted in usage and metrics.
       result = await keyward.verify(extracted.kind === "none" ? null : extracted.key, {
-        ...(requirement.scopes ? { scopes: requirement.scopes } : {}),
-        ...(requirement.environment ? { environment: requirement.environment } : {}),
-        ...(request.ip ? { ip: request.ip } : {}),
-        ...(requirement.skipLimits ? { skipLimits: true } : {}),
-        ...(requirement.leaseMs !== undefined ? { leaseMs: requirement.leaseMs } : {}),
+        scopes: requirement.scopes,
+        environment: requirement.environment,
+        ip: request.ip || undefined,
+        skipLimits: requirement.skipLimits,
+        leaseMs: requirement.leaseMs,
       });
     } catch (error) {
       // The store or the shared limiter is out: 503 with Retry-After, never a 401 that makes clients rotate keys.

@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
+import type { DistinctHeaders } from "../core/carriers.js";
 import type { VerifiedKey } from "../core/key-view.js";
 import {
   authenticateRequest,
@@ -13,12 +14,37 @@ import { PROBLEM_CONTENT_TYPE } from "./problem.js";
 export type { VerifiedKey } from "../core/key-view.js";
 export type { EdgeOptions, RouteRequirement, Verifier } from "./http-edge.js";
 
-/** Reads a Node request into the edge's view: every repeated header kept apart (`headersDistinct`). */
+/**
+ * The two carrier headers of a Node request, every repeated value kept apart (as
+ * `headersDistinct` has them), read straight from `rawHeaders`: building `headersDistinct` for
+ * every header of every request is work the verify path does not need.
+ */
+export function readCarrierHeaders(req: Pick<IncomingMessage, "rawHeaders" | "headersDistinct">): DistinctHeaders {
+  const raw = req.rawHeaders;
+  if (!Array.isArray(raw)) return req.headersDistinct;
+  let authorization: string[] | undefined;
+  let apiKey: string[] | undefined;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i] as string;
+    // Compare lengths first: most headers are neither, and lower-casing them is the cost.
+    const value = raw[i + 1] as string;
+    if (name.length === 13 && name.toLowerCase() === "authorization") {
+      if (authorization) authorization.push(value);
+      else authorization = [value];
+    } else if (name.length === 9 && name.toLowerCase() === "x-api-key") {
+      if (apiKey) apiKey.push(value);
+      else apiKey = [value];
+    }
+  }
+  return { authorization, "x-api-key": apiKey };
+}
+
+/** Reads a Node request into the edge's view: every repeated carrier header kept apart. */
 export function toEdgeRequest(req: IncomingMessage, ip?: string, requestId?: string): EdgeRequest {
   const url = req.url ?? "/";
   const question = url.indexOf("?");
   return {
-    headers: req.headersDistinct,
+    headers: readCarrierHeaders(req),
     search: question < 0 ? "" : url.slice(question + 1),
     ip: ip ?? req.socket.remoteAddress,
     ...(requestId ? { requestId } : {}),

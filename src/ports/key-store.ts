@@ -75,5 +75,12 @@ export interface KeyStore {
   /** Sets a meta value only if unset; returns whether this call set it (a once-only latch). */
   setMetaOnce(name: string, value: string): Promise<boolean>;
   countKeys(): Promise<number>;
+  /**
+   * Optional: a cheap value that differs between two calls whenever another connection or
+   * process changed the data in between (changes made through this store object are seen by
+   * the engine itself). It lets the verify cache renew every entry at once instead of
+   * re-reading each key when its maximum age passes. Stores without one re-read per key.
+   */
+  changeToken?(): Promise<number | string>;
   close(): Promise<void>;
 }

@@ -11,6 +11,7 @@ import { connectionsCheckingInterval, installClientGuards } from "./client-guard
 import type { ServiceConfig } from "./config.js";
 import { createServiceContext, type ServiceContext } from "./context.js";
 import { installErrorHandling } from "./errors.js";
+import { lazyChildLoggerFactory } from "./logger.js";
 import type { ServiceMetrics } from "./metrics.js";
 import { collectRoutes } from "./route-list.js";
 import { registerAccountRoutes } from "./routes/accounts.js";
@@ -51,6 +52,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     loggerInstance: options.logger,
     // Per-request access lines are off by default: they cost throughput on the verify path.
     logController: new LogController({ disableRequestLogging: !config.logRequests }),
+    childLoggerFactory: (logger, bindings, childOptions) => lazyChildLoggerFactory(logger as Logger, bindings, childOptions),
     bodyLimit: config.bodyLimitBytes,
     trustProxy: fastifyTrustProxy(config.trustProxy),
     onProtoPoisoning: "error",

@@ -27,6 +27,14 @@ function instrumented(real: KeyStore): KeyStore {
           return target.findKeyByDigest(digest);
         };
       }
+      // An outage fails every read, the change token's too.
+      if (property === "changeToken" && target.changeToken) {
+        const read = target.changeToken.bind(target);
+        return async () => {
+          if (failing) throw new Error("database unreachable");
+          return read();
+        };
+      }
       const value = Reflect.get(target, property, receiver);
       return typeof value === "function" ? value.bind(target) : value;
     },
@@ -136,6 +144,29 @@ describe("cache", () => {
     expect((await k.verify(key)).code).toBe("VALID");
     clock.advance(1_000);
     expect((await k.verify(key)).code).toBe("REVOKED");
+  });
+
+  it("past the maximum age, a key is renewed without a re-read while the store's change token stands still", async () => {
+    const k = engine({ cache: { maxAgeMs: 1_000 } });
+    const { key } = await create(k);
+    expect((await k.verify(key)).code).toBe("VALID");
+    for (let i = 0; i < 5; i++) {
+      clock.advance(1_500);
+      expect((await k.verify(key)).code).toBe("VALID");
+    }
+    expect(lookups).toBe(1);
+  });
+
+  it("a change from another connection to the same file moves the change token: seen after the maximum age", async () => {
+    const k = engine({ cache: { maxAgeMs: 1_000 } });
+    const other = new SqliteKeyStore({ filename: join(dir, "k.db") });
+    const elsewhere = new Keyward({ store: other, clock });
+    const { key, record } = await create(k);
+    expect((await k.verify(key)).code).toBe("VALID");
+    await elsewhere.revokeKey(record.id, null, ctx);
+    clock.advance(1_000);
+    expect((await k.verify(key)).code).toBe("REVOKED");
+    await other.close();
   });
 
   it("store down: verified keys keep working within the stale window; unknown keys get STORE_UNAVAILABLE", async () => {

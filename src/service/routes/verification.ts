@@ -5,6 +5,7 @@ import type { Environment } from "../../core/key-format.js";
 import { toPublicKey, type VerifiedKey } from "../../core/key-view.js";
 import { findMissingScopes, isValidScope } from "../../core/scopes.js";
 import { authenticateRequest, rateLimitHeaders } from "../../middleware/http-edge.js";
+import { readCarrierHeaders } from "../../middleware/node-http.js";
 import { buildProblem, PROBLEM_CONTENT_TYPE } from "../../middleware/problem.js";
 import type { Lease, RateLimitState } from "../../ports/limits.js";
 import { rawSearch } from "../auth.js";
@@ -27,6 +28,28 @@ function verifiedKeyJson(key: VerifiedKey) {
 const rateLimitJson = (state: RateLimitState) => ({ limit: state.limit, remaining: state.remaining, reset_seconds: state.resetSeconds });
 
 const leaseJson = (lease: Lease) => ({ id: lease.id, expires_at: new Date(lease.expiresAt).toISOString() });
+
+// The engine hands out one frozen view per cached key, so its identity headers are built once per fetch, not per request.
+const identityHeaderCache = new WeakMap<VerifiedKey, Record<string, string>>();
+
+/** What forward auth tells the proxy about the caller: `X-Keyward-Key-Id`, `-Owner`, `-Scopes`, `-Environment`. */
+function identityHeaders(key: VerifiedKey): Record<string, string> {
+  let headers = identityHeaderCache.get(key);
+  if (!headers) {
+    headers = {
+      "x-keyward-key-id": key.id,
+      "x-keyward-owner": `${key.owner.type}:${key.owner.id}`,
+      "x-keyward-scopes": key.scopes.join(" "),
+      "x-keyward-environment": key.environment,
+    };
+    identityHeaderCache.set(key, headers);
+  }
+  return headers;
+}
+
+function headerValue(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value.join(",") : value;
+}
 
 function splitScopes(raw: string | undefined): string[] {
   if (!raw) return [];
@@ -86,12 +109,8 @@ export function registerVerificationRoutes(app: FastifyInstance, ctx: ServiceCon
       querystring: AuthzQuery,
     },
     handler: async (request, reply) => {
-      const header = (name: string) => {
-        const value = request.headers[name];
-        return Array.isArray(value) ? value.join(",") : value;
-      };
-      const scopes = splitScopes(header("x-keyward-scopes") ?? request.query.scopes);
-      const environment = (header("x-keyward-environment") ?? request.query.environment) as Environment | undefined;
+      const scopes = splitScopes(headerValue(request.headers["x-keyward-scopes"]) ?? request.query.scopes);
+      const environment = (headerValue(request.headers["x-keyward-environment"]) ?? request.query.environment) as Environment | undefined;
       if (scopes.some((scope) => !isValidScope(scope)) || (environment && environment !== "sandbox" && environment !== "production")) {
         return reply
           .code(400)
@@ -100,7 +119,7 @@ export function registerVerificationRoutes(app: FastifyInstance, ctx: ServiceCon
       }
       const decision = await authenticateRequest(
         keyward,
-        { headers: request.raw.headersDistinct, search: rawSearch(request), ip: request.ip, requestId: request.id },
+        { headers: readCarrierHeaders(request.raw), search: rawSearch(request), ip: request.ip, requestId: request.id },
         { scopes, ...(environment ? { environment } : {}), leaseMs: ctx.config.leaseTtlMs },
         { realm: ctx.config.realm, allowQueryKeys: ctx.config.allowQueryKeys },
       );
@@ -115,17 +134,11 @@ export function registerVerificationRoutes(app: FastifyInstance, ctx: ServiceCon
           .send(denial.problem);
       }
       const caller = decision.result;
-      reply.headers({
-        "x-keyward-key-id": caller.key.id,
-        "x-keyward-owner": `${caller.key.owner.type}:${caller.key.owner.id}`,
-        "x-keyward-scopes": caller.key.scopes.join(" "),
-        "x-keyward-environment": caller.key.environment,
-        ...rateLimitHeaders(caller.rateLimit),
-        // The proxy cannot tell Keyward when the request ends: the upstream may free the slot early.
-        ...(caller.lease
-          ? { "x-keyward-lease": caller.lease.id, "x-keyward-lease-expires": new Date(caller.lease.expiresAt).toISOString() }
-          : {}),
-      });
+      reply.headers(identityHeaders(caller.key));
+      if (caller.rateLimit) reply.headers(rateLimitHeaders(caller.rateLimit));
+      // The proxy cannot tell Keyward when the request ends: the upstream may free the slot early.
+      if (caller.lease)
+        reply.headers({ "x-keyward-lease": caller.lease.id, "x-keyward-lease-expires": new Date(caller.lease.expiresAt).toISOString() });
       return reply.code(200).send();
     },
   });

@@ -104,6 +104,21 @@ export const CORE_SQLITE_MIGRATIONS: readonly SqliteMigration[] = [
     name: "core/0002_last_used_ip",
     sql: "ALTER TABLE keys ADD COLUMN last_used_ip TEXT;",
   },
+  {
+    // A counter bumped in the same transaction as any change to a key or an owner, by any
+    // connection or process (the CLI, another worker): the store's change token. Usage columns
+    // (last_used_at) do not bump it. See KeyStore.changeToken.
+    name: "core/change-seq",
+    sql: `
+  INSERT INTO meta (name, value) VALUES ('change_seq', '0') ON CONFLICT DO NOTHING;
+  CREATE TRIGGER keys_change_seq_insert AFTER INSERT ON keys BEGIN UPDATE meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) WHERE name = 'change_seq'; END;
+  CREATE TRIGGER keys_change_seq_update AFTER UPDATE OF id, digest, hash_version, ref, name, owner_type, owner_id, environment, scopes, enabled, expires_at, revoked_at, revoked_reason, rate_limit, concurrency, quota, allowed_cidrs, metadata, rotated_from, replaced_by, grace_ends_at, lineage_id ON keys BEGIN UPDATE meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) WHERE name = 'change_seq'; END;
+  CREATE TRIGGER keys_change_seq_delete AFTER DELETE ON keys BEGIN UPDATE meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) WHERE name = 'change_seq'; END;
+  CREATE TRIGGER owners_change_seq_insert AFTER INSERT ON owners BEGIN UPDATE meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) WHERE name = 'change_seq'; END;
+  CREATE TRIGGER owners_change_seq_update AFTER UPDATE ON owners BEGIN UPDATE meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) WHERE name = 'change_seq'; END;
+  CREATE TRIGGER owners_change_seq_delete AFTER DELETE ON owners BEGIN UPDATE meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) WHERE name = 'change_seq'; END;
+  `,
+  },
 ];
 
 /** Quota counters: one row per key lineage and window (see src/core/quota-window.ts). */

@@ -84,6 +84,7 @@ export class SqliteKeyStore implements KeyStore {
       getMeta: this.db.prepare<[string], { value: string }>("SELECT value FROM meta WHERE name = ?"),
       setMetaOnce: this.db.prepare("INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT DO NOTHING"),
       countKeys: this.db.prepare<[], { n: number }>("SELECT COUNT(*) AS n FROM keys"),
+      changeSeq: this.db.prepare<[], string>("SELECT value FROM meta WHERE name = 'change_seq'").pluck(),
     };
   }
 
@@ -214,6 +215,11 @@ export class SqliteKeyStore implements KeyStore {
 
   async countKeys(): Promise<number> {
     return this.s.countKeys.get()?.n ?? 0;
+  }
+
+  /** The `change_seq` counter that triggers bump with every key or owner change, from any connection. */
+  async changeToken(): Promise<string> {
+    return this.s.changeSeq.get() ?? "";
   }
 
   async close(): Promise<void> {

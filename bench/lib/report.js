@@ -1,0 +1,106 @@
+// The run as Markdown tables (the form docs/benchmarks.md shows).
+const int = (v) => (Number.isFinite(v) ? Math.round(v).toLocaleString("en-US") : "–");
+const fixed = (v, d = 2) => (Number.isFinite(v) ? v.toFixed(d) : "–");
+const range = (s, f = int) => (s ? `${f(s.median)} (${f(s.min)}–${f(s.max)})` : "–");
+const pct = (v) => (Number.isFinite(v) ? `${(v * 100).toFixed(0)}%` : "–");
+
+function table(head, rows) {
+  return [`| ${head.join(" | ")} |`, `|${head.map(() => "---").join("|")}|`, ...rows.map((r) => `| ${r.join(" | ")} |`)].join("\n");
+}
+
+export function renderReport(report) {
+  const { results } = report;
+  const out = [];
+  out.push(`# Keyward bench, ${report.date}`);
+  out.push("");
+  out.push(
+    `${report.machine.cpu}, ${report.machine.cores} cores, ${report.machine.memoryGiB} GiB, Node ${report.machine.node}, ${report.machine.platform}. ` +
+      `${report.options.runs} run(s) each, ${report.options.duration} s per HTTP measurement, ${report.options.inprocSeconds} s per in-process one; median (min–max).`,
+  );
+  if (results.inproc) {
+    out.push("", "## In-process verify()", "");
+    out.push(
+      table(
+        ["measurement", "calls/s", "ns/call", "vs floor"],
+        results.inproc.map((r) => [r.name, range(r.opsPerSec), int(r.nsPerOp.median), pct(r.ratioToFloor)]),
+      ),
+    );
+  }
+  if (results.http) {
+    out.push("", "## HTTP (wrk, 1 thread, loopback)", "");
+    out.push(
+      table(
+        ["target", "keys", "req/s", "p50 ms", "p99 ms", "vs baseline", "wrong answers"],
+        results.http.map((r) => [
+          r.name,
+          r.mode,
+          range(r.rps),
+          fixed(r.p50Ms.median),
+          fixed(r.p99Ms.median),
+          r.baseline ? `${pct(r.ratioToBaseline)} of ${r.baseline}` : "baseline",
+          String(r.wrongAnswers + r.socketErrors),
+        ]),
+      ),
+    );
+  }
+  if (results.peer) {
+    out.push("", "## Peer: better-auth api-key (valid keys, rotating)", "");
+    out.push(
+      table(
+        ["server", "req/s", "p50 ms", "p99 ms", "Keyward is", "wrong answers"],
+        results.peer.map((r) => [
+          r.name,
+          range(r.rps),
+          fixed(r.p50Ms.median),
+          fixed(r.p99Ms.median),
+          `${fixed(r.keywardTimes, 1)}×`,
+          String(r.wrongAnswers),
+        ]),
+      ),
+    );
+  }
+  if (results.scale) {
+    out.push("", "## Scale: verify latency from the store (cache bypassed)", "");
+    out.push(
+      table(
+        ["store, keys", "mean µs", "p50 µs", "p99 µs", "p50 vs smallest"],
+        results.scale.latency.map((r) => [
+          r.name,
+          range(r.meanUs, (v) => fixed(v, 1)),
+          fixed(r.p50Us.median, 1),
+          fixed(r.p99Us.median, 1),
+          `${fixed(r.ratioToSmallest)}×`,
+        ]),
+      ),
+    );
+    const m = results.scale.memory;
+    const f = results.scale.flood;
+    out.push("");
+    out.push(`Heap per cached key: ${int(m.bytesPerKey)} bytes (${int(m.cached)} keys cached).`);
+    out.push(
+      `Flood of ${int(f.keys)} distinct random keys: RSS ${fixed(f.rssBytes / 2 ** 20, 0)} MiB at the end (max ${fixed(f.maxRssBytes / 2 ** 20, 0)} MiB), ` +
+        `${fixed(f.rssGrowthAfterCacheFullBytes / 2 ** 20, 1)} MiB growth after the negative cache filled, ${int(f.negativeEntries)} negative entries, ${int(f.opsPerSec)} verifies/s.`,
+    );
+  }
+  if (results.limits) {
+    out.push("", "## Limits stage on a cache-hit verify()", "");
+    out.push(
+      table(
+        ["limiter", "calls/s", "ns/call", "vs no limiter"],
+        results.limits.rows.map((r) => [r.name, range(r.opsPerSec), int(r.nsPerOp.median), pct(r.ratioToNoLimiter)]),
+      ),
+    );
+    if (results.limits.pending.length > 0)
+      out.push("", `Pending (TODO at merge): ${results.limits.pending.join(", ")} LimitEnforcer adapters.`);
+  }
+  out.push("", "## Targets", "");
+  out.push(
+    table(
+      ["target", "goal", "this run", "met"],
+      report.targets.map((t) => [t.name, t.goal, t.value, t.met === null ? "–" : t.met ? "yes" : "**no**"]),
+    ),
+  );
+  if (report.failures.length > 0) out.push("", "## Failures", "", ...report.failures.map((f) => `- ${f.group}: ${f.error.split("\n")[0]}`));
+  out.push("");
+  return out.join("\n");
+}

@@ -1,0 +1,146 @@
+// The Keyward benchmark suite (issue #8): `npm run bench`, `npm run bench:smoke`,
+// `npm run bench -- --only http,peer --duration 5`. See docs/benchmarks.md.
+
+import { mkdirSync, writeFileSync } from "node:fs";
+import { cpus, totalmem } from "node:os";
+import { fileURLToPath } from "node:url";
+import { Fixtures } from "./lib/fixtures.js";
+import { measureInterleaved } from "./lib/measure.js";
+import { renderReport } from "./lib/report.js";
+import { ensurePeers, ensureWrk } from "./lib/setup.js";
+import { runHttp } from "./scenarios/http.js";
+import { runInproc } from "./scenarios/inproc.js";
+import { runLimits } from "./scenarios/limits-bench.js";
+import { runPeer } from "./scenarios/peer.js";
+import { runScale } from "./scenarios/scale.js";
+import { evaluateTargets } from "./targets.js";
+
+const GROUPS = ["inproc", "http", "peer", "scale", "limits"];
+const USAGE = `usage: node bench/run.js [--smoke] [--only ${GROUPS.join(",")}] [--duration S] [--runs N]
+  [--keys N] [--connections N] [--targets name,name] [--out file] [--no-setup]`;
+
+function parseArgs(argv) {
+  const flags = {};
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (!arg.startsWith("--")) throw new Error(`unexpected argument ${arg}\n${USAGE}`);
+    const [name, inline] = arg.slice(2).split("=", 2);
+    if (["smoke", "no-setup", "help"].includes(name)) flags[name] = true;
+    else flags[name] = inline ?? argv[++i];
+  }
+  if (flags.help) {
+    process.stdout.write(`${USAGE}\n`);
+    process.exit(0);
+  }
+  const smoke = Boolean(flags.smoke);
+  const number = (name, fallback) => {
+    if (flags[name] === undefined) return fallback;
+    const value = Number(flags[name]);
+    if (!Number.isFinite(value) || value <= 0) throw new Error(`--${name} must be a positive number`);
+    return value;
+  };
+  const only = flags.only ? String(flags.only).split(",") : GROUPS;
+  for (const group of only) if (!GROUPS.includes(group)) throw new Error(`--only: unknown group ${group} (${GROUPS.join(", ")})`);
+  const duration = number("duration", smoke ? 1 : 5);
+  return {
+    smoke,
+    only,
+    setup: !flags["no-setup"],
+    duration,
+    warmup: smoke ? 1 : Math.max(1, Math.min(2, duration)),
+    inprocSeconds: number("inproc-seconds", smoke ? 0.3 : Math.min(3, duration)),
+    runs: number("runs", smoke ? 1 : 3),
+    connections: number("connections", 64),
+    keys: number("keys", smoke ? 1_000 : 100_000),
+    hitKeys: smoke ? 1_000 : 100_000,
+    peerKeys: number("peer-keys", smoke ? 1_000 : 100_000),
+    scaleCounts: smoke ? [1_000, 10_000] : [1_000, 100_000, 1_000_000],
+    memoryKeys: smoke ? 1_000 : 100_000,
+    floodKeys: smoke ? 20_000 : 1_000_000,
+    targets: flags.targets ? String(flags.targets).split(",") : null,
+    out: flags.out ?? (smoke ? ".tmp/bench-smoke.json" : "bench/results/latest.json"),
+  };
+}
+
+const log = (line) => process.stderr.write(`${line}\n`);
+
+async function main() {
+  const opts = parseArgs(process.argv.slice(2));
+  const root = fileURLToPath(new URL("..", import.meta.url));
+  process.chdir(root);
+  // PostgreSQL: wherever DATABASE_URL points; under CI it must be there (the default local one).
+  const databaseUrl = process.env.DATABASE_URL ?? (process.env.CI ? "postgres://postgres@127.0.0.1:5432/test" : null);
+  if (!databaseUrl) log("DATABASE_URL is not set: the PostgreSQL rows are left out");
+  if (opts.setup) {
+    if (opts.only.includes("http") || opts.only.includes("peer")) ensureWrk(log);
+    if (opts.only.includes("peer")) ensurePeers(log);
+  }
+  const started = new Date();
+  const fixtures = new Fixtures(".tmp/bench", { databaseUrl, log });
+  const ctx = {
+    opts,
+    fixtures,
+    databaseUrl,
+    log,
+    interleave: (items, measure) => measureInterleaved(items, opts.runs, measure, log),
+  };
+  const results = {};
+  const failures = [];
+  try {
+    for (const [group, run] of [
+      ["inproc", runInproc],
+      ["http", runHttp],
+      ["peer", runPeer],
+      ["scale", runScale],
+      ["limits", runLimits],
+    ]) {
+      if (!opts.only.includes(group)) continue;
+      log(`== ${group}`);
+      const t = performance.now();
+      try {
+        results[group] = await run(ctx);
+      } catch (error) {
+        failures.push({ group, error: error.stack ?? String(error) });
+        log(`!! ${group} failed: ${error.stack ?? error}`);
+      }
+      log(`== ${group} done in ${((performance.now() - t) / 1000).toFixed(0)} s`);
+    }
+  } finally {
+    await fixtures.cleanup();
+  }
+  // A row whose answers were not the expected ones measured something else: that is a failure.
+  for (const row of [...(results.http ?? []), ...(results.peer ?? [])]) {
+    if (row.wrongAnswers > 0 || row.socketErrors > 0) {
+      failures.push({
+        group: "answers",
+        error: `${row.name} ${row.mode ?? ""}: ${row.wrongAnswers} unexpected statuses, ${row.socketErrors ?? 0} socket errors`,
+      });
+    }
+  }
+  const report = {
+    date: started.toISOString(),
+    seconds: Math.round((Date.now() - started.getTime()) / 1000),
+    machine: {
+      cpu: cpus()[0]?.model ?? "unknown",
+      cores: cpus().length,
+      memoryGiB: Math.round(totalmem() / 2 ** 30),
+      node: process.version,
+      platform: `${process.platform} ${process.arch}`,
+    },
+    options: opts,
+    results,
+    targets: evaluateTargets(results),
+    failures,
+  };
+  mkdirSync(opts.out.replace(/\/[^/]*$/, ""), { recursive: true });
+  writeFileSync(opts.out, `${JSON.stringify(report, null, 2)}\n`);
+  process.stdout.write(renderReport(report));
+  log(`results written to ${opts.out}`);
+  const empty = opts.only.filter((g) => results[g] === undefined);
+  if (failures.length > 0 || empty.length > 0) {
+    log(`bench: ${failures.length} group(s) failed`);
+    process.exitCode = 1;
+  }
+}
+
+await main();
