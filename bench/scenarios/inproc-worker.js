@@ -80,8 +80,9 @@ const kinds = {
     const keys = shuffled(readLines(spec.keysFile, spec.keys));
     const entry = spec.limiter ? LIMIT_ENFORCERS.find((e) => e.name === spec.limiter) : undefined;
     if (spec.limiter && !entry) throw new Error(`no limiter ${spec.limiter}`);
-    const limits = entry ? await entry.create() : undefined;
-    const keyward = new Keyward({ store: openStore(), ...(limits ? { limits: limits.enforcer } : {}) });
+    const store = openStore();
+    const limits = entry ? await entry.create(store) : undefined;
+    const keyward = new Keyward({ store, ...(limits ? { limits: limits.enforcer } : {}) });
     for (const key of keys) expectValid(await keyward.verify(key, { scopes: ["read"] }));
     const options = { scopes: ["read"], ip: "127.0.0.1" };
     await loopFor(0.2, (i) => keyward.verify(keys[i % keys.length], options));

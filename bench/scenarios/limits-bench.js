@@ -6,9 +6,11 @@ import { LIMIT_ENFORCERS, LIMITED_KEY_SETTINGS, PENDING_LIMIT_ENFORCERS } from "
 export async function runLimits(ctx) {
   const { opts, fixtures } = ctx;
   const fix = await fixtures.sqlite(opts.hitKeys, { tag: "limited", keyOptions: LIMITED_KEY_SETTINGS });
+  // The baseline: the same number of keys without limits, whose verify skips the limits stage.
+  const plain = await fixtures.sqlite(opts.hitKeys);
   const base = { kind: "verifyHit", store: "sqlite", db: fix.db, keysFile: fix.keysFile, keys: opts.hitKeys };
   const items = [
-    { id: "no limiter", spec: base },
+    { id: "no limiter", spec: { ...base, db: plain.db, keysFile: plain.keysFile } },
     ...LIMIT_ENFORCERS.map((e) => ({ id: `limiter: ${e.name}`, spec: { ...base, limiter: e.name } })),
   ];
   const results = await ctx.interleave(items, (item) => runInprocWorker({ ...item.spec, seconds: opts.inprocSeconds }));

@@ -1,8 +1,8 @@
 import { KeywardError } from "../core/errors.js";
-import type { KeyRecord } from "../core/model.js";
-import { quotaRetryAfterSeconds, quotaWindow } from "../core/quota-window.js";
+import type { KeyRecord, QuotaSpec, RateLimitSpec } from "../core/model.js";
+import { type QuotaWindow, quotaRetryAfterSeconds, quotaWindow } from "../core/quota-window.js";
 import { cryptoRandomBytes, generateId } from "../core/random.js";
-import { gcraParams, remainingAfter } from "../core/rate-limit.js";
+import { type GcraParams, gcraParams, remainingAfter } from "../core/rate-limit.js";
 import type {
   LimitDecision,
   LimitEnforcer,
@@ -25,6 +25,29 @@ export interface KeyLimitEnforcerOptions {
 }
 
 const toSeconds = (ms: number): number => Math.max(0, Math.ceil(ms / 1000));
+
+// A cached key hands the same limit objects to every request: derive their parameters once per
+// object, and a quota's window once per window (its name is a string built from a date).
+const gcraByRate = new WeakMap<RateLimitSpec, GcraParams>();
+const windowByQuota = new WeakMap<QuotaSpec, { window: QuotaWindow; from: number; createdAt: number }>();
+
+function paramsOf(spec: RateLimitSpec): GcraParams {
+  let params = gcraByRate.get(spec);
+  if (!params) {
+    params = gcraParams(spec);
+    gcraByRate.set(spec, params);
+  }
+  return params;
+}
+
+function windowOf(spec: QuotaSpec, now: number, createdAt: number): QuotaWindow {
+  const memo = windowByQuota.get(spec);
+  if (memo && memo.createdAt === createdAt && now >= memo.from && (memo.window.resetsAt === null || now < memo.window.resetsAt))
+    return memo.window;
+  const window = quotaWindow(spec, now, createdAt);
+  windowByQuota.set(spec, { window, from: now, createdAt });
+  return window;
+}
 
 /**
  * A key's limits, in the order of PRODUCT.md §4: rate, then concurrency, then quota. Quota
@@ -55,7 +78,7 @@ export class KeyLimitEnforcer implements LimitEnforcer {
     const { now, cost } = request;
     let rateLimit: RateLimitState | undefined;
     if (key.rateLimit) {
-      const params = gcraParams(key.rateLimit);
+      const params = paramsOf(key.rateLimit);
       const outcome = await this.rates.consumeRate(key.lineageId, params, cost, now);
       rateLimit = { limit: params.limit, remaining: remainingAfter(outcome.aheadMs, params), resetSeconds: toSeconds(outcome.aheadMs) };
       if (!outcome.allowed) {
@@ -73,7 +96,7 @@ export class KeyLimitEnforcer implements LimitEnforcer {
       lease = { id, expiresAt: now + leaseMs };
     }
     if (key.quota) {
-      const window = quotaWindow(key.quota, now, key.createdAt);
+      const window = windowOf(key.quota, now, key.createdAt);
       const spent =
         cost <= window.allowance ? await this.spendQuota(key, window.name, window.allowance, cost, window.resetsAt, lease) : null;
       if (spent === null) {
@@ -105,7 +128,7 @@ export class KeyLimitEnforcer implements LimitEnforcer {
   async inspect(key: KeyRecord, now: number): Promise<LimitsSnapshot> {
     const snapshot: LimitsSnapshot = {};
     if (key.rateLimit) {
-      const params = gcraParams(key.rateLimit);
+      const params = paramsOf(key.rateLimit);
       const ahead = await this.rates.peekRate(key.lineageId, now);
       snapshot.rate_limit = { limit: params.limit, remaining: remainingAfter(ahead, params), reset_seconds: toSeconds(ahead) };
     }
@@ -114,7 +137,7 @@ export class KeyLimitEnforcer implements LimitEnforcer {
       snapshot.concurrency = { limit: key.concurrency, in_flight: inFlight, available: Math.max(0, key.concurrency - inFlight) };
     }
     if (key.quota) {
-      const window = quotaWindow(key.quota, now, key.createdAt);
+      const window = windowOf(key.quota, now, key.createdAt);
       const used = await this.quotas.used(key.lineageId, window.name);
       snapshot.quota = {
         limit: window.allowance,
@@ -132,6 +155,7 @@ export class KeyLimitEnforcer implements LimitEnforcer {
 
   async close(): Promise<void> {
     await this.rates.close();
+    await this.quotas.close?.();
   }
 
   /** A quota write that fails must not keep the slot taken before it. */

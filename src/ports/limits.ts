@@ -96,6 +96,8 @@ export interface QuotaCounter {
   /** Spends `cost` from the window if it fits; returns the window's use count after, or null when it does not fit. */
   spend(lineageId: string, window: string, allowance: number, cost: number, expiresAt: number | null): Promise<number | null>;
   used(lineageId: string, window: string): Promise<number>;
+  /** Releases what the counter holds open (a connection of its own). */
+  close?(): void | Promise<void>;
 }
 
 /**

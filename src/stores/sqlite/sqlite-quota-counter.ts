@@ -1,18 +1,33 @@
-import type Database from "better-sqlite3";
+import Database from "better-sqlite3";
 import type { QuotaCounter } from "../../ports/limits.js";
 import { applySqliteMigrations, LIMITS_SQLITE_MIGRATIONS } from "./migrations.js";
 
 /**
  * Quota counters in the SQLite file, beside the keys. A spend is one conditional upsert
  * (`… DO UPDATE … WHERE used + cost <= allowance RETURNING used`): no read-then-write, so
- * concurrent spends can never pass the allowance, and an acknowledged spend survives `kill -9`.
+ * concurrent spends can never pass the allowance.
+ *
+ * Spends go through a connection of their own with `synchronous = NORMAL`: in WAL mode a
+ * committed spend survives a crash of the process (`kill -9`) without an fsync per request,
+ * which would cap a quota-limited key at a few thousand requests a second. Only a power loss
+ * can forget the last spends before it (an under-count, never an over-spend of what was
+ * acknowledged as refused); keys, revocations and audit keep the key store's `FULL`.
  */
 export class SqliteQuotaCounter implements QuotaCounter {
   private readonly spendStatement: Database.Statement<[string, string, number, number | null, number], { used: number }>;
   private readonly usedStatement: Database.Statement<[string, string], { used: number }>;
 
-  constructor(private readonly db: Database.Database) {
-    applySqliteMigrations(db, LIMITS_SQLITE_MIGRATIONS);
+  private readonly db: Database.Database;
+
+  constructor(keysDb: Database.Database) {
+    applySqliteMigrations(keysDb, LIMITS_SQLITE_MIGRATIONS);
+    this.db = keysDb.memory ? keysDb : new Database(keysDb.name);
+    if (this.db !== keysDb) {
+      this.db.pragma("journal_mode = WAL");
+      this.db.pragma("synchronous = NORMAL");
+      this.db.pragma("busy_timeout = 5000");
+    }
+    const db = this.db;
     this.spendStatement = db.prepare(
       `INSERT INTO quota_counters (lineage_id, window, used, expires_at) VALUES (?, ?, ?, ?)
        ON CONFLICT (lineage_id, window) DO UPDATE SET used = used + excluded.used WHERE used + excluded.used <= ?
@@ -27,6 +42,11 @@ export class SqliteQuotaCounter implements QuotaCounter {
 
   async used(lineageId: string, window: string): Promise<number> {
     return this.usedStatement.get(lineageId, window)?.used ?? 0;
+  }
+
+  /** Closes the spend connection (the key store closes its own). */
+  close(): void {
+    if (this.db.open && !this.db.memory) this.db.close();
   }
 
   /** Drops windows that ended before `before`. */
