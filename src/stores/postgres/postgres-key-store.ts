@@ -93,6 +93,10 @@ export class PostgresKeyStore implements KeyStore {
     });
     // An idle client losing its connection must not crash the process; the next query reconnects.
     this.pool.on("error", () => {});
+    // A client checked out of the pool (a transaction, a migration) when the server goes away
+    // emits "error" too, and with no listener that would end the process. The query it was
+    // running rejects on its own, so the event itself needs no handling.
+    this.pool.on("connect", (client) => client.on("error", () => {}));
   }
 
   /** Runs `work` in one transaction on one pooled client: committed whole or rolled back. */
