@@ -70,6 +70,46 @@ export interface UsageStore {
   queryUsage(query: UsageQuery): Promise<UsageRow[]>;
   /** Deletes counts older than `before` (retention). */
   pruneUsage(before: number): Promise<number>;
+  /** Optional: a journal of flushes (see UsageJournal). Without one, each flush writes its counts directly. */
+  readonly journal?: UsageJournal;
 }
 
 export const BUCKET_MS: Record<UsageBucket, number> = { minute: 60_000, hour: 3_600_000, day: 86_400_000 };
+
+/**
+ * A journal of flushes, for stores whose writes cost the recording process itself (SQLite). Each
+ * flush is one appended row, whatever the number of keys in it; the recorder keeps the sum of
+ * its flushes since the last fold in memory and folds it into the counts in slices, so a key
+ * used in every flush interval of a minute costs one row update a minute, and no slice holds
+ * the database (or, for SQLite, the event loop) for long. At every moment the counts plus the
+ * journal are the truth: each slice also appends a row that cancels what it added, and a fold
+ * ends by deleting the rows it folded. A process that dies leaves its rows behind; another (or
+ * its successor) recovers them.
+ */
+export interface UsageJournal {
+  /** Appends one flush of `writer` and marks the writer alive. Returns the row's id. */
+  append(writer: UsageWriter, counts: readonly UsageCount[], lastUses: readonly LastUse[]): Promise<number>;
+  /**
+   * Adds one slice of a fold to the counts and last uses, with a row cancelling the counts in the
+   * journal, in one transaction. False, with nothing written, when the writer's journal was
+   * recovered by another process meanwhile: the fold must stop, its sum is already counted.
+   */
+  applySlice(writer: string, fold: number, counts: readonly UsageCount[], lastUses: readonly LastUse[]): Promise<boolean>;
+  /**
+   * Ends a fold that added everything the writer had journaled up to `upTo`: deletes those
+   * flushes and every cancelling row of the writer (a failed fold's too: what it had not added
+   * went back into the sum this fold added).
+   */
+  endFold(writer: string, upTo: number): Promise<void>;
+  /** Folds, in one transaction, the journals of writers that are gone (ended without folding). Returns the writers recovered. */
+  recoverOrphans(): Promise<number>;
+  /** Marks the writer gone after its last fold (graceful shutdown). */
+  retire(writer: string): Promise<void>;
+}
+
+/** One recording process: its journal rows are its own until it folds them, or is gone. */
+export interface UsageWriter {
+  id: string;
+  host: string;
+  pid: number;
+}

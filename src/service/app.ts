@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import fastifySwagger from "@fastify/swagger";
-import Fastify, { type FastifyInstance, LogController } from "fastify";
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, LogController } from "fastify";
 import type { Logger } from "pino";
 import { Accounts } from "../engine/accounts.js";
 import type { Keyward } from "../engine/keyward.js";
@@ -43,6 +43,28 @@ export interface AppOptions {
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
 
 /**
+ * Headers on every answer: the request id, and no sniffing, framing or referrer for the API's
+ * JSON (the dashboard's pages set their own CSP first). A callback hook, not an async one: it
+ * runs on every request, and a promise per request is measurable on the verify path.
+ */
+function securityHeaders(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  payload: unknown,
+  done: (error: null, payload: unknown) => void,
+): void {
+  reply.header("x-request-id", request.id);
+  reply.header("x-content-type-options", "nosniff");
+  reply.header("referrer-policy", "no-referrer");
+  const url = request.url;
+  if (url.startsWith("/v1/") || url.startsWith("/dashboard")) {
+    reply.header("x-frame-options", "DENY");
+    if (!reply.hasHeader("content-security-policy")) reply.header("content-security-policy", "default-src 'none'; frame-ancestors 'none'");
+  }
+  done(null, payload);
+}
+
+/**
  * The Keyward HTTP service as a Fastify instance, with no I/O of its own: `server.ts` listens,
  * tests call `inject()` or listen on loopback.
  */
@@ -78,10 +100,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   installValidators(app);
   // An unexpected error in a request is, in practice, a failed store call (the rest is validated).
   installErrorHandling(app, { onUnexpectedError: () => options.metrics.recordStoreError("management") });
-  app.addHook("onSend", async (request, reply) => {
-    reply.header("x-request-id", request.id);
-    reply.header("x-content-type-options", "nosniff");
-  });
+  app.addHook("onSend", securityHeaders);
 
   await app.register(fastifySwagger, {
     openapi: {

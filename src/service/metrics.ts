@@ -10,6 +10,24 @@ export type WebhookDeliveryOutcome = "delivered" | "retry" | "failed";
 /** A limiter's answer, as counted: one of the limit outcomes, or allowed. */
 export type LimiterDecisionLabel = "allowed" | "rate_limited" | "concurrency_limited" | "quota_exceeded";
 
+/**
+ * Per-request counts kept as plain numbers and handed to prom-client at scrape time: a labelled
+ * `inc()` hashes its labels on every call, which the verify path would pay on every request.
+ */
+class TallyByLabel<L extends string> {
+  private readonly counts = new Map<L, number>();
+
+  add(label: L): void {
+    this.counts.set(label, (this.counts.get(label) ?? 0) + 1);
+  }
+
+  /** For a counter's `collect()`: the totals so far, as the counter's values. */
+  publish(counter: Counter<string>, labelName: string): void {
+    counter.reset();
+    for (const [label, count] of this.counts) counter.inc({ [labelName]: label }, count);
+  }
+}
+
 // Verification is sub-millisecond from cache and a few milliseconds from the store.
 const VERIFY_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1];
 
@@ -31,14 +49,21 @@ export class ServiceMetrics {
   readonly usageBufferEvents: Gauge;
   readonly usageDroppedEvents: Counter;
   private usageStats: UsageBufferStats | undefined;
+  private readonly outcomeTally = new TallyByLabel<OutcomeCode>();
+  private readonly cacheLookupTally = new TallyByLabel<CacheLookupResult>();
 
   constructor() {
     const registers = [this.registry];
+    const outcomeTally = this.outcomeTally;
+    const cacheLookupTally = this.cacheLookupTally;
     this.verifications = new Counter({
       name: "keyward_verifications_total",
       help: "Key verifications by outcome code",
       labelNames: ["outcome"],
       registers,
+      collect() {
+        outcomeTally.publish(this, "outcome");
+      },
     });
     this.verifyDuration = new Histogram({
       name: "keyward_verify_duration_seconds",
@@ -57,6 +82,9 @@ export class ServiceMetrics {
       help: "Verification cache lookups: hit (fresh entry), negative_hit (remembered unknown key), miss (store read)",
       labelNames: ["result"],
       registers,
+      collect() {
+        cacheLookupTally.publish(this, "result");
+      },
     });
     this.failedAttemptRefusals = new Counter({
       name: "keyward_failed_attempt_refusals_total",
@@ -110,7 +138,7 @@ export class ServiceMetrics {
   }
 
   recordOutcome(code: OutcomeCode): void {
-    this.verifications.inc({ outcome: code });
+    this.outcomeTally.add(code);
   }
 
   recordStoreError(operation: "lookup" | "management" | "webhooks"): void {
@@ -140,7 +168,7 @@ export class ServiceMetrics {
   engineObserver(): EngineObserver {
     return {
       verified: (_code, seconds) => this.verifyDuration.observe(seconds),
-      cacheLookup: (result: CacheLookupResult) => this.cacheLookups.inc({ result }),
+      cacheLookup: (result: CacheLookupResult) => this.cacheLookupTally.add(result),
       storeError: () => this.recordStoreError("lookup"),
       failedAttemptRefused: () => this.failedAttemptRefusals.inc(),
     };

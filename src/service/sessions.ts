@@ -80,22 +80,32 @@ export function clearSessionCookie(reply: FastifyReply, request: FastifyRequest,
  * the session's `X-CSRF-Token`, checked in `resolveSessionCaller`.
  */
 export function installCsrfGuard(app: FastifyInstance, config: DashboardConfig): void {
-  app.addHook("onRequest", async (request) => {
-    if (!UNSAFE.has(request.method) || carriesApiKey(request)) return;
-    // Only session calls, and the calls that open a session (login CSRF), can be forged: other
-    // clients (forward-auth subrequests, API clients) are left alone.
-    const path = request.url.split("?")[0];
-    if (readSessionCookie(request) === null && path !== "/v1/session" && path !== "/v1/setup") return;
-    const site = request.headers["sec-fetch-site"];
-    if (site !== undefined && site !== "same-origin" && site !== "none")
-      throw new KeywardError("CSRF_FAILED", "cross-site requests are refused");
-    const origin = request.headers.origin;
-    if (origin !== undefined) {
-      const own = `${request.protocol}://${request.headers.host ?? ""}`;
-      if (origin !== own && !config.allowedOrigins.includes(origin))
-        throw new KeywardError("CSRF_FAILED", "cross-site requests are refused");
+  // A callback hook: a GET (every forward-auth call) leaves at the first line, with no promise made.
+  app.addHook("onRequest", (request, _reply, done) => {
+    if (!UNSAFE.has(request.method) || carriesApiKey(request)) return done();
+    try {
+      refuseCrossSite(request, config);
+      done();
+    } catch (error) {
+      done(error as Error);
     }
   });
+}
+
+/** Throws CSRF_FAILED for a forgeable unsafe request that a browser says came from another site. */
+function refuseCrossSite(request: FastifyRequest, config: DashboardConfig): void {
+  // Only session calls, and the calls that open a session (login CSRF), can be forged: other
+  // clients (forward-auth subrequests, API clients) are left alone.
+  const path = request.url.split("?")[0];
+  if (readSessionCookie(request) === null && path !== "/v1/session" && path !== "/v1/setup") return;
+  const site = request.headers["sec-fetch-site"];
+  if (site !== undefined && site !== "same-origin" && site !== "none")
+    throw new KeywardError("CSRF_FAILED", "cross-site requests are refused");
+  const origin = request.headers.origin;
+  if (origin !== undefined) {
+    const own = `${request.protocol}://${request.headers.host ?? ""}`;
+    if (origin !== own && !config.allowedOrigins.includes(origin)) throw new KeywardError("CSRF_FAILED", "cross-site requests are refused");
+  }
 }
 
 function sameToken(sent: string, expected: string): boolean {

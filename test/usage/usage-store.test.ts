@@ -1,10 +1,11 @@
+import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Keyward } from "../../src/engine/keyward.js";
 import type { KeyStore } from "../../src/ports/key-store.js";
-import type { UsageCount, UsageStore } from "../../src/ports/usage-recorder.js";
+import type { UsageCount, UsageJournal, UsageStore, UsageWriter } from "../../src/ports/usage-recorder.js";
 import { storesBeside } from "../../src/service/store-factory.js";
 import { MemoryKeyStore } from "../../src/stores/memory/memory-key-store.js";
 import { MemoryUsageStore } from "../../src/stores/memory/memory-usage-store.js";
@@ -151,6 +152,30 @@ describe("BufferedUsageRecorder", () => {
     await recorder.close();
   });
 
+  it("loses no event across early flushes and failed writes (every event counted once)", async () => {
+    const real = new MemoryUsageStore(new MemoryKeyStore());
+    let writes = 0;
+    const flaky: UsageStore = {
+      writeUsage: async (counts, lastUses) => {
+        // Every third write fails, and the buffer swaps out early every 10 rows.
+        if (++writes % 3 === 0) throw new Error("database is down");
+        await real.writeUsage(counts, lastUses);
+      },
+      queryUsage: (q) => real.queryUsage(q),
+      pruneUsage: (b) => real.pruneUsage(b),
+    };
+    const recorder = new BufferedUsageRecorder({ store: flaky, flushIntervalMs: 60_000, flushAtEntries: 10 });
+    for (let i = 0; i < 10_000; i++) {
+      recorder.record({ ...event(`key_${i % 37}`, T0 + Math.floor(i / 3_000) * MINUTE), code: i % 50 === 0 ? "RATE_LIMITED" : "VALID" });
+      if (i % 97 === 0) await new Promise((resolve) => setImmediate(resolve));
+    }
+    while (recorder.stats.entries > 0) await recorder.flush();
+    await recorder.close();
+    const rows = await real.queryUsage({ bucket: "day", since: 0, until: T0 + 86_400_000, limit: 1_000 });
+    expect(rows.reduce((sum, r) => sum + r.count, 0)).toBe(10_000);
+    expect(recorder.stats.dropped).toBe(0);
+  });
+
   it("keeps a failed batch for the next flush", async () => {
     const real = new MemoryUsageStore(new MemoryKeyStore());
     let failing = true;
@@ -171,5 +196,115 @@ describe("BufferedUsageRecorder", () => {
     failing = false;
     await recorder.close();
     expect((await real.queryUsage({ bucket: "minute", since: 0, until: T0 + MINUTE, limit: 10 }))[0]?.count).toBe(2);
+  });
+});
+
+describe("usage journal (SQLite)", () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), "keyward-journal-"));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  async function openFile(name: string) {
+    const keys = new SqliteKeyStore({ filename: join(dir, name) });
+    await keys.migrate();
+    const { usage } = await storesBeside(keys);
+    const journal = usage.journal as UsageJournal;
+    return { keys, usage, journal };
+  }
+
+  async function createKey(keys: KeyStore) {
+    const keyward = new Keyward({ store: keys });
+    const created = await keyward.createKey(
+      { owner: { type: "user", id: "alice" }, name: "k", environment: "sandbox", scopes: [] },
+      { actor: { type: "cli", id: "t" } },
+    );
+    return created.record.id;
+  }
+
+  /** A writer whose process has ended: a child that already exited. */
+  const deadWriter = (id: string): UsageWriter => ({ id, host: hostname(), pid: spawnSync(process.execPath, ["-e", ""]).pid as number });
+  const liveWriter = (id: string): UsageWriter => ({ id, host: hostname(), pid: process.pid });
+  const valid = (keyId: string, n: number): UsageCount => ({ minute: T0, keyId, owner: "user:alice", outcome: "VALID", count: n });
+  const journalRows = (keys: SqliteKeyStore) => (keys.db.prepare("SELECT count(*) AS n FROM usage_journal").get() as { n: number }).n;
+  const minuteCount = async (usage: UsageStore, keyId: string) =>
+    (await usage.queryUsage({ bucket: "minute", since: T0, until: T0 + MINUTE, limit: 10, keyId }))[0]?.count ?? 0;
+
+  it("a flush is one journal row; a fold adds the sum once and empties the writer's journal", async () => {
+    const { keys, usage } = await openFile("fold.db");
+    const keyId = await createKey(keys);
+    const recorder = new BufferedUsageRecorder({ store: usage, flushIntervalMs: 60_000, writer: liveWriter("w1") });
+    const use = (at: number, ip: string) => recorder.record({ keyId, code: "VALID", at, ip, owner: { type: "user", id: "alice" } });
+    use(T0 + 9_000, "203.0.113.9");
+    await (recorder as unknown as { writeBuffer(): Promise<void> }).writeBuffer();
+    use(T0 + 1_000, "198.51.100.1");
+    use(T0 + 2_000, "198.51.100.1");
+    await (recorder as unknown as { writeBuffer(): Promise<void> }).writeBuffer();
+    expect(journalRows(keys)).toBe(2);
+    expect(await minuteCount(usage, keyId)).toBe(0);
+    await recorder.flush();
+    expect(recorder.stats.folds).toBe(1);
+    expect(journalRows(keys)).toBe(0);
+    expect(await minuteCount(usage, keyId)).toBe(3);
+    const key = await keys.getKey(keyId);
+    expect(key?.lastUsedAt).toBe(T0 + 9_000);
+    expect(key?.lastUsedIp).toBe("203.0.113.9");
+    await recorder.close();
+    await keys.close();
+  });
+
+  it("a fold stopped after some slices leaves counts plus journal exact, and a recovery finishes it", async () => {
+    const { keys, usage, journal } = await openFile("slices.db");
+    const keyIds = [await createKey(keys), await createKey(keys), await createKey(keys)];
+    const writer = deadWriter("dead-mid-fold");
+    const upTo = await journal.append(
+      writer,
+      keyIds.map((id) => valid(id, 4)),
+      [],
+    );
+    expect(upTo).toBeGreaterThan(0);
+    // The first slice (one key) is added, then the process dies before the rest and before endFold.
+    expect(await journal.applySlice(writer.id, 1, [valid(keyIds[0] as string, 4)], [])).toBe(true);
+    expect(await minuteCount(usage, keyIds[0] as string)).toBe(4);
+    expect(await journal.recoverOrphans()).toBe(1);
+    expect(journalRows(keys)).toBe(0);
+    for (const id of keyIds) expect(await minuteCount(usage, id)).toBe(4);
+    // A writer that is gone cannot add slices any more: its journal was folded for it.
+    expect(await journal.applySlice(writer.id, 2, [valid(keyIds[0] as string, 4)], [])).toBe(false);
+    expect(await minuteCount(usage, keyIds[0] as string)).toBe(4);
+    await keys.close();
+  });
+
+  it("a live writer's journal is left alone; a killed process's flushes are recovered by the next one", async () => {
+    const { keys, usage, journal } = await openFile("orphans.db");
+    const keyId = await createKey(keys);
+    await journal.append(liveWriter("alive"), [valid(keyId, 2)], []);
+    await journal.append(deadWriter("killed"), [valid(keyId, 5)], [{ keyId, at: T0 + 3_000, ip: "192.0.2.7" }]);
+    const next = new BufferedUsageRecorder({ store: usage, flushIntervalMs: 60_000 });
+    await next.flush();
+    expect(await minuteCount(usage, keyId)).toBe(5);
+    expect((await keys.getKey(keyId))?.lastUsedIp).toBe("192.0.2.7");
+    expect(journalRows(keys)).toBe(1);
+    await next.close();
+    await keys.close();
+  });
+
+  it("two processes on one file: each folds its own flushes, every use counted once", async () => {
+    const a = await openFile("shared.db");
+    const keyId = await createKey(a.keys);
+    const b = await openFile("shared.db");
+    const ra = new BufferedUsageRecorder({ store: a.usage, flushIntervalMs: 5, foldIntervalMs: 30, writer: liveWriter("a") });
+    const rb = new BufferedUsageRecorder({ store: b.usage, flushIntervalMs: 5, foldIntervalMs: 30, writer: liveWriter("b") });
+    for (let i = 0; i < 200; i++) {
+      (i % 2 ? ra : rb).record({ keyId, code: "VALID", at: T0, ip: "192.0.2.1", owner: { type: "user", id: "alice" } });
+      if (i % 20 === 0) await new Promise((resolve) => setTimeout(resolve, 3));
+    }
+    await ra.close();
+    await rb.close();
+    expect(await minuteCount(a.usage, keyId)).toBe(200);
+    expect(journalRows(a.keys)).toBe(0);
+    await a.keys.close();
+    await b.keys.close();
   });
 });

@@ -33,16 +33,7 @@ const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..", "da
 export function registerDashboardRoutes(app: FastifyInstance): void {
   const files = new Map(Object.entries(ASSETS).map(([path, asset]) => [path, { ...asset, body: readFileSync(join(ROOT, asset.file)) }]));
 
-  // The API's JSON answers are never framed or sniffed either, and leak no referrer.
-  app.addHook("onSend", async (request, reply) => {
-    reply.header("referrer-policy", "no-referrer");
-    if (request.url.startsWith("/v1/") || request.url.startsWith("/dashboard")) {
-      reply.header("x-frame-options", "DENY");
-      if (!reply.hasHeader("content-security-policy"))
-        reply.header("content-security-policy", "default-src 'none'; frame-ancestors 'none'");
-    }
-  });
-
+  // The security headers of every answer (app.ts) apply here too; the pages add their own CSP.
   app.get("/dashboard", { schema: { hide: true } }, async (_request, reply) => reply.redirect("/dashboard/", 302));
   for (const [path, file] of files) {
     app.get(path, { schema: { hide: true } }, async (_request, reply) =>

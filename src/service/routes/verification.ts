@@ -1,10 +1,10 @@
 import type { Static } from "@sinclair/typebox";
-import type { FastifyInstance } from "fastify";
+import type { FastifyInstance, FastifyReply } from "fastify";
 import { KeywardError } from "../../core/errors.js";
 import type { Environment } from "../../core/key-format.js";
 import { toPublicKey, type VerifiedKey } from "../../core/key-view.js";
 import { findMissingScopes, isValidScope } from "../../core/scopes.js";
-import { authenticateRequest, rateLimitHeaders } from "../../middleware/http-edge.js";
+import { authenticateRequest, type EdgeDecision, rateLimitHeaders } from "../../middleware/http-edge.js";
 import { readCarrierHeaders } from "../../middleware/node-http.js";
 import { buildProblem, PROBLEM_CONTENT_TYPE } from "../../middleware/problem.js";
 import type { Lease, RateLimitState } from "../../ports/limits.js";
@@ -59,6 +59,29 @@ function splitScopes(raw: string | undefined): string[] {
     .filter(Boolean);
 }
 
+/** Forward auth's answer: 200 with the caller's identity headers, or the denial with its problem also in headers. */
+function answerForwardAuth(reply: FastifyReply, decision: EdgeDecision): void {
+  if (decision.kind !== "allow") {
+    // Forward auth always requires a key, so anything but allow is a denial.
+    const denial = decision as Extract<EdgeDecision, { kind: "deny" }>;
+    // Proxies' auth subrequests cannot read a body: the code and problem also travel as headers
+    // (no key material in them), so nginx can answer the client with the same problem.
+    reply
+      .code(denial.status)
+      .headers({ ...denial.headers, "x-keyward-code": denial.problem.code, "x-keyward-problem": JSON.stringify(denial.problem) })
+      .type(PROBLEM_CONTENT_TYPE)
+      .send(denial.problem);
+    return;
+  }
+  const caller = decision.result;
+  reply.headers(identityHeaders(caller.key));
+  if (caller.rateLimit) reply.headers(rateLimitHeaders(caller.rateLimit));
+  // The proxy cannot tell Keyward when the request ends: the upstream may free the slot early.
+  if (caller.lease)
+    reply.headers({ "x-keyward-lease": caller.lease.id, "x-keyward-lease-expires": new Date(caller.lease.expiresAt).toISOString() });
+  reply.code(200).send();
+}
+
 /** `POST /v1/keys/verify`, `/v1/authz` (forward auth) and `/v1/introspect`. */
 export function registerVerificationRoutes(app: FastifyInstance, ctx: ServiceContext): void {
   const { keyward } = ctx;
@@ -108,38 +131,27 @@ export function registerVerificationRoutes(app: FastifyInstance, ctx: ServiceCon
       summary: "Forward auth for nginx auth_request, Traefik ForwardAuth and Envoy ext_authz",
       querystring: AuthzQuery,
     },
-    handler: async (request, reply) => {
+    // Not an async handler: an async one that returns the reply makes Fastify wait for the
+    // response to finish through a stream listener, a cost every forward-auth call would pay.
+    handler: (request, reply) => {
       const scopes = splitScopes(headerValue(request.headers["x-keyward-scopes"]) ?? request.query.scopes);
       const environment = (headerValue(request.headers["x-keyward-environment"]) ?? request.query.environment) as Environment | undefined;
       if (scopes.some((scope) => !isValidScope(scope)) || (environment && environment !== "sandbox" && environment !== "production")) {
-        return reply
+        reply
           .code(400)
           .type(PROBLEM_CONTENT_TYPE)
           .send(buildProblem("VALIDATION_FAILED", "invalid required scopes or environment", { requestId: request.id }));
+        return;
       }
-      const decision = await authenticateRequest(
+      authenticateRequest(
         keyward,
         { headers: readCarrierHeaders(request.raw), search: rawSearch(request), ip: request.ip, requestId: request.id },
         { scopes, ...(environment ? { environment } : {}), leaseMs: ctx.config.leaseTtlMs },
         { realm: ctx.config.realm, allowQueryKeys: ctx.config.allowQueryKeys },
+      ).then(
+        (decision) => answerForwardAuth(reply, decision),
+        (error: unknown) => reply.send(error),
       );
-      if (decision.kind !== "allow") {
-        const denial = decision as Extract<typeof decision, { kind: "deny" }>;
-        // Proxies' auth subrequests cannot read a body: the code and problem also travel as headers
-        // (no key material in them), so nginx can answer the client with the same problem.
-        return reply
-          .code(denial.status)
-          .headers({ ...denial.headers, "x-keyward-code": denial.problem.code, "x-keyward-problem": JSON.stringify(denial.problem) })
-          .type(PROBLEM_CONTENT_TYPE)
-          .send(denial.problem);
-      }
-      const caller = decision.result;
-      reply.headers(identityHeaders(caller.key));
-      if (caller.rateLimit) reply.headers(rateLimitHeaders(caller.rateLimit));
-      // The proxy cannot tell Keyward when the request ends: the upstream may free the slot early.
-      if (caller.lease)
-        reply.headers({ "x-keyward-lease": caller.lease.id, "x-keyward-lease-expires": new Date(caller.lease.expiresAt).toISOString() });
-      return reply.code(200).send();
     },
   });
 

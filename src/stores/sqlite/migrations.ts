@@ -155,6 +155,26 @@ export const USAGE_SQLITE_MIGRATIONS: readonly SqliteMigration[] = [
   CREATE INDEX usage_counts_owner ON usage_counts (owner, minute);
   `,
   },
+  {
+    // Each flush is one row here; folds add many of them to usage_counts at once (docs/usage.md).
+    name: "usage/0002_usage_journal",
+    sql: `
+  CREATE TABLE usage_journal (
+    id INTEGER PRIMARY KEY,
+    writer TEXT NOT NULL,
+    -- Null for a flush; the fold's number for a row that cancels what one slice of it added.
+    fold INTEGER,
+    payload TEXT NOT NULL
+  ) STRICT;
+  CREATE INDEX usage_journal_writer ON usage_journal (writer, id);
+  CREATE TABLE usage_writers (
+    writer TEXT PRIMARY KEY,
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    seen_at INTEGER NOT NULL
+  ) STRICT;
+  `,
+  },
 ];
 
 /**
