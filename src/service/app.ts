@@ -1,4 +1,4 @@
-import { randomUUID } from "node:crypto";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import fastifySwagger from "@fastify/swagger";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, LogController } from "fastify";
 import type { Logger } from "pino";
@@ -11,6 +11,7 @@ import { connectionsCheckingInterval, installClientGuards } from "./client-guard
 import type { ServiceConfig } from "./config.js";
 import { createServiceContext, type ServiceContext } from "./context.js";
 import { installErrorHandling } from "./errors.js";
+import { API_SECURITY_HEADERS, forwardAuthFastLane, requestIdOf } from "./forward-auth.js";
 import { lazyChildLoggerFactory } from "./logger.js";
 import type { ServiceMetrics } from "./metrics.js";
 import { collectRoutes } from "./route-list.js";
@@ -40,8 +41,6 @@ export interface AppOptions {
   accounts?: AccountStore | null;
 }
 
-const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
-
 /**
  * Headers on every answer: the request id, and no sniffing, framing or referrer for the API's
  * JSON (the dashboard's pages set their own CSP first). A callback hook, not an async one: it
@@ -54,14 +53,38 @@ function securityHeaders(
   done: (error: null, payload: unknown) => void,
 ): void {
   reply.header("x-request-id", request.id);
-  reply.header("x-content-type-options", "nosniff");
-  reply.header("referrer-policy", "no-referrer");
+  reply.header("x-content-type-options", API_SECURITY_HEADERS["x-content-type-options"]);
+  reply.header("referrer-policy", API_SECURITY_HEADERS["referrer-policy"]);
   const url = request.url;
   if (url.startsWith("/v1/") || url.startsWith("/dashboard")) {
-    reply.header("x-frame-options", "DENY");
-    if (!reply.hasHeader("content-security-policy")) reply.header("content-security-policy", "default-src 'none'; frame-ancestors 'none'");
+    reply.header("x-frame-options", API_SECURITY_HEADERS["x-frame-options"]);
+    if (!reply.hasHeader("content-security-policy"))
+      reply.header("content-security-policy", API_SECURITY_HEADERS["content-security-policy"]);
   }
   done(null, payload);
+}
+
+const KEEP_ALIVE_TIMEOUT_MS = 5_000;
+
+type NodeHandler = (req: IncomingMessage, res: ServerResponse) => void;
+
+/**
+ * The HTTP server, made here rather than by Fastify so that plain `GET /v1/authz` can take the
+ * forward-auth fast lane (forward-auth.ts) once the app is built; everything else goes to
+ * Fastify. The server gets the settings Fastify gives a server of its own.
+ */
+function serverWithFastLane(config: ServiceConfig, fastLane: () => NodeHandler | null) {
+  return (handler: NodeHandler): Server => {
+    const server = createServer({ connectionsCheckingInterval: connectionsCheckingInterval(config) }, (req, res) => {
+      const lane = fastLane();
+      if (lane !== null && req.url === "/v1/authz" && req.method === "GET") lane(req, res);
+      else handler(req, res);
+    });
+    server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
+    server.requestTimeout = config.hardening.requestTimeoutMs;
+    server.setTimeout(config.hardening.requestTimeoutMs);
+    return server;
+  };
 }
 
 /**
@@ -70,6 +93,7 @@ function securityHeaders(
  */
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const { config } = options;
+  let fastLane: NodeHandler | null = null;
   const app = Fastify({
     loggerInstance: options.logger,
     // Per-request access lines are off by default: they cost throughput on the verify path.
@@ -82,13 +106,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     // Slow clients: a request must arrive whole within these bounds (SECURITY.md 20).
     connectionTimeout: config.hardening.requestTimeoutMs,
     requestTimeout: config.hardening.requestTimeoutMs,
-    http: { connectionsCheckingInterval: connectionsCheckingInterval(config) },
-    keepAliveTimeout: 5_000,
-    // A client-sent id is kept only when it is plainly an id; otherwise a fresh one.
-    genReqId: (req) => {
-      const sent = req.headers["x-request-id"];
-      return typeof sent === "string" && REQUEST_ID.test(sent) ? sent : randomUUID();
-    },
+    keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
+    serverFactory: serverWithFastLane(config, () => fastLane),
+    genReqId: requestIdOf,
     routerOptions: { ignoreTrailingSlash: false, maxParamLength: 200 },
   }) as unknown as FastifyInstance;
   app.server.headersTimeout = Math.min(config.hardening.headersTimeoutMs, config.hardening.requestTimeoutMs);
@@ -136,6 +156,13 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   registerLeakRoutes(app, ctx);
   registerUsageRoutes(app, ctx);
   if (options.webhooks) registerWebhookRoutes(app, ctx, options.webhooks);
+  fastLane = forwardAuthFastLane({
+    keyward: options.keyward,
+    config,
+    metrics: options.metrics,
+    logger: options.logger,
+    trustProxy: fastifyTrustProxy(config.trustProxy),
+  });
   if (accounts) {
     registerAccountRoutes(app, ctx, accounts);
     registerKeyRequestRoutes(app, ctx, accounts);

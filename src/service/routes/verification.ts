@@ -1,15 +1,14 @@
 import type { Static } from "@sinclair/typebox";
-import type { FastifyInstance, FastifyReply } from "fastify";
+import type { FastifyInstance } from "fastify";
 import { KeywardError } from "../../core/errors.js";
-import type { Environment } from "../../core/key-format.js";
 import { toPublicKey, type VerifiedKey } from "../../core/key-view.js";
-import { findMissingScopes, isValidScope } from "../../core/scopes.js";
-import { authenticateRequest, type EdgeDecision, rateLimitHeaders } from "../../middleware/http-edge.js";
+import { findMissingScopes } from "../../core/scopes.js";
 import { readCarrierHeaders } from "../../middleware/node-http.js";
-import { buildProblem, PROBLEM_CONTENT_TYPE } from "../../middleware/problem.js";
+import { PROBLEM_CONTENT_TYPE } from "../../middleware/problem.js";
 import type { Lease, RateLimitState } from "../../ports/limits.js";
 import { rawSearch } from "../auth.js";
 import type { ServiceContext } from "../context.js";
+import { decideForwardAuth } from "../forward-auth.js";
 import { AuthzQuery, ProblemSchema, ReleaseLeaseBody, VerifyKeyBody } from "../schemas.js";
 
 function verifiedKeyJson(key: VerifiedKey) {
@@ -29,57 +28,8 @@ const rateLimitJson = (state: RateLimitState) => ({ limit: state.limit, remainin
 
 const leaseJson = (lease: Lease) => ({ id: lease.id, expires_at: new Date(lease.expiresAt).toISOString() });
 
-// The engine hands out one frozen view per cached key, so its identity headers are built once per fetch, not per request.
-const identityHeaderCache = new WeakMap<VerifiedKey, Record<string, string>>();
-
-/** What forward auth tells the proxy about the caller: `X-Keyward-Key-Id`, `-Owner`, `-Scopes`, `-Environment`. */
-function identityHeaders(key: VerifiedKey): Record<string, string> {
-  let headers = identityHeaderCache.get(key);
-  if (!headers) {
-    headers = {
-      "x-keyward-key-id": key.id,
-      "x-keyward-owner": `${key.owner.type}:${key.owner.id}`,
-      "x-keyward-scopes": key.scopes.join(" "),
-      "x-keyward-environment": key.environment,
-    };
-    identityHeaderCache.set(key, headers);
-  }
-  return headers;
-}
-
 function headerValue(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value.join(",") : value;
-}
-
-function splitScopes(raw: string | undefined): string[] {
-  if (!raw) return [];
-  return raw
-    .split(/[,\s]+/)
-    .map((s) => s.trim())
-    .filter(Boolean);
-}
-
-/** Forward auth's answer: 200 with the caller's identity headers, or the denial with its problem also in headers. */
-function answerForwardAuth(reply: FastifyReply, decision: EdgeDecision): void {
-  if (decision.kind !== "allow") {
-    // Forward auth always requires a key, so anything but allow is a denial.
-    const denial = decision as Extract<EdgeDecision, { kind: "deny" }>;
-    // Proxies' auth subrequests cannot read a body: the code and problem also travel as headers
-    // (no key material in them), so nginx can answer the client with the same problem.
-    reply
-      .code(denial.status)
-      .headers({ ...denial.headers, "x-keyward-code": denial.problem.code, "x-keyward-problem": JSON.stringify(denial.problem) })
-      .type(PROBLEM_CONTENT_TYPE)
-      .send(denial.problem);
-    return;
-  }
-  const caller = decision.result;
-  reply.headers(identityHeaders(caller.key));
-  if (caller.rateLimit) reply.headers(rateLimitHeaders(caller.rateLimit));
-  // The proxy cannot tell Keyward when the request ends: the upstream may free the slot early.
-  if (caller.lease)
-    reply.headers({ "x-keyward-lease": caller.lease.id, "x-keyward-lease-expires": new Date(caller.lease.expiresAt).toISOString() });
-  reply.code(200).send();
 }
 
 /** `POST /v1/keys/verify`, `/v1/authz` (forward auth) and `/v1/introspect`. */
@@ -132,24 +82,22 @@ export function registerVerificationRoutes(app: FastifyInstance, ctx: ServiceCon
       querystring: AuthzQuery,
     },
     // Not an async handler: an async one that returns the reply makes Fastify wait for the
-    // response to finish through a stream listener, a cost every forward-auth call would pay.
+    // response to finish through a stream listener. Plain `GET /v1/authz` takes the fast lane
+    // (forward-auth.ts) and never gets here; this route answers the rest the same way.
     handler: (request, reply) => {
-      const scopes = splitScopes(headerValue(request.headers["x-keyward-scopes"]) ?? request.query.scopes);
-      const environment = (headerValue(request.headers["x-keyward-environment"]) ?? request.query.environment) as Environment | undefined;
-      if (scopes.some((scope) => !isValidScope(scope)) || (environment && environment !== "sandbox" && environment !== "production")) {
-        reply
-          .code(400)
-          .type(PROBLEM_CONTENT_TYPE)
-          .send(buildProblem("VALIDATION_FAILED", "invalid required scopes or environment", { requestId: request.id }));
-        return;
-      }
-      authenticateRequest(
-        keyward,
-        { headers: readCarrierHeaders(request.raw), search: rawSearch(request), ip: request.ip, requestId: request.id },
-        { scopes, ...(environment ? { environment } : {}), leaseMs: ctx.config.leaseTtlMs },
-        { realm: ctx.config.realm, allowQueryKeys: ctx.config.allowQueryKeys },
-      ).then(
-        (decision) => answerForwardAuth(reply, decision),
+      decideForwardAuth(keyward, ctx.config, {
+        headers: readCarrierHeaders(request.raw),
+        scopes: headerValue(request.headers["x-keyward-scopes"]) ?? request.query.scopes,
+        environment: headerValue(request.headers["x-keyward-environment"]) ?? request.query.environment,
+        search: rawSearch(request),
+        ip: request.ip,
+        requestId: request.id,
+      }).then(
+        (answer) => {
+          reply.code(answer.status).headers(answer.headers);
+          if (answer.problem) reply.type(PROBLEM_CONTENT_TYPE).send(answer.problem);
+          else reply.send();
+        },
         (error: unknown) => reply.send(error),
       );
     },

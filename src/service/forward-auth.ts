@@ -1,0 +1,212 @@
+import { randomUUID } from "node:crypto";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import proxyAddr from "@fastify/proxy-addr";
+import type { Logger } from "pino";
+import type { DistinctHeaders } from "../core/carriers.js";
+import { isKeywardError } from "../core/errors.js";
+import type { Environment } from "../core/key-format.js";
+import type { VerifiedKey } from "../core/key-view.js";
+import { isValidScope } from "../core/scopes.js";
+import type { Keyward } from "../engine/keyward.js";
+import { authenticateRequest, type EdgeDecision, rateLimitHeaders } from "../middleware/http-edge.js";
+import { readCarrierHeaders } from "../middleware/node-http.js";
+import { buildProblem, PROBLEM_CONTENT_TYPE, type Problem } from "../middleware/problem.js";
+import type { ServiceConfig } from "./config.js";
+import type { ServiceMetrics } from "./metrics.js";
+
+/** No sniffing, framing or referrer for the API's answers (SECURITY.md 24); the dashboard's pages set their own CSP. */
+export const API_SECURITY_HEADERS: Readonly<Record<string, string>> = Object.freeze({
+  "x-content-type-options": "nosniff",
+  "referrer-policy": "no-referrer",
+  "x-frame-options": "DENY",
+  "content-security-policy": "default-src 'none'; frame-ancestors 'none'",
+});
+
+const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
+
+/** A client-sent `X-Request-Id` is kept only when it is plainly an id; otherwise a fresh one. */
+export function requestIdOf(req: IncomingMessage): string {
+  const sent = req.headers["x-request-id"];
+  return typeof sent === "string" && REQUEST_ID.test(sent) ? sent : randomUUID();
+}
+
+/** What a forward-auth call is asked, read from the request by whichever HTTP layer took it. */
+export interface ForwardAuthRequest {
+  headers: DistinctHeaders;
+  /** `X-Keyward-Scopes` (or the `scopes` query parameter): required scopes, space or comma separated. */
+  scopes: string | undefined;
+  /** `X-Keyward-Environment` (or the `environment` query parameter). */
+  environment: string | undefined;
+  search: string;
+  ip: string | undefined;
+  requestId: string;
+}
+
+/** The answer to a forward-auth call, as data: the Fastify route and the fast lane send the same. */
+export interface ForwardAuthAnswer {
+  status: number;
+  headers: Readonly<Record<string, string>>;
+  /** The problem of a denial; an allow has no body. */
+  problem?: Problem;
+}
+
+// The engine hands out one frozen view per cached key, so its identity headers are built once per fetch, not per request.
+const identityHeaderCache = new WeakMap<VerifiedKey, Readonly<Record<string, string>>>();
+
+/** What forward auth tells the proxy about the caller: `X-Keyward-Key-Id`, `-Owner`, `-Scopes`, `-Environment`. */
+function identityHeaders(key: VerifiedKey): Readonly<Record<string, string>> {
+  let headers = identityHeaderCache.get(key);
+  if (!headers) {
+    headers = Object.freeze({
+      "x-keyward-key-id": key.id,
+      "x-keyward-owner": `${key.owner.type}:${key.owner.id}`,
+      "x-keyward-scopes": key.scopes.join(" "),
+      "x-keyward-environment": key.environment,
+    });
+    identityHeaderCache.set(key, headers);
+  }
+  return headers;
+}
+
+function splitScopes(raw: string | undefined): string[] {
+  if (!raw) return [];
+  return raw
+    .split(/[,\s]+/)
+    .map((s) => s.trim())
+    .filter(Boolean);
+}
+
+/**
+ * Forward auth (`/v1/authz`) for nginx `auth_request`, Traefik ForwardAuth and Envoy
+ * `ext_authz`: 200 with the caller's identity in headers, or the denial's status with its code
+ * and problem also in headers (a proxy's auth subrequest cannot read a body).
+ */
+export async function decideForwardAuth(keyward: Keyward, config: ServiceConfig, request: ForwardAuthRequest): Promise<ForwardAuthAnswer> {
+  const scopes = splitScopes(request.scopes);
+  const environment = request.environment as Environment | undefined;
+  if (scopes.some((scope) => !isValidScope(scope)) || (environment && environment !== "sandbox" && environment !== "production")) {
+    return {
+      status: 400,
+      headers: {},
+      problem: buildProblem("VALIDATION_FAILED", "invalid required scopes or environment", { requestId: request.requestId }),
+    };
+  }
+  const decision = await authenticateRequest(
+    keyward,
+    { headers: request.headers, search: request.search, ip: request.ip, requestId: request.requestId },
+    { scopes, ...(environment ? { environment } : {}), leaseMs: config.leaseTtlMs },
+    { realm: config.realm, allowQueryKeys: config.allowQueryKeys },
+  );
+  if (decision.kind !== "allow") {
+    // Forward auth always requires a key: anything but allow is a denial. The code and problem
+    // travel as headers too (no key material in them), so nginx can answer with the same problem.
+    const denial = decision as Extract<EdgeDecision, { kind: "deny" }>;
+    return {
+      status: denial.status,
+      headers: { ...denial.headers, "x-keyward-code": denial.problem.code, "x-keyward-problem": JSON.stringify(denial.problem) },
+      problem: denial.problem,
+    };
+  }
+  const caller = decision.result;
+  const identity = identityHeaders(caller.key);
+  if (!caller.rateLimit && !caller.lease) return { status: 200, headers: identity };
+  return {
+    status: 200,
+    headers: {
+      ...identity,
+      ...rateLimitHeaders(caller.rateLimit),
+      // The proxy cannot tell Keyward when the request ends: the upstream may free the slot early.
+      ...(caller.lease
+        ? { "x-keyward-lease": caller.lease.id, "x-keyward-lease-expires": new Date(caller.lease.expiresAt).toISOString() }
+        : {}),
+    },
+  };
+}
+
+export interface FastLaneOptions {
+  keyward: Keyward;
+  config: ServiceConfig;
+  metrics: ServiceMetrics;
+  logger: Logger;
+  /** The service's trust-proxy setting, as Fastify is given it. */
+  trustProxy: boolean | string[];
+}
+
+/**
+ * The forward-auth fast lane: `GET /v1/authz` with no query string, answered straight from the
+ * `node:http` request, before Fastify builds its request and reply objects, runs its hooks and
+ * routes. Every proxy in front of every protected API calls this once per request, so its cost
+ * is the product's. It sends what the Fastify route sends (the same `decideForwardAuth`, the
+ * same security headers and request id, the client address by the same trust-proxy rule);
+ * `test/service/forward-auth-fast-lane.test.ts` compares the two answer by answer. With
+ * `KEYWARD_LOG_REQUESTS` on it logs the two lines Fastify logs. Requests with a query string
+ * and other methods take the Fastify route.
+ */
+export function forwardAuthFastLane(options: FastLaneOptions): (req: IncomingMessage, res: ServerResponse) => void {
+  const { keyward, config, metrics, logger } = options;
+  const trust = options.trustProxy === false ? null : options.trustProxy === true ? () => true : proxyAddr.compile(options.trustProxy);
+  const clientAddress = (req: IncomingMessage): string | undefined => {
+    if (!trust) return req.socket.remoteAddress;
+    const addresses = proxyAddr.all(req, trust);
+    return addresses[addresses.length - 1];
+  };
+  const logRequests = config.logRequests;
+  return (req, res) => {
+    const requestId = requestIdOf(req);
+    const ip = clientAddress(req);
+    if (logRequests) logRequest(logger, req, res, requestId, ip);
+    const scopes = req.headers["x-keyward-scopes"];
+    const environment = req.headers["x-keyward-environment"];
+    decideForwardAuth(keyward, config, {
+      headers: readCarrierHeaders(req),
+      scopes: Array.isArray(scopes) ? scopes.join(",") : scopes,
+      environment: Array.isArray(environment) ? environment.join(",") : environment,
+      search: "",
+      ip,
+      requestId,
+    }).then(
+      (answer) => sendAnswer(res, answer, requestId),
+      (error: unknown) => {
+        // What the service's error handler answers for an error it did not expect.
+        if (isKeywardError(error)) {
+          const headers: Record<string, string> =
+            error.retryAfterSeconds !== undefined ? { "retry-after": String(error.retryAfterSeconds) } : {};
+          const detail = error.status >= 500 ? undefined : error.message;
+          if (error.status >= 500) logger.error({ err: error, reqId: requestId }, "request failed");
+          sendAnswer(res, { status: error.status, headers, problem: buildProblem(error.code, detail, { requestId }) }, requestId);
+          return;
+        }
+        logger.error({ err: error, reqId: requestId }, "unhandled error");
+        metrics.recordStoreError("management");
+        sendAnswer(
+          res,
+          { status: 500, headers: {}, problem: buildProblem("INTERNAL_ERROR", "an unexpected error occurred", { requestId }) },
+          requestId,
+        );
+      },
+    );
+  };
+}
+
+/** The two lines Fastify logs for a request, when request logging is on (the serializer drops query strings and headers). */
+function logRequest(logger: Logger, req: IncomingMessage, res: ServerResponse, requestId: string, ip: string | undefined): void {
+  const started = performance.now();
+  logger.info({ reqId: requestId, req: { method: req.method, url: req.url, id: requestId, ip } }, "incoming request");
+  res.once("finish", () => {
+    logger.info({ reqId: requestId, res: { statusCode: res.statusCode }, responseTime: performance.now() - started }, "request completed");
+  });
+}
+
+function sendAnswer(res: ServerResponse, answer: ForwardAuthAnswer, requestId: string): void {
+  if (res.destroyed) return;
+  const body = answer.problem ? JSON.stringify(answer.problem) : "";
+  res.writeHead(answer.status, {
+    ...answer.headers,
+    // As Fastify types a string body: the service's other problems carry the charset too.
+    ...(answer.problem ? { "content-type": `${PROBLEM_CONTENT_TYPE}; charset=utf-8` } : {}),
+    "x-request-id": requestId,
+    ...API_SECURITY_HEADERS,
+    "content-length": String(Buffer.byteLength(body)),
+  });
+  res.end(body);
+}
