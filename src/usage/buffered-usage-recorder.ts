@@ -10,15 +10,15 @@ import {
   type UsageStore,
   type UsageWriter,
 } from "../ports/usage-recorder.js";
-import { UsageMerge, usageRowId } from "./usage-merge.js";
+import { usageRowId } from "./usage-merge.js";
 
 export interface BufferedUsageRecorderOptions {
   store: UsageStore;
   /** Flush at least this often. Default 1000 ms: the most a `kill -9` can lose. */
   flushIntervalMs?: number;
-  /** Flush early when this many distinct (minute, key, outcome) rows are buffered. Default 5000. */
+  /** Flush early when this many rows have counts not yet written. Default 5000. */
   flushAtEntries?: number;
-  /** Past this many rows (the store is slow or down), new events are dropped and counted. Default 50000. */
+  /** Past this many rows with unwritten counts (the store is slow or down), new rows are dropped and counted. Default 50000. */
   maxEntries?: number;
   /**
    * With a store that keeps a journal: fold the flushes into the counts at least this often.
@@ -26,7 +26,7 @@ export interface BufferedUsageRecorderOptions {
    * through this recorder folds first.
    */
   foldIntervalMs?: number;
-  /** Fold early when the flushes since the last fold hold this many distinct rows. Default 200,000. */
+  /** Fold early when this many rows are held since the last fold. Default 200,000. */
   foldAtEntries?: number;
   /** Drop counts older than this, checked at most hourly. Default 90 days; 0 keeps everything. */
   retentionMs?: number;
@@ -37,11 +37,27 @@ export interface BufferedUsageRecorderOptions {
 }
 
 export interface UsageBufferStats {
+  /** Rows with counts not yet written. */
   entries: number;
   dropped: number;
   flushes: number;
   /** Folds of the journal that added something. */
   folds: number;
+}
+
+/**
+ * One (minute, key, outcome) row held in memory. `count` is every use recorded in it, `written`
+ * the part already flushed; `count > written` puts it on the dirty list (once).
+ */
+interface HeldRow extends UsageCount {
+  readonly id: string;
+  written: number;
+}
+
+/** A key's latest use, and the latest one flushed (`writtenAt` -1 when none). */
+interface HeldLastUse extends LastUse {
+  writtenAt: number;
+  writtenIp: string | null;
 }
 
 const PRUNE_EVERY_MS = 3_600_000;
@@ -55,24 +71,26 @@ function* slices<T>(items: readonly T[], size: number): Generator<readonly T[]> 
 }
 
 /**
- * Usage tracking off the hot path: `record()` adds to in-memory counts per minute, key and
- * outcome (a Map update, no I/O) and a background flush writes them. The buffer is bounded;
- * when the store cannot keep up, events are dropped and counted rather than slowing
- * verification or growing without end. Graceful shutdown flushes; `kill -9` loses at most one
- * flush interval.
+ * Usage tracking off the hot path: `record()` counts in memory per minute, key and outcome (a
+ * Map lookup on the key id and an increment, no I/O) and a background flush writes what is new.
+ * Rows with unwritten counts are bounded; when the store cannot keep up, new rows are dropped
+ * and counted rather than slowing verification or growing without end. Graceful shutdown
+ * flushes; `kill -9` loses at most one flush interval.
  *
- * With a store that keeps a journal (SQLite), a flush is one appended row, and this recorder
- * keeps the sum of its flushes since the last fold; every `foldIntervalMs` it adds that sum to
- * the counts in short transactions. With many keys in use, each key is then written about once
- * a minute instead of once a flush. Without one (PostgreSQL, memory), each flush writes the
- * counts directly.
+ * With a store that keeps a journal (SQLite), rows live until the next fold: a flush appends the
+ * counts added since the last flush as one journal row, and every `foldIntervalMs` the written
+ * counts are added to the store's counts in short transactions. With many keys in use, each key
+ * is then written about once a minute instead of once a flush. Without a journal (PostgreSQL,
+ * memory), each flush writes its rows directly and lets them go.
  */
 export class BufferedUsageRecorder implements UsageRecorder {
   readonly stats: UsageBufferStats = { entries: 0, dropped: 0, flushes: 0, folds: 0 };
-  private counts = new Map<string, UsageCount>();
-  /** Each key's latest row in `counts`. */
-  private rowByKey = new Map<string, UsageCount>();
-  private lastUses = new Map<string, LastUse>();
+  private rows = new Map<string, HeldRow>();
+  /** Each key's latest row, so most uses find their row with one lookup on a string already held. */
+  private rowByKey = new Map<string, HeldRow>();
+  private dirty: HeldRow[] = [];
+  private lastUses = new Map<string, HeldLastUse>();
+  private dirtyUses: HeldLastUse[] = [];
   private readonly store: UsageStore;
   private readonly journal: UsageJournal | null;
   private readonly writer: UsageWriter;
@@ -86,8 +104,7 @@ export class BufferedUsageRecorder implements UsageRecorder {
   private readonly timer: NodeJS.Timeout;
   private flushing: Promise<void> | null = null;
   private folding: Promise<void> | null = null;
-  /** Journal mode: the flushes journaled since the last fold, and the id of the latest. */
-  private pending = new UsageMerge();
+  /** The id of the latest journal row this recorder appended. */
   private journaledUpTo = 0;
   private foldSeq = 0;
   private lastFold: number;
@@ -109,7 +126,7 @@ export class BufferedUsageRecorder implements UsageRecorder {
     this.now = options.now ?? Date.now;
     this.onFlushError = options.onFlushError ?? (() => {});
     // The first tick folds what processes that ended without folding left in the journal.
-    this.lastFold = -Infinity;
+    this.lastFold = Number.NEGATIVE_INFINITY;
     this.timer = setInterval(() => void this.tick(), options.flushIntervalMs ?? 1_000);
     this.timer.unref();
   }
@@ -117,41 +134,13 @@ export class BufferedUsageRecorder implements UsageRecorder {
   record(event: UsageEvent): void {
     const minute = event.at - (event.at % BUCKET_MS.minute);
     const keyId = event.keyId ?? "";
-    // Most uses of a key repeat its last row (same minute, same outcome): one Map lookup on the
-    // key id, a string the cache already holds, instead of building the row's id.
-    const last = this.rowByKey.get(keyId);
-    if (last !== undefined && last.minute === minute && last.outcome === event.code) last.count++;
-    else if (!this.countRow(minute, keyId, event)) return;
-    if (event.code === "VALID" && event.keyId) {
-      const use = this.lastUses.get(event.keyId);
-      if (use) {
-        use.at = event.at;
-        use.ip = event.ip ?? null;
-      } else this.lastUses.set(event.keyId, { keyId: event.keyId, at: event.at, ip: event.ip ?? null });
+    let row = this.rowByKey.get(keyId);
+    if (row === undefined || row.minute !== minute || row.outcome !== event.code) {
+      row = this.rowFor(minute, keyId, event);
+      if (row === undefined) return;
     }
-  }
-
-  /** Counts an event in its row, made if new; false when the buffer is full and the event was dropped. */
-  private countRow(minute: number, keyId: string, event: UsageEvent): boolean {
-    const id = usageRowId(minute, keyId, event.code);
-    let row = this.counts.get(id);
-    if (row) row.count++;
-    else {
-      if (this.counts.size >= this.maxEntries) {
-        this.stats.dropped++;
-        return false;
-      }
-      const owner = event.owner ? `${event.owner.type}:${event.owner.id}` : "";
-      row = { minute, keyId, owner, outcome: event.code, count: 1 };
-      this.counts.set(id, row);
-      this.rowByKey.set(keyId, row);
-      this.stats.entries = this.counts.size;
-      // After the row is filed: a flush swaps the buffer out at once.
-      if (this.counts.size >= this.flushAtEntries) void this.writeBuffer();
-      return true;
-    }
-    this.rowByKey.set(keyId, row);
-    return true;
+    if (row.count++ === row.written) this.markDirty(row);
+    if (event.code === "VALID" && event.keyId) this.recordLastUse(event.keyId, event.at, event.ip ?? null);
   }
 
   /** Writes what is buffered and, with a journal, folds it: afterwards the store shows every use recorded here so far. */
@@ -169,63 +158,207 @@ export class BufferedUsageRecorder implements UsageRecorder {
     await this.journal?.retire(this.writer.id).catch(this.onFlushError);
   }
 
-  private async tick(): Promise<void> {
-    await this.writeBuffer();
-    if (this.journal && (this.now() - this.lastFold >= this.foldIntervalMs || this.pending.counts.size >= this.foldAtEntries)) {
-      await this.fold();
+  private rowFor(minute: number, keyId: string, event: UsageEvent): HeldRow | undefined {
+    const id = usageRowId(minute, keyId, event.code);
+    let row = this.rows.get(id);
+    if (row === undefined) {
+      if (this.dirty.length >= this.maxEntries) {
+        this.stats.dropped++;
+        return undefined;
+      }
+      const owner = event.owner ? `${event.owner.type}:${event.owner.id}` : "";
+      row = { id, minute, keyId, owner, outcome: event.code, count: 0, written: 0 };
+      this.rows.set(id, row);
+    }
+    this.rowByKey.set(keyId, row);
+    return row;
+  }
+
+  private markDirty(row: HeldRow): void {
+    this.dirty.push(row);
+    this.stats.entries = this.dirty.length;
+    if (this.dirty.length >= this.flushAtEntries) void this.writeBuffer();
+  }
+
+  private recordLastUse(keyId: string, at: number, ip: string | null): void {
+    const use = this.lastUses.get(keyId);
+    if (use === undefined) {
+      const fresh = { keyId, at, ip, writtenAt: -1, writtenIp: null };
+      this.lastUses.set(keyId, fresh);
+      this.dirtyUses.push(fresh);
+    } else if (at >= use.at) {
+      if (use.at <= use.writtenAt) this.dirtyUses.push(use);
+      use.at = at;
+      use.ip = ip;
     }
   }
 
-  /** One write of the buffer at a time; a failed batch goes back into the buffer as far as it fits. */
+  private async tick(): Promise<void> {
+    await this.writeBuffer();
+    if (this.journal && (this.now() - this.lastFold >= this.foldIntervalMs || this.rows.size >= this.foldAtEntries)) await this.fold();
+  }
+
+  /** One write at a time. What a failed write had taken stays to be written next time. */
   private writeBuffer(): Promise<void> {
     if (this.flushing) return this.flushing;
-    if (this.counts.size === 0 && this.lastUses.size === 0) return Promise.resolve();
-    const counts = this.counts;
-    const lastUses = this.lastUses;
-    this.counts = new Map();
-    this.rowByKey = new Map();
-    this.lastUses = new Map();
-    this.stats.entries = 0;
-    this.flushing = (async () => {
-      try {
-        const rows = [...counts.values()];
-        const uses = [...lastUses.values()];
-        if (this.journal) {
-          this.journaledUpTo = await this.journal.append(this.writer, rows, uses);
-          for (const row of rows) this.pending.addCount(row);
-          for (const use of uses) this.pending.addLastUse(use);
-        } else {
-          await this.store.writeUsage(rows, uses);
-          await this.pruneIfDue();
-        }
-        this.stats.flushes++;
-      } catch (error) {
-        this.restore(counts, lastUses);
-        this.onFlushError(error);
-      } finally {
-        this.flushing = null;
-      }
-    })();
+    if (this.dirty.length === 0 && this.dirtyUses.length === 0) return Promise.resolve();
+    this.flushing = (this.journal ? this.appendToJournal(this.journal) : this.writeDirect()).finally(() => {
+      this.flushing = null;
+    });
     return this.flushing;
   }
 
+  /** Journal mode: the counts added since the last flush become one journal row; the rows stay for the fold. */
+  private async appendToJournal(journal: UsageJournal): Promise<void> {
+    const rows = this.dirty;
+    const uses = this.dirtyUses;
+    this.dirty = [];
+    this.dirtyUses = [];
+    this.stats.entries = 0;
+    // What each row holds now: uses recorded while the write is under way are the next flush's.
+    const upTo = rows.map((row) => row.count);
+    const usesAt = uses.map((use) => [use.at, use.ip] as const);
+    try {
+      this.journaledUpTo = await journal.append(
+        this.writer,
+        rows.map((row, i) => ({
+          minute: row.minute,
+          keyId: row.keyId,
+          owner: row.owner,
+          outcome: row.outcome,
+          count: (upTo[i] as number) - row.written,
+        })),
+        uses.map((use, i) => ({
+          keyId: use.keyId,
+          at: (usesAt[i] as readonly [number, string | null])[0],
+          ip: (usesAt[i] as readonly [number, string | null])[1],
+        })),
+      );
+      rows.forEach((row, i) => {
+        row.written = upTo[i] as number;
+        if (row.count > row.written) this.markDirty(row);
+      });
+      uses.forEach((use, i) => {
+        [use.writtenAt, use.writtenIp] = usesAt[i] as readonly [number, string | null];
+        if (use.at > use.writtenAt) this.dirtyUses.push(use);
+      });
+      this.stats.flushes++;
+    } catch (error) {
+      // Nothing was written: the rows are as unwritten as before, and go back on the lists.
+      for (const row of rows) this.dirty.push(row);
+      for (const use of uses) this.dirtyUses.push(use);
+      this.stats.entries = this.dirty.length;
+      this.onFlushError(error);
+    }
+  }
+
+  /** Direct mode: the rows are written and let go; a failed batch is added back as far as the bound allows. */
+  private async writeDirect(): Promise<void> {
+    const rows = this.rows;
+    const uses = this.lastUses;
+    this.rows = new Map();
+    this.rowByKey = new Map();
+    this.dirty = [];
+    this.lastUses = new Map();
+    this.dirtyUses = [];
+    this.stats.entries = 0;
+    try {
+      await this.store.writeUsage(
+        [...rows.values()].map((row) => ({
+          minute: row.minute,
+          keyId: row.keyId,
+          owner: row.owner,
+          outcome: row.outcome,
+          count: row.count,
+        })),
+        [...uses.values()].map((use) => ({ keyId: use.keyId, at: use.at, ip: use.ip })),
+      );
+      this.stats.flushes++;
+      await this.pruneIfDue();
+    } catch (error) {
+      for (const row of rows.values()) this.carry(row, row.count, 0);
+      for (const use of uses.values()) this.carryLastUse(use.keyId, use.at, use.ip, false);
+      this.onFlushError(error);
+    }
+  }
+
+  /** Adds `count` uses to a row of the current buffer, `written` of them already written. */
+  private carry(row: UsageCount, count: number, written: number): void {
+    if (count === 0) return;
+    let held = this.rows.get(usageRowId(row.minute, row.keyId, row.outcome));
+    if (held === undefined) {
+      if (count > written && this.dirty.length >= this.maxEntries) {
+        this.stats.dropped += count - written;
+        return;
+      }
+      held = {
+        id: usageRowId(row.minute, row.keyId, row.outcome),
+        minute: row.minute,
+        keyId: row.keyId,
+        owner: row.owner,
+        outcome: row.outcome,
+        count: 0,
+        written: 0,
+      };
+      this.rows.set(held.id, held);
+    }
+    const wasClean = held.count === held.written;
+    held.count += count;
+    held.written += written;
+    if (wasClean && held.count > held.written) this.markDirty(held);
+  }
+
+  /** Puts a last use back into the current buffer: as already written, or still to write. */
+  private carryLastUse(keyId: string, at: number, ip: string | null, written: boolean): void {
+    const use = this.lastUses.get(keyId);
+    if (use === undefined) {
+      const held = { keyId, at, ip, writtenAt: written ? at : -1, writtenIp: written ? ip : null };
+      this.lastUses.set(keyId, held);
+      if (!written) this.dirtyUses.push(held);
+      return;
+    }
+    if (written && at > use.writtenAt) [use.writtenAt, use.writtenIp] = [at, ip];
+    if (at > use.at) {
+      if (use.at <= use.writtenAt && !written) this.dirtyUses.push(use);
+      [use.at, use.ip] = [at, ip];
+    }
+  }
+
   /**
-   * Adds the flushes journaled since the last fold to the counts, a slice per transaction with
-   * the event loop free in between. What a failed fold had not added stays pending (and in the
-   * journal) for the next one.
+   * Adds the counts journaled since the last fold to the store's counts, a slice per
+   * transaction with the event loop free in between. Rows start afresh; counts recorded but not
+   * yet journaled move to the new rows. What a failed fold had not added is carried over as
+   * journaled-but-unfolded, for the next one.
    */
   private fold(): Promise<void> {
     this.folding ??= (async () => {
       const journal = this.journal as UsageJournal;
-      await this.flushing;
+      // No flush may be under way from here to the swap below: its rows would change under it.
+      while (this.flushing) await this.flushing;
       this.lastFold = this.now();
-      const folding = this.pending;
-      const upTo = this.journaledUpTo;
       const foldId = ++this.foldSeq;
-      this.pending = new UsageMerge();
-      const counts = [...folding.counts.values()].filter((c) => c.count !== 0);
-      const uses = [...folding.lastUses.values()];
+      const upTo = this.journaledUpTo;
+      const heldRows = this.rows;
+      const heldUses = this.lastUses;
+      const unwritten = this.dirty;
+      const unwrittenUses = this.dirtyUses;
+      this.rows = new Map();
+      this.rowByKey = new Map();
+      this.dirty = [];
+      this.lastUses = new Map();
+      this.dirtyUses = [];
+      this.stats.entries = 0;
+      for (const row of unwritten) this.carry(row, row.count - row.written, 0);
+      for (const use of unwrittenUses) this.carryLastUse(use.keyId, use.at, use.ip, false);
+      const counts: UsageCount[] = [];
+      for (const row of heldRows.values()) {
+        if (row.written > 0)
+          counts.push({ minute: row.minute, keyId: row.keyId, owner: row.owner, outcome: row.outcome, count: row.written });
+      }
+      const uses: LastUse[] = [];
+      for (const use of heldUses.values()) if (use.writtenAt >= 0) uses.push({ keyId: use.keyId, at: use.writtenAt, ip: use.writtenIp });
       let applied = 0;
+      let usesApplied = false;
       try {
         if (counts.length > 0 || uses.length > 0) {
           let owned = true;
@@ -242,36 +375,21 @@ export class BufferedUsageRecorder implements UsageRecorder {
           }
           // Not owned: another process took this writer for gone and folded its journal, this sum included.
           if (owned) await journal.endFold(this.writer.id, upTo);
-          applied = counts.length;
+          usesApplied = true;
           this.stats.folds++;
         }
         await journal.recoverOrphans();
         await this.pruneIfDue();
       } catch (error) {
-        // The slices added so far are cancelled in the journal; the rest goes back to pending.
-        for (const c of counts.slice(applied)) this.pending.addCount(c);
-        for (const use of uses) this.pending.addLastUse(use);
+        // The slices added so far are cancelled in the journal; the rest is journaled and unfolded.
+        for (const c of counts.slice(applied)) this.carry(c, c.count, c.count);
+        if (!usesApplied) for (const use of uses) this.carryLastUse(use.keyId, use.at, use.ip, true);
         this.onFlushError(error);
       } finally {
         this.folding = null;
       }
     })();
     return this.folding;
-  }
-
-  private restore(counts: Map<string, UsageCount>, lastUses: Map<string, LastUse>): void {
-    const merge = new UsageMerge();
-    for (const c of this.counts.values()) merge.addCount(c);
-    for (const c of counts.values()) {
-      if (merge.counts.size < this.maxEntries || merge.counts.has(usageRowId(c.minute, c.keyId, c.outcome))) merge.addCount(c);
-      else this.stats.dropped += c.count;
-    }
-    for (const use of lastUses.values()) merge.addLastUse(use);
-    for (const use of this.lastUses.values()) merge.addLastUse(use);
-    this.counts = merge.counts;
-    this.rowByKey = new Map();
-    this.lastUses = merge.lastUses;
-    this.stats.entries = this.counts.size;
   }
 
   private async pruneIfDue(): Promise<void> {

@@ -290,6 +290,50 @@ describe("usage journal (SQLite)", () => {
     await keys.close();
   });
 
+  it("every use counted exactly once through early flushes, folds under way, and failed appends and slices", async () => {
+    const { keys, usage, journal } = await openFile("exact.db");
+    const keyIds = await Promise.all(Array.from({ length: 5 }, () => createKey(keys)));
+    let failing = true;
+    let calls = 0;
+    const flakyJournal: UsageJournal = {
+      append: (writer, counts, lastUses) => {
+        if (failing && ++calls % 4 === 0) return Promise.reject(new Error("disk full"));
+        return journal.append(writer, counts, lastUses);
+      },
+      applySlice: (writer, fold, counts, lastUses) => {
+        if (failing && ++calls % 3 === 0) return Promise.reject(new Error("database is locked"));
+        return journal.applySlice(writer, fold, counts, lastUses);
+      },
+      endFold: (writer, upTo) => journal.endFold(writer, upTo),
+      recoverOrphans: () => journal.recoverOrphans(),
+      retire: (writer) => journal.retire(writer),
+    };
+    const store: UsageStore = { ...usage, queryUsage: (q) => usage.queryUsage(q), pruneUsage: (b) => usage.pruneUsage(b), journal: flakyJournal };
+    const errors: unknown[] = [];
+    const recorder = new BufferedUsageRecorder({
+      store,
+      flushIntervalMs: 2,
+      flushAtEntries: 3,
+      foldIntervalMs: 5,
+      writer: liveWriter("exact"),
+      onFlushError: (e) => errors.push(e),
+    });
+    const total = 6_000;
+    for (let i = 0; i < total; i++) {
+      const keyId = keyIds[i % keyIds.length] as string;
+      recorder.record({ keyId, code: i % 7 === 0 ? "RATE_LIMITED" : "VALID", at: T0 + (i % 3) * 1_000, ip: "192.0.2.1", owner: { type: "user", id: "alice" } });
+      if (i % 50 === 0) await new Promise((resolve) => setTimeout(resolve, 1));
+    }
+    expect(errors.length).toBeGreaterThan(0);
+    failing = false;
+    await recorder.close();
+    const rows = await usage.queryUsage({ bucket: "day", since: T0 - 86_400_000, until: T0 + 86_400_000, limit: 100 });
+    expect(rows.reduce((sum, r) => sum + r.count, 0)).toBe(total);
+    expect(recorder.stats.dropped).toBe(0);
+    expect(journalRows(keys)).toBe(0);
+    await keys.close();
+  });
+
   it("two processes on one file: each folds its own flushes, every use counted once", async () => {
     const a = await openFile("shared.db");
     const keyId = await createKey(a.keys);
