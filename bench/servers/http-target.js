@@ -1,7 +1,8 @@
 // One HTTP bench target per process: `node bench/servers/http-target.js <target>`.
 // Every target answers GET / with a small JSON body; the keyward-* ones protect it with the
 // adapter for their framework (scope `read`) over the SQLite store in BENCH_DB, with every
-// default on (cache, negative cache, single flight, carriers, problem responses).
+// default on (cache, negative cache, single flight, carriers, problem responses) and usage
+// tracking as docs/usage.md wires it.
 // Prints `READY <port>` once listening on 127.0.0.1.
 import { createHash } from "node:crypto";
 import { createServer } from "node:http";
@@ -15,15 +16,20 @@ import { keywardFastify } from "../../dist/middleware/fastify.js";
 import { keywardHono } from "../../dist/middleware/hono.js";
 import { createNodeGuard } from "../../dist/middleware/node-http.js";
 import { SqliteKeyStore } from "../../dist/stores/sqlite/sqlite-key-store.js";
+import { SqliteUsageStore } from "../../dist/stores/sqlite/sqlite-usage-store.js";
+import { BufferedUsageRecorder } from "../../dist/usage/buffered-usage-recorder.js";
 
 const target = process.argv[2];
 const BODY = { id: "key_0000000000000000000000" };
 const ready = (port) => process.stdout.write(`READY ${port}\n`);
 
+/** The engine as docs/usage.md wires it in process: the SQLite store, with usage tracking on. */
 function openKeyward() {
   const file = process.env.BENCH_DB;
   if (!file) throw new Error("BENCH_DB must name the seeded SQLite file");
-  return new Keyward({ store: new SqliteKeyStore({ filename: file }) });
+  const store = new SqliteKeyStore({ filename: file });
+  const usageStore = new SqliteUsageStore(store.db);
+  return new Keyward({ store, usage: new BufferedUsageRecorder({ store: usageStore }), usageStore });
 }
 
 const targets = {

@@ -32,9 +32,14 @@ export function scopeCovers(granted: string, required: string): boolean {
   return g.length === r.length;
 }
 
-/** Every required scope must be covered by some granted scope. Returns the ones that are not. */
+const NONE_MISSING: string[] = Object.freeze([]) as unknown as string[];
+
+/**
+ * Every required scope must be covered by some granted scope. Returns the ones that are not
+ * (a shared empty array when all are covered: this runs on every verification).
+ */
 export function findMissingScopes(granted: readonly string[], required: readonly string[]): string[] {
-  const missing: string[] = [];
+  let missing: string[] | undefined;
   for (const need of required) {
     let covered = false;
     for (const have of granted) {
@@ -43,9 +48,9 @@ export function findMissingScopes(granted: readonly string[], required: readonly
         break;
       }
     }
-    if (!covered) missing.push(need);
+    if (!covered) (missing ??= []).push(need);
   }
-  return missing;
+  return missing ?? NONE_MISSING;
 }
 
 /**

@@ -175,78 +175,104 @@ export class Keyward {
   /**
    * Verifies a presented key. Checks run in the order of PRODUCT.md §4 and the first failure
    * wins; the limits stage runs last so a denied request spends nothing.
+   *
+   * Not an async function: a key in the cache with no limits is decided without a single await
+   * (the fast path every request of a busy API takes), and only a store read or the limits stage
+   * makes the answer wait.
    */
-  async verify(presented: string | undefined | null, options: VerifyOptions = {}): Promise<VerifyResult> {
+  verify(presented: string | undefined | null, options: VerifyOptions = {}): Promise<VerifyResult> {
     const started = performance.now();
     const now = this.clock.now();
-    const result = await this.decide(presented, options, now);
+    let decided: VerifyResult | Promise<VerifyResult>;
+    try {
+      decided = this.decide(presented, options, now);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    if (decided instanceof Promise) return decided.then((result) => this.settle(result, options, now, started));
+    return Promise.resolve(this.settle(decided, options, now, started));
+  }
+
+  /** Usage and metrics of one verification, whatever its outcome. */
+  private settle(result: VerifyResult, options: VerifyOptions, now: number, started: number): VerifyResult {
     this.usage.record({ keyId: result.key?.id ?? null, owner: result.key?.owner, code: result.code, at: now, ip: options.ip });
     this.observer.verified(result.code, (performance.now() - started) / 1000);
     return result;
   }
 
-  private async decide(presented: string | undefined | null, options: VerifyOptions, now: number): Promise<VerifyResult> {
+  private decide(presented: string | undefined | null, options: VerifyOptions, now: number): VerifyResult | Promise<VerifyResult> {
     if (!presented) return { valid: false, code: "MISSING" };
     // A fresh cache entry under this digest was fetched for this very string after it passed the
     // format check, so a hit skips the check; anything longer than a key is never hashed.
     const digest = presented.length <= MAX_KEY_LENGTH ? hashApiKey(presented, this.hashSecrets[0]) : "";
-    let entry = digest ? this.cachedEntry(digest, now) : undefined;
-    if (entry) this.observer.cacheLookup("hit");
-    else {
-      // Format and checksum first: a typo, a truncated key or a foreign prefix never reaches storage.
-      if (!parseApiKey(presented, this.prefix)) {
-        this.refuseIfBlocked(options.ip, now);
-        this.failedAttempts?.charge(options.ip, now);
-        await this.failedAttempts?.confirm(options.ip, now);
-        return { valid: false, code: "MALFORMED" };
-      }
-      entry = (await this.lookup(presented, digest, now, options.ip)) ?? undefined;
-      if (!entry) {
-        await this.failedAttempts?.confirm(options.ip, now);
-        return { valid: false, code: "NOT_FOUND" };
-      }
+    const entry = digest ? this.cachedEntry(digest, now) : undefined;
+    if (entry === undefined) return this.decideFromStore(presented, digest, options, now);
+    this.observer.cacheLookup("hit");
+    return this.judge(entry, options, now);
+  }
+
+  private async decideFromStore(presented: string, digest: string, options: VerifyOptions, now: number): Promise<VerifyResult> {
+    // Format and checksum first: a typo, a truncated key or a foreign prefix never reaches storage.
+    if (!parseApiKey(presented, this.prefix)) {
+      this.refuseIfBlocked(options.ip, now);
+      this.failedAttempts?.charge(options.ip, now);
+      await this.failedAttempts?.confirm(options.ip, now);
+      return { valid: false, code: "MALFORMED" };
     }
+    const entry = await this.lookup(presented, digest, now, options.ip);
+    if (!entry) {
+      await this.failedAttempts?.confirm(options.ip, now);
+      return { valid: false, code: "NOT_FOUND" };
+    }
+    return this.judge(entry, options, now);
+  }
+
+  /** The checks on a found key, in the order of PRODUCT.md §4; the limits stage last, and only for keys that have limits. */
+  private judge(entry: CachedKey, options: VerifyOptions, now: number): VerifyResult | Promise<VerifyResult> {
     const { key, ownerDisabled } = entry.lookup;
     const view = entry.view;
-    const deny = (code: DenialCode, extra: Partial<Extract<VerifyResult, { valid: false }>> = {}): VerifyResult => ({
-      valid: false,
-      code,
-      key: view,
-      ...extra,
-    });
-    if (!key.enabled || ownerDisabled) return deny("DISABLED");
-    if ((key.revokedAt !== null && key.revokedAt <= now) || (key.graceEndsAt !== null && key.graceEndsAt <= now)) return deny("REVOKED");
+    if (!key.enabled || ownerDisabled) return { valid: false, code: "DISABLED", key: view };
+    if ((key.revokedAt !== null && key.revokedAt <= now) || (key.graceEndsAt !== null && key.graceEndsAt <= now)) {
+      return { valid: false, code: "REVOKED", key: view };
+    }
     // Expiry is checked at use time, from cache too.
-    if (key.expiresAt !== null && key.expiresAt <= now) return deny("EXPIRED");
-    if (options.environment && key.environment !== options.environment) return deny("ENVIRONMENT_MISMATCH");
-    if (key.allowedCidrs.length > 0 && !isIpAllowed(options.ip, entry.cidrs)) return deny("IP_NOT_ALLOWED");
+    if (key.expiresAt !== null && key.expiresAt <= now) return { valid: false, code: "EXPIRED", key: view };
+    if (options.environment && key.environment !== options.environment) return { valid: false, code: "ENVIRONMENT_MISMATCH", key: view };
+    if (key.allowedCidrs.length > 0 && !isIpAllowed(options.ip, entry.cidrs)) return { valid: false, code: "IP_NOT_ALLOWED", key: view };
     if (options.scopes && options.scopes.length > 0) {
       const missing = findMissingScopes(key.scopes, options.scopes);
-      if (missing.length > 0) return deny("INSUFFICIENT_SCOPE", { missingScopes: missing });
+      if (missing.length > 0) return { valid: false, code: "INSUFFICIENT_SCOPE", key: view, missingScopes: missing };
     }
     if (!options.skipLimits && (key.rateLimit !== null || key.concurrency !== null || key.quota !== null)) {
-      const decision = await this.limits.enforce(key, {
-        now,
-        cost: options.cost ?? 1,
-        ...(options.leaseMs !== undefined ? { leaseMs: options.leaseMs } : {}),
-      });
-      if (!decision.allowed) {
-        return deny(decision.code, {
-          retryAfterSeconds: decision.retryAfterSeconds,
-          ...(decision.rateLimit ? { rateLimit: decision.rateLimit } : {}),
-        });
-      }
-      return {
-        valid: true,
-        code: "VALID",
-        key: view,
-        record: key,
-        ...(decision.rateLimit ? { rateLimit: decision.rateLimit } : {}),
-        ...(decision.lease ? { lease: decision.lease } : {}),
-        ...(decision.release ? { release: decision.release } : {}),
-      };
+      return this.limitsStage(key, view, options, now);
     }
     return { valid: true, code: "VALID", key: view, record: key };
+  }
+
+  private async limitsStage(key: KeyRecord, view: VerifiedKey, options: VerifyOptions, now: number): Promise<VerifyResult> {
+    const decision = await this.limits.enforce(key, {
+      now,
+      cost: options.cost ?? 1,
+      ...(options.leaseMs !== undefined ? { leaseMs: options.leaseMs } : {}),
+    });
+    if (!decision.allowed) {
+      return {
+        valid: false,
+        code: decision.code,
+        key: view,
+        retryAfterSeconds: decision.retryAfterSeconds,
+        ...(decision.rateLimit ? { rateLimit: decision.rateLimit } : {}),
+      };
+    }
+    return {
+      valid: true,
+      code: "VALID",
+      key: view,
+      record: key,
+      ...(decision.rateLimit ? { rateLimit: decision.rateLimit } : {}),
+      ...(decision.lease ? { lease: decision.lease } : {}),
+      ...(decision.release ? { release: decision.release } : {}),
+    };
   }
 
   /**

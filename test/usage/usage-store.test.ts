@@ -308,7 +308,12 @@ describe("usage journal (SQLite)", () => {
       recoverOrphans: () => journal.recoverOrphans(),
       retire: (writer) => journal.retire(writer),
     };
-    const store: UsageStore = { ...usage, queryUsage: (q) => usage.queryUsage(q), pruneUsage: (b) => usage.pruneUsage(b), journal: flakyJournal };
+    const store: UsageStore = {
+      ...usage,
+      queryUsage: (q) => usage.queryUsage(q),
+      pruneUsage: (b) => usage.pruneUsage(b),
+      journal: flakyJournal,
+    };
     const errors: unknown[] = [];
     const recorder = new BufferedUsageRecorder({
       store,
@@ -321,7 +326,13 @@ describe("usage journal (SQLite)", () => {
     const total = 6_000;
     for (let i = 0; i < total; i++) {
       const keyId = keyIds[i % keyIds.length] as string;
-      recorder.record({ keyId, code: i % 7 === 0 ? "RATE_LIMITED" : "VALID", at: T0 + (i % 3) * 1_000, ip: "192.0.2.1", owner: { type: "user", id: "alice" } });
+      recorder.record({
+        keyId,
+        code: i % 7 === 0 ? "RATE_LIMITED" : "VALID",
+        at: T0 + (i % 3) * 1_000,
+        ip: "192.0.2.1",
+        owner: { type: "user", id: "alice" },
+      });
       if (i % 50 === 0) await new Promise((resolve) => setTimeout(resolve, 1));
     }
     expect(errors.length).toBeGreaterThan(0);
