@@ -48,7 +48,9 @@ export function findMissingScopes(granted: readonly string[], required: readonly
         break;
       }
     }
-    if (!covered) (missing ??= []).push(need);
+    if (covered) continue;
+    if (missing) missing.push(need);
+    else missing = [need];
   }
   return missing ?? NONE_MISSING;
 }
