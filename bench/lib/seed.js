@@ -1,11 +1,12 @@
 // Seeding for the bench: many keys written straight into a store's tables in one transaction
 // (the engine's createKey writes an audit record and syncs per key, which is right for real use
-// and far too slow for a million keys). Rows are built with the store's own row mapping, so they
-// are exactly what createKey would have written.
+// and far too slow for a million keys). Records come from the engine's own `newKeyRecord` and rows
+// from the store's own row mapping, so they are exactly what createKey would have written.
 import { randomBytes } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { hashApiKey } from "../../dist/core/hashing.js";
 import { formatKeyRef, generateApiKey } from "../../dist/core/key-format.js";
+import { newKeyRecord } from "../../dist/core/new-key-record.js";
 import { generateId } from "../../dist/core/random.js";
 import { KEY_COLUMNS, keyToRowValues } from "../../dist/stores/rows.js";
 
@@ -34,32 +35,18 @@ export function buildKeys(count, options = {}) {
     const id = generateId("key", random);
     keys.push({
       plaintext,
-      record: {
+      record: newKeyRecord({
         id,
-        digest: hashApiKey(plaintext),
-        hashVersion: 0,
-        ref: formatKeyRef(plaintext),
+        secret: { digest: hashApiKey(plaintext), hashVersion: 0, ref: formatKeyRef(plaintext) },
         name: `bench ${i}`,
         owner: options.owner ?? BENCH_OWNER,
         environment: "production",
         scopes: options.scopes ?? ["read", "write"],
-        enabled: true,
-        createdAt: now,
-        updatedAt: now,
-        expiresAt: null,
-        revokedAt: null,
-        revokedReason: null,
-        lastUsedAt: null,
+        now,
         rateLimit: options.rateLimit ?? null,
         concurrency: options.concurrency ?? null,
         quota: options.quota ?? null,
-        allowedCidrs: [],
-        metadata: {},
-        rotatedFrom: null,
-        replacedBy: null,
-        graceEndsAt: null,
-        lineageId: id,
-      },
+      }),
     });
   }
   return keys;

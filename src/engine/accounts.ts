@@ -11,6 +11,7 @@ import {
 } from "../core/accounts.js";
 import { KeywardError } from "../core/errors.js";
 import { computeKeyStatus, type KeyRecord, type OwnerRef, type RequestContext } from "../core/model.js";
+import { newKeyRecord } from "../core/new-key-record.js";
 import { hashPassword, MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, verifyPassword, verifyPasswordAgainstNothing } from "../core/passwords.js";
 import { generateId, generateRandomBase62 } from "../core/random.js";
 import type { AccountStore, DecisionResult, KeyRequestFilter } from "../ports/account-store.js";
@@ -339,25 +340,19 @@ export class Accounts {
     const keyId = generateId("key");
     // A placeholder digest of a secret nobody holds: the key verifies only after it is claimed.
     const placeholder = this.keyward.mintSecret("production");
-    const key: KeyRecord = {
+    // The sandbox key's permissions (PRODUCT.md): owner, name, scopes, limits, CIDRs, metadata;
+    // a lineage of its own, no expiry, and never used.
+    const key = newKeyRecord({
       ...sandbox,
       id: keyId,
-      digest: placeholder.digest,
-      hashVersion: placeholder.hashVersion,
-      ref: placeholder.ref,
+      secret: placeholder,
       environment: "production",
       enabled: true,
-      createdAt: now,
-      updatedAt: now,
+      now,
       expiresAt: null,
-      revokedAt: null,
-      revokedReason: null,
-      lastUsedAt: null,
       rotatedFrom: null,
-      replacedBy: null,
-      graceEndsAt: null,
       lineageId: keyId,
-    };
+    });
     const audits = [
       buildAuditEvent(context, now, "key.created", { type: "key", id: keyId }, null, {
         owner: key.owner,

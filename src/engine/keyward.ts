@@ -20,6 +20,7 @@ import {
   type OwnerRef,
   type RequestContext,
 } from "../core/model.js";
+import { newKeyRecord } from "../core/new-key-record.js";
 import type { DenialCode } from "../core/outcomes.js";
 import { cryptoRandomBytes, generateId, type RandomBytes } from "../core/random.js";
 import { findMissingScopes } from "../core/scopes.js";
@@ -377,8 +378,12 @@ export class Keyward {
   /** A fresh secret for a key of `environment`: the plaintext (to show once) and what is stored of it. */
   mintSecret(environment: Environment): { plaintext: string; digest: string; hashVersion: number; ref: string } {
     const plaintext = generateApiKey({ prefix: this.prefix, environment, random: this.random });
+    return { plaintext, ...this.storedSecret(plaintext) };
+  }
+
+  /** What is stored of a secret: its digest under the current hash secret, and its display ref. */
+  private storedSecret(plaintext: string): { digest: string; hashVersion: number; ref: string } {
     return {
-      plaintext,
       digest: hashApiKey(plaintext, this.hashSecrets[0]),
       hashVersion: this.hashSecrets[0]?.version ?? 0,
       ref: formatKeyRef(plaintext),
@@ -391,33 +396,21 @@ export class Keyward {
     validateCreateKeyInput(input, now);
     const plaintext = generateApiKey({ prefix: this.prefix, environment: input.environment, random: this.random });
     const id = generateId("key", this.random);
-    const record: KeyRecord = {
+    const record = newKeyRecord({
       id,
-      digest: hashApiKey(plaintext, this.hashSecrets[0]),
-      hashVersion: this.hashSecrets[0]?.version ?? 0,
-      ref: formatKeyRef(plaintext),
+      secret: this.storedSecret(plaintext),
       name: input.name,
-      owner: { type: input.owner.type, id: input.owner.id },
+      owner: input.owner,
       environment: input.environment,
-      scopes: [...new Set(input.scopes)],
-      enabled: true,
-      createdAt: now,
-      updatedAt: now,
+      scopes: input.scopes,
+      now,
       expiresAt: input.expiresAt ?? null,
-      revokedAt: null,
-      revokedReason: null,
-      lastUsedAt: null,
-      lastUsedIp: null,
       rateLimit: input.rateLimit ?? null,
       concurrency: input.concurrency ?? null,
       quota: input.quota ?? null,
       allowedCidrs: input.allowedCidrs ?? [],
       metadata: input.metadata ?? {},
-      rotatedFrom: null,
-      replacedBy: null,
-      graceEndsAt: null,
-      lineageId: id,
-    };
+    });
     const audit = buildAuditEvent(context, now, "key.created", { type: "key", id }, null, {
       owner: record.owner,
       environment: record.environment,
@@ -490,22 +483,15 @@ export class Keyward {
     if (status === "revoked" || old.replacedBy !== null) throw new KeywardError("CONFLICT", "the key was already rotated or revoked");
     const plaintext = generateApiKey({ prefix: this.prefix, environment: old.environment, random: this.random });
     const successorId = generateId("key", this.random);
-    const successor: KeyRecord = {
+    // Same owner, scopes, limits, expiry and metadata; the same lineage, so limit counters carry on.
+    const successor = newKeyRecord({
       ...old,
       id: successorId,
-      digest: hashApiKey(plaintext, this.hashSecrets[0]),
-      hashVersion: this.hashSecrets[0]?.version ?? 0,
-      ref: formatKeyRef(plaintext),
-      createdAt: now,
-      updatedAt: now,
-      lastUsedAt: null,
-      lastUsedIp: null,
-      revokedAt: null,
-      revokedReason: null,
+      secret: this.storedSecret(plaintext),
+      now,
       rotatedFrom: old.id,
-      replacedBy: null,
-      graceEndsAt: null,
-    };
+      lineageId: old.lineageId,
+    });
     const oldChanges = { replacedBy: successorId, graceEndsAt: now + graceSeconds * 1000 };
     const audit = buildAuditEvent(context, now, "key.rotated", { type: "key", id }, diffForAudit(old, oldChanges), {
       successor_id: successorId,

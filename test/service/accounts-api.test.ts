@@ -251,7 +251,14 @@ describe("key requests", () => {
 
   it("are asked by the sandbox key, approved by an admin and picked up once, with the same scopes and limits", async () => {
     const bob = await createMember(service, admin, "bob@example.com");
-    const { request } = await requestWithSandboxKey(bob);
+    const { sandbox, request } = await requestWithSandboxKey(bob);
+    // The sandbox key has been used (asking counts); a usage query writes that out.
+    expect((await service.call("/v1/usage", { headers: jsonHeaders(service.adminKey) })).status).toBe(200);
+    const used = (await service.call(`/v1/keys/${sandbox.id}`, { headers: jsonHeaders(service.adminKey) })).json() as Record<
+      string,
+      unknown
+    >;
+    expect(used.last_used_ip).toBe("127.0.0.1");
     const approved = await service.call(`/v1/key-requests/${request.id}/approve`, {
       method: "POST",
       headers: sessionHeaders(service, admin),
@@ -273,6 +280,8 @@ describe("key requests", () => {
       owner: { type: "user", id: bob.userId },
       ...limits,
     });
+    // The sandbox key's permissions, not its history: never used, no expiry, a lineage of its own.
+    expect(production).toMatchObject({ last_used_at: null, last_used_ip: null, expires_at: null });
     const introspect = await service.call("/v1/introspect", { headers: { authorization: `Bearer ${production.key}` } });
     expect(introspect.status).toBe(200);
     const again = await service.call(`/v1/key-requests/${request.id}/claim`, {
