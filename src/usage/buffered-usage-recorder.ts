@@ -263,14 +263,7 @@ export class BufferedUsageRecorder implements UsageRecorder {
 
   /** Direct mode: the rows are written and let go; a failed batch is added back as far as the bound allows. */
   private async writeDirect(): Promise<void> {
-    const rows = this.rows;
-    const uses = this.lastUses;
-    this.rows = new Map();
-    this.rowByKey = new Map();
-    this.dirty = [];
-    this.lastUses = new Map();
-    this.dirtyUses = [];
-    this.stats.entries = 0;
+    const { rows, uses } = this.takeBuffer();
     try {
       await this.store.writeUsage(
         [...rows.values()].map((row) => ({
@@ -289,6 +282,18 @@ export class BufferedUsageRecorder implements UsageRecorder {
       for (const use of uses.values()) this.carryLastUse(use.keyId, use.at, use.ip, false);
       this.onFlushError(error);
     }
+  }
+
+  /** Hands over everything held and starts empty. */
+  private takeBuffer() {
+    const taken = { rows: this.rows, uses: this.lastUses, dirty: this.dirty, dirtyUses: this.dirtyUses };
+    this.rows = new Map();
+    this.rowByKey = new Map();
+    this.dirty = [];
+    this.lastUses = new Map();
+    this.dirtyUses = [];
+    this.stats.entries = 0;
+    return taken;
   }
 
   /** Adds `count` uses to a row of the current buffer, `written` of them already written. */
@@ -347,16 +352,7 @@ export class BufferedUsageRecorder implements UsageRecorder {
       this.lastFold = this.now();
       const foldId = ++this.foldSeq;
       const upTo = this.journaledUpTo;
-      const heldRows = this.rows;
-      const heldUses = this.lastUses;
-      const unwritten = this.dirty;
-      const unwrittenUses = this.dirtyUses;
-      this.rows = new Map();
-      this.rowByKey = new Map();
-      this.dirty = [];
-      this.lastUses = new Map();
-      this.dirtyUses = [];
-      this.stats.entries = 0;
+      const { rows: heldRows, uses: heldUses, dirty: unwritten, dirtyUses: unwrittenUses } = this.takeBuffer();
       for (const row of unwritten) this.carry(row, row.count - row.written, 0);
       for (const use of unwrittenUses) this.carryLastUse(use.keyId, use.at, use.ip, false);
       const counts: UsageCount[] = [];
