@@ -68,6 +68,11 @@ function identityHeaders(key: VerifiedKey): Readonly<Record<string, string>> {
   return headers;
 }
 
+/** A request header as one string: repeated lines joined with commas, as HTTP reads them. */
+export function headerValue(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value.join(",") : value;
+}
+
 function splitScopes(raw: string | undefined): string[] {
   if (!raw) return [];
   return raw
@@ -155,12 +160,10 @@ export function forwardAuthFastLane(options: FastLaneOptions): (req: IncomingMes
     const requestId = requestIdOf(req);
     const ip = clientAddress(req);
     if (logRequests) logRequest(logger, req, res, requestId, ip);
-    const scopes = req.headers["x-keyward-scopes"];
-    const environment = req.headers["x-keyward-environment"];
     decideForwardAuth(keyward, config, {
       headers: readCarrierHeaders(req),
-      scopes: Array.isArray(scopes) ? scopes.join(",") : scopes,
-      environment: Array.isArray(environment) ? environment.join(",") : environment,
+      scopes: headerValue(req.headers["x-keyward-scopes"]),
+      environment: headerValue(req.headers["x-keyward-environment"]),
       search: "",
       ip,
       requestId,

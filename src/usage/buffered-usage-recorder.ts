@@ -226,7 +226,7 @@ export class BufferedUsageRecorder implements UsageRecorder {
     this.stats.entries = 0;
     // What each row holds now: uses recorded while the write is under way are the next flush's.
     const upTo = rows.map((row) => row.count);
-    const usesAt = uses.map((use) => [use.at, use.ip] as const);
+    const lastUses: LastUse[] = uses.map((use) => ({ keyId: use.keyId, at: use.at, ip: use.ip }));
     try {
       this.journaledUpTo = await journal.append(
         this.writer,
@@ -237,18 +237,16 @@ export class BufferedUsageRecorder implements UsageRecorder {
           outcome: row.outcome,
           count: (upTo[i] as number) - row.written,
         })),
-        uses.map((use, i) => ({
-          keyId: use.keyId,
-          at: (usesAt[i] as readonly [number, string | null])[0],
-          ip: (usesAt[i] as readonly [number, string | null])[1],
-        })),
+        lastUses,
       );
       rows.forEach((row, i) => {
         row.written = upTo[i] as number;
         if (row.count > row.written) this.markDirty(row);
       });
       uses.forEach((use, i) => {
-        [use.writtenAt, use.writtenIp] = usesAt[i] as readonly [number, string | null];
+        const written = lastUses[i] as LastUse;
+        use.writtenAt = written.at;
+        use.writtenIp = written.ip;
         if (use.at > use.writtenAt) this.dirtyUses.push(use);
       });
       this.stats.flushes++;

@@ -8,7 +8,7 @@ import { PROBLEM_CONTENT_TYPE } from "../../middleware/problem.js";
 import type { Lease, RateLimitState } from "../../ports/limits.js";
 import { rawSearch } from "../auth.js";
 import type { ServiceContext } from "../context.js";
-import { decideForwardAuth } from "../forward-auth.js";
+import { decideForwardAuth, headerValue } from "../forward-auth.js";
 import { AuthzQuery, ProblemSchema, ReleaseLeaseBody, VerifyKeyBody } from "../schemas.js";
 
 function verifiedKeyJson(key: VerifiedKey) {
@@ -27,10 +27,6 @@ function verifiedKeyJson(key: VerifiedKey) {
 const rateLimitJson = (state: RateLimitState) => ({ limit: state.limit, remaining: state.remaining, reset_seconds: state.resetSeconds });
 
 const leaseJson = (lease: Lease) => ({ id: lease.id, expires_at: new Date(lease.expiresAt).toISOString() });
-
-function headerValue(value: string | string[] | undefined): string | undefined {
-  return Array.isArray(value) ? value.join(",") : value;
-}
 
 /** `POST /v1/keys/verify`, `/v1/authz` (forward auth) and `/v1/introspect`. */
 export function registerVerificationRoutes(app: FastifyInstance, ctx: ServiceContext): void {
