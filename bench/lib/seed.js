@@ -9,6 +9,7 @@ import { formatKeyRef, generateApiKey } from "../../dist/core/key-format.js";
 import { newKeyRecord } from "../../dist/core/new-key-record.js";
 import { generateId } from "../../dist/core/random.js";
 import { KEY_COLUMNS, keyToRowValues } from "../../dist/stores/rows.js";
+import { prepareKeyWrites } from "../../dist/stores/sqlite/sqlite-key-rows.js";
 
 export const BENCH_OWNER = { type: "application", id: "bench" };
 
@@ -59,14 +60,13 @@ export function buildUnknownKeys(count) {
 
 /** Inserts records into a migrated SqliteKeyStore's database, in one transaction. */
 export function insertSqlite(db, records) {
-  const placeholders = KEY_COLUMNS.map(() => "?").join(", ");
-  const insert = db.prepare(`INSERT INTO keys (${KEY_COLUMNS.join(", ")}) VALUES (${placeholders})`);
+  const keys = prepareKeyWrites(db);
   const owner = db.prepare("INSERT INTO owners (type, id, disabled, created_at) VALUES (?, ?, 0, ?) ON CONFLICT DO NOTHING");
   db.pragma("synchronous = OFF");
   db.transaction(() => {
     for (const record of records) {
       owner.run(record.owner.type, record.owner.id, record.createdAt);
-      insert.run(...keyToRowValues(record, true));
+      keys.insert(record);
     }
   })();
   db.pragma("synchronous = FULL");

@@ -619,6 +619,7 @@ export class Keyward {
   /** Flushes buffered usage, then closes the limiter and the store. */
   async close(): Promise<void> {
     await this.usage.close?.();
+    await this.usageStore?.close?.();
     await this.limits.close();
     await this.failedAttempts?.close();
     await this.store.close();

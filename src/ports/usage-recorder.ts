@@ -72,6 +72,8 @@ export interface UsageStore {
   pruneUsage(before: number): Promise<number>;
   /** Optional: a journal of flushes (see UsageJournal). Without one, each flush writes its counts directly. */
   readonly journal?: UsageJournal;
+  /** Optional: releases what the store opened itself (a connection of its own). */
+  close?(): Promise<void>;
 }
 
 export const BUCKET_MS: Record<UsageBucket, number> = { minute: 60_000, hour: 3_600_000, day: 86_400_000 };

@@ -128,7 +128,10 @@ export const ACCOUNT_SQL = {
   listUsers: "SELECT * FROM users ORDER BY created_at, id LIMIT ?",
   deleteUserSessions: "DELETE FROM sessions WHERE user_id = ?",
   deleteSetupToken: "DELETE FROM setup_token",
-  insertSetupToken: "INSERT INTO setup_token (id, digest, expires_at) VALUES (1, ?, ?)",
+  // An upsert: instances starting together on one PostgreSQL each set a token; a delete then
+  // insert let two of them insert row 1 at once, and the loser failed to start.
+  setSetupToken:
+    "INSERT INTO setup_token (id, digest, expires_at) VALUES (1, ?, ?) ON CONFLICT (id) DO UPDATE SET digest = excluded.digest, expires_at = excluded.expires_at",
   matchSetupToken: "SELECT 1 AS ok FROM setup_token WHERE digest = ? AND expires_at > ?",
   insertSession: `INSERT INTO sessions (digest, user_id, csrf_token, created_at, last_seen_at, ip, user_agent) VALUES (${marks(7)})`,
   getSession: "SELECT * FROM sessions WHERE digest = ?",

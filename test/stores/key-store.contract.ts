@@ -156,6 +156,22 @@ export function runKeyStoreContract(name: string, open: () => Promise<{ store: K
       expect((await store.listAuditEvents({}, 10, null)).events.map((e) => e.action)).toEqual(["key.updated", "key.created"]);
     });
 
+    it("keeps a key's last use through insert, every read and update, and clears it", async () => {
+      const used = makeKey({ lastUsedAt: T0 + 7, lastUsedIp: "198.51.100.4" });
+      const fresh = makeKey({ createdAt: T0 + 1 });
+      await store.insertKey(used, makeAudit("key.created", used.id));
+      await store.insertKey(fresh, makeAudit("key.created", fresh.id));
+      expect(await store.getKey(used.id)).toEqual(used);
+      expect((await store.findKeyByDigest(used.digest))?.key).toEqual(used);
+      expect((await store.listKeys({ now: T0 }, 10, null)).keys).toEqual([fresh, used]);
+      const moved = await store.updateKey(fresh.id, { lastUsedAt: T0 + 9, lastUsedIp: "192.0.2.1" }, null);
+      expect(moved).toMatchObject({ lastUsedAt: T0 + 9, lastUsedIp: "192.0.2.1" });
+      expect(await store.getKey(fresh.id)).toEqual(moved);
+      const cleared = await store.updateKey(used.id, { lastUsedAt: null, lastUsedIp: null, name: "renamed" }, null);
+      expect(cleared).toMatchObject({ lastUsedAt: null, lastUsedIp: null, name: "renamed" });
+      expect(await store.updateKey("key_missing", { lastUsedAt: T0 }, null)).toBeNull();
+    });
+
     it("rotates once: a second rotation conflicts and leaves no audit event", async () => {
       const key = makeKey();
       await store.insertKey(key, makeAudit("key.created", key.id));

@@ -1,7 +1,9 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import Database from "better-sqlite3";
 import { expect, it } from "vitest";
+import { applySqliteMigrations, CORE_SQLITE_MIGRATIONS } from "../../src/stores/sqlite/migrations.js";
 import { SqliteKeyStore } from "../../src/stores/sqlite/sqlite-key-store.js";
 import { makeAudit, makeKey, runKeyStoreContract } from "./key-store.contract.js";
 
@@ -34,6 +36,40 @@ it("sqlite: runs in WAL with full sync, and data survives close and reopen", asy
     await reopened.migrate();
     expect(await reopened.getKey(key.id)).toEqual(key);
     await reopened.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+it("sqlite: the move of last uses to key_last_use keeps every key and its last use", async () => {
+  const { dir } = openTemp();
+  const file = join(dir, "old.db");
+  try {
+    // A file as the release before core/0003 left it: last uses on the keys row.
+    const old = new Database(file);
+    applySqliteMigrations(
+      old,
+      CORE_SQLITE_MIGRATIONS.filter((m) => m.name !== "core/0003_key_last_use"),
+    );
+    const used = makeKey({ lastUsedAt: Date.UTC(2026, 0, 2), lastUsedIp: "203.0.113.5" });
+    const never = makeKey();
+    old.prepare("INSERT INTO owners (type, id, disabled, created_at) VALUES ('user', 'alice', 0, 0)").run();
+    const insert = old.prepare(
+      `INSERT INTO keys (id, digest, hash_version, ref, name, owner_type, owner_id, environment, scopes, enabled, created_at,
+         updated_at, allowed_cidrs, metadata, lineage_id, last_used_at, last_used_ip)
+       VALUES (?, ?, 0, ?, 'k', 'user', 'alice', 'sandbox', '["read"]', 1, ?, ?, '[]', '{}', ?, ?, ?)`,
+    );
+    for (const k of [used, never]) insert.run(k.id, k.digest, k.ref, k.createdAt, k.updatedAt, k.lineageId, k.lastUsedAt, k.lastUsedIp);
+    old.close();
+
+    const store = new SqliteKeyStore({ filename: file });
+    await store.migrate();
+    expect(await store.getKey(used.id)).toEqual(used);
+    expect(await store.getKey(never.id)).toEqual(never);
+    const columns = (store.db.prepare("PRAGMA table_info(keys)").all() as { name: string }[]).map((c) => c.name);
+    expect(columns).not.toContain("last_used_at");
+    expect(store.db.prepare("SELECT COUNT(*) AS n FROM key_last_use").get()).toEqual({ n: 1 });
+    await store.close();
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

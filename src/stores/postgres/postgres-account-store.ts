@@ -100,8 +100,7 @@ export class PostgresAccountStore implements AccountStore {
 
   async setSetupToken(digest: string, expiresAt: number): Promise<void> {
     await this.write(async (client) => {
-      await client.query(SQL.deleteSetupToken);
-      await client.query(SQL.insertSetupToken, [digest, expiresAt]);
+      await client.query(SQL.setSetupToken, [digest, expiresAt]);
     });
   }
 

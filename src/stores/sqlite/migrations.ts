@@ -119,6 +119,21 @@ export const CORE_SQLITE_MIGRATIONS: readonly SqliteMigration[] = [
   CREATE TRIGGER owners_change_seq_delete AFTER DELETE ON owners BEGIN UPDATE meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) WHERE name = 'change_seq'; END;
   `,
   },
+  {
+    // Last uses move to a narrow table of their own (src/stores/sqlite/sqlite-key-rows.ts): usage
+    // folds rewrite them every minute, and a rewrite of the wide keys row cost a page per key.
+    name: "core/0003_key_last_use",
+    sql: `
+  CREATE TABLE key_last_use (
+    key_id TEXT PRIMARY KEY,
+    at INTEGER NOT NULL,
+    ip TEXT
+  ) STRICT, WITHOUT ROWID;
+  INSERT INTO key_last_use (key_id, at, ip) SELECT id, last_used_at, last_used_ip FROM keys WHERE last_used_at IS NOT NULL;
+  ALTER TABLE keys DROP COLUMN last_used_ip;
+  ALTER TABLE keys DROP COLUMN last_used_at;
+  `,
+  },
 ];
 
 /** Quota counters: one row per key lineage and window (see src/core/quota-window.ts). */

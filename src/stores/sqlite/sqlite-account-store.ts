@@ -27,8 +27,9 @@ import {
   userToValues,
   userUpdate,
 } from "../account-rows.js";
-import { AUDIT_INSERT_COLUMNS, chainedAuditRowValues, KEY_COLUMNS, keyToRowValues } from "../rows.js";
+import { AUDIT_INSERT_COLUMNS, chainedAuditRowValues } from "../rows.js";
 import { applySqliteMigrations, type SqliteMigration } from "./migrations.js";
+import { prepareKeyWrites } from "./sqlite-key-rows.js";
 
 export const ACCOUNTS_SQLITE_MIGRATIONS: readonly SqliteMigration[] = [
   { name: "accounts/0001_users_sessions_key_requests", sql: accountsSchema("INTEGER", " STRICT") },
@@ -95,8 +96,7 @@ export class SqliteAccountStore implements AccountStore {
 
   async setSetupToken(digest: string, expiresAt: number): Promise<void> {
     this.write(() => {
-      this.db.prepare(SQL.deleteSetupToken).run();
-      this.db.prepare(SQL.insertSetupToken).run(digest, expiresAt);
+      this.db.prepare(SQL.setSetupToken).run(digest, expiresAt);
     });
   }
 
@@ -166,9 +166,7 @@ export class SqliteAccountStore implements AccountStore {
         this.db
           .prepare("INSERT INTO owners (type, id, disabled, created_at) VALUES (?, ?, 0, ?) ON CONFLICT DO NOTHING")
           .run(key.owner.type, key.owner.id, at);
-        this.db
-          .prepare(`INSERT INTO keys (${KEY_COLUMNS.join(", ")}) VALUES (${KEY_COLUMNS.map(() => "?")})`)
-          .run(...keyToRowValues(key, true));
+        prepareKeyWrites(this.db).insert(key);
         for (const audit of audits) this.appendChained(audit);
       },
     );

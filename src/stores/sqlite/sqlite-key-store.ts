@@ -19,14 +19,13 @@ import {
   auditRowToChainEntry,
   chainedAuditRowValues,
   changesToColumns,
-  KEY_COLUMNS,
   type KeyRow,
-  keyToRowValues,
   rowToAudit,
   rowToKey,
 } from "../rows.js";
 import { bindQuestionMark, buildAuditWhere, buildKeyListWhere } from "../sql-filters.js";
 import { AUDIT_SQLITE_MIGRATIONS, applySqliteMigrations, CORE_SQLITE_MIGRATIONS } from "./migrations.js";
+import { prepareKeyWrites, SELECT_KEY_ROWS } from "./sqlite-key-rows.js";
 
 export interface SqliteKeyStoreOptions {
   /** File path, or `:memory:`. Parent folders are created. */
@@ -70,14 +69,14 @@ export class SqliteKeyStore implements KeyStore {
   }
 
   private prepareStatements() {
-    const placeholders = KEY_COLUMNS.map(() => "?").join(", ");
     return {
       findByDigest: this.db.prepare<[string], KeyRow & { owner_disabled: number | null }>(
-        `SELECT k.*, o.disabled AS owner_disabled FROM keys k
-         LEFT JOIN owners o ON o.type = k.owner_type AND o.id = k.owner_id WHERE k.digest = ?`,
+        `SELECT k.*, o.disabled AS owner_disabled, u.at AS last_used_at, u.ip AS last_used_ip FROM keys k
+         LEFT JOIN owners o ON o.type = k.owner_type AND o.id = k.owner_id
+         LEFT JOIN key_last_use u ON u.key_id = k.id WHERE k.digest = ?`,
       ),
-      getKey: this.db.prepare<[string], KeyRow>("SELECT * FROM keys WHERE id = ?"),
-      insertKey: this.db.prepare(`INSERT INTO keys (${KEY_COLUMNS.join(", ")}) VALUES (${placeholders})`),
+      getKey: this.db.prepare<[string], KeyRow>(`${SELECT_KEY_ROWS} WHERE k.id = ?`),
+      keyWrites: prepareKeyWrites(this.db),
       insertAudit: this.db.prepare(
         `INSERT INTO audit_events (${AUDIT_INSERT_COLUMNS}) VALUES (${AUDIT_INSERT_COLUMNS.split(",")
           .map(() => "?")
@@ -118,7 +117,7 @@ export class SqliteKeyStore implements KeyStore {
     const params: unknown[] = [];
     const where = buildKeyListWhere(filter, after, bindQuestionMark(params), 1);
     const rows = this.db
-      .prepare<unknown[], KeyRow>(`SELECT * FROM keys ${where} ORDER BY created_at DESC, id DESC LIMIT ?`)
+      .prepare<unknown[], KeyRow>(`${SELECT_KEY_ROWS} ${where} ORDER BY k.created_at DESC, k.id DESC LIMIT ?`)
       .all(...params, limit + 1);
     const keys = rows.slice(0, limit).map(rowToKey);
     const last = keys[keys.length - 1];
@@ -129,7 +128,7 @@ export class SqliteKeyStore implements KeyStore {
     this.db
       .transaction(() => {
         this.s.ensureOwner.run(key.owner.type, key.owner.id, key.createdAt);
-        this.s.insertKey.run(...keyToRowValues(key, true));
+        this.s.keyWrites.insert(key);
         this.appendChained(audit);
       })
       .immediate();
@@ -138,7 +137,8 @@ export class SqliteKeyStore implements KeyStore {
   async updateKey(id: string, changes: KeyLifecycleChanges, audit: AuditEvent | null): Promise<KeyRecord | null> {
     return this.db
       .transaction(() => {
-        const columns = changesToColumns(changes, true);
+        if (!this.s.getKey.get(id)) return null;
+        const columns = changesToColumns(this.s.keyWrites.applyLastUse(id, changes), true);
         if (columns.length > 0) {
           const set = columns.map((c) => `${c.column} = ?`).join(", ");
           const result = this.db
@@ -160,7 +160,7 @@ export class SqliteKeyStore implements KeyStore {
         if (!this.s.getKey.get(oldId)) return "not_found";
         const marked = this.s.markReplaced.run(successor.id, oldChanges.graceEndsAt ?? null, audit.at, oldId);
         if (marked.changes === 0) return "conflict";
-        this.s.insertKey.run(...keyToRowValues(successor, true));
+        this.s.keyWrites.insert(successor);
         this.appendChained(audit);
         return "rotated";
       })

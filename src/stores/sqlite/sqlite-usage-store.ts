@@ -1,29 +1,43 @@
-import type Database from "better-sqlite3";
+import Database from "better-sqlite3";
 import type { OutcomeCode } from "../../core/outcomes.js";
 import { BUCKET_MS, type LastUse, type UsageCount, type UsageQuery, type UsageRow, type UsageStore } from "../../ports/usage-recorder.js";
 import { buildUsageQuery } from "../usage-sql.js";
 import { applySqliteMigrations, USAGE_SQLITE_MIGRATIONS } from "./migrations.js";
+import { ADVANCE_LAST_USE } from "./sqlite-key-rows.js";
 import { SqliteUsageJournal } from "./sqlite-usage-journal.js";
 
 /**
  * Usage counts in the SQLite file, with a journal: the recorder appends each flush as one row
- * and folds its flushes into `usage_counts` and `keys.last_used_at` about once a minute, in
+ * and folds its flushes into `usage_counts` and `key_last_use` about once a minute, in
  * slices (SqliteUsageJournal), since every write here runs on the recording process's thread.
+ *
+ * Usage is written through a connection of its own with `synchronous = NORMAL`, as quota spends
+ * are: in WAL mode a committed write survives `kill -9` without an fsync per transaction. With
+ * the key store's `FULL`, every flush and every fold slice waited for the disk on the event loop
+ * (25–50 ms a slice here, docs/benchmarks.md). Only a power loss can forget the last usage
+ * writes before it; usage is already allowed to lose one flush (SECURITY.md, docs/usage.md).
+ * Keys, revocations and audit keep the key store's `FULL`.
  */
 export class SqliteUsageStore implements UsageStore {
   private readonly addCount: Database.Statement<[number, string, string, string, number]>;
-  private readonly touchKey: Database.Statement<[number, string | null, string, number]>;
+  private readonly touchKey: Database.Statement<[string, number, string | null]>;
+  private readonly db: Database.Database;
   readonly journal: SqliteUsageJournal;
 
-  constructor(private readonly db: Database.Database) {
-    applySqliteMigrations(db, USAGE_SQLITE_MIGRATIONS);
+  constructor(keysDb: Database.Database) {
+    applySqliteMigrations(keysDb, USAGE_SQLITE_MIGRATIONS);
+    this.db = keysDb.memory ? keysDb : new Database(keysDb.name);
+    if (this.db !== keysDb) {
+      this.db.pragma("journal_mode = WAL");
+      this.db.pragma("synchronous = NORMAL");
+      this.db.pragma("busy_timeout = 5000");
+    }
+    const db = this.db;
     this.addCount = db.prepare(
       `INSERT INTO usage_counts (minute, key_id, owner, outcome, count) VALUES (?, ?, ?, ?, ?)
        ON CONFLICT (minute, key_id, outcome) DO UPDATE SET count = count + excluded.count`,
     );
-    this.touchKey = db.prepare(
-      "UPDATE keys SET last_used_at = ?, last_used_ip = ? WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?)",
-    );
+    this.touchKey = db.prepare(ADVANCE_LAST_USE);
     this.journal = new SqliteUsageJournal(db, (counts, lastUses) => this.apply(counts, lastUses));
   }
 
@@ -33,13 +47,18 @@ export class SqliteUsageStore implements UsageStore {
 
   private apply(counts: readonly UsageCount[], lastUses: readonly LastUse[]): void {
     for (const c of counts) this.addCount.run(c.minute, c.keyId, c.owner, c.outcome, c.count);
-    for (const use of lastUses) this.touchKey.run(use.at, use.ip, use.keyId, use.at);
+    for (const use of lastUses) this.touchKey.run(use.keyId, use.at, use.ip);
   }
 
   async queryUsage(query: UsageQuery): Promise<UsageRow[]> {
     const { sql, params } = buildUsageQuery(query, () => "?");
     const rows = this.db.prepare<unknown[], { start: number; key_id: string; outcome: string; count: number }>(sql).all(...params);
     return rows.map((row) => ({ start: row.start, keyId: row.key_id, outcome: row.outcome as OutcomeCode, count: row.count }));
+  }
+
+  /** Closes the usage connection (the key store closes its own). */
+  async close(): Promise<void> {
+    if (this.db.open && !this.db.memory) this.db.close();
   }
 
   async pruneUsage(before: number): Promise<number> {
