@@ -98,11 +98,14 @@ export interface UsageJournal {
    */
   applySlice(writer: string, fold: number, counts: readonly UsageCount[], lastUses: readonly LastUse[]): Promise<boolean>;
   /**
-   * Ends a fold that added everything the writer had journaled up to `upTo`: deletes those
-   * flushes and every cancelling row of the writer (a failed fold's too: what it had not added
-   * went back into the sum this fold added).
+   * Ends fold number `fold`, which added everything the writer had journaled up to `upTo`: those
+   * flushes and every cancelling row of the writer up to this fold (a failed fold's too: what it
+   * had not added went back into the sum this fold added) are dead from here on, in one short
+   * write; `purgeFolded` deletes them.
    */
-  endFold(writer: string, upTo: number): Promise<void>;
+  endFold(writer: string, fold: number, upTo: number): Promise<void>;
+  /** Deletes up to `limit` of the writer's dead rows; returns how many. A short transaction, to be repeated with pauses. */
+  purgeFolded(writer: string, limit: number): Promise<number>;
   /** Folds, in one transaction, the journals of writers that are gone (ended without folding). Returns the writers recovered. */
   recoverOrphans(): Promise<number>;
   /** Marks the writer gone after its last fold (graceful shutdown). */

@@ -276,6 +276,26 @@ describe("usage journal (SQLite)", () => {
     await keys.close();
   });
 
+  it("a fold ended but not yet purged: its dead rows are never counted again, and a flush after it is", async () => {
+    const { keys, usage, journal } = await openFile("watermark.db");
+    const keyId = await createKey(keys);
+    const writer = deadWriter("dead-after-fold");
+    const upTo = await journal.append(writer, [valid(keyId, 3)], []);
+    expect(await journal.applySlice(writer.id, 1, [valid(keyId, 3)], [])).toBe(true);
+    await journal.endFold(writer.id, 1, upTo);
+    // A flush after the fold's watermark: alive, not yet folded.
+    await journal.append(writer, [valid(keyId, 2)], []);
+    expect(journalRows(keys)).toBe(3);
+    // Purged in chunks: only the two dead rows (the folded flush and its cancelling row) go.
+    expect(await journal.purgeFolded(writer.id, 1)).toBe(1);
+    expect(journalRows(keys)).toBe(2);
+    // The process dies mid-purge; the recovery adds the live flush only.
+    expect(await journal.recoverOrphans()).toBe(1);
+    expect(await minuteCount(usage, keyId)).toBe(5);
+    expect(journalRows(keys)).toBe(0);
+    await keys.close();
+  });
+
   it("a live writer's journal is left alone; a killed process's flushes are recovered by the next one", async () => {
     const { keys, usage, journal } = await openFile("orphans.db");
     const keyId = await createKey(keys);
@@ -304,7 +324,8 @@ describe("usage journal (SQLite)", () => {
         if (failing && ++calls % 3 === 0) return Promise.reject(new Error("database is locked"));
         return journal.applySlice(writer, fold, counts, lastUses);
       },
-      endFold: (writer, upTo) => journal.endFold(writer, upTo),
+      endFold: (writer, fold, upTo) => journal.endFold(writer, fold, upTo),
+      purgeFolded: (writer, limit) => journal.purgeFolded(writer, limit),
       recoverOrphans: () => journal.recoverOrphans(),
       retire: (writer) => journal.retire(writer),
     };

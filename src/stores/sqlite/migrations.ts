@@ -190,6 +190,16 @@ export const USAGE_SQLITE_MIGRATIONS: readonly SqliteMigration[] = [
   ) STRICT;
   `,
   },
+  {
+    // A fold ends by moving its writer's watermarks instead of deleting its rows in one
+    // statement (hundreds of MB a minute under heavy traffic); rows under them are dead and are
+    // deleted afterwards in short paced chunks (docs/usage.md).
+    name: "usage/0003_journal_watermarks",
+    sql: `
+  ALTER TABLE usage_writers ADD COLUMN folded_to INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE usage_writers ADD COLUMN folded_fold INTEGER NOT NULL DEFAULT 0;
+  `,
+  },
 ];
 
 /**

@@ -3,6 +3,12 @@ import type Database from "better-sqlite3";
 import type { LastUse, UsageCount, UsageJournal, UsageWriter } from "../../ports/usage-recorder.js";
 import { decodeUsageBatch, encodeUsageBatch, UsageMerge } from "../../usage/usage-merge.js";
 
+/**
+ * A journal row its writer's last ended fold already added (`j` the row, `w` its writer): a flush
+ * up to the fold's watermark, or a cancelling row of that fold or an earlier one.
+ */
+const DEAD = "((j.fold IS NULL AND j.id <= w.folded_to) OR (j.fold IS NOT NULL AND j.fold <= w.folded_fold))";
+
 /** A writer not seen for this long is gone, wherever it ran (a live one appends or folds every minute). */
 const ORPHAN_AFTER_MS = 10 * 60_000;
 
@@ -33,14 +39,23 @@ export class SqliteUsageJournal implements UsageJournal {
         "INSERT INTO usage_writers (writer, host, pid, seen_at) VALUES (?, ?, ?, ?) ON CONFLICT (writer) DO UPDATE SET seen_at = excluded.seen_at",
       ),
       touchWriter: db.prepare<[number, string]>("UPDATE usage_writers SET seen_at = ? WHERE writer = ?"),
-      endFold: db.prepare<[string, number]>("DELETE FROM usage_journal WHERE writer = ? AND (id <= ? OR fold IS NOT NULL)"),
+      endFold: db.prepare<[number, number, string]>(
+        "UPDATE usage_writers SET folded_to = max(folded_to, ?), folded_fold = max(folded_fold, ?) WHERE writer = ?",
+      ),
+      purgeFolded: db.prepare<[string, number]>(
+        `DELETE FROM usage_journal WHERE id IN (SELECT j.id FROM usage_journal j JOIN usage_writers w ON w.writer = j.writer
+         WHERE j.writer = ? AND ${DEAD} LIMIT ?)`,
+      ),
       writers: db.prepare<[], { writer: string; host: string; pid: number; seen_at: number }>(
         "SELECT writer, host, pid, seen_at FROM usage_writers",
       ),
       unlisted: db.prepare<[], { writer: string }>(
         "SELECT DISTINCT writer FROM usage_journal WHERE writer NOT IN (SELECT writer FROM usage_writers)",
       ),
-      rowsOf: db.prepare<[string], { payload: string }>("SELECT payload FROM usage_journal WHERE writer = ? ORDER BY id"),
+      liveRowsOf: db.prepare<[string], { payload: string }>(
+        `SELECT j.payload FROM usage_journal j LEFT JOIN usage_writers w ON w.writer = j.writer
+         WHERE j.writer = ? AND (w.writer IS NULL OR NOT ${DEAD}) ORDER BY j.id`,
+      ),
       dropRows: db.prepare<[string]>("DELETE FROM usage_journal WHERE writer = ?"),
       dropWriter: db.prepare<[string]>("DELETE FROM usage_writers WHERE writer = ?"),
     };
@@ -69,8 +84,12 @@ export class SqliteUsageJournal implements UsageJournal {
       .immediate();
   }
 
-  async endFold(writer: string, upTo: number): Promise<void> {
-    this.s.endFold.run(writer, upTo);
+  async endFold(writer: string, fold: number, upTo: number): Promise<void> {
+    this.s.endFold.run(upTo, fold, writer);
+  }
+
+  async purgeFolded(writer: string, limit: number): Promise<number> {
+    return this.s.purgeFolded.run(writer, limit).changes;
   }
 
   async recoverOrphans(): Promise<number> {
@@ -86,7 +105,7 @@ export class SqliteUsageJournal implements UsageJournal {
         for (const writer of gone) {
           // Its flushes plus its cancelling rows are exactly what it had not yet added.
           const merge = new UsageMerge();
-          for (const row of this.s.rowsOf.all(writer)) decodeUsageBatch(row.payload, merge);
+          for (const row of this.s.liveRowsOf.all(writer)) decodeUsageBatch(row.payload, merge);
           this.apply(
             [...merge.counts.values()].filter((c) => c.count !== 0),
             [...merge.lastUses.values()],
