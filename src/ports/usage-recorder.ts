@@ -84,9 +84,9 @@ export const BUCKET_MS: Record<UsageBucket, number> = { minute: 60_000, hour: 3_
  * its flushes since the last fold in memory and folds it into the counts in slices, so a key
  * used in every flush interval of a minute costs one row update a minute, and no slice holds
  * the database (or, for SQLite, the event loop) for long. At every moment the counts plus the
- * journal are the truth: each slice also appends a row that cancels what it added, and a fold
- * ends by deleting the rows it folded. A process that dies leaves its rows behind; another (or
- * its successor) recovers them.
+ * journal's live rows are the truth: each slice also appends a row that cancels what it added,
+ * and a fold ends by marking the rows it folded dead (deleted afterwards in short chunks). A
+ * process that dies leaves its live rows behind; another (or its successor) recovers them.
  */
 export interface UsageJournal {
   /** Appends one flush of `writer` and marks the writer alive. Returns the row's id. */

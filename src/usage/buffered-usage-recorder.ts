@@ -383,8 +383,11 @@ export class BufferedUsageRecorder implements UsageRecorder {
   private fold(): Promise<void> {
     this.folding ??= (async () => {
       const journal = this.journal as UsageJournal;
+      // A fold usually follows a flush in the same tick: let requests in between the two.
+      await new Promise<void>((resolve) => setImmediate(resolve));
       // No flush may be under way from here to the swap below: its rows would change under it.
       while (this.flushing) await this.flushing;
+      const swapStarted = performance.now();
       this.lastFold = this.now();
       const foldId = ++this.foldSeq;
       const upTo = this.journaledUpTo;
@@ -401,6 +404,8 @@ export class BufferedUsageRecorder implements UsageRecorder {
       // Slices go in key order, not in the order of `counts`: what was added is remembered by row.
       const applied = new Set<UsageCount>();
       let usesApplied = false;
+      // Building the lists of 100,000 held rows takes tens of milliseconds: a pause before the first slice.
+      await pauseAfter(swapStarted);
       try {
         if (counts.length > 0 || uses.length > 0) {
           let owned = true;
