@@ -153,6 +153,8 @@ export class BufferedUsageRecorder implements UsageRecorder {
   private folding: Promise<void> | null = null;
   /** The id of the latest journal row this recorder appended. */
   private journaledUpTo = 0;
+  /** The latest journal row a finished fold covers: every flush up to it is in the counts. */
+  private foldedUpTo = 0;
   private foldSeq = 0;
   private lastFold: number;
   private lastPrune = 0;
@@ -192,8 +194,17 @@ export class BufferedUsageRecorder implements UsageRecorder {
 
   /** Writes what is buffered and, with a journal, folds it: afterwards the store shows every use recorded here so far. */
   async flush(): Promise<void> {
+    // A write or a fold already under way may have taken its rows before the latest uses were
+    // recorded: joining it is not enough (GET /v1/usage right after a request read a key's
+    // last use as null). Wait for the write, then write; fold until a fold covers that write.
+    while (this.flushing) await this.flushing;
     await this.writeBuffer();
-    if (this.journal) await this.fold();
+    if (!this.journal) return;
+    const target = this.journaledUpTo;
+    await this.fold();
+    // The fold joined had taken its rows before the write above; one more takes them. A failed
+    // fold is reported through onFlushError and leaves its rows for the next one.
+    if (this.foldedUpTo < target) await this.fold();
   }
 
   /** Stops the timer and writes what is left (graceful shutdown). */
@@ -436,6 +447,8 @@ export class BufferedUsageRecorder implements UsageRecorder {
           usesApplied = true;
           this.stats.folds++;
         }
+        // Folded here, or (not owned) by the process that took this writer for gone.
+        this.foldedUpTo = Math.max(this.foldedUpTo, upTo);
         await journal.recoverOrphans();
         await this.pruneIfDue();
       } catch (error) {

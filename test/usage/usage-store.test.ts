@@ -254,6 +254,33 @@ describe("usage journal (SQLite)", () => {
     await keys.close();
   });
 
+  it("flush() shows every use recorded before it, even with a write and a fold already under way", async () => {
+    // The race a CI run caught (`GET /v1/usage` right after a request): the flush joined a
+    // write and a fold that had taken their rows before the last use was recorded.
+    const { keys, usage } = await openFile("joined.db");
+    const keyId = await createKey(keys);
+    const recorder = new BufferedUsageRecorder({ store: usage, flushIntervalMs: 60_000, writer: liveWriter("joined") });
+    const use = (at: number, ip: string) => recorder.record({ keyId, code: "VALID", at, ip, owner: { type: "user", id: "alice" } });
+    use(T0 + 1_000, "198.51.100.1");
+    const first = recorder.flush();
+    use(T0 + 2_000, "203.0.113.9");
+    await recorder.flush();
+    expect(await minuteCount(usage, keyId)).toBe(2);
+    expect(await keys.getKey(keyId)).toMatchObject({ lastUsedAt: T0 + 2_000, lastUsedIp: "203.0.113.9" });
+    await first;
+    // A flush while a fold is between its slices: the use recorded meanwhile is folded too.
+    use(T0 + 3_000, "192.0.2.7");
+    const folding = recorder.flush();
+    await new Promise((resolve) => setImmediate(resolve));
+    use(T0 + 4_000, "192.0.2.8");
+    await recorder.flush();
+    await folding;
+    expect(await minuteCount(usage, keyId)).toBe(4);
+    expect(await keys.getKey(keyId)).toMatchObject({ lastUsedAt: T0 + 4_000, lastUsedIp: "192.0.2.8" });
+    await recorder.close();
+    await keys.close();
+  });
+
   it("a fold stopped after some slices leaves counts plus journal exact, and a recovery finishes it", async () => {
     const { keys, usage, journal } = await openFile("slices.db");
     const keyIds = [await createKey(keys), await createKey(keys), await createKey(keys)];

@@ -1,6 +1,7 @@
-import Database from "better-sqlite3";
+import type Database from "better-sqlite3";
 import type { QuotaCounter } from "../../ports/limits.js";
 import { applySqliteMigrations, LIMITS_SQLITE_MIGRATIONS } from "./migrations.js";
+import { closeRelaxedConnection, openRelaxedConnection } from "./relaxed-connection.js";
 
 /**
  * Quota counters in the SQLite file, beside the keys. A spend is one conditional upsert
@@ -21,12 +22,7 @@ export class SqliteQuotaCounter implements QuotaCounter {
 
   constructor(keysDb: Database.Database) {
     applySqliteMigrations(keysDb, LIMITS_SQLITE_MIGRATIONS);
-    this.db = keysDb.memory ? keysDb : new Database(keysDb.name);
-    if (this.db !== keysDb) {
-      this.db.pragma("journal_mode = WAL");
-      this.db.pragma("synchronous = NORMAL");
-      this.db.pragma("busy_timeout = 5000");
-    }
+    this.db = openRelaxedConnection(keysDb);
     const db = this.db;
     this.spendStatement = db.prepare(
       `INSERT INTO quota_counters (lineage_id, window, used, expires_at) VALUES (?, ?, ?, ?)
@@ -46,7 +42,7 @@ export class SqliteQuotaCounter implements QuotaCounter {
 
   /** Closes the spend connection (the key store closes its own). */
   close(): void {
-    if (this.db.open && !this.db.memory) this.db.close();
+    closeRelaxedConnection(this.db);
   }
 
   /** Drops windows that ended before `before`. */

@@ -1,8 +1,9 @@
-import Database from "better-sqlite3";
+import type Database from "better-sqlite3";
 import type { OutcomeCode } from "../../core/outcomes.js";
 import { BUCKET_MS, type LastUse, type UsageCount, type UsageQuery, type UsageRow, type UsageStore } from "../../ports/usage-recorder.js";
 import { buildUsageQuery } from "../usage-sql.js";
 import { applySqliteMigrations, USAGE_SQLITE_MIGRATIONS } from "./migrations.js";
+import { closeRelaxedConnection, openRelaxedConnection } from "./relaxed-connection.js";
 import { ADVANCE_LAST_USE } from "./sqlite-key-rows.js";
 import { SqliteUsageJournal } from "./sqlite-usage-journal.js";
 
@@ -26,12 +27,7 @@ export class SqliteUsageStore implements UsageStore {
 
   constructor(keysDb: Database.Database) {
     applySqliteMigrations(keysDb, USAGE_SQLITE_MIGRATIONS);
-    this.db = keysDb.memory ? keysDb : new Database(keysDb.name);
-    if (this.db !== keysDb) {
-      this.db.pragma("journal_mode = WAL");
-      this.db.pragma("synchronous = NORMAL");
-      this.db.pragma("busy_timeout = 5000");
-    }
+    this.db = openRelaxedConnection(keysDb);
     const db = this.db;
     this.addCount = db.prepare(
       `INSERT INTO usage_counts (minute, key_id, owner, outcome, count) VALUES (?, ?, ?, ?, ?)
@@ -58,7 +54,7 @@ export class SqliteUsageStore implements UsageStore {
 
   /** Closes the usage connection (the key store closes its own). */
   async close(): Promise<void> {
-    if (this.db.open && !this.db.memory) this.db.close();
+    closeRelaxedConnection(this.db);
   }
 
   async pruneUsage(before: number): Promise<number> {
