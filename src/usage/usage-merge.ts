@@ -24,16 +24,95 @@ export class UsageMerge {
   }
 }
 
-/** One flush as a journal row: compact positional arrays, no key material (ids, owners, outcomes, times, addresses). */
-export function encodeUsageBatch(counts: readonly UsageCount[], lastUses: readonly LastUse[]): string {
-  return JSON.stringify({
-    c: counts.map((c) => [c.minute, c.keyId, c.owner, c.outcome, c.count]),
-    u: lastUses.map((u) => [u.keyId, u.at, u.ip]),
-  });
+/*
+ * One flush as a journal row (no key material: ids, owners, outcomes, times, addresses). Text,
+ * one line a row, built by concatenation: at 100,000 keys in use a flush carries ~20,000 counts
+ * and as many last uses, and the JSON arrays it used to be cost 2–4 times as much to build and
+ * write (and 1.6 times the bytes), every second, on the server's thread (docs/benchmarks.md,
+ * Profiling 13). Layout:
+ *
+ *   u2                        format marker (a v1 row is JSON and starts with "{")
+ *   =<minute>\t<outcome>      the minute and outcome of the count lines that follow
+ *   <keyId>\t<count>\t<owner>
+ *   @                         the last uses follow
+ *   <keyId>\t<at>[\t<ip>]     `at` as the difference from the line before (the first from 0);
+ *                             no third field: the address of the line before; an empty one:
+ *                             none; else "=" and the address
+ *
+ * Key ids, outcomes and owner ids cannot hold a tab, a newline or a backslash (their grammars);
+ * an address from a caller of POST /v1/keys/verify might, so owners and addresses are escaped.
+ */
+const FORMAT_V2 = "u2";
+const NEEDS_ESCAPE = /[\\\t\n]/;
+const ESCAPED = /\\[\\tn]/g;
+
+function escapeField(value: string): string {
+  if (!NEEDS_ESCAPE.test(value)) return value;
+  return value.replace(/[\\\t\n]/g, (c) => (c === "\\" ? "\\\\" : c === "\t" ? "\\t" : "\\n"));
 }
 
-/** Adds one journal row to `merge`. */
+function unescapeField(value: string): string {
+  if (!value.includes("\\")) return value;
+  return value.replace(ESCAPED, (s) => (s === "\\\\" ? "\\" : s === "\\t" ? "\t" : "\n"));
+}
+
+const encodeAddress = (ip: string | null): string => (ip === null ? "" : `=${escapeField(ip)}`);
+const decodeAddress = (field: string): string | null => (field === "" ? null : unescapeField(field.slice(1)));
+
+export function encodeUsageBatch(counts: readonly UsageCount[], lastUses: readonly LastUse[]): string {
+  let out = FORMAT_V2;
+  let minute = Number.NaN;
+  let outcome = "";
+  for (const c of counts) {
+    if (c.minute !== minute || c.outcome !== outcome) {
+      minute = c.minute;
+      outcome = c.outcome;
+      out += `\n=${minute}\t${outcome}`;
+    }
+    out += `\n${c.keyId}\t${c.count}\t${escapeField(c.owner)}`;
+  }
+  out += "\n@";
+  let at = 0;
+  let ip: string | null | undefined;
+  for (const use of lastUses) {
+    out += use.ip === ip ? `\n${use.keyId}\t${use.at - at}` : `\n${use.keyId}\t${use.at - at}\t${encodeAddress(use.ip)}`;
+    at = use.at;
+    ip = use.ip;
+  }
+  return out;
+}
+
+/** Adds one journal row to `merge`: this format, or the JSON of journals written before it. */
 export function decodeUsageBatch(payload: string, merge: UsageMerge): void {
+  if (!payload.startsWith(FORMAT_V2)) {
+    decodeJsonBatch(payload, merge);
+    return;
+  }
+  const lines = payload.split("\n");
+  let i = 1;
+  let minute = 0;
+  let outcome = "" as UsageCount["outcome"];
+  for (; i < lines.length && lines[i] !== "@"; i++) {
+    const fields = (lines[i] as string).split("\t");
+    if ((fields[0] as string).startsWith("=")) {
+      minute = Number((fields[0] as string).slice(1));
+      outcome = fields[1] as UsageCount["outcome"];
+    } else {
+      merge.addCount({ minute, keyId: fields[0] as string, owner: unescapeField(fields[2] ?? ""), outcome, count: Number(fields[1]) });
+    }
+  }
+  let at = 0;
+  let ip: string | null = null;
+  for (i++; i < lines.length; i++) {
+    const fields = (lines[i] as string).split("\t");
+    at += Number(fields[1]);
+    if (fields.length > 2) ip = decodeAddress(fields[2] as string);
+    merge.addLastUse({ keyId: fields[0] as string, at, ip });
+  }
+}
+
+/** The first journal format: JSON positional arrays. */
+function decodeJsonBatch(payload: string, merge: UsageMerge): void {
   const batch = JSON.parse(payload) as {
     c: [number, string, string, UsageCount["outcome"], number][];
     u: [string, number, string | null][];
