@@ -23,11 +23,15 @@ const target = process.argv[2];
 const BODY = { id: "key_0000000000000000000000" };
 const ready = (port) => process.stdout.write(`READY ${port}\n`);
 
-/** The engine as docs/usage.md wires it in process: the SQLite store, with usage tracking on. */
+/**
+ * The engine as docs/usage.md wires it in process: the SQLite store, with usage tracking on.
+ * `BENCH_USAGE=off` leaves usage out, to see what it costs when profiling; the suite never sets it.
+ */
 function openKeyward() {
   const file = process.env.BENCH_DB;
   if (!file) throw new Error("BENCH_DB must name the seeded SQLite file");
   const store = new SqliteKeyStore({ filename: file });
+  if (process.env.BENCH_USAGE === "off") return new Keyward({ store });
   const usageStore = new SqliteUsageStore(store.db);
   return new Keyward({ store, usage: new BufferedUsageRecorder({ store: usageStore }), usageStore });
 }

@@ -182,16 +182,27 @@ export class Keyward {
    * makes the answer wait.
    */
   verify(presented: string | undefined | null, options: VerifyOptions = {}): Promise<VerifyResult> {
-    const started = performance.now();
-    const now = this.clock.now();
-    let decided: VerifyResult | Promise<VerifyResult>;
     try {
-      decided = this.decide(presented, options, now);
+      const decided = this.verifyInline(presented, options);
+      return decided instanceof Promise ? decided : Promise.resolve(decided);
     } catch (error) {
       return Promise.reject(error);
     }
+  }
+
+  /**
+   * `verify()` for edges that can go on in the same tick: the result itself when it is known
+   * without waiting (a key fresh in the cache with no limits, or no key at all), else a
+   * promise of it. A store outage or a blocked address throws (or rejects)
+   * the same errors as `verify()`. The framework adapters use it so that the common request
+   * makes no promise at all.
+   */
+  verifyInline(presented: string | undefined | null, options: VerifyOptions = {}): VerifyResult | Promise<VerifyResult> {
+    const started = performance.now();
+    const now = this.clock.now();
+    const decided = this.decide(presented, options, now);
     if (decided instanceof Promise) return decided.then((result) => this.settle(result, options, now, started));
-    return Promise.resolve(this.settle(decided, options, now, started));
+    return this.settle(decided, options, now, started);
   }
 
   /** Usage and metrics of one verification, whatever its outcome. */

@@ -1,6 +1,13 @@
 import type { NextFunction, Request, RequestHandler, Response } from "express";
 import type { VerifiedKey } from "../core/key-view.js";
-import { authenticateRequest, type EdgeOptions, type RouteRequirement, type Verifier } from "./http-edge.js";
+import {
+  authenticateRequestInline,
+  type EdgeDecision,
+  type EdgeOptions,
+  type RouteRequirement,
+  type Verifier,
+  type VerifierResult,
+} from "./http-edge.js";
 import { readCarrierHeaders, releaseWhenDone, sendDenial } from "./node-http.js";
 
 export type { VerifiedKey } from "../core/key-view.js";
@@ -30,26 +37,33 @@ export function keywardExpress(verifier: Verifier, options: EdgeOptions = {}) {
       return function keywardMiddleware(req: Request, res: Response, next: NextFunction) {
         const url = req.originalUrl ?? req.url;
         const question = url.indexOf("?");
-        authenticateRequest(
-          verifier,
-          { headers: readCarrierHeaders(req), search: question < 0 ? "" : url.slice(question + 1), ip: req.ip },
-          requirement,
-          options,
-        ).then(
-          (decision) => {
-            if (decision.kind === "deny") {
-              sendDenial(res, decision);
-              return;
-            }
-            for (const [name, value] of Object.entries(decision.headers)) res.setHeader(name, value);
-            if (decision.kind === "allow") {
-              req.apiKey = decision.result.key;
-              releaseWhenDone(res, decision.result.release);
-            }
-            next();
-          },
-          (error: unknown) => next(error),
-        );
+        const apply = (decision: EdgeDecision<VerifierResult>) => {
+          if (decision.kind === "deny") {
+            sendDenial(res, decision);
+            return;
+          }
+          for (const [name, value] of Object.entries(decision.headers)) res.setHeader(name, value);
+          if (decision.kind === "allow") {
+            req.apiKey = decision.result.key;
+            releaseWhenDone(res, decision.result.release);
+          }
+          next();
+        };
+        let decided: EdgeDecision<VerifierResult> | Promise<EdgeDecision<VerifierResult>>;
+        try {
+          decided = authenticateRequestInline(
+            verifier,
+            { headers: readCarrierHeaders(req), search: question < 0 ? "" : url.slice(question + 1), ip: req.ip },
+            requirement,
+            options,
+          );
+        } catch (error) {
+          next(error);
+          return;
+        }
+        // A key fresh in the cache is decided in this tick: the route runs with no promise made.
+        if (decided instanceof Promise) decided.then(apply, (error: unknown) => next(error));
+        else apply(decided);
       };
     },
   };

@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { MiddlewareHandler } from "hono";
 import type { DistinctHeaders } from "../core/carriers.js";
 import type { VerifiedKey } from "../core/key-view.js";
-import { authenticateRequest, type EdgeOptions, type RouteRequirement, type Verifier } from "./http-edge.js";
+import { authenticateRequestInline, type EdgeOptions, type RouteRequirement, type Verifier } from "./http-edge.js";
 import { readCarrierHeaders, releaseWhenDone } from "./node-http.js";
 import { PROBLEM_CONTENT_TYPE } from "./problem.js";
 
@@ -43,12 +43,14 @@ export function keywardHono(verifier: Verifier, options: EdgeOptions = {}) {
     require(requirement: RouteRequirement = {}): MiddlewareHandler<{ Variables: KeywardVariables }> {
       return async function keywardHonoMiddleware(c, next) {
         const env = c.env as { incoming?: IncomingMessage; outgoing?: ServerResponse } | undefined;
-        const decision = await authenticateRequest(
+        const decided = authenticateRequestInline(
           verifier,
           { headers: readHeaders(c.req.raw, env?.incoming), search: rawSearch(c.req.url), ip: env?.incoming?.socket.remoteAddress },
           requirement,
           options,
         );
+        // A key fresh in the cache is decided in this tick: no await on the way to the route.
+        const decision = decided instanceof Promise ? await decided : decided;
         if (decision.kind === "deny") {
           return c.body(JSON.stringify(decision.problem), decision.status as 400, {
             ...decision.headers,

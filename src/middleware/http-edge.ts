@@ -49,6 +49,8 @@ export type VerifierResult = Exclude<VerifyResult, { valid: true }> | Omit<Extra
 export interface Verifier<R extends VerifierResult = VerifierResult> {
   readonly prefix: string;
   verify(key: string | null, options?: VerifyOptions): Promise<R>;
+  /** Optional: the result itself when it is known without waiting, else a promise (Keyward.verifyInline). */
+  verifyInline?(key: string | null, options?: VerifyOptions): R | Promise<R>;
 }
 
 export type EdgeDecision<R extends VerifierResult = VerifierResult> =
@@ -108,46 +110,76 @@ export async function authenticateRequest<R extends VerifierResult>(
   requirement: RouteRequirement = {},
   options: EdgeOptions = {},
 ): Promise<EdgeDecision<R>> {
+  return authenticateRequestInline(keyward, request, requirement, options);
+}
+
+/**
+ * `authenticateRequest` that answers in the same tick when the verifier can (`verifyInline`: a
+ * cached key with no limits): the decision itself, else a promise of it. The adapters call it
+ * on every request, so the common case makes no promise and waits for no microtask.
+ */
+export function authenticateRequestInline<R extends VerifierResult>(
+  keyward: Verifier<R>,
+  request: EdgeRequest,
+  requirement: RouteRequirement = {},
+  options: EdgeOptions = {},
+): EdgeDecision<R> | Promise<EdgeDecision<R>> {
   const realm = options.realm ?? "keyward";
   const requestId = request.requestId;
   const extracted = extractCredential(request.headers, request.search, {
     prefix: keyward.prefix,
     allowQueryKeys: options.allowQueryKeys ?? false,
   });
-  const withId = requestId ? { requestId } : {};
   if (extracted.kind === "error" && extracted.code !== "MALFORMED") {
-    return { kind: "deny", status: 400, headers: {}, problem: buildProblem(extracted.code, undefined, withId) };
+    return { kind: "deny", status: 400, headers: {}, problem: buildProblem(extracted.code, undefined, requestId ? { requestId } : {}) };
   }
   if (requirement.optional && (extracted.kind === "none" || (extracted.kind === "error" && extracted.foreign))) {
     return { kind: "skip", headers: {} };
   }
-  let result: R | Extract<VerifierResult, { valid: false }>;
-  if (extracted.kind === "error") result = { valid: false, code: "MALFORMED" };
-  else {
-    try {
-      // One literal, no spreads: this runs on every request (absent fields are undefined, which verify treats as unset).
-      // With no key the verifier still answers (MISSING), so the attempt is counted in usage and metrics.
-      result = await keyward.verify(extracted.kind === "none" ? null : extracted.key, {
-        scopes: requirement.scopes,
-        environment: requirement.environment,
-        ip: request.ip || undefined,
-        skipLimits: requirement.skipLimits,
-        leaseMs: requirement.leaseMs,
-      });
-    } catch (error) {
-      // The store or the shared limiter is out: 503 with Retry-After, never a 401 that makes clients rotate keys.
-      // Or the client address used up its failed attempts: 429 with Retry-After.
-      if (isKeywardError(error) && (error.status === 503 || error.code === "TOO_MANY_FAILED_ATTEMPTS")) {
-        return {
-          kind: "deny",
-          status: error.status,
-          headers: { "retry-after": String(error.retryAfterSeconds ?? 5) },
-          problem: buildProblem(error.code, undefined, withId),
-        };
-      }
-      throw error;
-    }
+  if (extracted.kind === "error") return denialToHttp({ valid: false, code: "MALFORMED" }, realm, requestId);
+  let result: R | Promise<R>;
+  try {
+    // One literal, no spreads: this runs on every request (absent fields are undefined, which verify treats as unset).
+    // With no key the verifier still answers (MISSING), so the attempt is counted in usage and metrics.
+    const key = extracted.kind === "none" ? null : extracted.key;
+    const verifyOptions: VerifyOptions = {
+      scopes: requirement.scopes,
+      environment: requirement.environment,
+      ip: request.ip || undefined,
+      skipLimits: requirement.skipLimits,
+      leaseMs: requirement.leaseMs,
+    };
+    result = keyward.verifyInline ? keyward.verifyInline(key, verifyOptions) : keyward.verify(key, verifyOptions);
+  } catch (error) {
+    return failureToHttp(error, requestId);
   }
+  if (result instanceof Promise) {
+    return result.then(
+      (settled) => resultToHttp(settled, realm, requestId),
+      (error: unknown) => failureToHttp(error, requestId),
+    );
+  }
+  return resultToHttp(result, realm, requestId);
+}
+
+function resultToHttp<R extends VerifierResult>(result: R, realm: string, requestId: string | undefined): EdgeDecision<R> {
   if (!result.valid) return denialToHttp(result as Extract<VerifierResult, { valid: false }>, realm, requestId);
   return { kind: "allow", result: result as Extract<R, { valid: true }>, headers: rateLimitHeaders(result.rateLimit) };
+}
+
+/**
+ * The store or the shared limiter is out: 503 with Retry-After, never a 401 that makes clients
+ * rotate keys. Or the client address used up its failed attempts: 429 with Retry-After.
+ * Anything else is a bug, and is thrown on.
+ */
+function failureToHttp(error: unknown, requestId: string | undefined): Extract<EdgeDecision, { kind: "deny" }> {
+  if (isKeywardError(error) && (error.status === 503 || error.code === "TOO_MANY_FAILED_ATTEMPTS")) {
+    return {
+      kind: "deny",
+      status: error.status,
+      headers: { "retry-after": String(error.retryAfterSeconds ?? 5) },
+      problem: buildProblem(error.code, undefined, requestId ? { requestId } : {}),
+    };
+  }
+  throw error;
 }

@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { DistinctHeaders } from "../core/carriers.js";
 import type { VerifiedKey } from "../core/key-view.js";
 import {
-  authenticateRequest,
+  authenticateRequestInline,
   type EdgeDecision,
   type EdgeOptions,
   type EdgeRequest,
@@ -96,7 +96,8 @@ export function createNodeGuard(verifier: Verifier, options: EdgeOptions = {}) {
     res: ServerResponse,
     requirement: RouteRequirement = {},
   ): Promise<GuardResult> {
-    const decision = await authenticateRequest(verifier, toEdgeRequest(req), requirement, options);
+    const decided = authenticateRequestInline(verifier, toEdgeRequest(req), requirement, options);
+    const decision = decided instanceof Promise ? await decided : decided;
     if (decision.kind === "deny") {
       sendDenial(res, decision);
       return { ok: false };

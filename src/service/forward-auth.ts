@@ -8,7 +8,7 @@ import type { Environment } from "../core/key-format.js";
 import type { VerifiedKey } from "../core/key-view.js";
 import { isValidScope } from "../core/scopes.js";
 import type { Keyward } from "../engine/keyward.js";
-import { authenticateRequest, type EdgeDecision, rateLimitHeaders } from "../middleware/http-edge.js";
+import { authenticateRequestInline, type EdgeDecision, rateLimitHeaders } from "../middleware/http-edge.js";
 import { readCarrierHeaders } from "../middleware/node-http.js";
 import { buildProblem, PROBLEM_CONTENT_TYPE, type Problem } from "../middleware/problem.js";
 import type { ServiceConfig } from "./config.js";
@@ -84,9 +84,15 @@ function splitScopes(raw: string | undefined): string[] {
 /**
  * Forward auth (`/v1/authz`) for nginx `auth_request`, Traefik ForwardAuth and Envoy
  * `ext_authz`: 200 with the caller's identity in headers, or the denial's status with its code
- * and problem also in headers (a proxy's auth subrequest cannot read a body).
+ * and problem also in headers (a proxy's auth subrequest cannot read a body). The answer itself
+ * when it is known in this tick (a key fresh in the cache with no limits), else a promise of it;
+ * `answerForwardAuth` handles both.
  */
-export async function decideForwardAuth(keyward: Keyward, config: ServiceConfig, request: ForwardAuthRequest): Promise<ForwardAuthAnswer> {
+export function decideForwardAuth(
+  keyward: Keyward,
+  config: ServiceConfig,
+  request: ForwardAuthRequest,
+): ForwardAuthAnswer | Promise<ForwardAuthAnswer> {
   const scopes = splitScopes(request.scopes);
   const environment = request.environment as Environment | undefined;
   if (scopes.some((scope) => !isValidScope(scope)) || (environment && environment !== "sandbox" && environment !== "production")) {
@@ -96,12 +102,35 @@ export async function decideForwardAuth(keyward: Keyward, config: ServiceConfig,
       problem: buildProblem("VALIDATION_FAILED", "invalid required scopes or environment", { requestId: request.requestId }),
     };
   }
-  const decision = await authenticateRequest(
+  const decided = authenticateRequestInline(
     keyward,
     { headers: request.headers, search: request.search, ip: request.ip, requestId: request.requestId },
     { scopes, ...(environment ? { environment } : {}), leaseMs: config.leaseTtlMs },
     { realm: config.realm, allowQueryKeys: config.allowQueryKeys },
   );
+  return decided instanceof Promise ? decided.then(toForwardAuthAnswer) : toForwardAuthAnswer(decided);
+}
+
+/** Calls `onAnswer` with the decision (in this tick when it is known), `onError` with what it threw or rejected with. */
+export function answerForwardAuth(
+  keyward: Keyward,
+  config: ServiceConfig,
+  request: ForwardAuthRequest,
+  onAnswer: (answer: ForwardAuthAnswer) => void,
+  onError: (error: unknown) => void,
+): void {
+  let decided: ForwardAuthAnswer | Promise<ForwardAuthAnswer>;
+  try {
+    decided = decideForwardAuth(keyward, config, request);
+  } catch (error) {
+    onError(error);
+    return;
+  }
+  if (decided instanceof Promise) decided.then(onAnswer, onError);
+  else onAnswer(decided);
+}
+
+function toForwardAuthAnswer(decision: EdgeDecision): ForwardAuthAnswer {
   if (decision.kind !== "allow") {
     // Forward auth always requires a key: anything but allow is a denial. The code and problem
     // travel as headers too (no key material in them), so nginx can answer with the same problem.
@@ -160,14 +189,17 @@ export function forwardAuthFastLane(options: FastLaneOptions): (req: IncomingMes
     const requestId = requestIdOf(req);
     const ip = clientAddress(req);
     if (logRequests) logRequest(logger, req, res, requestId, ip);
-    decideForwardAuth(keyward, config, {
-      headers: readCarrierHeaders(req),
-      scopes: headerValue(req.headers["x-keyward-scopes"]),
-      environment: headerValue(req.headers["x-keyward-environment"]),
-      search: "",
-      ip,
-      requestId,
-    }).then(
+    answerForwardAuth(
+      keyward,
+      config,
+      {
+        headers: readCarrierHeaders(req),
+        scopes: headerValue(req.headers["x-keyward-scopes"]),
+        environment: headerValue(req.headers["x-keyward-environment"]),
+        search: "",
+        ip,
+        requestId,
+      },
       (answer) => sendAnswer(res, answer, requestId),
       (error: unknown) => {
         // What the service's error handler answers for an error it did not expect.

@@ -135,6 +135,28 @@ describe("cache", () => {
     expect((await k.verify(key)).code).toBe("REVOKED");
   });
 
+  it("verifyInline answers a cached key without limits in the same tick, and anything that must wait with a promise", async () => {
+    const k = engine();
+    const { key } = await create(k);
+    const { key: limited } = await create(k, { rateLimit: { requests: 5, per_seconds: 1 } });
+    const first = k.verifyInline(key, { scopes: ["read"] });
+    expect(first).toBeInstanceOf(Promise);
+    expect((await first).code).toBe("VALID");
+    const cached = k.verifyInline(key, { scopes: ["read"] });
+    expect(cached).not.toBeInstanceOf(Promise);
+    expect(cached).toMatchObject({ valid: true, code: "VALID", key: { owner: { type: "user", id: "alice" } } });
+    // Denials of a cached key are known at once too; the same answers as verify().
+    expect(k.verifyInline(key, { scopes: ["write"] })).toMatchObject({ code: "INSUFFICIENT_SCOPE", missingScopes: ["write"] });
+    expect(await k.verify(key, { scopes: ["write"] })).toMatchObject({ code: "INSUFFICIENT_SCOPE", missingScopes: ["write"] });
+    expect(k.verifyInline(null)).toMatchObject({ code: "MISSING" });
+    // A key with limits waits for the limits stage, cached or not.
+    await k.verify(limited);
+    const metered = k.verifyInline(limited);
+    expect(metered).toBeInstanceOf(Promise);
+    expect((await metered).code).toBe("VALID");
+    expect(lookups).toBe(2);
+  });
+
   it("a change made elsewhere is seen after the cache maximum age", async () => {
     const k = engine({ cache: { maxAgeMs: 1_000 } });
     const elsewhere = engine();

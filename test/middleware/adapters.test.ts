@@ -51,6 +51,23 @@ function runAdapterSuite(name: string, start: Start, verifierOf: (fixture: Fixtu
       });
     }
 
+    it("a key without limits, fresh in the cache, is decided in the request's tick: allowed, or denied by scope or environment", async () => {
+      const headers = { "x-api-key": fixture.keys.plain as string };
+      for (let round = 0; round < 3; round++) {
+        const allowed = await rawRequest(app.url, { path: "/read", headers });
+        expect(allowed.status).toBe(200);
+        expect(JSON.parse(allowed.body)).toMatchObject({ owner: "alice" });
+        expect(allowed.headers["ratelimit-limit"]).toBeUndefined();
+        const production = await rawRequest(app.url, { path: "/production", headers });
+        expect(production.status).toBe(403);
+        expect(JSON.parse(production.body).code).toBe("ENVIRONMENT_MISMATCH");
+      }
+      // The handler's own failure after a same-tick allow is the app's error: the server goes on.
+      const boom = await rawRequest(app.url, { path: "/boom", headers }).catch(() => null);
+      if (boom) expect(boom.status).toBe(500);
+      expect((await rawRequest(app.url, { path: "/read", headers })).status).toBe(200);
+    });
+
     it("no key → 401 MISSING", async () => {
       const response = await rawRequest(app.url, { path: "/read" });
       expect(response.status).toBe(401);

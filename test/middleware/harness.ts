@@ -87,6 +87,10 @@ export async function createFixture(): Promise<Fixture> {
     quota: await make({ metadata: { deny: "quota" } }),
     verifier: await make({ scopes: ["keys:verify"], owner: { type: "application", id: "gateway" } }),
   };
+  // No limits: once cached, decided in the request's own tick (verifyInline), with no limiter.
+  keys.plain = (
+    await keyward.createKey({ owner: { type: "user", id: "alice" }, name: "p", environment: "sandbox", scopes: ["read"] }, ctx)
+  ).key;
   const disabled = await keyward.createKey(
     { owner: { type: "user", id: "alice" }, name: "d", environment: "sandbox", scopes: ["read"] },
     ctx,

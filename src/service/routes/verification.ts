@@ -8,7 +8,7 @@ import { PROBLEM_CONTENT_TYPE } from "../../middleware/problem.js";
 import type { Lease, RateLimitState } from "../../ports/limits.js";
 import { rawSearch } from "../auth.js";
 import type { ServiceContext } from "../context.js";
-import { decideForwardAuth, headerValue } from "../forward-auth.js";
+import { answerForwardAuth, headerValue } from "../forward-auth.js";
 import { AuthzQuery, ProblemSchema, ReleaseLeaseBody, VerifyKeyBody } from "../schemas.js";
 
 function verifiedKeyJson(key: VerifiedKey) {
@@ -81,14 +81,17 @@ export function registerVerificationRoutes(app: FastifyInstance, ctx: ServiceCon
     // response to finish through a stream listener. Plain `GET /v1/authz` takes the fast lane
     // (forward-auth.ts) and never gets here; this route answers the rest the same way.
     handler: (request, reply) => {
-      decideForwardAuth(keyward, ctx.config, {
-        headers: readCarrierHeaders(request.raw),
-        scopes: headerValue(request.headers["x-keyward-scopes"]) ?? request.query.scopes,
-        environment: headerValue(request.headers["x-keyward-environment"]) ?? request.query.environment,
-        search: rawSearch(request),
-        ip: request.ip,
-        requestId: request.id,
-      }).then(
+      answerForwardAuth(
+        keyward,
+        ctx.config,
+        {
+          headers: readCarrierHeaders(request.raw),
+          scopes: headerValue(request.headers["x-keyward-scopes"]) ?? request.query.scopes,
+          environment: headerValue(request.headers["x-keyward-environment"]) ?? request.query.environment,
+          search: rawSearch(request),
+          ip: request.ip,
+          requestId: request.id,
+        },
         (answer) => {
           reply.code(answer.status).headers(answer.headers);
           if (answer.problem) reply.type(PROBLEM_CONTENT_TYPE).send(answer.problem);
