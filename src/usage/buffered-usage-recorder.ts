@@ -16,7 +16,10 @@ export interface BufferedUsageRecorderOptions {
   store: UsageStore;
   /** Flush at least this often. Default 1000 ms: the most a `kill -9` can lose. */
   flushIntervalMs?: number;
-  /** Flush early when this many rows have counts not yet written. Default 5000. */
+  /**
+   * Flush early when this many rows have counts not yet written. Default 1500: a flush holds the
+   * event loop for the time it takes, so many small ones keep request latency even (docs/usage.md).
+   */
   flushAtEntries?: number;
   /** Past this many rows with unwritten counts (the store is slow or down), new rows are dropped and counted. Default 50000. */
   maxEntries?: number;
@@ -167,7 +170,7 @@ export class BufferedUsageRecorder implements UsageRecorder {
       host: hostname(),
       pid: process.pid,
     };
-    this.flushAtEntries = options.flushAtEntries ?? 5_000;
+    this.flushAtEntries = options.flushAtEntries ?? 1_500;
     this.maxEntries = options.maxEntries ?? 50_000;
     this.foldIntervalMs = options.foldIntervalMs ?? 60_000;
     this.foldAtEntries = options.foldAtEntries ?? 200_000;
