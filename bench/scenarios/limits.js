@@ -23,8 +23,11 @@ const RATES = {
   redis: async () => {
     const limiter = new RedisRateLimiter({ redis: REDIS_URL, prefix: `keyward-bench:${process.pid}:`, timeoutMs: 1_000 });
     // Wait for the connection, so the measurement is of Redis and not of the fallback.
-    for (let i = 0; i < 200 && (await limiter.countSlots("warmup", Date.now()), limiter.mode !== "shared" || i === 0); i++)
+    for (let i = 0; i < 200; i++) {
+      await limiter.countSlots("warmup", Date.now());
+      if (limiter.mode === "shared" && i > 0) break;
       await new Promise((resolve) => setTimeout(resolve, 10));
+    }
     if (limiter.mode !== "shared") throw new Error(`Redis at ${REDIS_URL} did not connect`);
     return limiter;
   },

@@ -14,7 +14,6 @@ export type { VerifiedKey } from "../core/key-view.js";
 export type { EdgeOptions, RouteRequirement, Verifier } from "./http-edge.js";
 
 declare global {
-  // biome-ignore lint/style/noNamespace: Express types are extended by declaration merging.
   namespace Express {
     interface Request {
       /** The verified API key; undefined on unprotected routes or in optional mode without a key. */
