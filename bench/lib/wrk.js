@@ -5,7 +5,8 @@ const SCRIPT = fileURLToPath(new URL("./wrk.lua", import.meta.url));
 
 /**
  * One wrk run against `url`: one thread on `cores`, `connections` connections, `seconds` long.
- * Returns requests/s, p50/p99 in ms and the count of 4xx/5xx answers (wrk's "status errors").
+ * Returns requests/s, p50/p99 in ms and the count of 4xx/5xx answers (wrk's "status errors"), and
+ * with `expectStatus` (a status or a comma-separated list) the count of answers with any other.
  */
 export async function runWrk({
   url,
@@ -17,9 +18,11 @@ export async function runWrk({
   cores,
   order = "random",
   offset = 0,
+  expectStatus,
 }) {
   const args = ["-t1", `-c${connections}`, `-d${seconds}s`, "--timeout", "5s", "-s", SCRIPT, url, "--", keysFile, mode];
   args.push(adminFile ?? "-", order, String(offset));
+  if (expectStatus !== undefined) args.push(String(expectStatus));
   const stdout = await runProcess({ command: "wrk", args, cores, timeoutMs: (seconds + 30) * 1000 });
   const line = stdout.split("\n").find((l) => l.startsWith("WRKJSON "));
   if (!line) throw new Error(`wrk printed no summary: ${stdout.slice(-2000)}`);
@@ -33,6 +36,8 @@ export async function runWrk({
     p99Ms: raw.p99_us / 1000,
     maxMs: raw.max_us / 1000,
     statusErrors: raw.status_errors,
+    /** Answers with a status not in `expectStatus` (0 when none was given: answers are not read). */
+    unexpected: raw.unexpected,
     socketErrors: raw.connect_errors + raw.read_errors + raw.write_errors + raw.timeouts,
   };
 }

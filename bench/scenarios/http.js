@@ -2,7 +2,13 @@
 // Each target is started once, warmed by walking every key, then measured in every run per key mode:
 //   rotating  valid keys picked at random from the whole seeded set (100k by default)
 //   hot       one valid key on every request
-//   invalid   well-formed keys that no store holds (NOT_FOUND; a flood of distinct random keys)
+//   invalid   well-formed keys that no store holds (NOT_FOUND; a flood of distinct random keys),
+//             each answer checked to be exactly the denial (401; 200 {valid:false} from verify)
+// Keyward runs with its failed-attempt throttle off (KEYWARD_FAILED_ATTEMPTS_LIMIT=0, and
+// `failedAttempts: false` in the middleware targets), so invalid keys reach the store lookup as
+// a flood from many addresses would; valid keys never reach the throttle once cached. The
+// throttled target measures the default against wrk's one address: after 100 misses, 429
+// before any lookup.
 import { fileURLToPath } from "node:url";
 import { startServer } from "../lib/proc.js";
 import { summarize } from "../lib/stats.js";
@@ -25,6 +31,16 @@ export const HTTP_TARGETS = [
   { name: "keyward-hono", path: "/", modes: ALL, baseline: "bare-hono" },
   { name: "serve /v1/authz", serve: 1, path: "/v1/authz", modes: ALL, baseline: "bare-node" },
   {
+    name: "serve /v1/authz, throttled",
+    serve: 1,
+    path: "/v1/authz",
+    modes: ["invalid"],
+    baseline: "bare-node",
+    throttle: true,
+    expectInvalid: "401,429",
+    note: "default failed-attempt throttle: a flood from one address is refused with 429 before any lookup",
+  },
+  {
     name: "serve POST /v1/keys/verify",
     serve: 1,
     path: "/v1/keys/verify",
@@ -46,6 +62,11 @@ export const HTTP_TARGETS = [
   },
 ];
 
+/** The answers an unknown key may get: POST /v1/keys/verify says 200 {valid:false}, the others 401 (or the target's own list). */
+function expectedInvalidStatus(target) {
+  return target.expectInvalid ?? (target.wrkMode === "verify" ? 200 : 401);
+}
+
 function wrkOptions(target, server, fix, opts) {
   return {
     url: `http://127.0.0.1:${server.port}${target.path}`,
@@ -64,7 +85,12 @@ function startTarget(target, fix) {
       command: process.execPath,
       args,
       cores: target.cores ?? "0",
-      env: { KEYWARD_DATABASE_URL: `sqlite:${fix.db}`, KEYWARD_LOG_LEVEL: "warn", KEYWARD_REDIS_URL: "" },
+      env: {
+        KEYWARD_DATABASE_URL: `sqlite:${fix.db}`,
+        KEYWARD_LOG_LEVEL: "warn",
+        KEYWARD_REDIS_URL: "",
+        ...(target.throttle ? {} : { KEYWARD_FAILED_ATTEMPTS_LIMIT: "0" }),
+      },
     });
   }
   return startServer({ command: process.execPath, args: [TARGET_SERVER, target.name], cores: "0", env: { BENCH_DB: fix.db } });
@@ -95,7 +121,8 @@ export async function runHttp(ctx) {
       for (const target of targets) {
         const base = wrkOptions(target, servers.get(target.name), fix, opts);
         for (const mode of target.modes) {
-          const result = await runWrk({ ...base, seconds: opts.duration, keysFile: files[mode] });
+          const expectStatus = mode === "invalid" ? expectedInvalidStatus(target) : undefined;
+          const result = await runWrk({ ...base, seconds: opts.duration, keysFile: files[mode], expectStatus });
           const id = `${target.name} | ${mode}`;
           if (!samples.has(id)) samples.set(id, { target, mode, runs: [] });
           samples.get(id).runs.push(result);
@@ -110,10 +137,9 @@ export async function runHttp(ctx) {
     for (const server of servers.values()) await server.stop();
   }
   const rows = [...samples.values()].map(({ target, mode, runs }) => {
-    // POST /v1/keys/verify answers 200 {valid:false} for a bad key; everywhere else a bad key is 401.
-    const valid = mode !== "invalid" || target.wrkMode === "verify";
-    // A valid-key run with 4xx/5xx answers measured something else: the row says so.
-    const wrongAnswers = runs.reduce((n, r) => n + (valid ? r.statusErrors : r.requests - r.statusErrors), 0);
+    // A valid-key run with 4xx/5xx answers, or an invalid-key run with any answer but the
+    // expected denial, measured something else: the row says so.
+    const wrongAnswers = runs.reduce((n, r) => n + (mode === "invalid" ? r.unexpected : r.statusErrors), 0);
     return {
       name: target.name,
       mode,

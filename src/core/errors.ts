@@ -179,6 +179,22 @@ export class KeywardError extends Error {
   }
 }
 
+/**
+ * A KeywardError for a refusal that a flood repeats (an address blocked after its failed
+ * attempts), made without a stack trace: V8 captures one for every `new Error`, and under a
+ * flood of unknown keys from one address that was ~6% of the CPU each answer cost. A refusal is
+ * an expected outcome, so its stack says nothing the code and message do not.
+ */
+export function refusalError(code: ErrorCode, detail: string, extra: { retryAfterSeconds?: number } = {}): KeywardError {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    return new KeywardError(code, detail, extra);
+  } finally {
+    Error.stackTraceLimit = limit;
+  }
+}
+
 export function isKeywardError(error: unknown): error is KeywardError {
   return error instanceof KeywardError;
 }

@@ -1,5 +1,5 @@
 import { isIpAllowed } from "../core/cidr.js";
-import { KeywardError } from "../core/errors.js";
+import { KeywardError, refusalError } from "../core/errors.js";
 import { type HashSecret, hashApiKey } from "../core/hashing.js";
 import {
   DEFAULT_KEY_PREFIX,
@@ -333,7 +333,7 @@ export class Keyward {
     const waitMs = this.failedAttempts?.blockedForMs(ip, now) ?? 0;
     if (waitMs > 0) {
       this.observer.failedAttemptRefused?.();
-      throw new KeywardError("TOO_MANY_FAILED_ATTEMPTS", "too many failed attempts from this client address", {
+      throw refusalError("TOO_MANY_FAILED_ATTEMPTS", "too many failed attempts from this client address", {
         retryAfterSeconds: Math.max(1, Math.ceil(waitMs / 1000)),
       });
     }
