@@ -54,8 +54,16 @@ export async function startServer({ command, args, env, cores, timeoutMs = 60_00
     port,
     pid: child.pid,
     child,
+    /** Freezes the process (SIGSTOP): a paused server's timers cannot take CPU from the one measured. */
+    pause() {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGSTOP");
+    },
+    resume() {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGCONT");
+    },
     async stop() {
       if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill("SIGCONT");
       const exited = once(child, "exit");
       child.kill("SIGTERM");
       const timer = setTimeout(() => child.kill("SIGKILL"), 5_000);

@@ -47,10 +47,16 @@ export async function runPeer(ctx) {
       // Keyward is warmed by walking every key once; the peer has no cache to warm, only its JIT.
       if (item.keyward) await warmUp(base, fix.count, { stepSeconds: opts.warmup });
       else await runWrk({ ...base, seconds: opts.warmup });
+      // Only the server measured runs: Keyward's usage flush and fold would otherwise land in the
+      // peers' runs. Resumed, Keyward's overdue timers fire in its own run, which counts against it.
+      server.pause();
     }
     for (let run = 1; run <= opts.runs; run++) {
       for (const item of items) {
+        const { server } = servers.get(item.id);
+        server.resume();
         const result = await runWrk({ ...servers.get(item.id).base, seconds: opts.duration });
+        server.pause();
         samples.get(item.id).push(result);
         ctx.log(
           `  ${item.id} run ${run}/${opts.runs}: ${Math.round(result.rps)} req/s p99 ${result.p99Ms.toFixed(2)} ms` +
