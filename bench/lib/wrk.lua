@@ -5,9 +5,9 @@
 -- `seq` walks the file in order from the line after the fifth argument (an offset), so a
 -- warm-up in a few steps sees every key once. A sixth argument, status codes (`401` or
 -- `401,429`), makes wrk read every answer's status and count the others (`unexpected` in the
--- summary): an invalid
--- key must get exactly its denial (401, or 200 {valid:false} from POST /v1/keys/verify), not a
--- 429 or a 503 that would measure another path. Without it, answers are not read (faster).
+-- summary): an invalid key must get exactly its denial (401, or 200 {valid:false} from
+-- POST /v1/keys/verify), not a 429 or a 503 that would measure another path. Without it,
+-- answers are not read (faster).
 local keys = {}
 local count = 0
 local mode = "header"

@@ -1,5 +1,5 @@
 // Item 2: HTTP on loopback. wrk (one thread, 64 connections) on core 1; the server alone on core 0.
-// Each target is started once, warmed by walking every key, then measured in every run per key mode:
+// Each target is started for each run, warmed by walking every key, measured per key mode, stopped:
 //   rotating  valid keys picked at random from the whole seeded set (100k by default)
 //   hot       one valid key on every request
 //   invalid   well-formed keys that no store holds (NOT_FOUND; a flood of distinct random keys),

@@ -53,9 +53,9 @@ export async function runPeer(ctx) {
     }
     for (let run = 1; run <= opts.runs; run++) {
       for (const item of items) {
-        const { server } = servers.get(item.id);
+        const { server, base } = servers.get(item.id);
         server.resume();
-        const result = await runWrk({ ...servers.get(item.id).base, seconds: opts.duration });
+        const result = await runWrk({ ...base, seconds: opts.duration });
         server.pause();
         samples.get(item.id).push(result);
         ctx.log(
