@@ -89,8 +89,11 @@ export const BUCKET_MS: Record<UsageBucket, number> = { minute: 60_000, hour: 3_
  * process that dies leaves its live rows behind; another (or its successor) recovers them.
  */
 export interface UsageJournal {
-  /** Appends one flush of `writer` and marks the writer alive. Returns the row's id. */
-  append(writer: UsageWriter, counts: readonly UsageCount[], lastUses: readonly LastUse[]): Promise<number>;
+  /**
+   * Appends one flush of `writer`, encoded by UsageBatchBuilder (or encodeUsageBatch), and marks
+   * the writer alive. Returns the row's id.
+   */
+  append(writer: UsageWriter, batch: string): Promise<number>;
   /**
    * Adds one slice of a fold to the counts and last uses, with a row cancelling the counts in the
    * journal, in one transaction. False, with nothing written, when the writer's journal was

@@ -10,7 +10,7 @@ import {
   type UsageStore,
   type UsageWriter,
 } from "../ports/usage-recorder.js";
-import { usageRowId } from "./usage-merge.js";
+import { UsageBatchBuilder, usageRowId } from "./usage-merge.js";
 
 export interface BufferedUsageRecorderOptions {
   store: UsageStore;
@@ -48,19 +48,21 @@ export interface UsageBufferStats {
   folds: number;
 }
 
+/** A key's latest use (`at` -1 when none yet), and the latest one flushed (`writtenAt` -1 when none). */
+interface HeldLastUse extends LastUse {
+  writtenAt: number;
+  writtenIp: string | null;
+}
+
 /**
  * One (minute, key, outcome) row held in memory. `count` is every use recorded in it, `written`
- * the part already flushed; `count > written` puts it on the dirty list (once).
+ * the part already flushed; `count > written` puts it on the dirty list (once). A VALID row of a
+ * key links that key's last use, so a use finds both with one Map lookup.
  */
 interface HeldRow extends UsageCount {
   readonly id: string;
   written: number;
-}
-
-/** A key's latest use, and the latest one flushed (`writtenAt` -1 when none). */
-interface HeldLastUse extends LastUse {
-  writtenAt: number;
-  writtenIp: string | null;
+  readonly use: HeldLastUse | null;
 }
 
 const PRUNE_EVERY_MS = 3_600_000;
@@ -192,7 +194,7 @@ export class BufferedUsageRecorder implements UsageRecorder {
       if (row === undefined) return;
     }
     if (row.count++ === row.written) this.markDirty(row);
-    if (event.code === "VALID" && event.keyId) this.recordLastUse(event.keyId, event.at, event.ip ?? null);
+    if (row.use !== null) this.noteUse(row.use, event.at, event.ip ?? null);
   }
 
   /** Writes what is buffered and, with a journal, folds it: afterwards the store shows every use recorded here so far. */
@@ -227,12 +229,27 @@ export class BufferedUsageRecorder implements UsageRecorder {
         this.stats.dropped++;
         return undefined;
       }
-      const owner = event.owner ? `${event.owner.type}:${event.owner.id}` : "";
-      row = { id, minute, keyId, owner, outcome: event.code, count: 0, written: 0 };
-      this.rows.set(id, row);
+      row = this.newRow(id, minute, keyId, event.owner ? `${event.owner.type}:${event.owner.id}` : "", event.code);
     }
     this.rowByKey.set(keyId, row);
     return row;
+  }
+
+  private newRow(id: string, minute: number, keyId: string, owner: string, outcome: UsageCount["outcome"]): HeldRow {
+    const use = outcome === "VALID" && keyId !== "" ? this.lastUseOf(keyId) : null;
+    const row: HeldRow = { id, minute, keyId, owner, outcome, count: 0, written: 0, use };
+    this.rows.set(id, row);
+    return row;
+  }
+
+  /** The key's last-use entry of this buffer, made empty (`at` -1, nothing to write) if it has none. */
+  private lastUseOf(keyId: string): HeldLastUse {
+    let use = this.lastUses.get(keyId);
+    if (use === undefined) {
+      use = { keyId, at: -1, ip: null, writtenAt: -1, writtenIp: null };
+      this.lastUses.set(keyId, use);
+    }
+    return use;
   }
 
   private markDirty(row: HeldRow): void {
@@ -241,17 +258,12 @@ export class BufferedUsageRecorder implements UsageRecorder {
     if (this.dirty.length >= this.flushAtEntries) void this.writeBuffer();
   }
 
-  private recordLastUse(keyId: string, at: number, ip: string | null): void {
-    const use = this.lastUses.get(keyId);
-    if (use === undefined) {
-      const fresh = { keyId, at, ip, writtenAt: -1, writtenIp: null };
-      this.lastUses.set(keyId, fresh);
-      this.dirtyUses.push(fresh);
-    } else if (at >= use.at) {
-      if (use.at <= use.writtenAt) this.dirtyUses.push(use);
-      use.at = at;
-      use.ip = ip;
-    }
+  private noteUse(use: HeldLastUse, at: number, ip: string | null): void {
+    if (at < use.at) return;
+    // Clean until now (written, or empty): it goes on the list once.
+    if (use.at <= use.writtenAt) this.dirtyUses.push(use);
+    use.at = at;
+    use.ip = ip;
   }
 
   private async tick(): Promise<void> {
@@ -276,31 +288,36 @@ export class BufferedUsageRecorder implements UsageRecorder {
     this.dirty = [];
     this.dirtyUses = [];
     this.stats.entries = 0;
-    // What each row holds now: uses recorded while the write is under way are the next flush's.
-    const upTo = rows.map((row) => row.count);
-    const lastUses: LastUse[] = uses.map((use) => ({ keyId: use.keyId, at: use.at, ip: use.ip }));
+    // What each row and last use holds now (uses recorded while the write is under way are the
+    // next flush's), encoded straight from the held rows: no copies of them first.
+    const upTo: number[] = new Array(rows.length);
+    const usedAt: number[] = new Array(uses.length);
+    const usedIp: (string | null)[] = new Array(uses.length);
+    const batch = new UsageBatchBuilder();
+    for (let i = 0; i < rows.length; i++) {
+      const row = rows[i] as HeldRow;
+      upTo[i] = row.count;
+      batch.addCount(row.minute, row.outcome, row.keyId, row.count - row.written, row.owner);
+    }
+    for (let i = 0; i < uses.length; i++) {
+      const use = uses[i] as HeldLastUse;
+      usedAt[i] = use.at;
+      usedIp[i] = use.ip;
+      batch.addLastUse(use.keyId, use.at, use.ip);
+    }
     try {
-      this.journaledUpTo = await journal.append(
-        this.writer,
-        rows.map((row, i) => ({
-          minute: row.minute,
-          keyId: row.keyId,
-          owner: row.owner,
-          outcome: row.outcome,
-          count: (upTo[i] as number) - row.written,
-        })),
-        lastUses,
-      );
-      rows.forEach((row, i) => {
+      this.journaledUpTo = await journal.append(this.writer, batch.toString());
+      for (let i = 0; i < rows.length; i++) {
+        const row = rows[i] as HeldRow;
         row.written = upTo[i] as number;
         if (row.count > row.written) this.markDirty(row);
-      });
-      uses.forEach((use, i) => {
-        const written = lastUses[i] as LastUse;
-        use.writtenAt = written.at;
-        use.writtenIp = written.ip;
+      }
+      for (let i = 0; i < uses.length; i++) {
+        const use = uses[i] as HeldLastUse;
+        use.writtenAt = usedAt[i] as number;
+        use.writtenIp = usedIp[i] as string | null;
         if (use.at > use.writtenAt) this.dirtyUses.push(use);
-      });
+      }
       this.stats.flushes++;
     } catch (error) {
       // Nothing was written: the rows are as unwritten as before, and go back on the lists.
@@ -323,13 +340,14 @@ export class BufferedUsageRecorder implements UsageRecorder {
           outcome: row.outcome,
           count: row.count,
         })),
-        [...uses.values()].map((use) => ({ keyId: use.keyId, at: use.at, ip: use.ip })),
+        // An entry made for a carried row may hold no use yet (`at` -1).
+        [...uses.values()].filter((use) => use.at >= 0).map((use) => ({ keyId: use.keyId, at: use.at, ip: use.ip })),
       );
       this.stats.flushes++;
       await this.pruneIfDue();
     } catch (error) {
       for (const row of rows.values()) this.carry(row, row.count, 0);
-      for (const use of uses.values()) this.carryLastUse(use.keyId, use.at, use.ip, false);
+      for (const use of uses.values()) if (use.at >= 0) this.carryLastUse(use.keyId, use.at, use.ip, false);
       this.onFlushError(error);
     }
   }
@@ -355,16 +373,7 @@ export class BufferedUsageRecorder implements UsageRecorder {
         this.stats.dropped += count - written;
         return;
       }
-      held = {
-        id: usageRowId(row.minute, row.keyId, row.outcome),
-        minute: row.minute,
-        keyId: row.keyId,
-        owner: row.owner,
-        outcome: row.outcome,
-        count: 0,
-        written: 0,
-      };
-      this.rows.set(held.id, held);
+      held = this.newRow(usageRowId(row.minute, row.keyId, row.outcome), row.minute, row.keyId, row.owner, row.outcome);
     }
     const wasClean = held.count === held.written;
     held.count += count;
@@ -374,13 +383,7 @@ export class BufferedUsageRecorder implements UsageRecorder {
 
   /** Puts a last use back into the current buffer: as already written, or still to write. */
   private carryLastUse(keyId: string, at: number, ip: string | null, written: boolean): void {
-    const use = this.lastUses.get(keyId);
-    if (use === undefined) {
-      const held = { keyId, at, ip, writtenAt: written ? at : -1, writtenIp: written ? ip : null };
-      this.lastUses.set(keyId, held);
-      if (!written) this.dirtyUses.push(held);
-      return;
-    }
+    const use = this.lastUseOf(keyId);
     if (written && at > use.writtenAt) [use.writtenAt, use.writtenIp] = [at, ip];
     if (at > use.at) {
       if (use.at <= use.writtenAt && !written) this.dirtyUses.push(use);

@@ -59,27 +59,56 @@ function unescapeField(value: string): string {
 const encodeAddress = (ip: string | null): string => (ip === null ? "" : `=${escapeField(ip)}`);
 const decodeAddress = (field: string): string | null => (field === "" ? null : unescapeField(field.slice(1)));
 
-export function encodeUsageBatch(counts: readonly UsageCount[], lastUses: readonly LastUse[]): string {
-  let out = FORMAT_V2;
-  let minute = Number.NaN;
-  let outcome = "";
-  for (const c of counts) {
-    if (c.minute !== minute || c.outcome !== outcome) {
-      minute = c.minute;
-      outcome = c.outcome;
-      out += `\n=${minute}\t${outcome}`;
+/**
+ * Builds one journal row line by line, so a flush encodes its held rows as they are, without a
+ * list of copies first (at 100,000 keys in use nearly every request adds a line).
+ */
+export class UsageBatchBuilder {
+  private out = FORMAT_V2;
+  private minute = Number.NaN;
+  private outcome = "";
+  private inUses = false;
+  private at = 0;
+  private ip: string | null | undefined;
+  /** The owner of the line before, escaped: most lines of a flush share a handful of owners. */
+  private owner = "";
+  private escapedOwner = "";
+
+  /** Count lines first: all of them before the first last use. */
+  addCount(minute: number, outcome: string, keyId: string, count: number, owner: string): void {
+    if (this.inUses) throw new Error("usage batch: count lines come before the last uses");
+    if (minute !== this.minute || outcome !== this.outcome) {
+      this.minute = minute;
+      this.outcome = outcome;
+      this.out += `\n=${minute}\t${outcome}`;
     }
-    out += `\n${c.keyId}\t${c.count}\t${escapeField(c.owner)}`;
+    if (owner !== this.owner) {
+      this.owner = owner;
+      this.escapedOwner = escapeField(owner);
+    }
+    this.out += `\n${keyId}\t${count}\t${this.escapedOwner}`;
   }
-  out += "\n@";
-  let at = 0;
-  let ip: string | null | undefined;
-  for (const use of lastUses) {
-    out += use.ip === ip ? `\n${use.keyId}\t${use.at - at}` : `\n${use.keyId}\t${use.at - at}\t${encodeAddress(use.ip)}`;
-    at = use.at;
-    ip = use.ip;
+
+  addLastUse(keyId: string, at: number, ip: string | null): void {
+    if (!this.inUses) {
+      this.inUses = true;
+      this.out += "\n@";
+    }
+    this.out += ip === this.ip ? `\n${keyId}\t${at - this.at}` : `\n${keyId}\t${at - this.at}\t${encodeAddress(ip)}`;
+    this.at = at;
+    this.ip = ip;
   }
-  return out;
+
+  toString(): string {
+    return this.inUses ? this.out : `${this.out}\n@`;
+  }
+}
+
+export function encodeUsageBatch(counts: readonly UsageCount[], lastUses: readonly LastUse[]): string {
+  const batch = new UsageBatchBuilder();
+  for (const c of counts) batch.addCount(c.minute, c.outcome, c.keyId, c.count, c.owner);
+  for (const use of lastUses) batch.addLastUse(use.keyId, use.at, use.ip);
+  return batch.toString();
 }
 
 /** Adds one journal row to `merge`: this format, or the JSON of journals written before it. */

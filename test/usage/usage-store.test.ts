@@ -12,6 +12,7 @@ import { MemoryUsageStore } from "../../src/stores/memory/memory-usage-store.js"
 import { PostgresKeyStore } from "../../src/stores/postgres/postgres-key-store.js";
 import { SqliteKeyStore } from "../../src/stores/sqlite/sqlite-key-store.js";
 import { BufferedUsageRecorder } from "../../src/usage/buffered-usage-recorder.js";
+import { encodeUsageBatch } from "../../src/usage/usage-merge.js";
 import { backendsAvailable, createTestSchema, DATABASE_URL } from "../helpers/backends.js";
 
 const haveBackends = await backendsAvailable();
@@ -287,8 +288,10 @@ describe("usage journal (SQLite)", () => {
     const writer = deadWriter("dead-mid-fold");
     const upTo = await journal.append(
       writer,
-      keyIds.map((id) => valid(id, 4)),
-      [],
+      encodeUsageBatch(
+        keyIds.map((id) => valid(id, 4)),
+        [],
+      ),
     );
     expect(upTo).toBeGreaterThan(0);
     // The first slice (one key) is added, then the process dies before the rest and before endFold.
@@ -307,11 +310,11 @@ describe("usage journal (SQLite)", () => {
     const { keys, usage, journal } = await openFile("watermark.db");
     const keyId = await createKey(keys);
     const writer = deadWriter("dead-after-fold");
-    const upTo = await journal.append(writer, [valid(keyId, 3)], []);
+    const upTo = await journal.append(writer, encodeUsageBatch([valid(keyId, 3)], []));
     expect(await journal.applySlice(writer.id, 1, [valid(keyId, 3)], [])).toBe(true);
     await journal.endFold(writer.id, 1, upTo);
     // A flush after the fold's watermark: alive, not yet folded.
-    await journal.append(writer, [valid(keyId, 2)], []);
+    await journal.append(writer, encodeUsageBatch([valid(keyId, 2)], []));
     expect(journalRows(keys)).toBe(3);
     // Purged in chunks: only the two dead rows (the folded flush and its cancelling row) go.
     expect(await journal.purgeFolded(writer.id, 1)).toBe(1);
@@ -326,8 +329,8 @@ describe("usage journal (SQLite)", () => {
   it("a live writer's journal is left alone; a killed process's flushes are recovered by the next one", async () => {
     const { keys, usage, journal } = await openFile("orphans.db");
     const keyId = await createKey(keys);
-    await journal.append(liveWriter("alive"), [valid(keyId, 2)], []);
-    await journal.append(deadWriter("killed"), [valid(keyId, 5)], [{ keyId, at: T0 + 3_000, ip: "192.0.2.7" }]);
+    await journal.append(liveWriter("alive"), encodeUsageBatch([valid(keyId, 2)], []));
+    await journal.append(deadWriter("killed"), encodeUsageBatch([valid(keyId, 5)], [{ keyId, at: T0 + 3_000, ip: "192.0.2.7" }]));
     const next = new BufferedUsageRecorder({ store: usage, flushIntervalMs: 60_000 });
     await next.flush();
     expect(await minuteCount(usage, keyId)).toBe(5);
@@ -343,9 +346,9 @@ describe("usage journal (SQLite)", () => {
     let failing = true;
     let calls = 0;
     const flakyJournal: UsageJournal = {
-      append: (writer, counts, lastUses) => {
+      append: (writer, batch) => {
         if (failing && ++calls % 4 === 0) return Promise.reject(new Error("disk full"));
-        return journal.append(writer, counts, lastUses);
+        return journal.append(writer, batch);
       },
       applySlice: (writer, fold, counts, lastUses) => {
         if (failing && ++calls % 3 === 0) return Promise.reject(new Error("database is locked"));
@@ -378,7 +381,7 @@ describe("usage journal (SQLite)", () => {
         keyId,
         code: i % 7 === 0 ? "RATE_LIMITED" : "VALID",
         at: T0 + (i % 3) * 1_000,
-        ip: "192.0.2.1",
+        ip: `192.0.2.${i % 3}`,
         owner: { type: "user", id: "alice" },
       });
       if (i % 50 === 0) await new Promise((resolve) => setTimeout(resolve, 1));
@@ -390,6 +393,8 @@ describe("usage journal (SQLite)", () => {
     expect(rows.reduce((sum, r) => sum + r.count, 0)).toBe(total);
     expect(recorder.stats.dropped).toBe(0);
     expect(journalRows(keys)).toBe(0);
+    // Each key's last use is its latest valid one, with that use's address, through the same failures.
+    for (const keyId of keyIds) expect(await keys.getKey(keyId)).toMatchObject({ lastUsedAt: T0 + 2_000, lastUsedIp: "192.0.2.2" });
     await keys.close();
   });
 

@@ -61,10 +61,10 @@ export class SqliteUsageJournal implements UsageJournal {
     };
   }
 
-  async append(writer: UsageWriter, counts: readonly UsageCount[], lastUses: readonly LastUse[]): Promise<number> {
+  async append(writer: UsageWriter, batch: string): Promise<number> {
     return this.db.transaction(() => {
       this.s.seen.run(writer.id, writer.host, writer.pid, this.now());
-      return Number(this.s.append.run(writer.id, null, encodeUsageBatch(counts, lastUses)).lastInsertRowid);
+      return Number(this.s.append.run(writer.id, null, batch).lastInsertRowid);
     })();
   }
 
