@@ -1,4 +1,5 @@
-import { mkdtempSync, rmSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
@@ -6,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SqliteKeyStore } from "../../src/stores/sqlite/sqlite-key-store.js";
 import { SqliteUsageStore } from "../../src/stores/sqlite/sqlite-usage-store.js";
 import { WalCheckpointer } from "../../src/stores/sqlite/wal-checkpointer.js";
+import { assertBuilt, REPO_ROOT } from "../helpers/process.js";
 
 describe("WalCheckpointer", () => {
   let dir: string;
@@ -43,6 +45,30 @@ describe("WalCheckpointer", () => {
     await expect.poll(() => checkpointer.stats.failures, { timeout: 5_000 }).toBeGreaterThan(0);
     await checkpointer.close();
     await checkpointer.close();
+  });
+
+  it("lets a script whose last step is closing the engine finish: close() settles, the process exits 0", () => {
+    assertBuilt();
+    // A script of an embedding app, run as it would be (the compiled package, nothing else alive).
+    const script = join(dir, "close-last.mjs");
+    const dist = (path: string) => JSON.stringify(join(REPO_ROOT, "dist", path));
+    writeFileSync(
+      script,
+      `import { Keyward } from ${dist("engine/keyward.js")};
+import { SqliteKeyStore } from ${dist("stores/sqlite/sqlite-key-store.js")};
+import { SqliteUsageStore } from ${dist("stores/sqlite/sqlite-usage-store.js")};
+import { BufferedUsageRecorder } from ${dist("usage/buffered-usage-recorder.js")};
+const store = new SqliteKeyStore({ filename: ${JSON.stringify(join(dir, "close-last.db"))} });
+await store.migrate();
+const usageStore = new SqliteUsageStore(store.db);
+const keyward = new Keyward({ store, usageStore, usage: new BufferedUsageRecorder({ store: usageStore }) });
+await keyward.verify("kw_not_a_key");
+await keyward.close();
+console.log("closed");
+`,
+    );
+    const run = spawnSync(process.execPath, [script], { encoding: "utf8", timeout: 30_000 });
+    expect({ status: run.status, stdout: run.stdout.trim() }).toEqual({ status: 0, stdout: "closed" });
   });
 
   it("runs beside an open usage store and stops with it", async () => {

@@ -85,6 +85,10 @@ export class WalCheckpointer {
         return;
       }
       this.worker.once("exit", () => resolve());
+      // Referenced while it closes: unreferenced, a script whose last step is `await close()` had
+      // nothing else keeping its event loop alive, and Node exited (code 13, an unsettled
+      // top-level await) before the worker's exit could settle the promise.
+      this.worker.ref();
       this.worker.postMessage("close");
       // A worker stuck in a checkpoint is ended after a while rather than waited for forever.
       setTimeout(() => void this.worker.terminate(), 2_000).unref();
