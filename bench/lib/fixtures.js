@@ -1,7 +1,7 @@
 // The data every scenario runs on, made once per bench run in a scratch folder (.tmp/bench):
 // SQLite files and PostgreSQL schemas seeded with N keys, and the key files wrk reads.
 import { randomBytes } from "node:crypto";
-import { mkdirSync, rmSync } from "node:fs";
+import { copyFileSync, mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import pg from "pg";
 import { PostgresKeyStore } from "../../dist/stores/postgres/postgres-key-store.js";
@@ -21,6 +21,17 @@ export class Fixtures {
 
   path(name) {
     return join(this.dir, name);
+  }
+
+  /**
+   * A fresh copy of a seeded SQLite file beside it (`<file>.<tag>.db`, any WAL of an earlier copy
+   * removed): for a measurement that writes (usage, journal), so each starts from the same state.
+   */
+  static freshCopy(file, tag) {
+    const copy = `${file}.${tag}.db`;
+    for (const suffix of ["", "-wal", "-shm"]) rmSync(`${copy}${suffix}`, { force: true });
+    copyFileSync(file, copy);
+    return copy;
   }
 
   async memo(name, make) {

@@ -9,8 +9,8 @@
 // a flood from many addresses would; valid keys never reach the throttle once cached. The
 // throttled target measures the default against wrk's one address: after 100 misses, 429
 // before any lookup.
-import { copyFileSync, rmSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import { Fixtures } from "../lib/fixtures.js";
 import { startServer } from "../lib/proc.js";
 import { summarize } from "../lib/stats.js";
 import { runWrk, warmUp } from "../lib/wrk.js";
@@ -83,10 +83,7 @@ function wrkOptions(target, server, fix, opts) {
  * state (no usage journal or counts left by the one before) and none writes into another's.
  */
 function startTarget(target, fix) {
-  const db = `${fix.db}.run.db`;
-  for (const suffix of ["", "-wal", "-shm"]) rmSync(`${db}${suffix}`, { force: true });
-  copyFileSync(fix.db, db);
-  return startTargetOn(target, { ...fix, db });
+  return startTargetOn(target, { ...fix, db: Fixtures.freshCopy(fix.db, "run") });
 }
 
 function startTargetOn(target, fix) {
