@@ -95,12 +95,8 @@ const kinds = {
     for (const key of keys) expectValid(await keyward.verify(key, { scopes: ["read"] }));
     const options = { scopes: ["read"], ip: "127.0.0.1" };
     const turn = () => new Promise((resolve) => setImmediate(resolve));
-    const step = usage
-      ? (i) =>
-          (i & 1023) === 0
-            ? turn().then(() => keyward.verify(keys[i % keys.length], options))
-            : keyward.verify(keys[i % keys.length], options)
-      : (i) => keyward.verify(keys[i % keys.length], options);
+    const verifyNext = (i) => keyward.verify(keys[i % keys.length], options);
+    const step = usage ? (i) => ((i & 1023) === 0 ? turn().then(() => verifyNext(i)) : verifyNext(i)) : verifyNext;
     await loopFor(0.2, step);
     const opsPerSec = await loopFor(spec.seconds, step);
     expectValid(await keyward.verify(keys[0], options));
