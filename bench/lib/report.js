@@ -25,6 +25,14 @@ export function renderReport(report) {
         results.inproc.map((r) => [r.name, range(r.opsPerSec), int(r.nsPerOp.median), pct(r.ratioToFloor)]),
       ),
     );
+    for (const r of results.inproc.filter((row) => row.foldCpuMs)) {
+      const perKeyMinuteUs = (r.foldCpuMs.median * 1000) / r.foldKeyMinutes;
+      out.push(
+        "",
+        `${r.name}: the fold of the set-up's ${int(r.foldKeyMinutes)} key-minutes, before the window, took ${range(r.foldCpuMs)} ms of CPU ` +
+          `(${perKeyMinuteUs.toFixed(1)} µs a key-minute; a server pays it once a minute for each key in use).`,
+      );
+    }
   }
   if (results.http) {
     out.push("", "## HTTP (wrk, 1 thread, loopback)", "");

@@ -57,6 +57,14 @@ function loopForSync(seconds, step) {
   return i / ((performance.now() - started) / 1000);
 }
 
+/** CPU time of the whole process (every thread, the WAL checkpointer's included) while `work` runs. */
+async function cpuMsOf(work) {
+  const before = process.cpuUsage();
+  await work();
+  const spent = process.cpuUsage(before);
+  return (spent.user + spent.system) / 1000;
+}
+
 function expectValid(result) {
   if (!result.valid) throw new Error(`expected VALID, got ${result.code}`);
 }
@@ -93,6 +101,10 @@ const kinds = {
     const usage = usageStore ? new BufferedUsageRecorder({ store: usageStore }) : undefined;
     const keyward = new Keyward({ store, ...(limits ? { limits: limits.enforcer } : {}), ...(usage ? { usage, usageStore } : {}) });
     for (const key of keys) expectValid(await keyward.verify(key, { scopes: ["read"] }));
+    // The set-up's uses (one per key) are journaled and folded before the window, as a server
+    // folds once a minute: else its first fold, 100,000 key-minutes at once, lands in a window
+    // of seconds and is charged to it whole. Its CPU is reported on its own instead.
+    const foldCpuMs = usage ? await cpuMsOf(() => usage.flush()) : undefined;
     const options = { scopes: ["read"], ip: "127.0.0.1" };
     const turn = () => new Promise((resolve) => setImmediate(resolve));
     const verifyNext = (i) => keyward.verify(keys[i % keys.length], options);
@@ -104,7 +116,7 @@ const kinds = {
     await limits?.close();
     // Closes the recorder (a last flush and fold) and the usage store too.
     await keyward.close();
-    return { opsPerSec, nsPerOp: 1e9 / opsPerSec, ...(usage ? { flushes } : {}) };
+    return { opsPerSec, nsPerOp: 1e9 / opsPerSec, ...(usage ? { flushes, foldCpuMs, foldKeyMinutes: keys.length } : {}) };
   },
 
   /**

@@ -38,6 +38,7 @@ export async function runInproc(ctx) {
     opsPerSec: r.stats.opsPerSec,
     nsPerOp: r.stats.nsPerOp,
     ...(r.stats.p99Us ? { p50Us: r.stats.p50Us, p99Us: r.stats.p99Us } : {}),
+    ...(r.stats.foldCpuMs ? { foldCpuMs: r.stats.foldCpuMs, foldKeyMinutes: r.stats.foldKeyMinutes.median } : {}),
     ratioToFloor: r.stats.opsPerSec.median / floor,
     samples: r.samples,
   }));
