@@ -1,12 +1,13 @@
 import { LRUCache } from "lru-cache";
 import { type ParsedCidr, parseCidr } from "../core/cidr.js";
 import { toVerifiedKey, type VerifiedKey } from "../core/key-view.js";
+import type { KeyRecord } from "../core/model.js";
 import type { KeyLookup } from "../ports/key-store.js";
 
 export interface VerifyCacheOptions {
   /**
    * Positive entries: the most recently used `maxEntries` are always kept, and at most twice as
-   * many are held (two generations, see GenerationCache). Default 100,000 (about 1.2 KB each).
+   * many are held (two generations, see GenerationCache). Default 100,000 (about 0.75 KB each).
    */
   maxEntries?: number;
   /** After this age an entry is re-read from the store. Default 5,000 ms: the cross-instance staleness bound when the invalidation channel is down. */
@@ -99,6 +100,47 @@ export class GenerationCache<V> {
   }
 }
 
+/** Shared by every cached key without metadata, CIDRs or an address list: frozen, as a view's parts are. */
+const NO_METADATA: Record<string, unknown> = Object.freeze({}) as Record<string, unknown>;
+const NO_CIDRS: string[] = Object.freeze([]) as unknown as string[];
+const NO_PARSED_CIDRS: ParsedCidr[] = Object.freeze([]) as unknown as ParsedCidr[];
+
+/** At most this many distinct scope lists and owners are shared; past it, keys keep their own. */
+const MAX_SHARED_PARTS = 10_000;
+
+/**
+ * Equal parts of cached keys held once: the store reads every key's scopes, owner and empty
+ * metadata as new objects and strings, and at 100,000 cached keys those copies were a third of the
+ * cache's heap (docs/benchmarks.md, Profiling 22), all of it marked by every major GC. The parts
+ * shared are the ones a view freezes anyway, so sharing changes no value anyone can see.
+ */
+class SharedKeyParts {
+  private readonly scopes = new Map<string, string[]>();
+  private readonly owners = new Map<string, KeyRecord["owner"]>();
+
+  /** Replaces the parts of a freshly read record (`digest`: the cache's own copy of its digest). */
+  compact(key: KeyRecord, digest: string): void {
+    if (key.digest === digest) key.digest = digest;
+    if (key.lineageId === key.id) key.lineageId = key.id;
+    if (key.allowedCidrs.length === 0) key.allowedCidrs = NO_CIDRS;
+    if (isEmptyObject(key.metadata)) key.metadata = NO_METADATA;
+    key.scopes = this.share(this.scopes, key.scopes.join(" "), key.scopes);
+    key.owner = this.share(this.owners, `${key.owner.type}:${key.owner.id}`, key.owner);
+  }
+
+  private share<T>(parts: Map<string, T>, id: string, part: T): T {
+    const held = parts.get(id);
+    if (held !== undefined) return held;
+    if (parts.size < MAX_SHARED_PARTS) parts.set(id, part);
+    return part;
+  }
+}
+
+function isEmptyObject(value: Record<string, unknown>): boolean {
+  for (const _ in value) return false;
+  return true;
+}
+
 function freezeView(view: VerifiedKey): VerifiedKey {
   Object.freeze(view.owner);
   Object.freeze(view.scopes);
@@ -125,6 +167,7 @@ export class VerifyCache {
   private readonly positive: GenerationCache<CachedKey>;
   private readonly negative: LRUCache<string, number>;
   private readonly digestsById = new Map<string, string>();
+  private readonly shared = new SharedKeyParts();
   private changeToken: ChangeTokenState | null = null;
 
   constructor(options: VerifyCacheOptions = {}) {
@@ -182,9 +225,11 @@ export class VerifyCache {
   }
 
   setFound(digest: string, lookup: KeyLookup, now: number): CachedKey {
+    this.shared.compact(lookup.key, digest);
+    const cidrs = lookup.key.allowedCidrs;
     const entry: CachedKey = {
       lookup,
-      cidrs: lookup.key.allowedCidrs.map(parseCidr).filter((c): c is ParsedCidr => c !== null),
+      cidrs: cidrs.length === 0 ? NO_PARSED_CIDRS : cidrs.map(parseCidr).filter((c): c is ParsedCidr => c !== null),
       view: freezeView(toVerifiedKey(lookup.key)),
       fetchedAt: now,
     };

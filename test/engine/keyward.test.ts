@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { KeywardError } from "../../src/core/errors.js";
+import { hashApiKey } from "../../src/core/hashing.js";
 import type { RequestContext } from "../../src/core/model.js";
 import { Keyward } from "../../src/engine/keyward.js";
 import { ManualClock } from "../../src/ports/clock.js";
@@ -268,5 +269,43 @@ describe("validation", () => {
 
   it("a garbage cursor → INVALID_CURSOR", async () => {
     await expect(engine().listKeys({}, { cursor: "garbage" })).rejects.toMatchObject({ code: "INVALID_CURSOR" });
+  });
+});
+
+describe("the verify cache holds equal parts of keys once", () => {
+  it("shares scopes, owners and empty metadata and CIDRs between cached keys, and changes no value", async () => {
+    const k = engine();
+    const a = await create(k, { scopes: ["read", "write"] });
+    const b = await create(k, { scopes: ["read", "write"] });
+    const c = await create(k, {
+      scopes: ["read"],
+      owner: { type: "application", id: "billing" },
+      metadata: { team: "a" },
+      allowedCidrs: ["10.0.0.0/8"],
+    });
+    const verified = async (key: string) => {
+      const result = await k.verify(key, { ip: "10.1.2.3" });
+      if (!result.valid) throw new Error(`expected VALID, got ${result.code}`);
+      return result.record;
+    };
+    const [ra, rb, rc] = [await verified(a.key), await verified(b.key), await verified(c.key)];
+    expect(rb.scopes).toBe(ra.scopes);
+    expect(rb.owner).toBe(ra.owner);
+    expect(rb.metadata).toBe(ra.metadata);
+    expect(rb.allowedCidrs).toBe(ra.allowedCidrs);
+    expect(Object.isFrozen(ra.metadata) && Object.isFrozen(ra.allowedCidrs) && Object.isFrozen(ra.scopes)).toBe(true);
+    // A key with parts of its own keeps them.
+    expect(rc.scopes).not.toBe(ra.scopes);
+    expect(rc.metadata).toEqual({ team: "a" });
+    expect(rc.allowedCidrs).toEqual(["10.0.0.0/8"]);
+    expect((await k.verify(c.key, { ip: "192.168.1.1" })).code).toBe("IP_NOT_ALLOWED");
+    // Every cached record holds what the store holds.
+    for (const [{ key }, record] of [
+      [a, ra],
+      [b, rb],
+      [c, rc],
+    ] as const) {
+      expect(record).toEqual((await store.findKeyByDigest(hashApiKey(key)))?.key);
+    }
   });
 });
