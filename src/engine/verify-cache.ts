@@ -100,7 +100,7 @@ export class GenerationCache<V> {
   }
 }
 
-/** Shared by every cached key without metadata, CIDRs or an address list: frozen, as a view's parts are. */
+/** Shared by every cached key with no metadata and no allowed CIDRs (the list and its parsed form); frozen, as a view's parts are. */
 const NO_METADATA: Record<string, unknown> = Object.freeze({}) as Record<string, unknown>;
 const NO_CIDRS: string[] = Object.freeze([]) as unknown as string[];
 const NO_PARSED_CIDRS: ParsedCidr[] = Object.freeze([]) as unknown as ParsedCidr[];
