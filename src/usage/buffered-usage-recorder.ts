@@ -331,6 +331,9 @@ export class BufferedUsageRecorder implements UsageRecorder {
   /** Direct mode: the rows are written and let go; a failed batch is added back as far as the bound allows. */
   private async writeDirect(): Promise<void> {
     const { rows, uses } = this.takeBuffer();
+    // An entry made for a carried row may hold no use yet (`at` -1): nothing to write or carry.
+    const lastUses: LastUse[] = [];
+    for (const use of uses.values()) if (use.at >= 0) lastUses.push({ keyId: use.keyId, at: use.at, ip: use.ip });
     try {
       await this.store.writeUsage(
         [...rows.values()].map((row) => ({
@@ -340,14 +343,13 @@ export class BufferedUsageRecorder implements UsageRecorder {
           outcome: row.outcome,
           count: row.count,
         })),
-        // An entry made for a carried row may hold no use yet (`at` -1).
-        [...uses.values()].filter((use) => use.at >= 0).map((use) => ({ keyId: use.keyId, at: use.at, ip: use.ip })),
+        lastUses,
       );
       this.stats.flushes++;
       await this.pruneIfDue();
     } catch (error) {
       for (const row of rows.values()) this.carry(row, row.count, 0);
-      for (const use of uses.values()) if (use.at >= 0) this.carryLastUse(use.keyId, use.at, use.ip, false);
+      for (const use of lastUses) this.carryLastUse(use.keyId, use.at, use.ip, false);
       this.onFlushError(error);
     }
   }
