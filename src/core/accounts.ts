@@ -1,4 +1,4 @@
-import type { OwnerRef } from "./model.js";
+import type { OwnerRef, QuotaSpec, RateLimitSpec } from "./model.js";
 
 /** Dashboard roles: an admin manages everyone's keys; a member only their own. */
 export type UserRole = "admin" | "member";
@@ -46,6 +46,22 @@ export interface KeyRequestRecord {
   issuedKeyId: string | null;
   /** When the requester picked up the plaintext (once). */
   claimedAt: number | null;
+  /**
+   * What was asked, recorded from the sandbox key when the request was made: approval issues
+   * exactly this (docs/authority.md). Null only for requests made before it was recorded.
+   */
+  asked: AskedKey | null;
+}
+
+/** The permissions a production key request asks for. */
+export interface AskedKey {
+  name: string;
+  scopes: string[];
+  rateLimit: RateLimitSpec | null;
+  concurrency: number | null;
+  quota: QuotaSpec | null;
+  allowedCidrs: string[];
+  metadata: Record<string, unknown>;
 }
 
 export const USER_ID_KIND = "usr";

@@ -143,6 +143,23 @@ export const ERROR_REGISTRY = {
     title: "Too many keys created",
     solve: "Members may create a limited number of keys per hour (KEYWARD_MEMBER_KEY_CREATES_PER_HOUR): wait for `Retry-After` seconds.",
   },
+  KEY_AWAITING_PICKUP: {
+    status: 409,
+    title: "Key awaiting pickup",
+    solve:
+      "This production key was approved but its requester has not claimed it yet: claim it (POST /v1/key-requests/{id}/claim) before rotating or changing it.",
+  },
+  KEY_REQUEST_STALE: {
+    status: 409,
+    title: "Key request is stale",
+    solve:
+      "The sandbox key was revoked, disabled, expired or widened since the request was made: reject this request and ask the requester for a new one.",
+  },
+  OWNER_FOLLOWS_USER: {
+    status: 409,
+    title: "Owner follows its user",
+    solve: "This owner is a dashboard user: enable or disable the user (PATCH /v1/users/{id}), which sets the owner in step.",
+  },
   INTERNAL_ERROR: {
     status: 500,
     title: "Internal error",

@@ -25,6 +25,8 @@ export interface PublicKey {
   rotated_from: string | null;
   replaced_by: string | null;
   grace_ends_at: string | null;
+  grantable_scopes: string[] | null;
+  grantable_environments: KeyRecord["environment"][] | null;
 }
 
 export function toPublicKey(key: KeyRecord, now: number): PublicKey {
@@ -50,6 +52,8 @@ export function toPublicKey(key: KeyRecord, now: number): PublicKey {
     rotated_from: key.rotatedFrom,
     replaced_by: key.replacedBy,
     grace_ends_at: iso(key.graceEndsAt),
+    grantable_scopes: key.delegation?.scopes ?? null,
+    grantable_environments: key.delegation?.environments ?? null,
   };
 }
 

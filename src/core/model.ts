@@ -22,7 +22,21 @@ export type QuotaSpec =
   | { limit: number; period: "day" | "month" }
   | { remaining: number; refill?: { amount: number; every_seconds: number } };
 
-export type KeyStatus = "active" | "disabled" | "revoked" | "expired";
+/**
+ * `awaiting_pickup`: a production key issued by an approval whose requester has not claimed it
+ * yet (docs/authority.md). Nobody holds its secret, so it verifies for no one.
+ */
+export type KeyStatus = "active" | "disabled" | "revoked" | "expired" | "awaiting_pickup";
+
+/**
+ * A delegation ceiling: what a key with `keys:write` may confer on the keys it mints or manages
+ * (docs/authority.md). Without one, a key confers its own environment and its own
+ * non-management scopes only.
+ */
+export interface DelegationCeiling {
+  scopes: string[];
+  environments: Environment[];
+}
 
 /** A key as stored: never the plaintext, only its digest. Times are epoch milliseconds. */
 export interface KeyRecord {
@@ -53,16 +67,23 @@ export interface KeyRecord {
   graceEndsAt: number | null;
   /** The first key of a rotation chain: successors share its limit and quota counters. */
   lineageId: string;
+  /** What this key may confer when it mints or manages keys; null: its own environment and non-management scopes. */
+  delegation: DelegationCeiling | null;
+  /** Issued by an approval and not yet claimed by its requester. */
+  awaitingPickup: boolean;
 }
 
 /** The fields a PATCH may change. */
 export type KeyChanges = Partial<
-  Pick<KeyRecord, "name" | "scopes" | "expiresAt" | "rateLimit" | "concurrency" | "quota" | "allowedCidrs" | "metadata" | "enabled">
+  Pick<
+    KeyRecord,
+    "name" | "scopes" | "expiresAt" | "rateLimit" | "concurrency" | "quota" | "allowedCidrs" | "metadata" | "enabled" | "delegation"
+  >
 >;
 
 /** Fields set by lifecycle operations (revoke, rotate, usage). */
 export type KeyLifecycleChanges = KeyChanges &
-  Partial<Pick<KeyRecord, "revokedAt" | "revokedReason" | "replacedBy" | "graceEndsAt" | "lastUsedAt" | "lastUsedIp">>;
+  Partial<Pick<KeyRecord, "revokedAt" | "revokedReason" | "replacedBy" | "graceEndsAt" | "lastUsedAt" | "lastUsedIp" | "awaitingPickup">>;
 
 export interface Actor {
   type: "admin_key" | "key" | "user" | "system" | "cli";
@@ -94,10 +115,11 @@ export interface AuditEvent {
   details: Record<string, unknown> | null;
 }
 
-/** A key's status at `now`: revocation (and an ended rotation grace) first, then disabled, then expiry. */
+/** A key's status at `now`: revocation (and an ended rotation grace) first, then awaiting pickup, disabled, expiry. */
 export function computeKeyStatus(key: KeyRecord, now: number): KeyStatus {
   if (key.revokedAt !== null && key.revokedAt <= now) return "revoked";
   if (key.graceEndsAt !== null && key.graceEndsAt <= now) return "revoked";
+  if (key.awaitingPickup) return "awaiting_pickup";
   if (!key.enabled) return "disabled";
   if (key.expiresAt !== null && key.expiresAt <= now) return "expired";
   return "active";

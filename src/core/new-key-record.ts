@@ -1,5 +1,5 @@
 import type { Environment } from "./key-format.js";
-import type { KeyRecord, OwnerRef, QuotaSpec, RateLimitSpec } from "./model.js";
+import type { DelegationCeiling, KeyRecord, OwnerRef, QuotaSpec, RateLimitSpec } from "./model.js";
 
 /** What a new key is made of; everything else starts empty. */
 export interface NewKeyFields {
@@ -22,6 +22,8 @@ export interface NewKeyFields {
   rotatedFrom?: string | null;
   /** The rotation chain it continues; a key that starts one is its own lineage. */
   lineageId?: string;
+  delegation?: DelegationCeiling | null;
+  awaitingPickup?: boolean;
 }
 
 /**
@@ -56,5 +58,7 @@ export function newKeyRecord(fields: NewKeyFields): KeyRecord {
     replacedBy: null,
     graceEndsAt: null,
     lineageId: fields.lineageId ?? fields.id,
+    delegation: fields.delegation ? { scopes: [...fields.delegation.scopes], environments: [...fields.delegation.environments] } : null,
+    awaitingPickup: fields.awaitingPickup ?? false,
   };
 }

@@ -1,6 +1,8 @@
 import { createHash, randomBytes } from "node:crypto";
 import { LRUCache } from "lru-cache";
+import { CONTROL_NAMES, loosenedControls } from "../authority/controls.js";
 import {
+  type AskedKey,
   KEY_REQUEST_ID_KIND,
   type KeyRequestRecord,
   normalizeEmail,
@@ -14,6 +16,7 @@ import { computeKeyStatus, type KeyRecord, type OwnerRef, type RequestContext } 
 import { newKeyRecord } from "../core/new-key-record.js";
 import { hashPassword, MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, verifyPassword, verifyPasswordAgainstNothing } from "../core/passwords.js";
 import { generateId, generateRandomBase62 } from "../core/random.js";
+import { findMissingScopes } from "../core/scopes.js";
 import type { AccountStore, DecisionResult, KeyRequestFilter } from "../ports/account-store.js";
 import { buildAuditEvent } from "./audit.js";
 import type { Keyward, Page } from "./keyward.js";
@@ -56,6 +59,31 @@ function decodeCursor(value: string | undefined): { createdAt: number; id: strin
   const match = /^(\d{1,15})\.(kreq_[0-9A-Za-z]{16,40})$/.exec(Buffer.from(value, "base64url").toString("utf8"));
   if (!match) throw new KeywardError("INVALID_CURSOR", "cursor is not one this server issued");
   return { createdAt: Number(match[1]), id: match[2] as string };
+}
+
+/** What a request asks for: the sandbox key's permissions as they are when it is made. */
+export function askedOf(sandbox: KeyRecord): AskedKey {
+  return {
+    name: sandbox.name,
+    scopes: [...sandbox.scopes],
+    rateLimit: sandbox.rateLimit,
+    concurrency: sandbox.concurrency,
+    quota: sandbox.quota,
+    allowedCidrs: [...sandbox.allowedCidrs],
+    metadata: sandbox.metadata,
+  };
+}
+
+/** Why a request can no longer be approved: its sandbox key is not active, or holds more than was asked. */
+export function staleReason(sandbox: KeyRecord, asked: AskedKey, now: number): string | null {
+  const status = computeKeyStatus(sandbox, now);
+  if (status !== "active") return `the sandbox key is ${status} since the request was made`;
+  const widened = findMissingScopes(asked.scopes, sandbox.scopes);
+  if (widened.length > 0) return `the sandbox key was widened since the request was made: ${widened.join(", ")}`;
+  const loosened = loosenedControls({ ...sandbox, ...asked, enabled: true, expiresAt: null }, { ...sandbox, expiresAt: null });
+  if (loosened.length > 0)
+    return `the sandbox key's controls were loosened since the request was made: ${loosened.map((f) => CONTROL_NAMES[f]).join(", ")}`;
+  return null;
 }
 
 const DECISION_ERRORS: Record<Exclude<DecisionResult, "done">, KeywardError> = {
@@ -305,6 +333,7 @@ export class Accounts {
       decisionReason: null,
       issuedKeyId: null,
       claimedAt: null,
+      asked: askedOf(sandboxKey),
     };
     const audit = buildAuditEvent(context, now, "key_request.created", { type: "key_request", id: request.id }, null, {
       sandbox_key_id: sandboxKey.id,
@@ -328,30 +357,38 @@ export class Accounts {
   }
 
   /**
-   * Issues the production key: the sandbox key's owner, scopes and limits (rate limit,
-   * concurrency, quota, CIDRs, metadata). Its secret is minted when the requester claims it, so
-   * the plaintext is shown to the requester only, never to the approving admin, and never stored.
+   * Issues the production key with exactly what was asked when the request was made (owner,
+   * name, scopes, limits, CIDRs, metadata), and refuses (KEY_REQUEST_STALE) when the sandbox key
+   * has since been revoked, disabled, expired or widened (docs/authority.md). Its secret is
+   * minted when the requester claims it, so the plaintext is shown to the requester only, never
+   * to the approving admin, and never stored; until then the key is `awaiting_pickup`.
    */
   async approveKeyRequest(id: string, context: RequestContext): Promise<{ request: KeyRequestRecord; key: KeyRecord }> {
     const request = await this.getKeyRequest(id);
     if (request.status !== "pending") throw DECISION_ERRORS.conflict;
-    const sandbox = await this.keyward.getKey(request.sandboxKeyId);
+    const asked = request.asked;
+    if (!asked) throw new KeywardError("KEY_REQUEST_STALE", "this request predates recorded requests: ask for a new one");
     const now = this.now();
+    const sandbox = await this.keyward.store.getKey(request.sandboxKeyId);
+    const stale = sandbox ? staleReason(sandbox, asked, now) : "the sandbox key no longer exists";
+    if (stale) throw new KeywardError("KEY_REQUEST_STALE", stale);
     const keyId = generateId("key");
     // A placeholder digest of a secret nobody holds: the key verifies only after it is claimed.
     const placeholder = this.keyward.mintSecret("production");
-    // The sandbox key's permissions (PRODUCT.md): owner, name, scopes, limits, CIDRs, metadata;
-    // a lineage of its own, no expiry, and never used.
     const key = newKeyRecord({
-      ...sandbox,
       id: keyId,
       secret: placeholder,
+      name: asked.name,
+      owner: request.owner,
       environment: "production",
-      enabled: true,
+      scopes: asked.scopes,
       now,
-      expiresAt: null,
-      rotatedFrom: null,
-      lineageId: keyId,
+      rateLimit: asked.rateLimit,
+      concurrency: asked.concurrency,
+      quota: asked.quota,
+      allowedCidrs: asked.allowedCidrs,
+      metadata: asked.metadata,
+      awaitingPickup: true,
     });
     const audits = [
       buildAuditEvent(context, now, "key.created", { type: "key", id: keyId }, null, {
@@ -362,7 +399,7 @@ export class Accounts {
         key_request_id: id,
       }),
       buildAuditEvent(context, now, "key_request.approved", { type: "key_request", id }, null, {
-        sandbox_key_id: sandbox.id,
+        sandbox_key_id: request.sandboxKeyId,
         issued_key_id: keyId,
         owner: key.owner,
       }),
@@ -386,6 +423,7 @@ export class Accounts {
     if (request.status !== "approved" || request.claimedAt !== null || !request.issuedKeyId)
       throw new KeywardError("CONFLICT", "the key request is not approved, or its key was already picked up");
     const before = await this.keyward.getKey(request.issuedKeyId);
+    if (before.revokedAt !== null) throw new KeywardError("CONFLICT", "the issued key was revoked before it was picked up");
     const secret = this.keyward.mintSecret("production");
     const now = this.now();
     const audit = buildAuditEvent(context, now, "key_request.claimed", { type: "key_request", id }, null, {

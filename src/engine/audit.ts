@@ -16,6 +16,7 @@ const AUDITED_FIELDS = [
   "revokedReason",
   "replacedBy",
   "graceEndsAt",
+  "delegation",
 ] as const;
 
 const SNAKE: Record<(typeof AUDITED_FIELDS)[number], string> = {
@@ -32,6 +33,7 @@ const SNAKE: Record<(typeof AUDITED_FIELDS)[number], string> = {
   revokedReason: "revoked_reason",
   replacedBy: "replaced_by",
   graceEndsAt: "grace_ends_at",
+  delegation: "delegation",
 };
 
 /** Before/after of the audited fields that `after` changes relative to `before`. */

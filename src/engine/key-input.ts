@@ -1,8 +1,8 @@
 import { isValidCidr } from "../core/cidr.js";
 import { type FieldError, KeywardError } from "../core/errors.js";
 import type { Environment } from "../core/key-format.js";
-import type { KeyChanges, OwnerRef, QuotaSpec, RateLimitSpec } from "../core/model.js";
-import { isValidScope, MAX_SCOPES_PER_KEY } from "../core/scopes.js";
+import type { DelegationCeiling, KeyChanges, OwnerRef, QuotaSpec, RateLimitSpec } from "../core/model.js";
+import { findEscalatingScopes, isValidScope, MAX_SCOPES_PER_KEY } from "../core/scopes.js";
 
 /** What a caller gives to create a key (engine-level, camelCase). */
 export interface CreateKeyInput {
@@ -16,6 +16,8 @@ export interface CreateKeyInput {
   quota?: QuotaSpec | null;
   allowedCidrs?: string[];
   metadata?: Record<string, unknown>;
+  /** What the key may confer when it mints or manages keys (docs/authority.md). */
+  delegation?: DelegationCeiling | null;
 }
 
 export const LIMITS = {
@@ -63,6 +65,45 @@ function checkMetadata(value: unknown, path: string, depth: number, errors: Fiel
   }
 }
 
+function checkScopeList(scopes: unknown, field: string, errors: FieldError[]): void {
+  if (!Array.isArray(scopes)) {
+    errors.push({ field, message: "must be a list" });
+    return;
+  }
+  if (scopes.length > MAX_SCOPES_PER_KEY) errors.push({ field, message: `at most ${MAX_SCOPES_PER_KEY} scopes` });
+  scopes.forEach((scope, i) => {
+    if (typeof scope !== "string" || !isValidScope(scope))
+      errors.push({ field: `${field}[${i}]`, message: "must match segment(:segment)*, segments [a-z0-9_.-]+ or *" });
+  });
+}
+
+function checkDelegation(delegation: DelegationCeiling | null | undefined, errors: FieldError[]): void {
+  if (delegation === undefined || delegation === null) return;
+  if (!isObject(delegation)) {
+    errors.push({ field: "grantable_scopes", message: "must be a list" });
+    return;
+  }
+  checkScopeList(delegation.scopes, "grantable_scopes", errors);
+  const environments = delegation.environments as unknown;
+  if (
+    !Array.isArray(environments) ||
+    environments.length === 0 ||
+    environments.some((environment) => environment !== "sandbox" && environment !== "production")
+  )
+    errors.push({ field: "grantable_environments", message: "a non-empty list of sandbox and production" });
+}
+
+/**
+ * A ceiling may hold management scopes only where the key holds them itself: a ceiling lets a
+ * key confer, never gives it rights (docs/authority.md).
+ */
+export function validateDelegationHeld(scopes: readonly string[], delegation: DelegationCeiling | null | undefined): void {
+  if (!delegation) return;
+  const beyond = findEscalatingScopes(scopes, delegation.scopes);
+  if (beyond.length > 0)
+    fail([{ field: "grantable_scopes", message: `management scopes the key does not hold itself: ${beyond.join(", ")}` }]);
+}
+
 function checkSettings(input: Partial<CreateKeyInput & KeyChanges>, now: number, errors: FieldError[]): void {
   if (input.name !== undefined) {
     if (typeof input.name !== "string" || input.name.trim().length === 0 || input.name.length > LIMITS.nameLength) {
@@ -71,16 +112,8 @@ function checkSettings(input: Partial<CreateKeyInput & KeyChanges>, now: number,
       errors.push({ field: "name", message: "must not contain control characters or < >" });
     }
   }
-  if (input.scopes !== undefined) {
-    if (!Array.isArray(input.scopes)) errors.push({ field: "scopes", message: "must be a list" });
-    else {
-      if (input.scopes.length > MAX_SCOPES_PER_KEY) errors.push({ field: "scopes", message: `at most ${MAX_SCOPES_PER_KEY} scopes` });
-      input.scopes.forEach((scope, i) => {
-        if (typeof scope !== "string" || !isValidScope(scope))
-          errors.push({ field: `scopes[${i}]`, message: "must match segment(:segment)*, segments [a-z0-9_.-]+ or *" });
-      });
-    }
-  }
+  if (input.scopes !== undefined) checkScopeList(input.scopes, "scopes", errors);
+  checkDelegation(input.delegation, errors);
   if (input.expiresAt !== undefined && input.expiresAt !== null) {
     if (!Number.isFinite(input.expiresAt)) errors.push({ field: "expires_at", message: "must be an ISO 8601 time" });
     else if (input.expiresAt <= now) errors.push({ field: "expires_at", message: "must be in the future" });
@@ -164,6 +197,7 @@ export function validateCreateKeyInput(input: CreateKeyInput, now: number): void
   if (!Array.isArray(input.scopes)) errors.push({ field: "scopes", message: "required" });
   checkSettings(input, now, errors);
   if (errors.length) fail(errors);
+  validateDelegationHeld(input.scopes, input.delegation);
 }
 
 export function validateKeyChanges(changes: KeyChanges, now: number): void {

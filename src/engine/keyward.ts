@@ -29,12 +29,18 @@ import { KeyLimitEnforcer } from "../limits/key-limit-enforcer.js";
 import { MemoryRateLimiter } from "../limits/memory-rate-limiter.js";
 import { type Clock, systemClock } from "../ports/clock.js";
 import { type EngineObserver, noopEngineObserver } from "../ports/engine-observer.js";
-import type { KeyListFilter, KeyLookup, KeyPageCursor, KeyStore } from "../ports/key-store.js";
+import type { CreationCap, KeyListFilter, KeyLookup, KeyPageCursor, KeyStore } from "../ports/key-store.js";
 import type { Lease, LimitEnforcer, LimitsSnapshot, RateLimitState } from "../ports/limits.js";
 import { noopUsageRecorder, type UsageQuery, type UsageRecorder, type UsageRow, type UsageStore } from "../ports/usage-recorder.js";
 import { MemoryQuotaCounter } from "../stores/memory/memory-quota-counter.js";
 import { buildAuditEvent, diffForAudit } from "./audit.js";
-import { type CreateKeyInput, validateCreateKeyInput, validateGraceSeconds, validateKeyChanges } from "./key-input.js";
+import {
+  type CreateKeyInput,
+  validateCreateKeyInput,
+  validateDelegationHeld,
+  validateGraceSeconds,
+  validateKeyChanges,
+} from "./key-input.js";
 import { type CachedKey, VerifyCache, type VerifyCacheOptions } from "./verify-cache.js";
 
 export interface KeywardOptions {
@@ -402,7 +408,11 @@ export class Keyward {
   }
 
   /** Creates a key. The plaintext is in the result and nowhere else, ever. */
-  async createKey(input: CreateKeyInput, context: RequestContext): Promise<{ key: string; record: KeyRecord }> {
+  async createKey(
+    input: CreateKeyInput,
+    context: RequestContext,
+    options: { cap?: CreationCap } = {},
+  ): Promise<{ key: string; record: KeyRecord }> {
     const now = this.clock.now();
     validateCreateKeyInput(input, now);
     const plaintext = generateApiKey({ prefix: this.prefix, environment: input.environment, random: this.random });
@@ -421,14 +431,18 @@ export class Keyward {
       quota: input.quota ?? null,
       allowedCidrs: input.allowedCidrs ?? [],
       metadata: input.metadata ?? {},
+      delegation: input.delegation ?? null,
     });
     const audit = buildAuditEvent(context, now, "key.created", { type: "key", id }, null, {
       owner: record.owner,
       environment: record.environment,
       scopes: record.scopes,
       ref: record.ref,
+      ...(record.delegation ? { delegation: record.delegation } : {}),
     });
-    await this.store.insertKey(record, audit);
+    const cap = options.cap;
+    if (!(await this.store.insertKey(record, audit, cap)) && cap)
+      throw new KeywardError("KEY_CREATION_CAPPED", `at most ${cap.max} keys an hour`, { retryAfterSeconds: 3600 });
     this.cache.invalidateKey(id, record.digest);
     this.publishCommitted(audit);
     return { key: plaintext, record };
@@ -451,6 +465,8 @@ export class Keyward {
     validateKeyChanges(changes, now);
     const before = await this.getKey(id);
     if (computeKeyStatus(before, now) === "revoked") throw new KeywardError("CONFLICT", "a revoked key cannot be changed");
+    if (changes.scopes !== undefined || changes.delegation !== undefined)
+      validateDelegationHeld(changes.scopes ?? before.scopes, changes.delegation === undefined ? before.delegation : changes.delegation);
     const normalized = changes.scopes ? { ...changes, scopes: [...new Set(changes.scopes)] } : changes;
     const diff = diffForAudit(before, normalized);
     const action =
@@ -465,16 +481,54 @@ export class Keyward {
 
   /** Revokes at once: the first request after this returns is denied on this instance. */
   async revokeKey(id: string, reason: string | null, context: RequestContext, action = "key.revoked"): Promise<KeyRecord> {
+    return (await this.revoke(id, reason, context, action)).key;
+  }
+
+  /**
+   * Revokes a key, and ends the grace of every predecessor of its rotation lineage that still
+   * works (docs/authority.md): revoking a successor must not leave the key it replaced working.
+   * One transaction, one audit event naming them.
+   */
+  async revoke(
+    id: string,
+    reason: string | null,
+    context: RequestContext,
+    action = "key.revoked",
+  ): Promise<{ key: KeyRecord; endedGrace: KeyRecord[] }> {
     const now = this.clock.now();
     const before = await this.getKey(id);
     if (computeKeyStatus(before, now) === "revoked") throw new KeywardError("CONFLICT", "the key is already revoked");
+    const predecessors: KeyRecord[] = [];
+    for (let from = before.rotatedFrom; from !== null; ) {
+      const predecessor = await this.store.getKey(from);
+      if (!predecessor) break;
+      if (computeKeyStatus(predecessor, now) !== "revoked") predecessors.push(predecessor);
+      from = predecessor.rotatedFrom;
+    }
     const changes = { revokedAt: now, revokedReason: reason };
-    const audit = buildAuditEvent(context, now, action, { type: "key", id }, diffForAudit(before, changes), reason ? { reason } : null);
-    const updated = await this.store.updateKey(id, changes, audit);
+    const details = {
+      ...(reason ? { reason } : {}),
+      ...(predecessors.length > 0 ? { ended_grace: predecessors.map((key) => key.id) } : {}),
+    };
+    const audit = buildAuditEvent(
+      context,
+      now,
+      action,
+      { type: "key", id },
+      diffForAudit(before, changes),
+      Object.keys(details).length > 0 ? details : null,
+    );
+    const updated = await this.store.updateKey(
+      id,
+      changes,
+      audit,
+      predecessors.map((key) => ({ id: key.id, changes: { graceEndsAt: now } })),
+    );
     if (!updated) throw new KeywardError("RESOURCE_NOT_FOUND", `no key ${id}`);
     this.invalidate({ kind: "key", keyId: id, digest: before.digest });
+    for (const key of predecessors) this.invalidate({ kind: "key", keyId: key.id, digest: key.digest });
     this.publishCommitted(audit);
-    return updated;
+    return { key: updated, endedGrace: predecessors.map((key) => ({ ...key, graceEndsAt: now, updatedAt: now })) };
   }
 
   /**
@@ -492,6 +546,7 @@ export class Keyward {
     const old = await this.getKey(id);
     const status = computeKeyStatus(old, now);
     if (status === "revoked" || old.replacedBy !== null) throw new KeywardError("CONFLICT", "the key was already rotated or revoked");
+    if (old.awaitingPickup) throw new KeywardError("KEY_AWAITING_PICKUP", `key ${id} is awaiting pickup by its requester`);
     const plaintext = generateApiKey({ prefix: this.prefix, environment: old.environment, random: this.random });
     const successorId = generateId("key", this.random);
     // Same owner, scopes, limits, expiry and metadata; the same lineage, so limit counters carry on.

@@ -29,6 +29,22 @@ export interface KeyLookup {
 
 export type RotateResult = "rotated" | "conflict" | "not_found";
 
+/**
+ * At most `max` keys of `owner` created since `since` (rotations not counted): checked in the
+ * same transaction as the insert, so the cap is exact across workers and instances.
+ */
+export interface CreationCap {
+  owner: OwnerRef;
+  since: number;
+  max: number;
+}
+
+/** Another key changed in the same transaction (a lineage's predecessors, when a key is revoked). */
+export interface AlsoChanged {
+  id: string;
+  changes: KeyLifecycleChanges;
+}
+
 export interface AuditFilter {
   actorId?: string;
   targetId?: string;
@@ -54,9 +70,13 @@ export interface KeyStore {
   findKeyByDigest(digest: string): Promise<KeyLookup | null>;
   getKey(id: string): Promise<KeyRecord | null>;
   listKeys(filter: KeyListFilter, limit: number, after: KeyPageCursor | null): Promise<KeyPage>;
-  insertKey(key: KeyRecord, audit: AuditEvent): Promise<void>;
-  /** Applies `changes` and returns the new record, or null when the key does not exist. */
-  updateKey(id: string, changes: KeyLifecycleChanges, audit: AuditEvent | null): Promise<KeyRecord | null>;
+  /** Inserts the key; with a cap, only while the owner is under it (false when it is not). */
+  insertKey(key: KeyRecord, audit: AuditEvent, cap?: CreationCap): Promise<boolean>;
+  /**
+   * Applies `changes` (and `also`, to other keys, in the same transaction) and returns the new
+   * record, or null when the key does not exist.
+   */
+  updateKey(id: string, changes: KeyLifecycleChanges, audit: AuditEvent | null, also?: readonly AlsoChanged[]): Promise<KeyRecord | null>;
   /**
    * Marks `oldId` as replaced (only if it is not already replaced or revoked) and inserts the
    * successor, atomically. A second concurrent rotation gets `conflict`.

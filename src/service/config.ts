@@ -73,6 +73,11 @@ export interface DashboardConfig {
   memberKeyScopes: string[];
   adminKeyScopes: string[];
   memberKeyCreatesPerHour: number;
+  /**
+   * `request` (default): members get production keys only through a key request and an admin's
+   * approval; `direct`: members mint production keys themselves (docs/authority.md).
+   */
+  memberProductionKeys: "request" | "direct";
   /** Origins allowed to call with a session besides the service's own (e.g. a proxy's public URL). */
   allowedOrigins: string[];
 }
@@ -162,6 +167,9 @@ const list = (raw: string | undefined, fallback: string): string[] =>
 
 function loadDashboardConfig(env: Env): DashboardConfig {
   const secure = env.KEYWARD_COOKIE_SECURE?.toLowerCase() || "auto";
+  const production = env.KEYWARD_MEMBER_PRODUCTION_KEYS?.toLowerCase() || "request";
+  if (production !== "request" && production !== "direct")
+    throw new KeywardError("INVALID_CONFIGURATION", "KEYWARD_MEMBER_PRODUCTION_KEYS must be request or direct");
   return {
     enabled: flag(env, "KEYWARD_DASHBOARD", true),
     sessionIdleMs: integer(env, "KEYWARD_SESSION_IDLE_MINUTES", 30, 1, 1_440) * 60_000,
@@ -170,6 +178,7 @@ function loadDashboardConfig(env: Env): DashboardConfig {
     memberKeyScopes: list(env.KEYWARD_MEMBER_KEY_SCOPES, "read,write"),
     adminKeyScopes: list(env.KEYWARD_ADMIN_KEY_SCOPES, "*"),
     memberKeyCreatesPerHour: integer(env, "KEYWARD_MEMBER_KEY_CREATES_PER_HOUR", 20, 0, 10_000),
+    memberProductionKeys: production,
     allowedOrigins: list(env.KEYWARD_DASHBOARD_ORIGINS, ""),
   };
 }

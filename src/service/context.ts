@@ -1,11 +1,15 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
+import { KeywardError } from "../core/errors.js";
+import { findMissingScopes } from "../core/scopes.js";
 import type { Accounts } from "../engine/accounts.js";
 import type { Keyward } from "../engine/keyward.js";
 import type { RouteRequirement } from "../middleware/http-edge.js";
 import { authenticate, type ValidResult } from "./auth.js";
+import { authorityOf } from "./authority-gate.js";
 import type { ServiceConfig } from "./config.js";
 import type { ServiceMetrics } from "./metrics.js";
-import { type Caller, carriesApiKey, readSessionCookie, resolveSessionCaller } from "./sessions.js";
+import type { Caller } from "./sessions.js";
+import { type AuthorizedCaller, carriesApiKey, readSessionCookie, resolveSessionCaller } from "./sessions.js";
 
 /** What every route module is given. */
 export interface ServiceContext {
@@ -20,7 +24,9 @@ export interface ServiceContext {
    * Management calls open to the dashboard too: an API key holding `scopes`, or a dashboard
    * session whose role holds them (members then act on their own keys only).
    */
-  requireCaller(request: FastifyRequest, reply: FastifyReply, scopes: string[]): Promise<Caller | null>;
+  requireCaller(request: FastifyRequest, reply: FastifyReply, scopes: string[]): Promise<AuthorizedCaller | null>;
+  /** Key-only management routes: an API key holding `scopes`, with its authority resolved. */
+  requireKeyCaller(request: FastifyRequest, reply: FastifyReply, scopes: string[]): Promise<AuthorizedCaller | null>;
   /** Authenticates with a full requirement (authz, introspection). */
   authenticate(request: FastifyRequest, reply: FastifyReply, requirement: RouteRequirement): Promise<ValidResult | null>;
 }
@@ -34,19 +40,30 @@ export function createServiceContext(
   const edge = { realm: config.realm, allowQueryKeys: config.allowQueryKeys };
   const requireKey = (request: FastifyRequest, reply: FastifyReply, scopes: string[]) =>
     authenticate(keyward, request, reply, { scopes, skipLimits: true }, edge);
-  return {
+  async function authorize(caller: Caller, scopes: string[]): Promise<AuthorizedCaller> {
+    const authority = await authorityOf(ctx, caller);
+    // Every bound must hold the route's management scopes: a member's key never reaches a route its owner could not.
+    if (authority.bounds.some((bound) => findMissingScopes(bound.management, scopes).length > 0))
+      throw new KeywardError("FORBIDDEN", "the caller's authority does not cover this action");
+    return { ...caller, authority };
+  }
+  const ctx: ServiceContext = {
     keyward,
     config,
     metrics,
     accounts,
     requireKey,
     async requireCaller(request, reply, scopes) {
-      if (accounts && !carriesApiKey(request) && readSessionCookie(request) !== null) {
-        return resolveSessionCaller(accounts, request, scopes);
-      }
+      if (accounts && !carriesApiKey(request) && readSessionCookie(request) !== null)
+        return authorize(await resolveSessionCaller(accounts, request, scopes), scopes);
+      return ctx.requireKeyCaller(request, reply, scopes);
+    },
+    async requireKeyCaller(request, reply, scopes) {
       const result = await requireKey(request, reply, scopes);
-      return result ? { kind: "key", actor: { type: "admin_key", id: result.key.id }, scopes: result.key.scopes, result } : null;
+      if (!result) return null;
+      return authorize({ kind: "key", actor: { type: "admin_key", id: result.key.id }, scopes: result.key.scopes, result }, scopes);
     },
     authenticate: (request, reply, requirement) => authenticate(keyward, request, reply, requirement, edge),
   };
+  return ctx;
 }

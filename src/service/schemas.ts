@@ -55,6 +55,16 @@ export const QuotaSchema = Type.Union([
 const Metadata = Type.Record(Type.String({ maxLength: 64 }), Type.Unknown(), { maxProperties: 64 });
 const Cidrs = Type.Array(Type.String({ maxLength: 64 }), { maxItems: 64 });
 const Scopes = Type.Array(Scope, { maxItems: 64 });
+/** A delegation ceiling (docs/authority.md): what a key may confer; null removes it. */
+const GrantableScopes = Nullable(Scopes);
+const GrantableEnvironments = Nullable(Type.Array(EnvironmentSchema, { minItems: 1, maxItems: 2, uniqueItems: true }));
+export const KeyStatusSchema = Type.Union([
+  Type.Literal("active"),
+  Type.Literal("disabled"),
+  Type.Literal("revoked"),
+  Type.Literal("expired"),
+  Type.Literal("awaiting_pickup"),
+]);
 
 export const CreateKeyBody = Type.Object(
   {
@@ -68,6 +78,8 @@ export const CreateKeyBody = Type.Object(
     quota: Type.Optional(Nullable(QuotaSchema)),
     allowed_cidrs: Type.Optional(Cidrs),
     metadata: Type.Optional(Metadata),
+    grantable_scopes: Type.Optional(GrantableScopes),
+    grantable_environments: Type.Optional(GrantableEnvironments),
   },
   { additionalProperties: false },
 );
@@ -83,6 +95,8 @@ export const UpdateKeyBody = Type.Object(
     allowed_cidrs: Type.Optional(Cidrs),
     metadata: Type.Optional(Metadata),
     enabled: Type.Optional(Type.Boolean()),
+    grantable_scopes: Type.Optional(GrantableScopes),
+    grantable_environments: Type.Optional(GrantableEnvironments),
   },
   { additionalProperties: false, minProperties: 1 },
 );
@@ -124,7 +138,7 @@ export const ListKeysQuery = Type.Object(
     owner_id: Type.Optional(Type.String({ maxLength: 128 })),
     owner_type: Type.Optional(Type.Union([Type.Literal("user"), Type.Literal("application")])),
     environment: Type.Optional(EnvironmentSchema),
-    status: Type.Optional(Type.Union([Type.Literal("active"), Type.Literal("disabled"), Type.Literal("revoked"), Type.Literal("expired")])),
+    status: Type.Optional(KeyStatusSchema),
   },
   { additionalProperties: false },
 );
@@ -164,7 +178,7 @@ export const KeyObjectSchema = Type.Object({
   owner: OwnerSchema,
   environment: EnvironmentSchema,
   scopes: Type.Array(Type.String()),
-  status: Type.Union([Type.Literal("active"), Type.Literal("disabled"), Type.Literal("revoked"), Type.Literal("expired")]),
+  status: KeyStatusSchema,
   created_at: Timestamp,
   expires_at: Nullable(Timestamp),
   last_used_at: Nullable(Timestamp),
@@ -179,7 +193,12 @@ export const KeyObjectSchema = Type.Object({
   rotated_from: Nullable(Type.String()),
   replaced_by: Nullable(Type.String()),
   grace_ends_at: Nullable(Timestamp),
+  grantable_scopes: Nullable(Type.Array(Type.String())),
+  grantable_environments: Nullable(Type.Array(EnvironmentSchema)),
 });
+
+/** A revocation: the key, and the predecessors of its lineage whose grace it ended. */
+export const RevokedKeySchema = Type.Composite([KeyObjectSchema, Type.Object({ ended_grace: Type.Array(Type.String()) })]);
 
 export const LeakReportBody = Type.Object(
   {
@@ -296,4 +315,16 @@ export const KeyRequestSchema = Type.Object({
   decision_reason: Nullable(Type.String()),
   issued_key_id: Nullable(Type.String()),
   claimed_at: Nullable(Timestamp),
+  /** What was asked, recorded when the request was made: approval issues exactly this. */
+  asked: Nullable(
+    Type.Object({
+      name: Type.String(),
+      scopes: Type.Array(Type.String()),
+      rate_limit: Nullable(RateLimitSchema),
+      concurrency: Nullable(Type.Integer()),
+      quota: Nullable(QuotaSchema),
+      allowed_cidrs: Type.Array(Type.String()),
+      metadata: Type.Record(Type.String(), Type.Unknown()),
+    }),
+  ),
 });

@@ -1,5 +1,6 @@
 import { timingSafeEqual } from "node:crypto";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import type { Authority } from "../authority/model.js";
 import type { SessionRecord, UserRecord } from "../core/accounts.js";
 import { KeywardError } from "../core/errors.js";
 import type { Actor, KeyRecord, RequestContext } from "../core/model.js";
@@ -7,6 +8,7 @@ import { findMissingScopes } from "../core/scopes.js";
 import type { Accounts } from "../engine/accounts.js";
 import type { Keyward } from "../engine/keyward.js";
 import type { ValidResult } from "./auth.js";
+import { enforce } from "./authority-gate.js";
 import type { DashboardConfig } from "./config.js";
 
 export const SESSION_COOKIE = "kw_session";
@@ -23,15 +25,21 @@ export type Caller =
   | { kind: "key"; actor: Actor; scopes: readonly string[]; result: ValidResult }
   | { kind: "user"; actor: Actor; scopes: readonly string[]; user: UserRecord; session: SessionRecord };
 
-/** Only these callers are limited to their own keys: members signed in to the dashboard. */
-export const ownKeysOnly = (caller: Caller): caller is Extract<Caller, { kind: "user" }> =>
-  caller.kind === "user" && caller.user.role === "member";
+/** A management caller with its authority resolved (docs/authority.md). */
+export type AuthorizedCaller = Caller & { authority: Authority };
 
-/** A member's view: another owner's key is simply not there (404), never "forbidden". */
-export async function getVisibleKey(keyward: Keyward, caller: Caller, id: string): Promise<KeyRecord> {
+/**
+ * The user whose keys alone this caller may see and touch: a member signed in to the dashboard,
+ * or any key a member owns. Null for callers that reach beyond one owner.
+ */
+export function ownerOnly(caller: AuthorizedCaller): string | null {
+  return caller.authority.bounds.find((bound) => bound.reach === "owner")?.owner?.id ?? null;
+}
+
+/** A key the caller may see: a member's view of another owner's key is simply not there (404), never "forbidden". */
+export async function getVisibleKey(keyward: Keyward, caller: AuthorizedCaller, id: string): Promise<KeyRecord> {
   const key = await keyward.getKey(id);
-  if (ownKeysOnly(caller) && !(key.owner.type === "user" && key.owner.id === caller.user.id))
-    throw new KeywardError("RESOURCE_NOT_FOUND", `no key ${id}`);
+  enforce(caller.authority, { type: "key.read", key });
   return key;
 }
 

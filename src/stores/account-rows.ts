@@ -42,6 +42,7 @@ export interface KeyRequestRow {
   decision_reason: string | null;
   issued_key_id: string | null;
   claimed_at: number | string | null;
+  asked: string | null;
 }
 
 const time = (value: number | string | null): number | null => (value === null ? null : Number(value));
@@ -79,6 +80,7 @@ export const rowToKeyRequest = (row: KeyRequestRow): KeyRequestRecord => ({
   decisionReason: row.decision_reason,
   issuedKeyId: row.issued_key_id,
   claimedAt: time(row.claimed_at),
+  asked: row.asked === null || row.asked === undefined ? null : JSON.parse(row.asked),
 });
 
 export const userToValues = (u: UserRecord): unknown[] => [
@@ -116,6 +118,7 @@ export const keyRequestToValues = (r: KeyRequestRecord): unknown[] => [
   r.decisionReason,
   r.issuedKeyId,
   r.claimedAt,
+  r.asked === null ? null : JSON.stringify(r.asked),
 ];
 
 const marks = (n: number) => Array.from({ length: n }, () => "?").join(", ");
@@ -139,14 +142,16 @@ export const ACCOUNT_SQL = {
   deleteSession: "DELETE FROM sessions WHERE digest = ?",
   pendingForKey: "SELECT 1 AS ok FROM key_requests WHERE sandbox_key_id = ? AND status = 'pending'",
   insertKeyRequest: `INSERT INTO key_requests (id, sandbox_key_id, owner_type, owner_id, requested_by_type, requested_by_id, reason, status,
-    created_at, decided_at, decided_by, decision_reason, issued_key_id, claimed_at) VALUES (${marks(14)})`,
+    created_at, decided_at, decided_by, decision_reason, issued_key_id, claimed_at, asked) VALUES (${marks(15)})`,
   getKeyRequest: "SELECT * FROM key_requests WHERE id = ?",
   approve:
     "UPDATE key_requests SET status = 'approved', decided_at = ?, decided_by = ?, issued_key_id = ? WHERE id = ? AND status = 'pending'",
   reject:
     "UPDATE key_requests SET status = 'rejected', decided_at = ?, decided_by = ?, decision_reason = ? WHERE id = ? AND status = 'pending'",
   claim: "UPDATE key_requests SET claimed_at = ? WHERE id = ? AND status = 'approved' AND claimed_at IS NULL",
-  setKeySecret: "UPDATE keys SET digest = ?, hash_version = ?, ref = ?, updated_at = ? WHERE id = ?",
+  // The pickup: only a key still awaiting it, and not revoked meanwhile (docs/authority.md).
+  setKeySecret:
+    "UPDATE keys SET digest = ?, hash_version = ?, ref = ?, updated_at = ?, awaiting_pickup = ? WHERE id = ? AND awaiting_pickup = ? AND revoked_at IS NULL",
   countActions: "SELECT COUNT(*) AS n FROM audit_events WHERE actor_id = ? AND action = ? AND at >= ?",
 } as const;
 
@@ -255,5 +260,17 @@ export function accountsSchema(bigint: "INTEGER" | "BIGINT", strict: string): st
   CREATE INDEX key_requests_owner ON key_requests (owner_type, owner_id, created_at DESC, id DESC);
   CREATE INDEX key_requests_created ON key_requests (created_at DESC, id DESC);
   CREATE UNIQUE INDEX key_requests_one_pending ON key_requests (sandbox_key_id) WHERE status = 'pending';
+  `;
+}
+
+/**
+ * Requests record what was asked when they are made (docs/authority.md). Keys issued by an
+ * approval and not yet claimed become `awaiting_pickup`.
+ */
+export function accountsAuthoritySchema(trueValue: string, falseValue: string): string {
+  return `
+  ALTER TABLE key_requests ADD COLUMN asked TEXT;
+  UPDATE keys SET awaiting_pickup = ${trueValue} WHERE awaiting_pickup = ${falseValue} AND id IN
+    (SELECT issued_key_id FROM key_requests WHERE status = 'approved' AND claimed_at IS NULL AND issued_key_id IS NOT NULL);
   `;
 }

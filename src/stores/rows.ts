@@ -33,6 +33,8 @@ export interface KeyRow {
   replaced_by: string | null;
   grace_ends_at: number | string | null;
   lineage_id: string;
+  delegation: string | null;
+  awaiting_pickup: number | boolean;
 }
 
 export const KEY_COLUMNS = [
@@ -62,6 +64,8 @@ export const KEY_COLUMNS = [
   "grace_ends_at",
   "lineage_id",
   "last_used_ip",
+  "delegation",
+  "awaiting_pickup",
 ] as const;
 
 const toTime = (value: number | string | null): number | null => (value === null ? null : Number(value));
@@ -93,6 +97,8 @@ export function rowToKey(row: KeyRow): KeyRecord {
     replacedBy: row.replaced_by,
     graceEndsAt: toTime(row.grace_ends_at),
     lineageId: row.lineage_id,
+    delegation: row.delegation === null || row.delegation === undefined ? null : JSON.parse(row.delegation),
+    awaitingPickup: Boolean(row.awaiting_pickup),
   };
 }
 
@@ -127,6 +133,8 @@ export function keyToRowValues(key: KeyRecord, booleanAsInteger: boolean): unkno
     key.graceEndsAt,
     key.lineageId,
     key.lastUsedIp,
+    json(key.delegation),
+    booleanAsInteger ? (key.awaitingPickup ? 1 : 0) : key.awaitingPickup,
   ];
 }
 
@@ -140,6 +148,8 @@ const CHANGE_COLUMNS: Record<keyof KeyLifecycleChanges, { column: string; encode
   allowedCidrs: { column: "allowed_cidrs", encode: (v: string[]) => JSON.stringify(v) },
   metadata: { column: "metadata", encode: (v: unknown) => JSON.stringify(v) },
   enabled: { column: "enabled", encode: (v: boolean) => v },
+  delegation: { column: "delegation", encode: (v: unknown) => json(v) },
+  awaitingPickup: { column: "awaiting_pickup", encode: (v: boolean) => v },
   revokedAt: { column: "revoked_at", encode: (v: number | null) => v },
   revokedReason: { column: "revoked_reason", encode: (v: string | null) => v },
   replacedBy: { column: "replaced_by", encode: (v: string | null) => v },
@@ -156,7 +166,7 @@ export function changesToColumns(changes: KeyLifecycleChanges, booleanAsInteger:
     const spec = CHANGE_COLUMNS[field as keyof KeyLifecycleChanges];
     if (!spec) throw new Error(`unknown key field: ${field}`);
     let encoded = spec.encode(value as never);
-    if (field === "enabled" && booleanAsInteger) encoded = value ? 1 : 0;
+    if ((field === "enabled" || field === "awaitingPickup") && booleanAsInteger) encoded = value ? 1 : 0;
     out.push({ column: spec.column, value: encoded });
   }
   return out;

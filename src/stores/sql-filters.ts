@@ -21,7 +21,7 @@ export function bindNumbered(params: unknown[]): BindParameter {
 
 /**
  * WHERE clause for a key listing, shared by the SQL stores. Status is derived the same way as
- * `computeKeyStatus`: revoked (or grace ended), then disabled, then expired, else active.
+ * `computeKeyStatus`: revoked (or grace ended), then awaiting pickup, disabled, expired, else active.
  */
 export function buildKeyListWhere(filter: KeyListFilter, after: KeyPageCursor | null, bind: BindParameter, trueValue: unknown): string {
   const clauses: string[] = [];
@@ -34,19 +34,23 @@ export function buildKeyListWhere(filter: KeyListFilter, after: KeyPageCursor | 
     const revoked = () =>
       `((revoked_at IS NOT NULL AND revoked_at <= ${bind(now)}) OR (grace_ends_at IS NOT NULL AND grace_ends_at <= ${bind(now)}))`;
     const enabled = () => `enabled = ${bind(trueValue)}`;
+    const awaiting = () => `awaiting_pickup = ${bind(trueValue)}`;
     const expired = () => `(expires_at IS NOT NULL AND expires_at <= ${bind(now)})`;
     switch (filter.status) {
       case "revoked":
         clauses.push(revoked());
         break;
+      case "awaiting_pickup":
+        clauses.push(`NOT ${revoked()} AND ${awaiting()}`);
+        break;
       case "disabled":
-        clauses.push(`NOT ${revoked()} AND NOT ${enabled()}`);
+        clauses.push(`NOT ${revoked()} AND NOT ${awaiting()} AND NOT ${enabled()}`);
         break;
       case "expired":
-        clauses.push(`NOT ${revoked()} AND ${enabled()} AND ${expired()}`);
+        clauses.push(`NOT ${revoked()} AND NOT ${awaiting()} AND ${enabled()} AND ${expired()}`);
         break;
       case "active":
-        clauses.push(`NOT ${revoked()} AND ${enabled()} AND NOT ${expired()}`);
+        clauses.push(`NOT ${revoked()} AND NOT ${awaiting()} AND ${enabled()} AND NOT ${expired()}`);
         break;
     }
   }

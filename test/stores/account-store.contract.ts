@@ -38,6 +38,7 @@ function request(sandbox: KeyRecord, createdAt = NOW): KeyRequestRecord {
     decisionReason: null,
     issuedKeyId: null,
     claimedAt: null,
+    asked: { name: sandbox.name, scopes: sandbox.scopes, rateLimit: null, concurrency: null, quota: null, allowedCidrs: [], metadata: {} },
   };
 }
 
@@ -129,10 +130,12 @@ export function describeAccountStoreContract(name: string, open: () => Promise<A
         const sandbox = sandboxKey();
         const pending = request(sandbox);
         await accounts.insertKeyRequest(pending, audit("key_request.created"));
-        const production: KeyRecord = { ...sandboxKey(), environment: "production" };
+        const production: KeyRecord = { ...sandboxKey(), environment: "production", awaitingPickup: true };
         await accounts.approveKeyRequest(pending.id, "usr_admin", NOW, production, [audit("key_request.approved")]);
+        expect((await keys.getKey(production.id))?.awaitingPickup).toBe(true);
         const secret = { digest: "new-digest", hashVersion: 0, ref: "kw_live_…new1" };
         expect(await accounts.claimKeyRequest(pending.id, NOW, secret, audit("key_request.claimed"))).toBe("done");
+        expect((await keys.getKey(production.id))?.awaitingPickup).toBe(false);
         expect(await accounts.claimKeyRequest(pending.id, NOW, { ...secret, digest: "other" }, audit("key_request.claimed"))).toBe(
           "conflict",
         );

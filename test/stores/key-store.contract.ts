@@ -34,6 +34,8 @@ export function makeKey(overrides: Partial<KeyRecord> = {}): KeyRecord {
     replacedBy: null,
     graceEndsAt: null,
     lineageId: id,
+    delegation: null,
+    awaitingPickup: false,
     ...overrides,
   };
 }

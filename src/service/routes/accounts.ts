@@ -1,8 +1,8 @@
 import type { Static } from "@sinclair/typebox";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { SessionRecord, UserRecord } from "../../core/accounts.js";
-import { KeywardError } from "../../core/errors.js";
 import type { Accounts } from "../../engine/accounts.js";
+import { enforce, memberRightsOf } from "../authority-gate.js";
 import type { ServiceContext } from "../context.js";
 import {
   ChangePasswordBody,
@@ -133,6 +133,7 @@ export function registerAccountRoutes(app: FastifyInstance, ctx: ServiceContext,
   app.get("/v1/users", { schema: { tags: ["people"], summary: "Dashboard users (admin)" } }, async (request, reply) => {
     const caller = await ctx.requireCaller(request, reply, ["users:write"]);
     if (!caller) return reply;
+    enforce(caller.authority, { type: "users.read" });
     return { data: (await accounts.store.listUsers(1000)).map(userJson), next_cursor: null };
   });
 
@@ -149,6 +150,7 @@ export function registerAccountRoutes(app: FastifyInstance, ctx: ServiceContext,
     async (request, reply) => {
       const caller = await ctx.requireCaller(request, reply, ["users:write"]);
       if (!caller) return reply;
+      enforce(caller.authority, { type: "user.create", role: request.body.role, member: memberRightsOf(ctx) });
       const user = await accounts.createUser(request.body, callerContext(request, caller));
       return reply.code(201).send(userJson(user));
     },
@@ -160,6 +162,7 @@ export function registerAccountRoutes(app: FastifyInstance, ctx: ServiceContext,
     async (request, reply) => {
       const caller = await ctx.requireCaller(request, reply, ["users:write"]);
       if (!caller) return reply;
+      enforce(caller.authority, { type: "users.read" });
       return userJson(await accounts.getUser(request.params.id));
     },
   );
@@ -178,7 +181,8 @@ export function registerAccountRoutes(app: FastifyInstance, ctx: ServiceContext,
     async (request, reply) => {
       const caller = await ctx.requireCaller(request, reply, ["users:write"]);
       if (!caller) return reply;
-      if (!(await accounts.store.getUser(request.params.id))) throw new KeywardError("RESOURCE_NOT_FOUND", "no such user");
+      const user = await accounts.getUser(request.params.id);
+      enforce(caller.authority, { type: "user.update", user, disabled: request.body.disabled, member: memberRightsOf(ctx) });
       return userJson(await accounts.setUserDisabled(request.params.id, request.body.disabled, callerContext(request, caller)));
     },
   );

@@ -4,6 +4,7 @@ import type { FastifyInstance } from "fastify";
 import { KeywardError } from "../../core/errors.js";
 import type { AuditEvent } from "../../core/model.js";
 import type { AuditFilter } from "../../ports/key-store.js";
+import { enforce } from "../authority-gate.js";
 import type { ServiceContext } from "../context.js";
 import { ExportAuditQuery, ListAuditQuery } from "../schemas.js";
 
@@ -42,6 +43,7 @@ export function registerAuditRoutes(app: FastifyInstance, ctx: ServiceContext): 
     async (request, reply) => {
       const caller = await ctx.requireCaller(request, reply, ["audit:read"]);
       if (!caller) return reply;
+      enforce(caller.authority, { type: "audit.read" });
       const q = request.query;
       if (q.cursor !== undefined && !/^\d{1,15}$/.test(q.cursor)) throw new KeywardError("INVALID_CURSOR");
       const page = await ctx.keyward.store.listAuditEvents(auditFilter(q), q.limit ?? 50, q.cursor ?? null);
@@ -59,8 +61,9 @@ export function registerAuditRoutes(app: FastifyInstance, ctx: ServiceContext): 
       },
     },
     async (request, reply) => {
-      const caller = await ctx.requireKey(request, reply, ["audit:read"]);
+      const caller = await ctx.requireKeyCaller(request, reply, ["audit:read"]);
       if (!caller) return reply;
+      enforce(caller.authority, { type: "audit.read" });
       const filter = auditFilter(request.query);
       const store = ctx.keyward.store;
       // Read page by page while streaming: memory stays bounded however long the trail is.

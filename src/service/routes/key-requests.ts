@@ -5,7 +5,7 @@ import { KeywardError } from "../../core/errors.js";
 import { toPublicKey } from "../../core/key-view.js";
 import { findMissingScopes } from "../../core/scopes.js";
 import type { Accounts } from "../../engine/accounts.js";
-import type { ValidResult } from "../auth.js";
+import { authorityOf, enforce } from "../authority-gate.js";
 import type { ServiceContext } from "../context.js";
 import {
   CreateKeyRequestBody,
@@ -15,7 +15,15 @@ import {
   ProblemSchema,
   RejectKeyRequestBody,
 } from "../schemas.js";
-import { type Caller, callerContext, carriesApiKey, ownKeysOnly, readSessionCookie, resolveSessionCaller } from "../sessions.js";
+import {
+  type AuthorizedCaller,
+  type Caller,
+  callerContext,
+  carriesApiKey,
+  ownerOnly,
+  readSessionCookie,
+  resolveSessionCaller,
+} from "../sessions.js";
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
@@ -32,24 +40,39 @@ export const keyRequestJson = (r: KeyRequestRecord) => ({
   decision_reason: r.decisionReason,
   issued_key_id: r.issuedKeyId,
   claimed_at: iso(r.claimedAt),
+  asked: r.asked
+    ? {
+        name: r.asked.name,
+        scopes: r.asked.scopes,
+        rate_limit: r.asked.rateLimit,
+        concurrency: r.asked.concurrency,
+        quota: r.asked.quota,
+        allowed_cidrs: r.asked.allowedCidrs,
+        metadata: r.asked.metadata,
+      }
+    : null,
 });
 
 const errors = { 400: ProblemSchema, 401: ProblemSchema, 403: ProblemSchema, 404: ProblemSchema, 409: ProblemSchema };
 
 /** A key holder (any valid key) or a dashboard session: who may ask for, and pick up, a production key. */
-type Requester = { kind: "key"; result: ValidResult } | Extract<Caller, { kind: "user" }>;
+type Requester = AuthorizedCaller;
 
 /** Production key requests (PRODUCT.md §5): asked from a sandbox key, decided by an admin, picked up once by the requester. */
 export function registerKeyRequestRoutes(app: FastifyInstance, ctx: ServiceContext, accounts: Accounts): void {
   const { keyward } = ctx;
 
   async function requester(request: FastifyRequest, reply: FastifyReply): Promise<Requester | null> {
-    if (!carriesApiKey(request) && readSessionCookie(request) !== null) return resolveSessionCaller(accounts, request, ["keys:read"]);
-    const result = await ctx.authenticate(request, reply, { skipLimits: true });
-    return result ? { kind: "key", result } : null;
+    let caller: Caller;
+    if (!carriesApiKey(request) && readSessionCookie(request) !== null)
+      caller = await resolveSessionCaller(accounts, request, ["keys:read"]);
+    else {
+      const result = await ctx.authenticate(request, reply, { skipLimits: true });
+      if (!result) return null;
+      caller = { kind: "key", actor: { type: "key", id: result.key.id }, scopes: result.key.scopes, result };
+    }
+    return { ...caller, authority: await authorityOf(ctx, caller) };
   }
-
-  const mayManage = (caller: Caller) => !ownKeysOnly(caller);
 
   app.post<{ Body: Static<typeof CreateKeyRequestBody> | undefined }>(
     "/v1/key-requests",
@@ -65,22 +88,17 @@ export function registerKeyRequestRoutes(app: FastifyInstance, ctx: ServiceConte
       const who = await requester(request, reply);
       if (!who) return reply;
       const body = request.body ?? {};
-      let sandboxId: string;
-      if (who.kind === "key") {
-        const self = who.result.key.id;
-        // A key asks for itself; an admin key (keys:write) may ask on behalf of any sandbox key.
-        const admin = findMissingScopes(who.result.key.scopes, ["keys:write"]).length === 0;
-        if (body.key_id && body.key_id !== self && !admin) throw new KeywardError("FORBIDDEN", "a key may ask only for itself");
-        sandboxId = body.key_id ?? self;
-      } else {
-        if (!body.key_id)
-          throw new KeywardError("VALIDATION_FAILED", "body.key_id: required", { errors: [{ field: "body.key_id", message: "required" }] });
-        sandboxId = body.key_id;
-      }
+      // A key asks for itself; on behalf of another key it needs keys:write and that key within its reach.
+      const self = who.kind === "key" ? who.result.key.id : null;
+      if (who.kind === "user" && !body.key_id)
+        throw new KeywardError("VALIDATION_FAILED", "body.key_id: required", { errors: [{ field: "body.key_id", message: "required" }] });
+      const sandboxId = body.key_id ?? (self as string);
+      const forItself = sandboxId === self;
+      if (!forItself && who.kind === "key" && findMissingScopes(who.result.key.scopes, ["keys:write"]).length > 0)
+        throw new KeywardError("FORBIDDEN", "a key may ask only for itself");
       const sandbox = await keyward.getKey(sandboxId);
-      if (who.kind === "user" && ownKeysOnly(who) && !(sandbox.owner.type === "user" && sandbox.owner.id === who.user.id))
-        throw new KeywardError("RESOURCE_NOT_FOUND", `no key ${sandboxId}`);
-      const actor = who.kind === "key" ? { type: "key" as const, id: who.result.key.id } : who.actor;
+      enforce(who.authority, { type: "key_request.create", sandbox, forItself });
+      const actor = who.actor;
       const created = await accounts.requestProductionKey(
         sandbox,
         who.kind === "key" ? { type: "key", id: who.result.key.id } : { type: "user", id: who.user.id },
@@ -106,7 +124,7 @@ export function registerKeyRequestRoutes(app: FastifyInstance, ctx: ServiceConte
       const q = request.query;
       const page = await accounts.listKeyRequests(
         {
-          ...(ownKeysOnly(caller) ? { owner: { type: "user" as const, id: caller.user.id } } : {}),
+          ...(ownerOnly(caller) !== null ? { owner: { type: "user" as const, id: ownerOnly(caller) as string } } : {}),
           ...(q.status ? { status: q.status } : {}),
         },
         { ...(q.limit ? { limit: q.limit } : {}), ...(q.cursor ? { cursor: q.cursor } : {}) },
@@ -129,8 +147,7 @@ export function registerKeyRequestRoutes(app: FastifyInstance, ctx: ServiceConte
       const caller = await ctx.requireCaller(request, reply, ["keys:read"]);
       if (!caller) return reply;
       const found = await accounts.getKeyRequest(request.params.id);
-      if (ownKeysOnly(caller) && !(found.owner.type === "user" && found.owner.id === caller.user.id))
-        throw new KeywardError("RESOURCE_NOT_FOUND", "no such key request");
+      enforce(caller.authority, { type: "key_request.read", request: found });
       return keyRequestJson(found);
     },
   );
@@ -148,7 +165,10 @@ export function registerKeyRequestRoutes(app: FastifyInstance, ctx: ServiceConte
     async (request, reply) => {
       const caller = await ctx.requireCaller(request, reply, ["keys:write"]);
       if (!caller) return reply;
-      if (!mayManage(caller)) throw new KeywardError("FORBIDDEN", "only an administrator may approve");
+      const found = await accounts.getKeyRequest(request.params.id);
+      // A request without a record of what was asked is refused by the engine as stale.
+      if (found.asked) enforce(caller.authority, { type: "key_request.approve", request: found, asked: found.asked });
+      else enforce(caller.authority, { type: "key_request.reject", request: found });
       const approved = await accounts.approveKeyRequest(request.params.id, callerContext(request, caller));
       return keyRequestJson(approved.request);
     },
@@ -168,7 +188,7 @@ export function registerKeyRequestRoutes(app: FastifyInstance, ctx: ServiceConte
     async (request, reply) => {
       const caller = await ctx.requireCaller(request, reply, ["keys:write"]);
       if (!caller) return reply;
-      if (!mayManage(caller)) throw new KeywardError("FORBIDDEN", "only an administrator may reject");
+      enforce(caller.authority, { type: "key_request.reject", request: await accounts.getKeyRequest(request.params.id) });
       return keyRequestJson(await accounts.rejectKeyRequest(request.params.id, request.body.reason, callerContext(request, caller)));
     },
   );
@@ -188,13 +208,9 @@ export function registerKeyRequestRoutes(app: FastifyInstance, ctx: ServiceConte
       const who = await requester(request, reply);
       if (!who) return reply;
       const found = await accounts.getKeyRequest(request.params.id);
-      const allowed =
-        who.kind === "key"
-          ? who.result.key.id === found.sandboxKeyId
-          : (found.requestedBy.type === "user" && found.requestedBy.id === who.user.id) ||
-            (found.owner.type === "user" && found.owner.id === who.user.id);
-      if (!allowed) throw new KeywardError("RESOURCE_NOT_FOUND", "no such key request");
-      const actor = who.kind === "key" ? { type: "key" as const, id: who.result.key.id } : who.actor;
+      const claimant = who.kind === "key" ? { type: "key" as const, id: who.result.key.id } : { type: "user" as const, id: who.user.id };
+      enforce(who.authority, { type: "key_request.claim", request: found, claimant });
+      const actor = who.actor;
       const claimed = await accounts.claimKeyRequest(found.id, {
         actor,
         ip: request.ip,

@@ -1,10 +1,10 @@
 import type { Static } from "@sinclair/typebox";
 import type { FastifyInstance } from "fastify";
-import { KeywardError } from "../../core/errors.js";
 import { toPublicKey } from "../../core/key-view.js";
-import type { KeyChanges } from "../../core/model.js";
-import { findEscalatingScopes, findMissingScopes } from "../../core/scopes.js";
+import type { DelegationCeiling, KeyChanges, KeyRecord } from "../../core/model.js";
 import type { CreateKeyInput } from "../../engine/key-input.js";
+import type { CreationCap } from "../../ports/key-store.js";
+import { enforce, enforceKeyUpdate } from "../authority-gate.js";
 import type { ServiceContext } from "../context.js";
 import {
   CreateKeyBody,
@@ -12,40 +12,41 @@ import {
   KeyObjectSchema,
   ListKeysQuery,
   ProblemSchema,
+  RevokedKeySchema,
   RevokeKeyBody,
   RotateKeyBody,
   UpdateKeyBody,
 } from "../schemas.js";
-import { type Caller, callerContext, getVisibleKey, ownKeysOnly } from "../sessions.js";
+import { type AuthorizedCaller, callerContext, getVisibleKey, ownerOnly } from "../sessions.js";
 
 const parseTime = (value: string | null | undefined): number | null | undefined =>
   value === undefined ? undefined : value === null ? null : Date.parse(value);
 
-/**
- * A key may not grant management rights its creator lacks; a person signed in to the dashboard
- * may grant only the scopes their role allows (KEYWARD_MEMBER_KEY_SCOPES / KEYWARD_ADMIN_KEY_SCOPES).
- */
-function refuseEscalation(ctx: ServiceContext, caller: Caller, scopes: readonly string[] | undefined): void {
-  if (!scopes) return;
-  const escalating = findEscalatingScopes(caller.scopes, scopes);
-  if (escalating.length > 0) {
-    throw new KeywardError("FORBIDDEN", `the caller cannot grant: ${escalating.join(", ")}`);
-  }
-  if (caller.kind === "user") {
-    const allowed = caller.user.role === "admin" ? ctx.config.dashboard.adminKeyScopes : ctx.config.dashboard.memberKeyScopes;
-    const refused = findMissingScopes(allowed, scopes);
-    if (refused.length > 0) throw new KeywardError("FORBIDDEN", `your role may not grant: ${refused.join(", ")}`);
-  }
+/** The ceiling a create body sets: either field alone takes the key's own environment, or no scopes. */
+function ceilingOfNewKey(body: Static<typeof CreateKeyBody>): DelegationCeiling | null {
+  if (!body.grantable_scopes && !body.grantable_environments) return null;
+  return { scopes: body.grantable_scopes ?? [], environments: body.grantable_environments ?? [body.environment] };
 }
 
-/** Members mint keys for themselves only, at a capped rate counted from the audit log (exact across instances). */
-async function checkMemberCreate(ctx: ServiceContext, caller: Caller, owner: { type: string; id: string }): Promise<void> {
-  if (!ownKeysOnly(caller)) return;
-  if (owner.type !== "user" || owner.id !== caller.user.id) throw new KeywardError("FORBIDDEN", "members create keys for themselves only");
-  const cap = ctx.config.dashboard.memberKeyCreatesPerHour;
-  const since = ctx.keyward.clock.now() - 3_600_000;
-  if (ctx.accounts && (await ctx.accounts.store.countActions(caller.user.id, "key.created", since)) >= cap)
-    throw new KeywardError("KEY_CREATION_CAPPED", `at most ${cap} keys an hour`, { retryAfterSeconds: 3600 });
+/** The ceiling a PATCH leaves: null removes it; one field changes that part of the current one. */
+function ceilingAfterUpdate(key: KeyRecord, body: Static<typeof UpdateKeyBody>): DelegationCeiling | null | undefined {
+  if (body.grantable_scopes === undefined && body.grantable_environments === undefined) return undefined;
+  if (body.grantable_scopes === null || body.grantable_environments === null) return null;
+  return {
+    scopes: body.grantable_scopes ?? key.delegation?.scopes ?? [],
+    environments: body.grantable_environments ?? key.delegation?.environments ?? [key.environment],
+  };
+}
+
+/** Members (and their keys) create keys at a capped rate, counted in the insert's own transaction. */
+function memberCap(ctx: ServiceContext, caller: AuthorizedCaller): CreationCap | undefined {
+  const member = ownerOnly(caller);
+  if (member === null) return undefined;
+  return {
+    owner: { type: "user", id: member },
+    since: ctx.keyward.clock.now() - 3_600_000,
+    max: ctx.config.dashboard.memberKeyCreatesPerHour,
+  };
 }
 
 const errors = { 400: ProblemSchema, 401: ProblemSchema, 403: ProblemSchema, 404: ProblemSchema, 409: ProblemSchema };
@@ -69,8 +70,11 @@ export function registerKeyRoutes(app: FastifyInstance, ctx: ServiceContext): vo
       const caller = await ctx.requireCaller(request, reply, ["keys:write"]);
       if (!caller) return reply;
       const body = request.body;
-      refuseEscalation(ctx, caller, body.scopes);
-      await checkMemberCreate(ctx, caller, body.owner);
+      const delegation = ceilingOfNewKey(body);
+      enforce(caller.authority, {
+        type: "key.create",
+        rights: { owner: body.owner, environment: body.environment, scopes: body.scopes, delegation },
+      });
       const input: CreateKeyInput = {
         owner: body.owner,
         name: body.name,
@@ -82,8 +86,10 @@ export function registerKeyRoutes(app: FastifyInstance, ctx: ServiceContext): vo
         quota: body.quota ?? null,
         allowedCidrs: body.allowed_cidrs ?? [],
         metadata: (body.metadata as Record<string, unknown>) ?? {},
+        delegation,
       };
-      const created = await keyward.createKey(input, callerContext(request, caller));
+      const cap = memberCap(ctx, caller);
+      const created = await keyward.createKey(input, callerContext(request, caller), cap ? { cap } : {});
       reply.header("cache-control", "no-store");
       return reply.code(201).send({ key: created.key, ...toPublicKey(created.record, now()) });
     },
@@ -96,7 +102,8 @@ export function registerKeyRoutes(app: FastifyInstance, ctx: ServiceContext): vo
       const caller = await ctx.requireCaller(request, reply, ["keys:read"]);
       if (!caller) return reply;
       const q = request.query;
-      const own = ownKeysOnly(caller) ? { ownerType: "user" as const, ownerId: caller.user.id } : null;
+      const only = ownerOnly(caller);
+      const own = only !== null ? { ownerType: "user" as const, ownerId: only } : null;
       const page = await keyward.listKeys(
         {
           ...(q.owner_id ? { ownerId: q.owner_id } : {}),
@@ -144,10 +151,8 @@ export function registerKeyRoutes(app: FastifyInstance, ctx: ServiceContext): vo
       const caller = await ctx.requireCaller(request, reply, ["keys:write"]);
       if (!caller) return reply;
       const body = request.body;
-      await getVisibleKey(ctx.keyward, caller, request.params.id);
-      refuseEscalation(ctx, caller, body.scopes);
-      if (ownKeysOnly(caller) && (body.rate_limit !== undefined || body.concurrency !== undefined || body.quota !== undefined))
-        throw new KeywardError("FORBIDDEN", "limits are set by an administrator");
+      const key = await getVisibleKey(ctx.keyward, caller, request.params.id);
+      const delegation = ceilingAfterUpdate(key, body);
       const changes: KeyChanges = {
         ...(body.name !== undefined ? { name: body.name } : {}),
         ...(body.scopes !== undefined ? { scopes: body.scopes } : {}),
@@ -158,7 +163,9 @@ export function registerKeyRoutes(app: FastifyInstance, ctx: ServiceContext): vo
         ...(body.allowed_cidrs !== undefined ? { allowedCidrs: body.allowed_cidrs } : {}),
         ...(body.metadata !== undefined ? { metadata: body.metadata as Record<string, unknown> } : {}),
         ...(body.enabled !== undefined ? { enabled: body.enabled } : {}),
+        ...(delegation !== undefined ? { delegation } : {}),
       };
+      await enforceKeyUpdate(ctx, caller.authority, key, changes);
       const updated = await keyward.updateKey(request.params.id, changes, callerContext(request, caller));
       return toPublicKey(updated, now());
     },
@@ -178,7 +185,7 @@ export function registerKeyRoutes(app: FastifyInstance, ctx: ServiceContext): vo
     async (request, reply) => {
       const caller = await ctx.requireCaller(request, reply, ["keys:write"]);
       if (!caller) return reply;
-      await getVisibleKey(ctx.keyward, caller, request.params.id);
+      enforce(caller.authority, { type: "key.rotate", key: await getVisibleKey(ctx.keyward, caller, request.params.id) });
       const rotated = await keyward.rotateKey(request.params.id, request.body?.grace_seconds ?? 0, callerContext(request, caller));
       reply.header("cache-control", "no-store");
       const at = now();
@@ -191,18 +198,18 @@ export function registerKeyRoutes(app: FastifyInstance, ctx: ServiceContext): vo
     {
       schema: {
         tags: ["keys"],
-        summary: "Revoke at once, on every instance",
+        summary: "Revoke at once, on every instance; ends the grace of the predecessors of its rotation lineage too",
         params: KeyIdParams,
         body: RevokeKeyBody,
-        response: { 200: KeyObjectSchema, ...errors },
+        response: { 200: RevokedKeySchema, ...errors },
       },
     },
     async (request, reply) => {
       const caller = await ctx.requireCaller(request, reply, ["keys:write"]);
       if (!caller) return reply;
-      await getVisibleKey(ctx.keyward, caller, request.params.id);
-      const revoked = await keyward.revokeKey(request.params.id, request.body?.reason ?? null, callerContext(request, caller));
-      return toPublicKey(revoked, now());
+      enforce(caller.authority, { type: "key.revoke", key: await getVisibleKey(ctx.keyward, caller, request.params.id) });
+      const revoked = await keyward.revoke(request.params.id, request.body?.reason ?? null, callerContext(request, caller));
+      return { ...toPublicKey(revoked.key, now()), ended_grace: revoked.endedGrace.map((key) => key.id) };
     },
   );
 }

@@ -1,9 +1,12 @@
 import type { Static } from "@sinclair/typebox";
 import type { FastifyInstance } from "fastify";
 import { KeywardError } from "../../core/errors.js";
-import { requestContext } from "../auth.js";
+import { computeKeyStatus, type KeyRecord, type OwnerRef } from "../../core/model.js";
+import type { Page } from "../../engine/keyward.js";
+import { enforce } from "../authority-gate.js";
 import type { ServiceContext } from "../context.js";
 import { OwnerParams, UpdateOwnerBody } from "../schemas.js";
+import { callerContext } from "../sessions.js";
 
 const ownerJson = (owner: { type: string; id: string; disabled: boolean; createdAt: number }) => ({
   type: owner.type,
@@ -11,6 +14,22 @@ const ownerJson = (owner: { type: string; id: string; disabled: boolean; created
   disabled: owner.disabled,
   created_at: new Date(owner.createdAt).toISOString(),
 });
+
+/** Every key of an owner that is not revoked: what enabling or disabling the owner touches. */
+async function liveKeysOf(ctx: ServiceContext, owner: OwnerRef): Promise<KeyRecord[]> {
+  const keys: KeyRecord[] = [];
+  let cursor: string | null = null;
+  do {
+    const page: Page<KeyRecord> = await ctx.keyward.listKeys(
+      { ownerType: owner.type, ownerId: owner.id },
+      { limit: 200, ...(cursor ? { cursor } : {}) },
+    );
+    const now = ctx.keyward.clock.now();
+    keys.push(...page.data.filter((key) => computeKeyStatus(key, now) !== "revoked"));
+    cursor = page.nextCursor;
+  } while (cursor);
+  return keys;
+}
 
 /** Owners (users and applications): disabling one disables all of its keys at once. */
 export function registerOwnerRoutes(app: FastifyInstance, ctx: ServiceContext): void {
@@ -37,9 +56,18 @@ export function registerOwnerRoutes(app: FastifyInstance, ctx: ServiceContext): 
       },
     },
     async (request, reply) => {
-      const caller = await ctx.requireKey(request, reply, ["users:write"]);
+      const caller = await ctx.requireKeyCaller(request, reply, ["users:write"]);
       if (!caller) return reply;
-      const owner = await ctx.keyward.setOwnerDisabled(request.params, request.body.disabled, requestContext(request, caller));
+      const target = request.params;
+      const user = target.type === "user" && ctx.accounts ? await ctx.accounts.store.getUser(target.id) : null;
+      enforce(caller.authority, {
+        type: "owner.update",
+        owner: target,
+        disabled: request.body.disabled,
+        user,
+        keys: caller.authority.bounds.length > 0 ? await liveKeysOf(ctx, target) : [],
+      });
+      const owner = await ctx.keyward.setOwnerDisabled(target, request.body.disabled, callerContext(request, caller));
       return ownerJson(owner);
     },
   );

@@ -2,9 +2,10 @@ import type { Static } from "@sinclair/typebox";
 import type { FastifyInstance } from "fastify";
 import { KeywardError } from "../../core/errors.js";
 import { BUCKET_MS } from "../../ports/usage-recorder.js";
+import { enforce } from "../authority-gate.js";
 import type { ServiceContext } from "../context.js";
 import { ProblemSchema, UsageQuerySchema, UsageResponseSchema } from "../schemas.js";
-import { getVisibleKey, ownKeysOnly } from "../sessions.js";
+import { getVisibleKey, ownerOnly } from "../sessions.js";
 
 const DEFAULT_SPAN_MS = 86_400_000;
 
@@ -23,11 +24,13 @@ export function registerUsageRoutes(app: FastifyInstance, ctx: ServiceContext): 
     async (request, reply) => {
       const caller = await ctx.requireCaller(request, reply, ["keys:read"]);
       if (!caller) return reply;
+      enforce(caller.authority, { type: "usage.read" });
       const q = request.query;
       // Members signed in to the dashboard see their own keys' usage only; another key is not there.
       if (q.key_id !== undefined) await getVisibleKey(ctx.keyward, caller, q.key_id);
-      const owner = ownKeysOnly(caller) ? `user:${caller.user.id}` : q.owner;
-      if (ownKeysOnly(caller) && q.owner !== undefined && q.owner !== owner) throw new KeywardError("RESOURCE_NOT_FOUND", "no such owner");
+      const only = ownerOnly(caller);
+      const owner = only !== null ? `user:${only}` : q.owner;
+      if (only !== null && q.owner !== undefined && q.owner !== owner) throw new KeywardError("RESOURCE_NOT_FOUND", "no such owner");
       const bucket = q.bucket ?? "hour";
       const until = q.until ? Date.parse(q.until) : ctx.keyward.clock.now();
       const since = q.since ? Date.parse(q.since) : until - DEFAULT_SPAN_MS;

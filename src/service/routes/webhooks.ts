@@ -6,9 +6,10 @@ import { KeywardError } from "../../core/errors.js";
 import { generateId, generateRandomBase62 } from "../../core/random.js";
 import { buildAuditEvent } from "../../engine/audit.js";
 import type { WebhookDelivery, WebhookEndpoint, WebhookStore } from "../../ports/webhook-store.js";
-import { requestContext } from "../auth.js";
+import { enforce } from "../authority-gate.js";
 import type { ServiceContext } from "../context.js";
 import { CreateWebhookBody, ListWebhooksQuery, WebhookIdParams } from "../schemas.js";
+import { callerContext } from "../sessions.js";
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
@@ -92,8 +93,9 @@ export function registerWebhookRoutes(app: FastifyInstance, ctx: ServiceContext,
       },
     },
     async (request, reply) => {
-      const caller = await ctx.requireKey(request, reply, ["admin"]);
+      const caller = await ctx.requireKeyCaller(request, reply, ["admin"]);
       if (!caller) return reply;
+      enforce(caller.authority, { type: "webhooks.manage" });
       const url = checkWebhookUrl(request.body.url, ctx.config.webhooks.allowPrivate);
       const now = keyward.clock.now();
       const endpoint = {
@@ -104,7 +106,7 @@ export function registerWebhookRoutes(app: FastifyInstance, ctx: ServiceContext,
         secret: `whsec_${generateRandomBase62(32)}`,
         createdAt: now,
       };
-      const audit = buildAuditEvent(requestContext(request, caller), now, "webhook.created", { type: "webhook", id: endpoint.id }, null, {
+      const audit = buildAuditEvent(callerContext(request, caller), now, "webhook.created", { type: "webhook", id: endpoint.id }, null, {
         // The origin only: a URL's path or query may itself be a credential.
         origin: new URL(url).origin,
         events: endpoint.events,
@@ -124,8 +126,9 @@ export function registerWebhookRoutes(app: FastifyInstance, ctx: ServiceContext,
       schema: { tags: ["webhooks"], summary: "Webhook endpoints, oldest first (secrets are never listed)", querystring: ListWebhooksQuery },
     },
     async (request, reply) => {
-      const caller = await ctx.requireKey(request, reply, ["admin"]);
+      const caller = await ctx.requireKeyCaller(request, reply, ["admin"]);
       if (!caller) return reply;
+      enforce(caller.authority, { type: "webhooks.manage" });
       const limit = request.query.limit ?? 50;
       return seqPage(await store.listEndpoints(limit + 1, decodeSeqCursor(request.query.cursor)), limit, endpointJson);
     },
@@ -135,8 +138,9 @@ export function registerWebhookRoutes(app: FastifyInstance, ctx: ServiceContext,
     "/v1/webhooks/:id",
     { schema: { tags: ["webhooks"], summary: "One webhook endpoint", params: WebhookIdParams } },
     async (request, reply) => {
-      const caller = await ctx.requireKey(request, reply, ["admin"]);
+      const caller = await ctx.requireKeyCaller(request, reply, ["admin"]);
       if (!caller) return reply;
+      enforce(caller.authority, { type: "webhooks.manage" });
       const endpoint = await store.getEndpoint(request.params.id);
       if (!endpoint) throw new KeywardError("RESOURCE_NOT_FOUND", `no webhook ${request.params.id}`);
       return endpointJson(endpoint);
@@ -147,9 +151,10 @@ export function registerWebhookRoutes(app: FastifyInstance, ctx: ServiceContext,
     "/v1/webhooks/:id",
     { schema: { tags: ["webhooks"], summary: "Remove a webhook endpoint and its pending deliveries", params: WebhookIdParams } },
     async (request, reply) => {
-      const caller = await ctx.requireKey(request, reply, ["admin"]);
+      const caller = await ctx.requireKeyCaller(request, reply, ["admin"]);
       if (!caller) return reply;
-      const audit = buildAuditEvent(requestContext(request, caller), keyward.clock.now(), "webhook.deleted", {
+      enforce(caller.authority, { type: "webhooks.manage" });
+      const audit = buildAuditEvent(callerContext(request, caller), keyward.clock.now(), "webhook.deleted", {
         type: "webhook",
         id: request.params.id,
       });
@@ -171,8 +176,9 @@ export function registerWebhookRoutes(app: FastifyInstance, ctx: ServiceContext,
       },
     },
     async (request, reply) => {
-      const caller = await ctx.requireKey(request, reply, ["admin"]);
+      const caller = await ctx.requireKeyCaller(request, reply, ["admin"]);
       if (!caller) return reply;
+      enforce(caller.authority, { type: "webhooks.manage" });
       if (!(await store.getEndpoint(request.params.id))) throw new KeywardError("RESOURCE_NOT_FOUND", `no webhook ${request.params.id}`);
       const limit = request.query.limit ?? 50;
       return seqPage(await store.listDeliveries(request.params.id, limit + 1, decodeSeqCursor(request.query.cursor)), limit, deliveryJson);

@@ -8,8 +8,10 @@ import {
   type OwnerRef,
 } from "../../core/model.js";
 import type {
+  AlsoChanged,
   AuditFilter,
   AuditPage,
+  CreationCap,
   KeyListFilter,
   KeyLookup,
   KeyPage,
@@ -62,22 +64,43 @@ export class MemoryKeyStore implements KeyStore {
     return { keys, next: matching.length > limit && last ? { createdAt: last.createdAt, id: last.id } : null };
   }
 
-  async insertKey(key: KeyRecord, audit: AuditEvent): Promise<void> {
+  async insertKey(key: KeyRecord, audit: AuditEvent, cap?: CreationCap): Promise<boolean> {
     if (this.keys.has(key.id) || this.byDigest.has(key.digest)) throw new Error("duplicate key id or digest");
+    if (cap) {
+      let created = 0;
+      for (const existing of this.keys.values())
+        if (
+          existing.owner.type === cap.owner.type &&
+          existing.owner.id === cap.owner.id &&
+          existing.createdAt >= cap.since &&
+          existing.rotatedFrom === null
+        )
+          created++;
+      if (created >= cap.max) return false;
+    }
     await this.ensureOwner(key.owner, key.createdAt);
     this.keys.set(key.id, copy(key));
     this.byDigest.set(key.digest, key.id);
     this.appendChained(audit);
+    return true;
   }
 
-  async updateKey(id: string, changes: KeyLifecycleChanges, audit: AuditEvent | null): Promise<KeyRecord | null> {
+  async updateKey(
+    id: string,
+    changes: KeyLifecycleChanges,
+    audit: AuditEvent | null,
+    also: readonly AlsoChanged[] = [],
+  ): Promise<KeyRecord | null> {
     const key = this.keys.get(id);
     if (!key) return null;
-    const defined = Object.fromEntries(Object.entries(changes).filter(([, v]) => v !== undefined));
-    const updated = { ...key, ...copy(defined), updatedAt: audit?.at ?? Date.now() };
-    this.keys.set(id, updated);
+    for (const update of [{ id, changes }, ...also]) {
+      const current = this.keys.get(update.id);
+      if (!current) continue;
+      const defined = Object.fromEntries(Object.entries(update.changes).filter(([, v]) => v !== undefined));
+      this.keys.set(update.id, { ...current, ...copy(defined), updatedAt: audit?.at ?? Date.now() });
+    }
     if (audit) this.appendChained(audit);
-    return copy(updated);
+    return copy(this.keys.get(id) as KeyRecord);
   }
 
   async rotateKey(oldId: string, oldChanges: KeyLifecycleChanges, successor: KeyRecord, audit: AuditEvent): Promise<RotateResult> {

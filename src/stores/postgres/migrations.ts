@@ -110,6 +110,14 @@ export const CORE_POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
     name: "core/0002_last_used_ip",
     sql: "ALTER TABLE keys ADD COLUMN last_used_ip TEXT;",
   },
+  {
+    // The authority model (docs/authority.md): delegation ceilings and keys awaiting pickup.
+    name: "core/0003_authority",
+    sql: `
+    ALTER TABLE keys ADD COLUMN delegation TEXT;
+    ALTER TABLE keys ADD COLUMN awaiting_pickup BOOLEAN NOT NULL DEFAULT false;
+    `,
+  },
 ];
 
 /** Quota counters: one row per key lineage and window (see src/core/quota-window.ts). */

@@ -1,5 +1,6 @@
 import type pg from "pg";
 import type { KeyRequestRecord, SessionRecord, UserRecord } from "../../core/accounts.js";
+import { KeywardError } from "../../core/errors.js";
 import type { AuditEvent, KeyRecord } from "../../core/model.js";
 import type {
   AccountStore,
@@ -11,6 +12,7 @@ import type {
 } from "../../ports/account-store.js";
 import {
   ACCOUNT_SQL,
+  accountsAuthoritySchema,
   accountsSchema,
   endsSessions,
   type KeyRequestRow,
@@ -33,6 +35,7 @@ import { appendChained, ENSURE_OWNER, INSERT_KEY, inTransaction } from "./postgr
 
 export const ACCOUNTS_POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
   { name: "accounts/0001_users_sessions_key_requests", sql: accountsSchema("BIGINT", "") },
+  { name: "accounts/0002_authority", sql: accountsAuthoritySchema("true", "false") },
 ];
 
 const SQL = Object.fromEntries(Object.entries(ACCOUNT_SQL).map(([name, sql]) => [name, numberPlaceholders(sql)])) as Record<
@@ -202,7 +205,16 @@ export class PostgresAccountStore implements AccountStore {
       async (client) => (await client.query(SQL.claim, [at, id])).rowCount,
       async (client) => {
         const request = (await client.query<KeyRequestRow>(SQL.getKeyRequest, [id])).rows[0] as KeyRequestRow;
-        await client.query(SQL.setKeySecret, [secret.digest, secret.hashVersion, secret.ref, at, request.issued_key_id]);
+        const picked = await client.query(SQL.setKeySecret, [
+          secret.digest,
+          secret.hashVersion,
+          secret.ref,
+          at,
+          false,
+          request.issued_key_id,
+          true,
+        ]);
+        if (picked.rowCount === 0) throw new KeywardError("CONFLICT", "the issued key was revoked before it was picked up");
         await appendChained(client, audit);
       },
     );

@@ -2,8 +2,10 @@ import pg from "pg";
 import { AUDIT_GENESIS_HASH, type AuditChainEntry } from "../../core/audit-chain.js";
 import type { AuditEvent, KeyLifecycleChanges, KeyRecord, OwnerRecord, OwnerRef } from "../../core/model.js";
 import type {
+  AlsoChanged,
   AuditFilter,
   AuditPage,
+  CreationCap,
   KeyListFilter,
   KeyLookup,
   KeyPage,
@@ -143,27 +145,48 @@ export class PostgresKeyStore implements KeyStore {
     return { keys, next: rows.length > limit && last ? { createdAt: last.createdAt, id: last.id } : null };
   }
 
-  async insertKey(key: KeyRecord, audit: AuditEvent): Promise<void> {
-    await this.transaction(async (client) => {
+  async insertKey(key: KeyRecord, audit: AuditEvent, cap?: CreationCap): Promise<boolean> {
+    return this.transaction(async (client) => {
+      if (cap) {
+        // One lock per owner for the rest of the transaction: concurrent creations for the same
+        // owner count and insert one after another, on every instance.
+        await client.query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", [`keyward:cap:${cap.owner.type}:${cap.owner.id}`]);
+        const counted = await client.query<{ n: string }>(
+          "SELECT COUNT(*) AS n FROM keys WHERE owner_type = $1 AND owner_id = $2 AND created_at >= $3 AND rotated_from IS NULL",
+          [cap.owner.type, cap.owner.id, cap.since],
+        );
+        if (Number(counted.rows[0]?.n ?? 0) >= cap.max) return false;
+      }
       await client.query(ENSURE_OWNER, [key.owner.type, key.owner.id, key.createdAt]);
       await client.query(INSERT_KEY, keyToRowValues(key, false));
       await appendChained(client, audit);
+      return true;
     });
   }
 
-  async updateKey(id: string, changes: KeyLifecycleChanges, audit: AuditEvent | null): Promise<KeyRecord | null> {
+  async updateKey(
+    id: string,
+    changes: KeyLifecycleChanges,
+    audit: AuditEvent | null,
+    also: readonly AlsoChanged[] = [],
+  ): Promise<KeyRecord | null> {
     return this.transaction(async (client) => {
-      const columns = changesToColumns(changes, false);
-      const set = [...columns.map((c, i) => `${c.column} = $${i + 1}`), `updated_at = $${columns.length + 1}`].join(", ");
-      const result = await client.query<KeyRow>(`UPDATE keys SET ${set} WHERE id = $${columns.length + 2} RETURNING *`, [
-        ...columns.map((c) => c.value),
-        audit?.at ?? Date.now(),
-        id,
-      ]);
-      const row = result.rows[0];
-      if (!row) return null;
+      let updated: KeyRow | undefined;
+      for (const update of [{ id, changes }, ...also]) {
+        const columns = changesToColumns(update.changes, false);
+        const set = [...columns.map((c, i) => `${c.column} = $${i + 1}`), `updated_at = $${columns.length + 1}`].join(", ");
+        const result = await client.query<KeyRow>(`UPDATE keys SET ${set} WHERE id = $${columns.length + 2} RETURNING *`, [
+          ...columns.map((c) => c.value),
+          audit?.at ?? Date.now(),
+          update.id,
+        ]);
+        if (update.id === id) {
+          updated = result.rows[0];
+          if (!updated) return null;
+        }
+      }
       if (audit) await appendChained(client, audit);
-      return rowToKey(row);
+      return updated ? rowToKey(updated) : null;
     });
   }
 

@@ -134,6 +134,17 @@ export const CORE_SQLITE_MIGRATIONS: readonly SqliteMigration[] = [
   ALTER TABLE keys DROP COLUMN last_used_at;
   `,
   },
+  {
+    // The authority model (docs/authority.md): delegation ceilings and keys awaiting pickup. The
+    // change-seq trigger is remade to cover the two new columns.
+    name: "core/0004_authority",
+    sql: `
+  ALTER TABLE keys ADD COLUMN delegation TEXT;
+  ALTER TABLE keys ADD COLUMN awaiting_pickup INTEGER NOT NULL DEFAULT 0;
+  DROP TRIGGER keys_change_seq_update;
+  CREATE TRIGGER keys_change_seq_update AFTER UPDATE OF id, digest, hash_version, ref, name, owner_type, owner_id, environment, scopes, enabled, expires_at, revoked_at, revoked_reason, rate_limit, concurrency, quota, allowed_cidrs, metadata, rotated_from, replaced_by, grace_ends_at, lineage_id, delegation, awaiting_pickup ON keys BEGIN UPDATE meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) WHERE name = 'change_seq'; END;
+  `,
+  },
 ];
 
 /** Quota counters: one row per key lineage and window (see src/core/quota-window.ts). */

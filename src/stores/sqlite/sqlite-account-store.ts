@@ -1,6 +1,7 @@
 import type Database from "better-sqlite3";
 import type { KeyRequestRecord, SessionRecord, UserRecord } from "../../core/accounts.js";
 import { AUDIT_GENESIS_HASH } from "../../core/audit-chain.js";
+import { KeywardError } from "../../core/errors.js";
 import type { AuditEvent, KeyRecord } from "../../core/model.js";
 import type {
   AccountStore,
@@ -11,6 +12,7 @@ import type {
   UserChanges,
 } from "../../ports/account-store.js";
 import {
+  accountsAuthoritySchema,
   accountsSchema,
   endsSessions,
   type KeyRequestRow,
@@ -33,6 +35,7 @@ import { prepareKeyWrites } from "./sqlite-key-rows.js";
 
 export const ACCOUNTS_SQLITE_MIGRATIONS: readonly SqliteMigration[] = [
   { name: "accounts/0001_users_sessions_key_requests", sql: accountsSchema("INTEGER", " STRICT") },
+  { name: "accounts/0002_authority", sql: accountsAuthoritySchema("1", "0") },
 ];
 
 /**
@@ -186,7 +189,10 @@ export class SqliteAccountStore implements AccountStore {
       () => this.db.prepare(SQL.claim).run(at, id).changes,
       () => {
         const request = this.db.prepare<[string], KeyRequestRow>(SQL.getKeyRequest).get(id) as KeyRequestRow;
-        this.db.prepare(SQL.setKeySecret).run(secret.digest, secret.hashVersion, secret.ref, at, request.issued_key_id);
+        const picked = this.db
+          .prepare(SQL.setKeySecret)
+          .run(secret.digest, secret.hashVersion, secret.ref, at, 0, request.issued_key_id, 1);
+        if (picked.changes === 0) throw new KeywardError("CONFLICT", "the issued key was revoked before it was picked up");
         this.appendChained(audit);
       },
     );

@@ -4,8 +4,10 @@ import Database from "better-sqlite3";
 import { AUDIT_GENESIS_HASH, type AuditChainEntry } from "../../core/audit-chain.js";
 import type { AuditEvent, KeyLifecycleChanges, KeyRecord, OwnerRecord, OwnerRef } from "../../core/model.js";
 import type {
+  AlsoChanged,
   AuditFilter,
   AuditPage,
+  CreationCap,
   KeyListFilter,
   KeyLookup,
   KeyPage,
@@ -43,6 +45,10 @@ export interface SqliteKeyStoreOptions {
    */
   mmapMiB?: number;
 }
+
+/** Keys of an owner created since a time, rotations not counted (the member creation cap). */
+export const COUNT_CREATED_SINCE =
+  "SELECT COUNT(*) AS n FROM keys WHERE owner_type = ? AND owner_id = ? AND created_at >= ? AND rotated_from IS NULL";
 
 type OwnerRow = { type: string; id: string; disabled: number; created_at: number };
 
@@ -98,6 +104,7 @@ export class SqliteKeyStore implements KeyStore {
       getMeta: this.db.prepare<[string], { value: string }>("SELECT value FROM meta WHERE name = ?"),
       setMetaOnce: this.db.prepare("INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT DO NOTHING"),
       countKeys: this.db.prepare<[], { n: number }>("SELECT COUNT(*) AS n FROM keys"),
+      countCreated: this.db.prepare<[string, string, number], { n: number }>(COUNT_CREATED_SINCE),
       changeSeq: this.db.prepare<[], string>("SELECT value FROM meta WHERE name = 'change_seq'").pluck(),
     };
   }
@@ -129,27 +136,35 @@ export class SqliteKeyStore implements KeyStore {
     return { keys, next: rows.length > limit && last ? { createdAt: last.createdAt, id: last.id } : null };
   }
 
-  async insertKey(key: KeyRecord, audit: AuditEvent): Promise<void> {
-    this.db
+  async insertKey(key: KeyRecord, audit: AuditEvent, cap?: CreationCap): Promise<boolean> {
+    // An immediate transaction holds the write lock from the count to the insert: exact across workers.
+    return this.db
       .transaction(() => {
+        if (cap && (this.s.countCreated.get(cap.owner.type, cap.owner.id, cap.since)?.n ?? 0) >= cap.max) return false;
         this.s.ensureOwner.run(key.owner.type, key.owner.id, key.createdAt);
         this.s.keyWrites.insert(key);
         this.appendChained(audit);
+        return true;
       })
       .immediate();
   }
 
-  async updateKey(id: string, changes: KeyLifecycleChanges, audit: AuditEvent | null): Promise<KeyRecord | null> {
+  async updateKey(
+    id: string,
+    changes: KeyLifecycleChanges,
+    audit: AuditEvent | null,
+    also: readonly AlsoChanged[] = [],
+  ): Promise<KeyRecord | null> {
     return this.db
       .transaction(() => {
         if (!this.s.getKey.get(id)) return null;
-        const columns = changesToColumns(this.s.keyWrites.applyLastUse(id, changes), true);
-        if (columns.length > 0) {
+        for (const update of [{ id, changes }, ...also]) {
+          const columns = changesToColumns(this.s.keyWrites.applyLastUse(update.id, update.changes), true);
+          if (columns.length === 0) continue;
           const set = columns.map((c) => `${c.column} = ?`).join(", ");
-          const result = this.db
+          this.db
             .prepare(`UPDATE keys SET ${set}, updated_at = ? WHERE id = ?`)
-            .run(...columns.map((c) => c.value), audit?.at ?? Date.now(), id);
-          if (result.changes === 0) return null;
+            .run(...columns.map((c) => c.value), audit?.at ?? Date.now(), update.id);
         }
         const row = this.s.getKey.get(id);
         if (!row) return null;

@@ -1,0 +1,209 @@
+import type { AskedKey } from "../core/accounts.js";
+import type { KeyRecord, OwnerRef } from "../core/model.js";
+import { findEscalatingScopes, findMissingScopes } from "../core/scopes.js";
+import { CONTROL_NAMES, loosenedControls } from "./controls.js";
+import type { Action, Authority, Bound, Decision, KeyRights, MemberRights } from "./model.js";
+
+/**
+ * The one place that decides authority (docs/authority.md): may `authority` do `action`? An
+ * action may not confer, reveal, restore or widen a right the actor does not hold; admin rights
+ * (no bounds) are the only unbounded ones. Pure: what it needs from storage is in the action.
+ */
+export function decide(authority: Authority, action: Action): Decision {
+  for (const bound of authority.bounds) {
+    const refusal = decideForBound(bound, action);
+    if (refusal) return refusal;
+  }
+  return decideUnbounded(authority, action);
+}
+
+const ALLOW: Decision = { allowed: true };
+
+const refuse = (message: string): Decision => ({ allowed: false, code: "FORBIDDEN", message });
+const notFound = (what: string): Decision => ({ allowed: false, code: "RESOURCE_NOT_FOUND", message: `no ${what}` });
+
+const sameOwner = (a: OwnerRef, b: OwnerRef | null) => b !== null && a.type === b.type && a.id === b.id;
+
+export const rightsOf = (key: Pick<KeyRecord, "owner" | "environment" | "scopes" | "delegation">): KeyRights => ({
+  owner: key.owner,
+  environment: key.environment,
+  scopes: key.scopes,
+  delegation: key.delegation,
+});
+
+function whose(bound: Bound): string {
+  return bound.source === "member" ? "your role" : bound.source === "admin_role" ? "the admin role" : "this key";
+}
+
+/** Scopes `bound` may not confer: outside its ceiling, or management scopes it lacks. */
+function scopesBeyond(bound: Bound, scopes: readonly string[]): string[] {
+  const outside = bound.grantable === "all" ? [] : findMissingScopes(bound.grantable, scopes);
+  const escalating = findEscalatingScopes(bound.management, scopes);
+  return [...new Set([...outside, ...escalating])];
+}
+
+/** Why `bound` may not confer `rights` (ignoring the owner), or null when it may. */
+function beyondRights(bound: Bound, rights: KeyRights): string | null {
+  if (!bound.environments.includes(rights.environment)) return `${whose(bound)} may not confer ${rights.environment} keys`;
+  const scopes = scopesBeyond(bound, rights.scopes);
+  if (scopes.length > 0) return `the caller cannot grant: ${scopes.join(", ")}`;
+  if (rights.delegation) {
+    const ceiling = scopesBeyond(bound, rights.delegation.scopes);
+    if (ceiling.length > 0) return `the caller cannot delegate: ${ceiling.join(", ")}`;
+    const environments = rights.delegation.environments.filter((environment) => !bound.environments.includes(environment));
+    if (environments.length > 0) return `the caller cannot delegate: ${environments.join(", ")}`;
+  }
+  return null;
+}
+
+/** Whether `bound` may act on `key` at all; a member's view of another's key is a 404. */
+function reachRefusal(bound: Bound, key: KeyRecord): Decision | null {
+  if (bound.reach === "owner") return sameOwner(key.owner, bound.owner) ? null : notFound(`key ${key.id}`);
+  if (bound.reach === "conferrable") {
+    const beyond = beyondRights(bound, rightsOf(key));
+    if (beyond) return refuse(`the key is beyond this key's reach (${beyond})`);
+  }
+  return null;
+}
+
+function confersRefusal(bound: Bound, rights: KeyRights): Decision | null {
+  if (bound.reach === "owner" && !sameOwner(rights.owner, bound.owner)) return refuse("members create keys for themselves only");
+  const beyond = beyondRights(bound, rights);
+  return beyond ? refuse(beyond) : null;
+}
+
+/** Whether `bound` could confer what a member is given. */
+function memberRightsRefusal(bound: Bound, member: MemberRights): Decision | null {
+  if (bound.reach === "owner") return refuse("members may not manage users");
+  const management = findEscalatingScopes(bound.management, member.management);
+  const scopes = scopesBeyond(bound, member.scopes);
+  const environments = member.environments.filter((environment) => !bound.environments.includes(environment));
+  const beyond = [...management, ...scopes, ...environments];
+  return beyond.length > 0 ? refuse(`the caller cannot confer what a member holds: ${beyond.join(", ")}`) : null;
+}
+
+function updateRefusal(bound: Bound, action: Extract<Action, { type: "key.update" }>): Decision | null {
+  const { key, changes } = action;
+  const reach = reachRefusal(bound, key);
+  if (reach) return reach;
+  if (key.awaitingPickup && bound.reach === "owner") return awaitingPickup(key);
+  const after = { ...key, ...changes };
+  const added = changes.scopes ? findMissingScopes(key.scopes, changes.scopes) : [];
+  const addedBeyond = scopesBeyond(bound, added);
+  if (addedBeyond.length > 0) return refuse(`the caller cannot grant: ${addedBeyond.join(", ")}`);
+  if (changes.delegation) {
+    const beyond = beyondRights(bound, { ...rightsOf(key), scopes: [], delegation: changes.delegation });
+    if (beyond) return refuse(beyond);
+  }
+  const loosened = loosenedControls(key, after);
+  if (bound.tightenOnly) {
+    const refused = loosened.filter((field) => action.setByActor[field] !== true);
+    if (refused.length > 0)
+      return refuse(
+        `an administrator set ${refused.map((field) => CONTROL_NAMES[field]).join(", ")} on this key: you may tighten it, not loosen it`,
+      );
+  } else if (loosened.includes("enabled")) {
+    // Re-enabling confers the whole key again.
+    const beyond = beyondRights(bound, rightsOf(after));
+    if (beyond) return refuse(beyond);
+  }
+  return null;
+}
+
+const awaitingPickup = (key: KeyRecord): Decision => ({
+  allowed: false,
+  code: "KEY_AWAITING_PICKUP",
+  message: `key ${key.id} is awaiting pickup by its requester`,
+});
+
+const askedRights = (owner: OwnerRef, asked: AskedKey): KeyRights => ({
+  owner,
+  environment: "production",
+  scopes: asked.scopes,
+  delegation: null,
+});
+
+function decideForBound(bound: Bound, action: Action): Decision | null {
+  switch (action.type) {
+    case "key.read":
+    case "key.revoke":
+      if (bound.reach === "owner" || action.type === "key.revoke") {
+        const reach = reachRefusal(bound, action.key);
+        if (reach) return reach;
+      }
+      if (action.type === "key.revoke" && action.key.awaitingPickup && bound.reach === "owner") return awaitingPickup(action.key);
+      return null;
+    case "key.create":
+      return confersRefusal(bound, action.rights);
+    case "key.update":
+      return updateRefusal(bound, action);
+    case "key.rotate": {
+      const reach = reachRefusal(bound, action.key);
+      if (reach) return reach;
+      // A member already holds its own key; anyone else is handed a key's rights by rotating it.
+      return bound.reach === "owner" ? null : confersRefusal(bound, rightsOf(action.key));
+    }
+    case "key_request.create":
+      return action.forItself ? null : reachRefusal(bound, action.sandbox);
+    case "key_request.read":
+      return bound.reach === "owner" && !sameOwner(action.request.owner, bound.owner) ? notFound("such key request") : null;
+    case "key_request.approve":
+      if (bound.tightenOnly || bound.reach === "owner") return refuse("only an administrator may approve");
+      return confersRefusal(bound, askedRights(action.request.owner, action.asked));
+    case "key_request.reject":
+      return bound.tightenOnly || bound.reach === "owner" ? refuse("only an administrator may reject") : null;
+    case "key_request.claim":
+      return null;
+    case "user.create":
+      if (action.role === "admin")
+        return bound.source === "admin_role" ? null : refuse("only an administrator may create an administrator");
+      return bound.source === "admin_role" ? null : memberRightsRefusal(bound, action.member);
+    case "user.update":
+      if (action.user.role === "admin")
+        return bound.source === "admin_role" ? null : refuse("only an administrator may manage an administrator");
+      return bound.source === "admin_role" ? null : memberRightsRefusal(bound, action.member);
+    case "owner.update":
+      for (const key of action.keys) {
+        if (reachRefusal(bound, key)) return refuse(`the owner holds ${key.id}, beyond the caller's reach`);
+      }
+      return null;
+    case "webhooks.manage":
+      return bound.source === "admin_role" ? null : refuse("webhooks are managed by administrators");
+    case "leaks.report":
+    case "audit.read":
+    case "usage.read":
+    case "users.read":
+      return bound.reach === "owner" && action.type !== "usage.read" ? refuse("your role may not do this") : null;
+  }
+}
+
+/** What holds whatever the bounds: the state of the things acted on, not the actor's rights. */
+function decideUnbounded(authority: Authority, action: Action): Decision {
+  switch (action.type) {
+    case "key.rotate":
+      return action.key.awaitingPickup ? awaitingPickup(action.key) : ALLOW;
+    case "user.update":
+      return authority.actor.type === "user" && authority.actor.id === action.user.id && action.disabled
+        ? refuse("you cannot disable your own account")
+        : ALLOW;
+    case "owner.update":
+      if (action.user && action.user.disabled !== action.disabled)
+        return {
+          allowed: false,
+          code: "OWNER_FOLLOWS_USER",
+          message: `${action.owner.type}:${action.owner.id} is a dashboard user who is ${action.user.disabled ? "disabled" : "enabled"}: change the user instead`,
+        };
+      return ALLOW;
+    case "key_request.claim": {
+      const { request, claimant } = action;
+      const allowed =
+        claimant.type === "key"
+          ? claimant.id === request.sandboxKeyId
+          : (request.requestedBy.type === "user" && request.requestedBy.id === claimant.id) ||
+            (request.owner.type === "user" && request.owner.id === claimant.id);
+      return allowed ? ALLOW : notFound("such key request");
+    }
+    default:
+      return ALLOW;
+  }
+}

@@ -1,0 +1,107 @@
+import type { AskedKey, KeyRequestRecord, UserRecord, UserRole } from "../core/accounts.js";
+import type { Environment } from "../core/key-format.js";
+import type { Actor, DelegationCeiling, KeyChanges, KeyRecord, OwnerRef } from "../core/model.js";
+import type { ControlField } from "./controls.js";
+
+/**
+ * One limit on what an actor may do (docs/authority.md). An actor's authority is a list of
+ * bounds, and an action is allowed only when every bound allows it: an admin key has none, a
+ * member-owned key has its own ceiling and its owner's member policy.
+ */
+export interface Bound {
+  /** Who set this bound, for messages: the key's ceiling, the member policy, the admin role. */
+  source: "key" | "member" | "admin_role";
+  /** Management scopes held (`admin` covers them all): nothing conferred may exceed them. */
+  management: readonly string[];
+  /** Scopes it may confer; "all" for no limit. */
+  grantable: readonly string[] | "all";
+  /** Environments it may confer. */
+  environments: readonly Environment[];
+  /**
+   * Which keys it may act on: `all`; `owner` (only `owner`'s keys: members); `conferrable` (only
+   * keys it could have minted itself: delegates).
+   */
+  reach: "all" | "owner" | "conferrable";
+  owner: OwnerRef | null;
+  /** Controls of keys in reach may be tightened, and loosened only where this actor set them. */
+  tightenOnly: boolean;
+}
+
+export interface Authority {
+  actor: Actor;
+  bounds: readonly Bound[];
+}
+
+/** The rights a key holds: what minting, rotating, approving or re-enabling it confers. */
+export interface KeyRights {
+  owner: OwnerRef;
+  environment: Environment;
+  scopes: readonly string[];
+  delegation: DelegationCeiling | null;
+}
+
+/** What a member is given by its role: what creating or re-enabling one confers. */
+export interface MemberRights {
+  management: readonly string[];
+  scopes: readonly string[];
+  environments: readonly Environment[];
+}
+
+/**
+ * Every management action, as data. `decide` answers each; the authorization matrix names, for
+ * every route, which of these it asks about.
+ */
+export type Action =
+  | { type: "key.read"; key: KeyRecord }
+  | { type: "key.create"; rights: KeyRights }
+  | {
+      type: "key.update";
+      key: KeyRecord;
+      changes: KeyChanges;
+      /** For each control the change loosens: whether the acting member set it (from the audit trail). */
+      setByActor: Partial<Record<ControlField, boolean>>;
+    }
+  | { type: "key.rotate"; key: KeyRecord }
+  | { type: "key.revoke"; key: KeyRecord }
+  | { type: "key_request.create"; sandbox: KeyRecord; forItself: boolean }
+  | { type: "key_request.read"; request: KeyRequestRecord }
+  | { type: "key_request.approve"; request: KeyRequestRecord; asked: AskedKey }
+  | { type: "key_request.reject"; request: KeyRequestRecord }
+  /** Picking up an approved key: its plaintext goes to the requester (the sandbox key, or the person who asked) only. */
+  | { type: "key_request.claim"; request: KeyRequestRecord; claimant: { type: "key" | "user"; id: string } }
+  | { type: "user.create"; role: UserRole; member: MemberRights }
+  | { type: "user.update"; user: UserRecord; disabled: boolean; member: MemberRights }
+  | { type: "owner.update"; owner: OwnerRef; disabled: boolean; user: UserRecord | null; keys: readonly KeyRecord[] }
+  | { type: "leaks.report" }
+  | { type: "webhooks.manage" }
+  | { type: "audit.read" }
+  | { type: "usage.read" }
+  | { type: "users.read" };
+
+export type ActionType = Action["type"];
+
+/** Every action type, for the matrix test: a route that names none of these has no decision. */
+export const ACTION_TYPES: readonly ActionType[] = [
+  "key.read",
+  "key.create",
+  "key.update",
+  "key.rotate",
+  "key.revoke",
+  "key_request.create",
+  "key_request.read",
+  "key_request.approve",
+  "key_request.reject",
+  "key_request.claim",
+  "user.create",
+  "user.update",
+  "owner.update",
+  "leaks.report",
+  "webhooks.manage",
+  "audit.read",
+  "usage.read",
+  "users.read",
+];
+
+export type Decision =
+  | { allowed: true }
+  | { allowed: false; code: "FORBIDDEN" | "RESOURCE_NOT_FOUND" | "KEY_AWAITING_PICKUP" | "OWNER_FOLLOWS_USER"; message: string };

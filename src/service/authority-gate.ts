@@ -1,0 +1,85 @@
+import { adminRoleBound, keyAuthority, type MemberPolicy, memberBound, memberRights } from "../authority/actors.js";
+import { CONTROL_NAMES, type ControlField, loosenedControls } from "../authority/controls.js";
+import { decide } from "../authority/decide.js";
+import type { Action, Authority, MemberRights } from "../authority/model.js";
+import { KeywardError } from "../core/errors.js";
+import type { Actor, AuditEvent, KeyChanges, KeyRecord } from "../core/model.js";
+import type { ServiceContext } from "./context.js";
+import type { Caller } from "./sessions.js";
+
+/** The member policy of this deployment (docs/authority.md). */
+export function memberPolicyOf(ctx: Pick<ServiceContext, "config">): MemberPolicy {
+  return { scopes: ctx.config.dashboard.memberKeyScopes, productionKeys: ctx.config.dashboard.memberProductionKeys };
+}
+
+export function memberRightsOf(ctx: Pick<ServiceContext, "config">): MemberRights {
+  return memberRights(memberPolicyOf(ctx));
+}
+
+/** The dashboard role of a user owner, when it has an account. */
+async function ownerRole(ctx: ServiceContext, owner: KeyRecord["owner"]): Promise<"admin" | "member" | null> {
+  if (owner.type !== "user" || !ctx.accounts) return null;
+  return (await ctx.accounts.store.getUser(owner.id))?.role ?? null;
+}
+
+/**
+ * The authority of a management caller. A key is read afresh from the store (its ceiling as it
+ * is now, not as a cache holds it); a key owned by a member carries the member's bound too.
+ */
+export async function authorityOf(ctx: ServiceContext, caller: Caller): Promise<Authority> {
+  if (caller.kind === "user") {
+    const bound =
+      caller.user.role === "admin" ? adminRoleBound(ctx.config.dashboard.adminKeyScopes) : memberBound(caller.user.id, memberPolicyOf(ctx));
+    return { actor: caller.actor, bounds: [bound] };
+  }
+  const key = await ctx.keyward.getKey(caller.result.key.id);
+  return keyAuthority(key, await ownerRole(ctx, key.owner), memberPolicyOf(ctx));
+}
+
+/** Throws the decision's problem unless `authority` may do `action`. */
+export function enforce(authority: Authority, action: Action): void {
+  const decision = decide(authority, action);
+  if (!decision.allowed) throw new KeywardError(decision.code, decision.message);
+}
+
+/** Whether the audit trail names `actor` as the acting member or one of the member's own keys. */
+async function actedAsMember(ctx: ServiceContext, memberId: string, actor: Actor): Promise<boolean> {
+  if (actor.type === "user") return actor.id === memberId;
+  if (actor.type !== "admin_key" && actor.type !== "key") return false;
+  const key = await ctx.keyward.store.getKey(actor.id);
+  return key !== null && key.owner.type === "user" && key.owner.id === memberId;
+}
+
+/**
+ * Who last set each control that `changes` would loosen on `key`: the newest audit event that
+ * changed it, or else the event that created the key (a rotated key inherits its predecessor's
+ * controls). Only asked for members, whose loosening is limited to what they set themselves.
+ */
+async function loosenedSetByActor(
+  ctx: ServiceContext,
+  authority: Authority,
+  key: KeyRecord,
+  changes: KeyChanges,
+): Promise<Partial<Record<ControlField, boolean>>> {
+  const member = authority.bounds.find((bound) => bound.tightenOnly)?.owner;
+  if (!member) return {};
+  const loosened = loosenedControls(key, { ...key, ...changes });
+  const result: Partial<Record<ControlField, boolean>> = {};
+  for (const field of loosened) {
+    let setter: Actor | null = null;
+    for (let current: KeyRecord | null = key; current && !setter; ) {
+      const events: AuditEvent[] = (await ctx.keyward.store.listAuditEvents({ targetId: current.id }, 500, null)).events;
+      const change = events.find((event) => event.changes && CONTROL_NAMES[field] in event.changes);
+      const created = events.find((event) => event.action === "key.created");
+      setter = change?.actor ?? (current.rotatedFrom === null ? (created?.actor ?? null) : null);
+      current = setter || current.rotatedFrom === null ? null : await ctx.keyward.store.getKey(current.rotatedFrom);
+    }
+    result[field] = setter !== null && (await actedAsMember(ctx, member.id, setter));
+  }
+  return result;
+}
+
+/** The authority decision for a key change, with what the audit trail says about loosened controls. */
+export async function enforceKeyUpdate(ctx: ServiceContext, authority: Authority, key: KeyRecord, changes: KeyChanges): Promise<void> {
+  enforce(authority, { type: "key.update", key, changes, setByActor: await loosenedSetByActor(ctx, authority, key, changes) });
+}
