@@ -340,11 +340,17 @@ function scopeInput() {
 function createKeyForm(ownerOf, onCreated, extraFields = []) {
   const line = errorLine();
   const name = h("input", { name: "name", required: true, maxlength: 100 });
+  // Only what the authority model would allow this person (docs/authority.md): members get
+  // sandbox keys, and production through a request, unless the operator allows direct ones.
+  const allowedEnvironments = session.allowed_environments ?? ["sandbox"];
   const environment = h(
     "select",
     { name: "environment" },
-    ENVIRONMENTS.map(([v, l]) => h("option", { value: v }, l)),
+    ENVIRONMENTS.filter(([v]) => allowedEnvironments.includes(v)).map(([v, l]) => h("option", { value: v }, l)),
   );
+  const productionHint = allowedEnvironments.includes("production")
+    ? null
+    : h("p", { class: "muted" }, "Production keys are requested from a sandbox key and approved by an administrator.");
   const expires = h("input", { type: "date", name: "expires" });
   const scopes = scopeInput();
   return h(
@@ -366,6 +372,7 @@ function createKeyForm(ownerOf, onCreated, extraFields = []) {
     ...extraFields,
     h("label", {}, "Name", name),
     h("label", {}, "Environment", environment),
+    productionHint,
     scopes.node,
     h("label", {}, "Expires (optional)", expires),
     h("div", {}, h("button", { type: "submit" }, "Create key")),
@@ -449,7 +456,7 @@ function keyActions(key, reveal, reload, { details = true } = {}) {
           onclick: async () => {
             const answer = await ask(
               "Request a production key",
-              "An administrator will review the request. The production key gets this key's scopes and limits.",
+              "An administrator will review the request. The production key gets the scopes and limits this key has now; if they change before the decision, the request cannot be approved.",
               {
                 fields: [{ name: "reason", label: "What will you use it for? (optional)" }],
                 confirm: "Send request",

@@ -1,5 +1,8 @@
 import { userInfo } from "node:os";
 import { Command, InvalidArgumentError } from "commander";
+import { unboundedAuthority } from "../authority/actors.js";
+import { decide } from "../authority/decide.js";
+import type { Action, Authority } from "../authority/model.js";
 import { verifyAuditChain } from "../core/audit-chain.js";
 import { isKeywardError, KeywardError } from "../core/errors.js";
 import { type PublicKey, toPublicKey } from "../core/key-view.js";
@@ -10,6 +13,12 @@ import { createAdminKey, openKeyward } from "../service/open-keyward.js";
 import { parseDuration } from "./durations.js";
 
 const out = (line: string) => process.stdout.write(`${line}\n`);
+
+/** Throws the decision's problem unless the authority model allows the action (docs/authority.md). */
+function enforceAuthority(authority: Authority, action: Action): void {
+  const decision = decide(authority, action);
+  if (!decision.allowed) throw new KeywardError(decision.code, decision.message);
+}
 
 function cliContext(): RequestContext {
   let user = "unknown";
@@ -230,7 +239,10 @@ export function buildCli(): Command {
     .option("--json", "print JSON")
     .action(async (id: string, options: { grace: number; json?: boolean }) => {
       await withKeyward(async (keyward) => {
-        const rotated = await keyward.rotateKey(id, options.grace, cliContext());
+        // The CLI writes straight into the store: the operator, unbounded, yet decided in the same place.
+        const context = cliContext();
+        enforceAuthority(unboundedAuthority(context.actor), { type: "key.rotate", key: await keyward.getKey(id) });
+        const rotated = await keyward.rotateKey(id, options.grace, context);
         printCreated(Boolean(options.json), rotated.key, toPublicKey(rotated.record, keyward.clock.now()), "Key rotated");
       });
     });
@@ -242,7 +254,9 @@ export function buildCli(): Command {
     .option("--json", "print JSON")
     .action(async (id: string, options: { reason?: string; json?: boolean }) => {
       await withKeyward(async (keyward) => {
-        const key = toPublicKey(await keyward.revokeKey(id, options.reason ?? null, cliContext()), keyward.clock.now());
+        const context = cliContext();
+        enforceAuthority(unboundedAuthority(context.actor), { type: "key.revoke", key: await keyward.getKey(id) });
+        const key = toPublicKey(await keyward.revokeKey(id, options.reason ?? null, context), keyward.clock.now());
         out(options.json ? JSON.stringify(key, null, 2) : `Key revoked.\n${describeKey(key)}`);
       });
     });

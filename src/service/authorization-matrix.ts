@@ -1,3 +1,5 @@
+import type { ActionType } from "../authority/model.js";
+
 /**
  * Who may call each route (SECURITY.md 10). Checked in, and a test fails when a registered route
  * has no entry here, so every new route is a deliberate authorization decision.
@@ -15,6 +17,12 @@ export type Access = "public" | "key" | "key-or-session" | "holder" | "holder-or
 export interface MatrixEntry {
   access: Access;
   scopes: readonly string[];
+  /**
+   * The authority decisions (src/authority, docs/authority.md) the route asks for. Every
+   * management route names at least one, except read-only lookups that confer nothing; a test
+   * fails when an action is named by no route, or a route's handler does not ask for it.
+   */
+  actions?: readonly ActionType[];
   members?: "own" | "none";
   note?: string;
 }
@@ -30,15 +38,22 @@ export const AUTHORIZATION_MATRIX: Record<string, MatrixEntry> = {
   "POST /v1/keys": {
     access: "key-or-session",
     scopes: ["keys:write"],
+    actions: ["key.create"],
     members: "own",
-    note: "members: own keys, allowed scopes, capped rate",
+    note: "members: own keys, member scopes, sandbox only by default, capped rate (exact)",
   },
-  "GET /v1/keys": { access: "key-or-session", scopes: ["keys:read"], members: "own" },
-  "GET /v1/keys/:id": { access: "key-or-session", scopes: ["keys:read"], members: "own" },
-  "PATCH /v1/keys/:id": { access: "key-or-session", scopes: ["keys:write"], members: "own", note: "members may not change limits" },
-  "POST /v1/keys/:id/rotate": { access: "key-or-session", scopes: ["keys:write"], members: "own" },
-  "POST /v1/keys/:id/revoke": { access: "key-or-session", scopes: ["keys:write"], members: "own" },
-  "POST /v1/keys/verify": { access: "key", scopes: ["keys:verify"] },
+  "GET /v1/keys": { access: "key-or-session", scopes: ["keys:read"], actions: ["key.read"], members: "own" },
+  "GET /v1/keys/:id": { access: "key-or-session", scopes: ["keys:read"], actions: ["key.read"], members: "own" },
+  "PATCH /v1/keys/:id": {
+    access: "key-or-session",
+    scopes: ["keys:write"],
+    actions: ["key.update"],
+    members: "own",
+    note: "members tighten controls, loosen only what they set",
+  },
+  "POST /v1/keys/:id/rotate": { access: "key-or-session", scopes: ["keys:write"], actions: ["key.rotate"], members: "own" },
+  "POST /v1/keys/:id/revoke": { access: "key-or-session", scopes: ["keys:write"], actions: ["key.revoke"], members: "own" },
+  "POST /v1/keys/verify": { access: "key", scopes: ["keys:verify"], actions: [] },
   "GET /v1/authz": { access: "holder", scopes: [], note: "required scopes come from the proxy's request" },
   "POST /v1/authz": { access: "holder", scopes: [] },
   "PUT /v1/authz": { access: "holder", scopes: [] },
@@ -46,22 +61,28 @@ export const AUTHORIZATION_MATRIX: Record<string, MatrixEntry> = {
   "DELETE /v1/authz": { access: "holder", scopes: [] },
   "OPTIONS /v1/authz": { access: "holder", scopes: [] },
   "GET /v1/introspect": { access: "holder", scopes: [] },
-  "GET /v1/owners/:type/:id": { access: "key", scopes: ["keys:read"] },
-  "PATCH /v1/owners/:type/:id": { access: "key", scopes: ["users:write"] },
-  "GET /v1/audit-events": { access: "key-or-session", scopes: ["audit:read"], members: "none" },
-  "POST /v1/leaks": { access: "key", scopes: ["keys:write"] },
-  "GET /v1/usage": { access: "key-or-session", scopes: ["keys:read"], members: "own", note: "members see their own keys' usage only" },
+  "GET /v1/owners/:type/:id": { access: "key", scopes: ["keys:read"], actions: [] },
+  "PATCH /v1/owners/:type/:id": { access: "key", scopes: ["users:write"], actions: ["owner.update"] },
+  "GET /v1/audit-events": { access: "key-or-session", scopes: ["audit:read"], actions: ["audit.read"], members: "none" },
+  "POST /v1/leaks": { access: "key", scopes: ["keys:write"], actions: ["leaks.report"] },
+  "GET /v1/usage": {
+    access: "key-or-session",
+    scopes: ["keys:read"],
+    actions: ["usage.read", "key.read"],
+    members: "own",
+    note: "members see their own keys' usage only",
+  },
   "POST /v1/leases/release": {
     access: "holder",
     scopes: [],
     note: "the key that holds the lease; naming another key's lease needs keys:verify",
   },
-  "GET /v1/audit-events/export": { access: "key", scopes: ["audit:read"] },
-  "POST /v1/webhooks": { access: "key", scopes: ["admin"] },
-  "GET /v1/webhooks": { access: "key", scopes: ["admin"] },
-  "GET /v1/webhooks/:id": { access: "key", scopes: ["admin"] },
-  "DELETE /v1/webhooks/:id": { access: "key", scopes: ["admin"] },
-  "GET /v1/webhooks/:id/deliveries": { access: "key", scopes: ["admin"] },
+  "GET /v1/audit-events/export": { access: "key", scopes: ["audit:read"], actions: ["audit.read"] },
+  "POST /v1/webhooks": { access: "key", scopes: ["admin"], actions: ["webhooks.manage"] },
+  "GET /v1/webhooks": { access: "key", scopes: ["admin"], actions: ["webhooks.manage"] },
+  "GET /v1/webhooks/:id": { access: "key", scopes: ["admin"], actions: ["webhooks.manage"] },
+  "DELETE /v1/webhooks/:id": { access: "key", scopes: ["admin"], actions: ["webhooks.manage"] },
+  "GET /v1/webhooks/:id/deliveries": { access: "key", scopes: ["admin"], actions: ["webhooks.manage"] },
 
   "GET /v1/setup": { access: "public", scopes: [], note: "tells only whether setup is pending" },
   "POST /v1/setup": { access: "public", scopes: [], note: "needs the one-time setup token" },
@@ -69,16 +90,38 @@ export const AUTHORIZATION_MATRIX: Record<string, MatrixEntry> = {
   "GET /v1/session": { access: "session", scopes: [] },
   "DELETE /v1/session": { access: "session", scopes: [] },
   "POST /v1/session/password": { access: "session", scopes: [], note: "needs the current password; ends every session of the user" },
-  "GET /v1/users": { access: "key-or-session", scopes: ["users:write"], members: "none" },
-  "POST /v1/users": { access: "key-or-session", scopes: ["users:write"], members: "none" },
-  "GET /v1/users/:id": { access: "key-or-session", scopes: ["users:write"], members: "none" },
-  "PATCH /v1/users/:id": { access: "key-or-session", scopes: ["users:write"], members: "none" },
-  "POST /v1/key-requests": { access: "holder-or-session", scopes: [], members: "own", note: "a sandbox key for itself, or its owner" },
-  "GET /v1/key-requests": { access: "key-or-session", scopes: ["keys:read"], members: "own" },
-  "GET /v1/key-requests/:id": { access: "key-or-session", scopes: ["keys:read"], members: "own" },
-  "POST /v1/key-requests/:id/approve": { access: "key-or-session", scopes: ["keys:write"], members: "none" },
-  "POST /v1/key-requests/:id/reject": { access: "key-or-session", scopes: ["keys:write"], members: "none" },
-  "POST /v1/key-requests/:id/claim": { access: "holder-or-session", scopes: [], members: "own", note: "the sandbox key or the requester" },
+  "GET /v1/users": { access: "key-or-session", scopes: ["users:write"], actions: ["users.read"], members: "none" },
+  "POST /v1/users": { access: "key-or-session", scopes: ["users:write"], actions: ["user.create"], members: "none" },
+  "GET /v1/users/:id": { access: "key-or-session", scopes: ["users:write"], actions: ["users.read"], members: "none" },
+  "PATCH /v1/users/:id": { access: "key-or-session", scopes: ["users:write"], actions: ["user.update"], members: "none" },
+  "POST /v1/key-requests": {
+    access: "holder-or-session",
+    scopes: [],
+    actions: ["key_request.create"],
+    members: "own",
+    note: "a sandbox key for itself, or its owner",
+  },
+  "GET /v1/key-requests": { access: "key-or-session", scopes: ["keys:read"], actions: ["key_request.read"], members: "own" },
+  "GET /v1/key-requests/:id": { access: "key-or-session", scopes: ["keys:read"], actions: ["key_request.read"], members: "own" },
+  "POST /v1/key-requests/:id/approve": {
+    access: "key-or-session",
+    scopes: ["keys:write"],
+    actions: ["key_request.approve"],
+    members: "none",
+  },
+  "POST /v1/key-requests/:id/reject": {
+    access: "key-or-session",
+    scopes: ["keys:write"],
+    actions: ["key_request.reject"],
+    members: "none",
+  },
+  "POST /v1/key-requests/:id/claim": {
+    access: "holder-or-session",
+    scopes: [],
+    actions: ["key_request.claim"],
+    members: "own",
+    note: "the sandbox key or the requester",
+  },
 
   "GET /dashboard": { access: "public", scopes: [], note: "redirect" },
   "GET /dashboard/": { access: "public", scopes: [], note: "static page; data needs a session" },

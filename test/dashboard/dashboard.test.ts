@@ -134,6 +134,14 @@ describe("dashboard", () => {
     const admin = await setupAdmin(service);
     await createMember(service, admin, "bob@example.com", "bob's password!");
     await signInThroughPage("bob@example.com", "bob's password!");
+    // The member policy's default: no "Production" choice, and the form says how to get one.
+    const environments = await page
+      .getByRole("form", { name: "Create a key" })
+      .getByLabel("Environment")
+      .locator("option")
+      .allTextContents();
+    expect(environments).toEqual(["Sandbox"]);
+    await expect.poll(() => page.getByText("Production keys are requested from a sandbox key").count()).toBe(1);
     await createKeyThroughPage("Checkout sandbox");
     await page.getByRole("button", { name: "I have stored it" }).click();
     await page.getByRole("button", { name: "Request a production key for Checkout sandbox" }).click();

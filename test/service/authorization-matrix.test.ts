@@ -1,5 +1,6 @@
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ACTION_TYPES } from "../../src/authority/model.js";
 import { AUTHORIZATION_MATRIX } from "../../src/service/authorization-matrix.js";
 import { listRoutes } from "../../src/service/route-list.js";
 import { startTestService, type TestService } from "../helpers/service.js";
@@ -48,6 +49,26 @@ describe("authorization matrix", () => {
       // Body validation runs before authentication, so a bad body may answer 400 first: either way nothing happens.
       expect([400, 401, 403], route).toContain(response.status);
     }
+  });
+
+  it("names the authority decisions of every management route (an empty list: a lookup that confers nothing)", () => {
+    const management = Object.entries(AUTHORIZATION_MATRIX).filter(([, entry]) =>
+      ["key", "key-or-session", "holder-or-session"].includes(entry.access),
+    );
+    expect(management.filter(([, entry]) => entry.actions === undefined).map(([route]) => route)).toEqual([]);
+  });
+
+  it("names every action the authority module decides, and each named action is asked for by the routes", () => {
+    const named = new Set(Object.values(AUTHORIZATION_MATRIX).flatMap((entry) => entry.actions ?? []));
+    expect(ACTION_TYPES.filter((action) => !named.has(action))).toEqual([]);
+    const routeSources = [
+      ...readdirSync("src/service/routes").map((file) => `src/service/routes/${file}`),
+      "src/service/sessions.ts",
+      "src/service/authority-gate.ts",
+    ]
+      .map((file) => readFileSync(file, "utf8"))
+      .join("\n");
+    expect([...named].filter((action) => !routeSources.includes(`type: "${action}"`))).toEqual([]);
   });
 
   it("is documented in docs/authorization-matrix.md", () => {

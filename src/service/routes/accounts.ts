@@ -1,8 +1,9 @@
 import type { Static } from "@sinclair/typebox";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { memberEnvironments } from "../../authority/actors.js";
 import type { SessionRecord, UserRecord } from "../../core/accounts.js";
 import type { Accounts } from "../../engine/accounts.js";
-import { enforce, memberRightsOf } from "../authority-gate.js";
+import { enforce, memberPolicyOf, memberRightsOf } from "../authority-gate.js";
 import type { ServiceContext } from "../context.js";
 import {
   ChangePasswordBody,
@@ -39,6 +40,7 @@ export function registerAccountRoutes(app: FastifyInstance, ctx: ServiceContext,
     idle_timeout_seconds: Math.floor(accounts.sessionIdleMs / 1000),
     expires_at: iso(session.createdAt + accounts.sessionMaxMs),
     allowed_scopes: user.role === "admin" ? config.adminKeyScopes : config.memberKeyScopes,
+    allowed_environments: user.role === "admin" ? ["sandbox", "production"] : memberEnvironments(memberPolicyOf(ctx)),
   });
 
   /** Sign-in always starts a fresh session (the old one, if any, is ended): no session fixation. */
