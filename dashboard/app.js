@@ -51,7 +51,7 @@ function toast(text) {
 }
 
 const fmt = (iso) => (iso ? new Date(iso).toLocaleString() : "—");
-const badge = (status) => h("span", { class: `badge ${status}` }, status);
+const badge = (status) => h("span", { class: `badge ${status}` }, status.replace("_", " "));
 
 function table(headers, rows, empty) {
   if (rows.length === 0) return h("p", { class: "muted" }, empty);

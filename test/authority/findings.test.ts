@@ -278,6 +278,15 @@ describe("the authority review's findings, each refused", () => {
       expect(events[0]?.details).toMatchObject({ ended_grace: [original.id] });
     });
 
+    it("an admin ends a predecessor's grace early by revoking it; the successor keeps working", async () => {
+      const original = await createKeyOverHttp(service, { owner: { type: "application", id: "early" } });
+      const successor = (await admin("POST", `/v1/keys/${original.id}/rotate`, { grace_seconds: 3600 })).body as { key: string };
+      expect((await admin("POST", `/v1/keys/${original.id}/revoke`, { reason: "grace over" })).status).toBe(200);
+      const introspect = (key: string) => service.call("/v1/introspect", { headers: { authorization: `Bearer ${key}` } });
+      expect((await introspect(original.key)).status).toBe(401);
+      expect((await introspect(successor.key)).status).toBe(200);
+    });
+
     it("the member key cap holds under concurrent creates", async () => {
       const capped = await startTestService({ env: { KEYWARD_MEMBER_KEY_CREATES_PER_HOUR: "5" } });
       try {

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, expect, it } from "vitest";
-import { startServeProcess, waitForExit } from "../helpers/process.js";
+import { runCliProcess, startServeProcess, waitForExit } from "../helpers/process.js";
 
 let dir: string;
 beforeEach(() => {
@@ -73,6 +73,41 @@ it("serve --workers 2 without Redis: the workers share one limiter, so limits ho
     };
     expect(await hammer((await create({ rate_limit: { requests: 5, per_seconds: 60 } })).key, 16)).toBe(5);
     expect(await hammer((await create({ quota: { remaining: 4 } })).key, 12)).toBe(4);
+  } finally {
+    server.child.kill("SIGTERM");
+    await waitForExit(server.child);
+  }
+});
+
+it("serve --workers 4: the member key cap is exact across worker processes (one conditional insert)", async () => {
+  const env = { KEYWARD_DATABASE_URL: `sqlite:${join(dir, "k.db")}`, KEYWARD_LOG_LEVEL: "warn", KEYWARD_MEMBER_KEY_CREATES_PER_HOUR: "20" };
+  const member = JSON.parse((await runCliProcess(["users", "create", "--email", "cap@example.com", "--json"], env)).stdout) as {
+    id: string;
+    password: string;
+  };
+  const server = await startServeProcess(env, ["--workers", "4"]);
+  try {
+    await expect.poll(() => (server.stdout().match(/Keyward listening on/g) ?? []).length, { timeout: 15_000 }).toBe(4);
+    const signedIn = await fetch(`${server.url}/v1/session`, {
+      method: "POST",
+      headers: { "content-type": "application/json", origin: server.url },
+      body: JSON.stringify({ email: "cap@example.com", password: member.password }),
+    });
+    const cookie = /kw_session=[^;]+/.exec(signedIn.headers.get("set-cookie") ?? "")?.[0] ?? "";
+    const { csrf_token: csrf } = (await signedIn.json()) as { csrf_token: string };
+    // Separate connections, so the creates land on different workers at once.
+    const statuses = await Promise.all(
+      Array.from({ length: 40 }, async (_, i) => {
+        const response = await fetch(`${server.url}/v1/keys`, {
+          method: "POST",
+          headers: { cookie, "x-csrf-token": csrf, origin: server.url, "content-type": "application/json", connection: "close" },
+          body: JSON.stringify({ owner: { type: "user", id: member.id }, name: `k${i}`, environment: "sandbox", scopes: ["read"] }),
+        });
+        return response.status;
+      }),
+    );
+    expect(statuses.filter((status) => status === 201)).toHaveLength(20);
+    expect(statuses.filter((status) => status !== 201 && status !== 429)).toEqual([]);
   } finally {
     server.child.kill("SIGTERM");
     await waitForExit(server.child);
