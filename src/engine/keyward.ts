@@ -319,7 +319,11 @@ export class Keyward {
     this.observer.cacheLookup("miss");
     let pending = this.inflight.get(digest);
     if (!pending) {
-      pending = this.fetch(presented, digest, now).finally(() => this.inflight.delete(digest));
+      const started: Promise<CachedKey | null> = this.fetch(presented, digest, now).finally(() => {
+        // An invalidation may have replaced this read with a newer one: leave that one in place.
+        if (this.inflight.get(digest) === started) this.inflight.delete(digest);
+      });
+      pending = started;
       this.inflight.set(digest, pending);
     }
     try {
@@ -378,16 +382,17 @@ export class Keyward {
   }
 
   private async fetch(presented: string, digest: string, now: number): Promise<CachedKey | null> {
+    const epoch = this.cache.epoch;
     let lookup: KeyLookup | null = await this.store.findKeyByDigest(digest);
     // Keys hashed under an older secret version still verify while they are phased out.
     for (let i = 1; !lookup && i < this.hashSecrets.length; i++) {
       lookup = await this.store.findKeyByDigest(hashApiKey(presented, this.hashSecrets[i]));
     }
     if (!lookup) {
-      this.cache.setMissing(digest, now);
+      this.cache.setMissing(digest, now, epoch);
       return null;
     }
-    return this.cache.setFound(digest, lookup, now);
+    return this.cache.setFound(digest, lookup, now, epoch);
   }
 
   // ---------------------------------------------------------------- management
@@ -675,6 +680,9 @@ export class Keyward {
   applyInvalidation(message: InvalidationMessage): void {
     if (message.kind === "all") this.cache.invalidateAll();
     else this.cache.invalidateKey(message.keyId, message.digest);
+    // A request arriving from now on must not join a read that started before the change: it
+    // could return the row as it was (docs/security.md, revocation bound).
+    this.inflight.clear();
   }
 
   private invalidate(message: InvalidationMessage): void {

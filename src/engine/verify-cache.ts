@@ -169,6 +169,7 @@ export class VerifyCache {
   private readonly digestsById = new Map<string, string>();
   private readonly shared = new SharedKeyParts();
   private changeToken: ChangeTokenState | null = null;
+  private invalidations = 0;
 
   constructor(options: VerifyCacheOptions = {}) {
     this.maxAgeMs = options.maxAgeMs ?? 5_000;
@@ -178,6 +179,17 @@ export class VerifyCache {
       if (this.digestsById.get(entry.lookup.key.id) === entry.lookup.key.digest) this.digestsById.delete(entry.lookup.key.id);
     });
     this.negative = new LRUCache({ max: options.negativeMaxEntries ?? 100_000 });
+  }
+
+  /**
+   * A counter moved by every invalidation. A store read takes it before it starts and hands it
+   * back to `setFound`/`setMissing`: a read that an invalidation overtook may have read the row
+   * as it was before the change (a revocation committed while the read was in flight), so its
+   * result is answered to the requests that were waiting for it but never cached
+   * (docs/security.md, revocation bound).
+   */
+  get epoch(): number {
+    return this.invalidations;
   }
 
   /** The entry for `digest`, fresh or not; the caller decides by `fetchedAt`. */
@@ -224,7 +236,7 @@ export class VerifyCache {
     return at !== undefined && now - at < this.negativeMaxAgeMs;
   }
 
-  setFound(digest: string, lookup: KeyLookup, now: number): CachedKey {
+  setFound(digest: string, lookup: KeyLookup, now: number, readEpoch = this.invalidations): CachedKey {
     this.shared.compact(lookup.key, digest);
     const cidrs = lookup.key.allowedCidrs;
     const entry: CachedKey = {
@@ -233,17 +245,19 @@ export class VerifyCache {
       view: freezeView(toVerifiedKey(lookup.key)),
       fetchedAt: now,
     };
+    if (readEpoch !== this.invalidations) return entry;
     this.positive.set(digest, entry);
     this.digestsById.set(lookup.key.id, digest);
     this.negative.delete(digest);
     return entry;
   }
 
-  setMissing(digest: string, now: number): void {
-    this.negative.set(digest, now);
+  setMissing(digest: string, now: number, readEpoch = this.invalidations): void {
+    if (readEpoch === this.invalidations) this.negative.set(digest, now);
   }
 
   invalidateKey(keyId: string, digest?: string): void {
+    this.invalidations++;
     const known = digest ?? this.digestsById.get(keyId);
     if (known !== undefined) {
       this.positive.delete(known);
@@ -254,6 +268,7 @@ export class VerifyCache {
 
   /** Owner changes touch many keys; they are rare, so dropping every positive entry is simplest and safe. */
   invalidateAll(): void {
+    this.invalidations++;
     this.positive.clear();
     this.digestsById.clear();
   }
