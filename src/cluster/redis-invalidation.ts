@@ -5,7 +5,10 @@ import type { InvalidationMessage, Keyward } from "../engine/keyward.js";
 export interface RedisInvalidationOptions {
   /** Channel name. Default `keyward:invalidate`. */
   channel?: string;
-  /** Called on connection changes, for logs and metrics. */
+  /**
+   * Called when the subscription is made and when it is lost, once per change (not on every
+   * reconnect attempt), for logs and metrics.
+   */
   onStatus?: (status: "connected" | "disconnected") => void;
   redisOptions?: RedisOptions;
 }
@@ -18,16 +21,19 @@ interface Envelope {
 /**
  * Cross-instance cache invalidation over Redis pub/sub. Every local change (revoke, rotate,
  * disable, scope change, owner change) is published; every instance applies what the others
- * publish within one round trip. Pub/sub is fire-and-forget, so when the subscription drops
- * and comes back the instance clears its whole cache (messages may have been missed); while it
- * is down, the cache's maximum age still bounds staleness.
+ * publish within one round trip. Pub/sub is fire-and-forget, so every time the subscription is
+ * made (the first time too: the instance may have started while Redis was down) the instance
+ * clears its whole cache, since messages may have been missed; while it is down, the cache's
+ * maximum age still bounds staleness, and `subscribed` says so (/readyz, a metric).
  */
 export class RedisInvalidationChannel {
   readonly instanceId = randomUUID();
   private readonly channel: string;
   private readonly publisher: Redis;
   private readonly subscriber: Redis;
-  private connectedOnce = false;
+  private subscribedNow = false;
+  private subscribing: Promise<void> | null = null;
+  private closed = false;
 
   constructor(
     private readonly keyward: Keyward,
@@ -46,22 +52,50 @@ export class RedisInvalidationChannel {
     this.publisher = new Redis(redisUrl, common);
     this.subscriber = new Redis(redisUrl, { ...common, enableOfflineQueue: true });
     this.subscriber.on("message", (_channel: string, raw: string) => this.receive(raw));
+    // Subscribe on every (re)connection, not only at start: an instance started while Redis was
+    // down must still subscribe once Redis is back (docs/deploy.md).
     this.subscriber.on("ready", () => {
-      // A reconnect may have dropped messages: forget everything cached and re-read from the store.
-      if (this.connectedOnce) this.keyward.applyInvalidation({ kind: "all" });
-      this.connectedOnce = true;
-      this.options.onStatus?.("connected");
+      this.subscribe().catch(() => {});
     });
-    this.subscriber.on("close", () => this.options.onStatus?.("disconnected"));
+    this.subscriber.on("close", () => {
+      if (!this.subscribedNow) return;
+      this.subscribedNow = false;
+      this.options.onStatus?.("disconnected");
+    });
     // Errors are reported through status; ioredis reconnects by itself.
     this.subscriber.on("error", () => {});
     this.publisher.on("error", () => {});
     keyward.onInvalidate((message) => this.publish(message));
   }
 
+  /** Whether messages from other instances are being received now. */
+  get subscribed(): boolean {
+    return this.subscribedNow;
+  }
+
+  /**
+   * Connects both clients. When Redis is down this rejects, but ioredis keeps reconnecting with
+   * the back-off above, and the subscription is made on the first successful connection.
+   */
   async start(): Promise<void> {
     await Promise.all([this.publisher.connect(), this.subscriber.connect()]);
-    await this.subscriber.subscribe(this.channel);
+    await this.subscribe();
+  }
+
+  private subscribe(): Promise<void> {
+    this.subscribing ??= (async () => {
+      try {
+        await this.subscriber.subscribe(this.channel);
+        if (this.subscribedNow || this.closed) return;
+        this.subscribedNow = true;
+        // Whatever was published while this instance was not subscribed is lost: drop the cache.
+        this.keyward.applyInvalidation({ kind: "all" });
+        this.options.onStatus?.("connected");
+      } finally {
+        this.subscribing = null;
+      }
+    })();
+    return this.subscribing;
   }
 
   private publish(message: InvalidationMessage): void {
@@ -86,6 +120,8 @@ export class RedisInvalidationChannel {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
+    this.subscribedNow = false;
     this.publisher.disconnect();
     this.subscriber.disconnect();
   }

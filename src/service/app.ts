@@ -39,6 +39,8 @@ export interface AppOptions {
   webhooks?: WebhookStore | null;
   /** People and key requests; by default on the key store's own database (SQLite or PostgreSQL). */
   accounts?: AccountStore | null;
+  /** The cross-instance invalidation channel, when Redis is configured: /readyz reports its subscription. */
+  invalidation?: { readonly subscribed: boolean } | null;
 }
 
 /**
@@ -147,7 +149,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       })
     : null;
   if (accounts) installCsrfGuard(app, config.dashboard);
-  const ctx: ServiceContext = createServiceContext(options.keyward, config, options.metrics, accounts);
+  const ctx: ServiceContext = createServiceContext(options.keyward, config, options.metrics, accounts, options.invalidation ?? null);
   registerOperationRoutes(app, ctx);
   registerKeyRoutes(app, ctx);
   registerVerificationRoutes(app, ctx);

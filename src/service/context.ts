@@ -18,6 +18,8 @@ export interface ServiceContext {
   metrics: ServiceMetrics;
   /** People, sessions and key requests; null when the store has no account adapter (memory). */
   accounts: Accounts | null;
+  /** The Redis invalidation channel, when configured (its subscription is part of readiness). */
+  invalidation: { readonly subscribed: boolean } | null;
   /** Management calls: the caller's key must hold `scopes`; not metered against its limits. */
   requireKey(request: FastifyRequest, reply: FastifyReply, scopes: string[]): Promise<ValidResult | null>;
   /**
@@ -36,6 +38,7 @@ export function createServiceContext(
   config: ServiceConfig,
   metrics: ServiceMetrics,
   accounts: Accounts | null = null,
+  invalidation: { readonly subscribed: boolean } | null = null,
 ): ServiceContext {
   const edge = { realm: config.realm, allowQueryKeys: config.allowQueryKeys };
   const requireKey = (request: FastifyRequest, reply: FastifyReply, scopes: string[]) =>
@@ -52,6 +55,7 @@ export function createServiceContext(
     config,
     metrics,
     accounts,
+    invalidation,
     requireKey,
     async requireCaller(request, reply, scopes) {
       if (accounts && !carriesApiKey(request) && readSessionCookie(request) !== null)

@@ -46,6 +46,8 @@ export class ServiceMetrics {
   readonly webhookDeliveries: Counter<"outcome">;
   readonly limiterDecisions: Counter<"decision">;
   readonly limiterDegraded: Gauge;
+  /** 1 while the Redis invalidation channel is subscribed, 0 while it is not; absent without Redis. */
+  readonly invalidationSubscribed: Gauge;
   readonly usageBufferEvents: Gauge;
   readonly usageDroppedEvents: Counter;
   private usageStats: UsageBufferStats | undefined;
@@ -112,6 +114,11 @@ export class ServiceMetrics {
     this.limiterDegraded = new Gauge({
       name: "keyward_limiter_degraded",
       help: "1 while the shared limiter (Redis) is unreachable and limits run per instance, else 0",
+      registers,
+    });
+    this.invalidationSubscribed = new Gauge({
+      name: "keyward_invalidation_subscribed",
+      help: "1 while the cross-instance invalidation channel (Redis) is subscribed, 0 while it is not (revocations from other instances then wait for the cache's maximum age)",
       registers,
     });
     // Read from the usage buffer at scrape time: the hot path never touches a metric for it.

@@ -41,15 +41,27 @@ export async function startService(config: ServiceConfig, options: StartOptions 
   if (config.redisUrl) {
     channel = new RedisInvalidationChannel(keyward, config.redisUrl, {
       channel: `${config.redisPrefix}invalidate`,
-      onStatus: (status) => logger[status === "connected" ? "info" : "warn"]({ status }, "invalidation channel"),
+      onStatus: (status) => {
+        metrics.invalidationSubscribed.set(status === "connected" ? 1 : 0);
+        if (status === "connected") logger.info({ status }, "invalidation channel subscribed");
+        else logger.warn({ status }, "invalidation channel lost: revocations from other instances wait for the cache's maximum age");
+      },
     });
+    metrics.invalidationSubscribed.set(0);
     // Start without waiting for Redis: if it is down, the cache maximum age bounds staleness and the channel reconnects.
-    channel.start().catch((error: Error) => logger.warn({ err: error }, "invalidation channel not connected yet"));
+    channel
+      .start()
+      .catch((error: Error) =>
+        logger.warn(
+          { err: { message: error.message || String(error) } },
+          "invalidation channel not subscribed yet: Redis is unreachable; retrying",
+        ),
+      );
   }
   const webhooks = openWebhookStore(keyward.store);
   const dispatcher = webhooks ? new WebhookDispatcher(webhooks, config.webhooks, { metrics, logger }) : null;
   const accountStore = accountStoreFor(keyward.store);
-  const app = await buildApp({ keyward, config, logger, metrics, webhooks, accounts: accountStore });
+  const app = await buildApp({ keyward, config, logger, metrics, webhooks, accounts: accountStore, invalidation: channel });
   await app.listen({ port: config.port, host: config.host });
   const address = app.server.address();
   const port = typeof address === "object" && address ? address.port : config.port;

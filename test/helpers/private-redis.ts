@@ -21,6 +21,11 @@ export class PrivateRedis {
   private child: ChildProcess | null = null;
   private constructor(readonly port: number) {}
 
+  /** A free port for a Redis that is not running yet (a service started before its Redis). */
+  static async reserve(): Promise<PrivateRedis> {
+    return new PrivateRedis(await freePort());
+  }
+
   static async start(): Promise<PrivateRedis> {
     const redis = new PrivateRedis(await freePort());
     await redis.start();

@@ -23,7 +23,11 @@ export function registerOperationRoutes(app: FastifyInstance, ctx: ServiceContex
   app.get("/readyz", { schema: { tags: ["operations"], summary: "Readiness: the store answers" } }, async (_request, reply) => {
     try {
       await ctx.keyward.store.getMeta("schema");
-      return { status: "ready", checks: { store: "ok" } };
+      // Without the invalidation channel the instance still serves, so it stays ready (taking
+      // every instance out during a Redis outage would be an outage); it says it is degraded.
+      if (ctx.invalidation && !ctx.invalidation.subscribed)
+        return { status: "degraded", checks: { store: "ok", invalidation: "unsubscribed" } };
+      return { status: "ready", checks: { store: "ok", ...(ctx.invalidation ? { invalidation: "subscribed" } : {}) } };
     } catch {
       return reply
         .code(503)
