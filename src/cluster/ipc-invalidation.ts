@@ -8,6 +8,23 @@ interface IpcEnvelope {
   message: InvalidationMessage;
 }
 
+/**
+ * Sends to the other end of an IPC channel without ever throwing or emitting: a worker may die
+ * between the connectivity check and the write (EPIPE), and an unhandled send error would crash
+ * the primary and, with it, every worker (docs/deploy.md). A lost message is bounded by the
+ * cache's maximum age, like any lost invalidation.
+ */
+export function sendQuietly(
+  target: { send?: (message: unknown, callback?: (error: Error | null) => void) => boolean },
+  message: unknown,
+): void {
+  try {
+    target.send?.(message, () => {});
+  } catch {
+    // The channel closed under us: nothing to deliver to.
+  }
+}
+
 const isEnvelope = (value: unknown): value is IpcEnvelope =>
   typeof value === "object" && value !== null && (value as { type?: unknown }).type === TAG;
 
@@ -20,7 +37,7 @@ export function connectWorkerInvalidation(keyward: Keyward): void {
   if (!cluster.isWorker || !process.send) return;
   keyward.onInvalidate((message) => {
     const envelope: IpcEnvelope = { type: TAG, message: message.kind === "key" ? { kind: "key", keyId: message.keyId } : message };
-    process.send?.(envelope);
+    sendQuietly(process as never, envelope);
   });
   process.on("message", (value: unknown) => {
     if (isEnvelope(value)) keyward.applyInvalidation(value.message);
@@ -32,7 +49,7 @@ export function relayWorkerInvalidations(): void {
   cluster.on("message", (from, value: unknown) => {
     if (!isEnvelope(value)) return;
     for (const worker of Object.values(cluster.workers ?? {})) {
-      if (worker && worker.id !== from.id && worker.isConnected()) worker.send(value);
+      if (worker && worker.id !== from.id && worker.isConnected()) sendQuietly(worker as never, value);
     }
   });
 }

@@ -2,6 +2,7 @@ import cluster, { type Worker } from "node:cluster";
 import type { GcraParams } from "../core/rate-limit.js";
 import { MemoryRateLimiter } from "../limits/memory-rate-limiter.js";
 import type { RateLimiter, RateOutcome } from "../ports/limits.js";
+import { sendQuietly } from "./ipc-invalidation.js";
 
 const CALL = "keyward:limit";
 const REPLY = "keyward:limit-reply";
@@ -87,7 +88,7 @@ export class IpcRateLimiter implements RateLimiter {
       }, this.timeoutMs);
       this.pending.set(id, { resolve: resolve as (value: unknown) => void, timer });
       const envelope: CallEnvelope = { type: CALL, id, op, args };
-      process.send?.(envelope);
+      sendQuietly(process as never, envelope);
     });
   }
 }
@@ -108,7 +109,7 @@ export function serveWorkerLimits(): void {
     if (!operation) return;
     void operation(...(value.args as never[])).then((result) => {
       const reply: ReplyEnvelope = { type: REPLY, id: value.id, result };
-      if (worker.isConnected()) worker.send(reply);
+      if (worker.isConnected()) sendQuietly(worker as never, reply);
     });
   });
 }

@@ -22,6 +22,12 @@ export async function runPrimary(config: ServiceConfig, workers: number, print: 
   if (!config.redisUrl) serveWorkerLimits();
   let stopping = false;
   const env = { KEYWARD_PORT: String(config.port), KEYWARD_HOST: config.host };
+  // A dying worker's IPC pipe may fail a write after the primary checked it: such errors are
+  // the worker's end, never the primary's (the primary must outlive every worker).
+  cluster.on("fork", (worker) => {
+    worker.on("error", () => {});
+    worker.process.on("error", () => {});
+  });
   for (let i = 0; i < workers; i++) cluster.fork(env);
   cluster.on("exit", (worker, code, signal) => {
     if (stopping) return;

@@ -1,7 +1,9 @@
+import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, expect, it } from "vitest";
+import { freePort } from "../helpers/private-redis.js";
 import { runCliProcess, startServeProcess, waitForExit } from "../helpers/process.js";
 
 let dir: string;
@@ -113,3 +115,83 @@ it("serve --workers 4: the member key cap is exact across worker processes (one 
     await waitForExit(server.child);
   }
 });
+
+/** The worker processes of a `serve --workers N` primary (its node:cluster children). */
+function workerPids(primary: number): number[] {
+  const out = execFileSync("ps", ["-o", "pid=", "--ppid", String(primary)], { encoding: "utf8" });
+  return out
+    .split("\n")
+    .map((line) => Number(line.trim()))
+    .filter((pid) => pid > 0);
+}
+
+it("serve --workers 2: the primary outlives workers killed while it relays invalidations and limiter calls, and replaces them", async () => {
+  // A fixed port: with port 0, workers started after every worker died would listen on a new one.
+  const port = await freePort();
+  const server = await startServeProcess({ KEYWARD_DATABASE_URL: `sqlite:${join(dir, "k.db")}`, KEYWARD_LOG_LEVEL: "warn" }, [
+    "--workers",
+    "2",
+    "--port",
+    String(port),
+  ]);
+  try {
+    await expect.poll(() => (server.stdout().match(/Keyward listening on/g) ?? []).length, { timeout: 10_000 }).toBe(2);
+    const admin = (server.stdout().match(/kw_live_[0-9A-Za-z]{38}/g) ?? [])[0];
+    const headers = { authorization: `Bearer ${admin}`, "content-type": "application/json", connection: "close" };
+    const signal = () => AbortSignal.timeout(3_000);
+    const primary = server.child.pid as number;
+    let churning = true;
+    // Invalidations (create + revoke) and limiter calls (a rate-limited key) on both workers, all the time.
+    const churn = (async () => {
+      while (churning) {
+        try {
+          const created = (await (
+            await fetch(`${server.url}/v1/keys`, {
+              method: "POST",
+              headers,
+              signal: signal(),
+              body: JSON.stringify({
+                owner: { type: "application", id: "churn" },
+                name: "c",
+                environment: "sandbox",
+                scopes: ["read"],
+                rate_limit: { requests: 100, per_seconds: 1 },
+              }),
+            })
+          ).json()) as { id?: string; key?: string };
+          if (created.key)
+            await fetch(`${server.url}/v1/authz`, { headers: { "x-api-key": created.key, connection: "close" }, signal: signal() });
+          if (created.id)
+            await fetch(`${server.url}/v1/keys/${created.id}/revoke`, { method: "POST", headers, body: "{}", signal: signal() });
+        } catch {
+          // A connection to the killed worker fails; the next one goes to a live worker.
+        }
+      }
+    })();
+    for (let round = 0; round < 8; round++) {
+      await expect.poll(() => workerPids(primary).length, { timeout: 10_000 }).toBe(2);
+      const victim = workerPids(primary)[round % 2];
+      if (victim) process.kill(victim, "SIGKILL");
+      await new Promise((resolve) => setTimeout(resolve, 150));
+    }
+    churning = false;
+    await churn;
+    expect(server.child.exitCode).toBeNull();
+    expect(server.child.signalCode).toBeNull();
+    await expect.poll(() => workerPids(primary).length, { timeout: 10_000 }).toBe(2);
+    const health = async () => {
+      try {
+        return (await fetch(`${server.url}/healthz`, { headers: { connection: "close" } })).status;
+      } catch (error) {
+        return String(error);
+      }
+    };
+    await expect.poll(health, { timeout: 10_000 }).toBe(200);
+  } catch (error) {
+    console.log(server.stdout().slice(-3000));
+    throw error;
+  } finally {
+    server.child.kill("SIGTERM");
+    await waitForExit(server.child);
+  }
+}, 120_000);
