@@ -11,7 +11,7 @@ import {
   type UserRecord,
   type UserRole,
 } from "../core/accounts.js";
-import { KeywardError } from "../core/errors.js";
+import { KeywardError, refusalError } from "../core/errors.js";
 import { computeKeyStatus, type KeyRecord, type OwnerRef, type RequestContext } from "../core/model.js";
 import { newKeyRecord } from "../core/new-key-record.js";
 import { hashPassword, MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, verifyPassword, verifyPasswordAgainstNothing } from "../core/passwords.js";
@@ -20,6 +20,7 @@ import { findMissingScopes } from "../core/scopes.js";
 import type { AccountStore, DecisionResult, KeyRequestFilter } from "../ports/account-store.js";
 import { buildAuditEvent } from "./audit.js";
 import type { Keyward, Page } from "./keyward.js";
+import { SignInThrottle } from "./sign-in-throttle.js";
 
 export interface AccountsOptions {
   /** A session ends after this long without a request. Default 30 minutes. */
@@ -31,8 +32,31 @@ export interface AccountsOptions {
   /** Failed sign-ins allowed per account+address and per address in the throttle window. Defaults 5 and 20. */
   signInFailuresPerAccount?: number;
   signInFailuresPerAddress?: number;
+  /** Failed sign-ins per account over every address before the slowdown (docs/hardening.md). Default 10. */
+  signInAccountLimit?: number;
+  /** IPv6 sign-in attempts are counted by this prefix length. Default 64. */
+  signInIpv6Prefix?: number;
   /** Default 15 minutes. */
   signInWindowMs?: number;
+  /** Live sessions per user; a sign-in past it ends the oldest. Default 10. */
+  maxSessionsPerUser?: number;
+}
+
+/** Addresses a person signed in from within this long count as theirs during a slowdown. */
+const GOOD_ADDRESS_MS = 30 * 86_400_000;
+/** How long a looked-up list of good addresses is reused. */
+const GOOD_ADDRESS_MEMO_MS = 60_000;
+
+/** Repeated sign-in failures of one account from one address within one window, not yet audited. */
+interface FailureRun {
+  windowStart: number;
+  /** Failures after the window's first (which was audited on its own). */
+  repeated: number;
+  lastAt: number;
+  targetId: string;
+  email: string;
+  reason: string;
+  context: Omit<RequestContext, "actor">;
 }
 
 /** The secret cookie value is never stored: only its SHA-256. */
@@ -99,9 +123,14 @@ export class Accounts {
   readonly sessionIdleMs: number;
   readonly sessionMaxMs: number;
   private readonly setupTokenTtlMs: number;
-  private readonly failures: LRUCache<string, number>;
-  private readonly perAccount: number;
-  private readonly perAddress: number;
+  private readonly maxSessionsPerUser: number;
+  readonly throttle: SignInThrottle;
+  /** Recent good sign-in addresses (buckets) per account, looked up in the audit trail. */
+  private readonly goodAddresses: LRUCache<string, { buckets: Set<string>; at: number }>;
+  /** Sign-in failures coalesced in the audit trail: one row per account and address per window, then a count. */
+  private readonly failureRuns: LRUCache<string, FailureRun>;
+  /** Runs evicted from `failureRuns` with uncounted failures, written at the next sweep. */
+  private evictedRuns: FailureRun[] = [];
 
   constructor(
     readonly keyward: Keyward,
@@ -111,10 +140,22 @@ export class Accounts {
     this.sessionIdleMs = options.sessionIdleMs ?? 30 * 60_000;
     this.sessionMaxMs = options.sessionMaxMs ?? 12 * 3_600_000;
     this.setupTokenTtlMs = options.setupTokenTtlMs ?? 24 * 3_600_000;
-    this.perAccount = options.signInFailuresPerAccount ?? 5;
-    this.perAddress = options.signInFailuresPerAddress ?? 20;
-    // Bounded memory whatever an attacker sends: an LRU of counters that expire with the window.
-    this.failures = new LRUCache({ max: 50_000, ttl: options.signInWindowMs ?? 15 * 60_000, ttlAutopurge: false });
+    this.maxSessionsPerUser = options.maxSessionsPerUser ?? 10;
+    // Bounded memory whatever an attacker sends: LRUs of counters on the engine's clock.
+    this.throttle = new SignInThrottle({
+      perAccountAddress: options.signInFailuresPerAccount ?? 5,
+      perAddress: options.signInFailuresPerAddress ?? 20,
+      perAccount: options.signInAccountLimit ?? 10,
+      windowMs: options.signInWindowMs ?? 15 * 60_000,
+      ipv6Prefix: options.signInIpv6Prefix ?? 64,
+    });
+    this.goodAddresses = new LRUCache({ max: 10_000 });
+    this.failureRuns = new LRUCache({
+      max: 50_000,
+      dispose: (run, _key, reason) => {
+        if (reason === "evict" && run.repeated > 0 && this.evictedRuns.length < 10_000) this.evictedRuns.push(run);
+      },
+    });
   }
 
   private now(): number {
@@ -204,11 +245,9 @@ export class Accounts {
    * failed sign-in), and every session of theirs ends in the same transaction as the change.
    */
   async changePassword(user: UserRecord, current: string, next: string, context: RequestContext): Promise<UserRecord> {
-    const [accountKey] = this.throttleKeys(user.email, context.ip);
-    if ((this.failures.get(accountKey) ?? 0) >= this.perAccount)
-      throw new KeywardError("SIGN_IN_THROTTLED", "too many failed attempts; try again later", { retryAfterSeconds: 900 });
+    await this.refuseThrottled(user.email, context.ip, "too many failed attempts; try again later");
     if (current.length > MAX_PASSWORD_LENGTH || !(await verifyPassword(current, user.passwordHash))) {
-      this.failures.set(accountKey, (this.failures.get(accountKey) ?? 0) + 1);
+      this.throttle.fail(user.email, context.ip, this.now());
       throw new KeywardError("SIGN_IN_FAILED", "the current password is wrong");
     }
     validateCredentials(user.email, next);
@@ -221,24 +260,122 @@ export class Accounts {
 
   // ---------------------------------------------------------------- sign-in and sessions
 
-  private throttleKeys(email: string, ip: string | undefined): [string, string] {
-    return [`a:${normalizeEmail(email)}|${ip ?? ""}`, `i:${ip ?? ""}`];
+  /**
+   * Throws SIGN_IN_THROTTLED while `email` may not try from `ip` (docs/hardening.md): the
+   * address's own windows always apply; the account-wide slowdown does not apply to addresses
+   * the person recently signed in from, so an attacker elsewhere cannot lock them out.
+   */
+  private async refuseThrottled(email: string, ip: string | undefined, message: string): Promise<void> {
+    const account = normalizeEmail(email);
+    const now = this.now();
+    const wait = this.throttle.state(account, ip, now);
+    let ms = wait.local;
+    if (ms === 0 && wait.account > 0 && !(await this.isGoodAddress(account, ip, now))) ms = wait.account;
+    if (ms > 0) throw refusalError("SIGN_IN_THROTTLED", message, { retryAfterSeconds: Math.max(1, Math.ceil(ms / 1000)) });
+  }
+
+  /** Whether the account signed in successfully from this address (its bucket) within the last 30 days. */
+  private async isGoodAddress(account: string, ip: string | undefined, now: number): Promise<boolean> {
+    if (!ip) return false;
+    let known = this.goodAddresses.get(account);
+    if (!known || now - known.at > GOOD_ADDRESS_MEMO_MS) {
+      const user = account.length <= 320 ? await this.store.getUserByEmail(account) : null;
+      const buckets = new Set<string>();
+      if (user) {
+        const page = await this.keyward.store.listAuditEvents(
+          { actorId: user.id, action: "session.signed_in", since: now - GOOD_ADDRESS_MS },
+          50,
+          null,
+        );
+        for (const event of page.events) if (event.ip) buckets.add(this.throttle.bucket(event.ip));
+      }
+      known = { buckets, at: now };
+      this.goodAddresses.set(account, known);
+    }
+    return known.buckets.has(this.throttle.bucket(ip));
   }
 
   /**
-   * Checks the password and opens a session. Failures are throttled per account+address and per
-   * address (so one attacker cannot lock a person out from everywhere), answer one generic
-   * error, and are audited.
+   * Audits a failed sign-in, coalesced: the first failure of an account from an address in a
+   * window is one row; later ones in that window are counted and written as one summary row
+   * (`count`) when the window ends (`sweep`), or when the next window starts.
+   */
+  private async auditFailure(run: Omit<FailureRun, "windowStart" | "repeated" | "lastAt">, now: number): Promise<void> {
+    const key = `${run.email}|${this.throttle.bucket(run.context.ip)}`;
+    const open = this.failureRuns.get(key);
+    if (open && now - open.windowStart < this.throttle.windowMs) {
+      Object.assign(open, run, { repeated: open.repeated + 1, lastAt: now });
+      return;
+    }
+    if (open && open.repeated > 0) await this.writeFailureSummary(open);
+    this.failureRuns.set(key, { ...run, windowStart: now, repeated: 0, lastAt: now });
+    await this.keyward.store.appendAuditEvent(
+      buildAuditEvent(
+        { ...run.context, actor: { type: "system", id: "sign-in" } },
+        now,
+        "session.sign_in_failed",
+        { type: "user", id: run.targetId },
+        null,
+        { email: run.email, reason: run.reason, count: 1 },
+      ),
+    );
+  }
+
+  private async writeFailureSummary(run: FailureRun): Promise<void> {
+    const count = run.repeated;
+    run.repeated = 0;
+    await this.keyward.store.appendAuditEvent(
+      buildAuditEvent(
+        { ...run.context, actor: { type: "system", id: "sign-in" } },
+        this.now(),
+        "session.sign_in_failed",
+        { type: "user", id: run.targetId },
+        null,
+        {
+          email: run.email,
+          reason: run.reason,
+          count,
+          first_at: new Date(run.windowStart).toISOString(),
+          last_at: new Date(run.lastAt).toISOString(),
+        },
+      ),
+    );
+  }
+
+  /**
+   * Housekeeping, run on a timer by the service and at shutdown: deletes expired sessions and
+   * writes the summary rows of sign-in failure windows that have ended (`all`: every pending one).
+   */
+  async sweep(all = false): Promise<void> {
+    const now = this.now();
+    await this.purgeExpiredSessions(now);
+    const evicted = this.evictedRuns;
+    this.evictedRuns = [];
+    for (const run of evicted) await this.writeFailureSummary(run);
+    for (const [key, run] of [...this.failureRuns.entries()]) {
+      const ended = now - run.windowStart >= this.throttle.windowMs;
+      if (run.repeated > 0 && (ended || all)) await this.writeFailureSummary(run);
+      if (ended) this.failureRuns.delete(key);
+    }
+  }
+
+  /** Deletes every session past its idle or absolute timeout (their rows hold addresses and user agents). */
+  async purgeExpiredSessions(now = this.now()): Promise<number> {
+    return this.store.deleteExpiredSessions(now - this.sessionIdleMs, now - this.sessionMaxMs);
+  }
+
+  /**
+   * Checks the password and opens a session. Failures are throttled per account+address, per
+   * address and per account over every address (a slowdown that the account's own recent
+   * addresses skip, so an attacker cannot lock a person out), answer one generic error, and are
+   * audited, coalesced per account and address per window.
    */
   async signIn(
     email: string,
     password: string,
     context: Omit<RequestContext, "actor">,
   ): Promise<{ token: string; session: SessionRecord; user: UserRecord }> {
-    const [accountKey, addressKey] = this.throttleKeys(email, context.ip);
-    if ((this.failures.get(accountKey) ?? 0) >= this.perAccount || (this.failures.get(addressKey) ?? 0) >= this.perAddress) {
-      throw new KeywardError("SIGN_IN_THROTTLED", "too many failed sign-ins; try again later", { retryAfterSeconds: 900 });
-    }
+    await this.refuseThrottled(email, context.ip, "too many failed sign-ins; try again later");
     const normalized = normalizeEmail(email);
     const user = normalized.length <= 320 ? await this.store.getUserByEmail(normalized) : null;
     const ok =
@@ -247,21 +384,21 @@ export class Accounts {
         : await verifyPasswordAgainstNothing(password.slice(0, MAX_PASSWORD_LENGTH));
     const now = this.now();
     if (!user || !ok || user.disabled) {
-      this.failures.set(accountKey, (this.failures.get(accountKey) ?? 0) + 1);
-      this.failures.set(addressKey, (this.failures.get(addressKey) ?? 0) + 1);
-      await this.keyward.store.appendAuditEvent(
-        buildAuditEvent(
-          { ...context, actor: { type: "system", id: "sign-in" } },
-          now,
-          "session.sign_in_failed",
-          { type: "user", id: user?.id ?? "unknown" },
-          null,
-          { email: normalized.slice(0, 320), reason: !user ? "unknown_email" : user.disabled && ok ? "disabled" : "wrong_password" },
-        ),
+      this.throttle.fail(normalized, context.ip, now);
+      await this.auditFailure(
+        {
+          targetId: user?.id ?? "unknown",
+          email: normalized.slice(0, 320),
+          reason: !user ? "unknown_email" : user.disabled && ok ? "disabled" : "wrong_password",
+          context,
+        },
+        now,
       );
       throw new KeywardError("SIGN_IN_FAILED", "email or password is wrong");
     }
-    this.failures.delete(accountKey);
+    this.throttle.succeed(normalized, context.ip);
+    if (context.ip) this.goodAddresses.get(normalized)?.buckets.add(this.throttle.bucket(context.ip));
+    await this.purgeExpiredSessions(now);
     const token = randomBytes(32).toString("base64url");
     const session: SessionRecord = {
       digest: digestToken(token),
@@ -276,7 +413,7 @@ export class Accounts {
       type: "user",
       id: user.id,
     });
-    await this.store.insertSession(session, audit);
+    await this.store.insertSession(session, audit, this.maxSessionsPerUser);
     return { token, session, user };
   }
 

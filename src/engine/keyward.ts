@@ -327,7 +327,7 @@ export class Keyward {
       this.inflight.set(digest, pending);
     }
     try {
-      const found = await pending;
+      const found = cached ? await this.withinRefreshWait(pending, cached, now) : await pending;
       if (found && !cached) this.failedAttempts?.refund(ip, now);
       return found;
     } catch (error) {
@@ -336,6 +336,31 @@ export class Keyward {
       if (cached && now - cached.fetchedAt < this.cache.staleWindowMs) return cached;
       throw new KeywardError("STORE_UNAVAILABLE", "the key store cannot be reached", { retryAfterSeconds: 5, cause: error });
     }
+  }
+
+  /**
+   * The re-read of a cached key, or the cached entry when the store has not answered within the
+   * refresh wait and the entry is within the stale window: a hung store never holds up keys it
+   * already verified (docs/deploy.md). The re-read carries on and refreshes the cache when it lands.
+   */
+  private withinRefreshWait(pending: Promise<CachedKey | null>, cached: CachedKey, now: number): Promise<CachedKey | null> {
+    if (this.cache.refreshWaitMs <= 0 || now - cached.fetchedAt >= this.cache.staleWindowMs) return pending;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.observer.storeError("lookup");
+        resolve(cached);
+      }, this.cache.refreshWaitMs);
+      pending.then(
+        (found) => {
+          clearTimeout(timer);
+          resolve(found);
+        },
+        (error: unknown) => {
+          clearTimeout(timer);
+          reject(error);
+        },
+      );
+    });
   }
 
   /** A client address that used up its failed attempts gets 429 with `Retry-After`, before any lookup. */

@@ -18,6 +18,12 @@ export interface VerifyCacheOptions {
   negativeMaxAgeMs?: number;
   /** How long a verified key keeps working from cache while the store is unreachable. Default 300,000 ms. */
   staleWindowMs?: number;
+  /**
+   * How long a request for a cached key past its maximum age waits for the store's answer before
+   * it is answered from cache (within the stale window), the re-read carrying on behind it: a
+   * slow or hung store must not hold up keys it has already verified. Default 250 ms.
+   */
+  refreshWaitMs?: number;
 }
 
 export interface CachedKey {
@@ -164,6 +170,7 @@ export class VerifyCache {
   readonly maxAgeMs: number;
   readonly negativeMaxAgeMs: number;
   readonly staleWindowMs: number;
+  readonly refreshWaitMs: number;
   private readonly positive: GenerationCache<CachedKey>;
   private readonly negative: LRUCache<string, number>;
   private readonly digestsById = new Map<string, string>();
@@ -175,6 +182,7 @@ export class VerifyCache {
     this.maxAgeMs = options.maxAgeMs ?? 5_000;
     this.negativeMaxAgeMs = options.negativeMaxAgeMs ?? 5_000;
     this.staleWindowMs = options.staleWindowMs ?? 300_000;
+    this.refreshWaitMs = options.refreshWaitMs ?? 250;
     this.positive = new GenerationCache(options.maxEntries ?? 100_000, (entry) => {
       if (this.digestsById.get(entry.lookup.key.id) === entry.lookup.key.digest) this.digestsById.delete(entry.lookup.key.id);
     });

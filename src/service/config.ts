@@ -17,6 +17,10 @@ export interface ServiceConfig {
   trustProxy: string[];
   cacheMaxAgeMs: number;
   staleWindowMs: number;
+  /** How long a request for a cached key past its maximum age waits for the store before it is answered from cache. */
+  refreshWaitMs: number;
+  /** How long one store query may take (PostgreSQL). */
+  storeTimeoutMs: number;
   bodyLimitBytes: number;
   logLevel: string;
   logRequests: boolean;
@@ -80,6 +84,14 @@ export interface DashboardConfig {
   memberProductionKeys: "request" | "direct";
   /** Origins allowed to call with a session besides the service's own (e.g. a proxy's public URL). */
   allowedOrigins: string[];
+  /** Sign-in throttle (docs/hardening.md): IPv6 clients are counted by this prefix length. */
+  signInIpv6Prefix: number;
+  /** Failed sign-ins per account, over every address, before each further attempt waits (a growing Retry-After). */
+  signInAccountLimit: number;
+  /** Live sessions one user may hold; a sign-in past it ends the oldest. */
+  maxSessionsPerUser: number;
+  /** How often expired sessions are deleted. */
+  sessionPurgeMs: number;
 }
 
 const LIMITER_FAILURE_POLICIES: readonly LimiterFailurePolicy[] = ["degrade", "open", "closed"];
@@ -127,6 +139,8 @@ export function loadConfig(env: Env = process.env): ServiceConfig {
     trustProxy: parseTrustProxy(env.KEYWARD_TRUST_PROXY),
     cacheMaxAgeMs: integer(env, "KEYWARD_CACHE_MAX_AGE_MS", 5_000, 0, 60_000),
     staleWindowMs: integer(env, "KEYWARD_STALE_WINDOW_MS", 300_000, 0, 3_600_000),
+    refreshWaitMs: integer(env, "KEYWARD_REFRESH_WAIT_MS", 250, 0, 60_000),
+    storeTimeoutMs: integer(env, "KEYWARD_STORE_TIMEOUT_MS", 5_000, 100, 600_000),
     bodyLimitBytes: integer(env, "KEYWARD_BODY_LIMIT", 65_536, 1_024, 10_485_760),
     logLevel: env.KEYWARD_LOG_LEVEL || "info",
     logRequests: flag(env, "KEYWARD_LOG_REQUESTS", false),
@@ -180,5 +194,9 @@ function loadDashboardConfig(env: Env): DashboardConfig {
     memberKeyCreatesPerHour: integer(env, "KEYWARD_MEMBER_KEY_CREATES_PER_HOUR", 20, 0, 10_000),
     memberProductionKeys: production,
     allowedOrigins: list(env.KEYWARD_DASHBOARD_ORIGINS, ""),
+    signInIpv6Prefix: integer(env, "KEYWARD_SIGN_IN_IPV6_PREFIX", 64, 32, 128),
+    signInAccountLimit: integer(env, "KEYWARD_SIGN_IN_ACCOUNT_LIMIT", 10, 1, 10_000),
+    maxSessionsPerUser: integer(env, "KEYWARD_MAX_SESSIONS_PER_USER", 10, 1, 1_000),
+    sessionPurgeMs: integer(env, "KEYWARD_SESSION_PURGE_MS", 600_000, 50, 86_400_000),
   };
 }

@@ -32,7 +32,7 @@ export interface ServingParts {
  * (the CLI) the engine only manages keys: no limiter, no usage buffer, no Redis connection.
  */
 export async function openKeyward(config: ServiceConfig, serving?: ServingParts): Promise<Keyward> {
-  const stores = await openStores(config.databaseUrl, { schema: config.databaseSchema });
+  const stores = await openStores(config.databaseUrl, { schema: config.databaseSchema, queryTimeoutMs: config.storeTimeoutMs });
   await openWebhookStore(stores.keys)?.migrate();
   if (!serving) return new Keyward({ store: stores.keys, ...engineSettings(config) });
   return assembleKeyward(config, stores, serving);
@@ -41,7 +41,7 @@ export async function openKeyward(config: ServiceConfig, serving?: ServingParts)
 const engineSettings = (config: ServiceConfig) => ({
   prefix: config.prefix,
   hashSecrets: config.hashSecrets,
-  cache: { maxAgeMs: config.cacheMaxAgeMs, staleWindowMs: config.staleWindowMs },
+  cache: { maxAgeMs: config.cacheMaxAgeMs, staleWindowMs: config.staleWindowMs, refreshWaitMs: config.refreshWaitMs },
 });
 
 /**

@@ -13,14 +13,24 @@ import { SqliteUsageStore } from "../stores/sqlite/sqlite-usage-store.js";
 import { SqliteWebhookStore } from "../stores/sqlite/sqlite-webhook-store.js";
 
 /** Opens the store named by `KEYWARD_DATABASE_URL`: `sqlite:<path>` (default) or `postgres://…`. */
-export async function openStore(databaseUrl: string, options: { schema?: string | null } = {}): Promise<KeyStore> {
+export interface StoreOptions {
+  schema?: string | null;
+  /** PostgreSQL: how long one query may take (KEYWARD_STORE_TIMEOUT_MS). */
+  queryTimeoutMs?: number;
+}
+
+export async function openStore(databaseUrl: string, options: StoreOptions = {}): Promise<KeyStore> {
   if (databaseUrl.startsWith("sqlite:")) {
     const filename = databaseUrl.slice("sqlite:".length).replace(/^\/\//, "");
     if (!filename) throw new KeywardError("INVALID_CONFIGURATION", "KEYWARD_DATABASE_URL sqlite: needs a file path");
     return new SqliteKeyStore({ filename });
   }
   if (/^postgres(ql)?:\/\//.test(databaseUrl))
-    return new PostgresKeyStore({ connectionString: databaseUrl, ...(options.schema ? { schema: options.schema } : {}) });
+    return new PostgresKeyStore({
+      connectionString: databaseUrl,
+      ...(options.schema ? { schema: options.schema } : {}),
+      ...(options.queryTimeoutMs !== undefined ? { queryTimeoutMs: options.queryTimeoutMs } : {}),
+    });
   throw new KeywardError("INVALID_CONFIGURATION", "KEYWARD_DATABASE_URL must start with sqlite: or postgres://");
 }
 
@@ -32,7 +42,7 @@ export interface Stores {
 }
 
 /** Opens the configured database and applies every module's migrations. */
-export async function openStores(databaseUrl: string, options: { schema?: string | null } = {}): Promise<Stores> {
+export async function openStores(databaseUrl: string, options: StoreOptions = {}): Promise<Stores> {
   const keys = await openStore(databaseUrl, options);
   await keys.migrate();
   return storesBeside(keys);

@@ -1,5 +1,5 @@
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
@@ -85,6 +85,30 @@ export class PrivatePostgres {
     this.runAs(join(this.bin, "pg_ctl"), ["-D", join(this.dir, "data"), "stop", "-m", "immediate", "-w"]);
     await exited;
     this.child = null;
+  }
+
+  /**
+   * Freezes the server and every backend (SIGSTOP): connections stay open but nothing answers,
+   * as a network black hole or a stuck host looks to clients. `thaw()` resumes them.
+   */
+  freeze(): void {
+    for (const pid of this.serverPids()) process.kill(pid, "SIGSTOP");
+  }
+
+  thaw(): void {
+    for (const pid of this.serverPids()) process.kill(pid, "SIGCONT");
+    // runuser stops itself when the server it runs stops (as su does): resume it too.
+    if (this.child?.pid && this.child.exitCode === null) process.kill(this.child.pid, "SIGCONT");
+  }
+
+  /** The postmaster (from postmaster.pid) and its children. */
+  private serverPids(): number[] {
+    const postmaster = Number(readFileSync(join(this.dir, "data", "postmaster.pid"), "utf8").split("\n")[0]);
+    const children = execFileSync("ps", ["-o", "pid=", "--ppid", String(postmaster)], { encoding: "utf8" })
+      .split("\n")
+      .map((line) => Number(line.trim()))
+      .filter((pid) => pid > 0);
+    return [postmaster, ...children];
   }
 
   async destroy(): Promise<void> {

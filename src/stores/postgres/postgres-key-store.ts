@@ -34,6 +34,11 @@ export interface PostgresKeyStoreOptions {
   schema?: string;
   /** Pool size. Default 10. */
   maxConnections?: number;
+  /**
+   * How long one query may take before it fails, in ms (client side, so it holds when the server
+   * hangs rather than refuses: a network black hole, a frozen server). Default 5,000.
+   */
+  queryTimeoutMs?: number;
 }
 
 type OwnerRow = { type: string; id: string; disabled: boolean; created_at: string };
@@ -90,7 +95,10 @@ export class PostgresKeyStore implements KeyStore {
       connectionString: options.connectionString,
       max: options.maxConnections ?? 10,
       // Fail fast when the database is unreachable: the engine then serves from cache or answers 503.
-      connectionTimeoutMillis: 2_000,
+      connectionTimeoutMillis: Math.min(2_000, options.queryTimeoutMs ?? 2_000),
+      // A hung server never answers, so the server-side statement_timeout never fires: the
+      // client's own timeout bounds every call, and the pool drops the client it timed out on.
+      query_timeout: options.queryTimeoutMs ?? 5_000,
       ...(options.schema ? { options: `-c search_path=${options.schema}` } : {}),
     });
     // An idle client losing its connection must not crash the process; the next query reconnects.
