@@ -102,5 +102,10 @@ export interface KeyStore {
    * re-reading each key when its maximum age passes. Stores without one re-read per key.
    */
   changeToken?(): Promise<number | string>;
+  /**
+   * Optional: one small write (a meta row), for readiness after a write failed for lack of space
+   * or permission: it succeeds again once the store can be written.
+   */
+  probeWrite?(): Promise<void>;
   close(): Promise<void>;
 }

@@ -9,7 +9,7 @@ import type { WebhookStore } from "../ports/webhook-store.js";
 import { accountStoreFor } from "./account-store-factory.js";
 import { connectionsCheckingInterval, installClientGuards } from "./client-guards.js";
 import type { ServiceConfig } from "./config.js";
-import { createServiceContext, type ServiceContext } from "./context.js";
+import { createServiceContext, type ServiceContext, type StoreHealth } from "./context.js";
 import { installErrorHandling } from "./errors.js";
 import { API_SECURITY_HEADERS, forwardAuthFastLane, requestIdOf } from "./forward-auth.js";
 import { lazyChildLoggerFactory } from "./logger.js";
@@ -26,7 +26,7 @@ import { registerOwnerRoutes } from "./routes/owners.js";
 import { registerUsageRoutes } from "./routes/usage.js";
 import { registerVerificationRoutes } from "./routes/verification.js";
 import { registerWebhookRoutes } from "./routes/webhooks.js";
-import { installCsrfGuard } from "./sessions.js";
+import { installCsrfGuard, scheduleAccountSweeps } from "./sessions.js";
 import { fastifyTrustProxy } from "./trust-proxy.js";
 import { installValidators } from "./validation.js";
 
@@ -121,7 +121,13 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   app.removeContentTypeParser("text/plain");
   installValidators(app);
   // An unexpected error in a request is, in practice, a failed store call (the rest is validated).
-  installErrorHandling(app, { onUnexpectedError: () => options.metrics.recordStoreError("management") });
+  const storeHealth: StoreHealth = { unwritableSince: null };
+  installErrorHandling(app, {
+    onUnexpectedError: () => options.metrics.recordStoreError("management"),
+    onStoreUnwritable: () => {
+      storeHealth.unwritableSince ??= Date.now();
+    },
+  });
   app.addHook("onSend", securityHeaders);
 
   await app.register(fastifySwagger, {
@@ -146,10 +152,17 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     ? new Accounts(options.keyward, accountStore, {
         sessionIdleMs: config.dashboard.sessionIdleMs,
         sessionMaxMs: config.dashboard.sessionMaxMs,
+        signInAccountLimit: config.dashboard.signInAccountLimit,
+        signInIpv6Prefix: config.dashboard.signInIpv6Prefix,
+        maxSessionsPerUser: config.dashboard.maxSessionsPerUser,
       })
     : null;
-  if (accounts) installCsrfGuard(app, config.dashboard);
+  if (accounts) {
+    installCsrfGuard(app, config.dashboard);
+    scheduleAccountSweeps(app, accounts, config.dashboard.sessionPurgeMs, options.logger);
+  }
   const ctx: ServiceContext = createServiceContext(options.keyward, config, options.metrics, accounts, options.invalidation ?? null);
+  ctx.storeHealth = storeHealth;
   registerOperationRoutes(app, ctx);
   registerKeyRoutes(app, ctx);
   registerVerificationRoutes(app, ctx);

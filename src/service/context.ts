@@ -11,6 +11,11 @@ import type { ServiceMetrics } from "./metrics.js";
 import type { Caller } from "./sessions.js";
 import { type AuthorizedCaller, carriesApiKey, readSessionCookie, resolveSessionCaller } from "./sessions.js";
 
+/** Whether the store can be written: set by a write that failed for lack of space or permission (docs/deploy.md). */
+export interface StoreHealth {
+  unwritableSince: number | null;
+}
+
 /** What every route module is given. */
 export interface ServiceContext {
   keyward: Keyward;
@@ -20,6 +25,7 @@ export interface ServiceContext {
   accounts: Accounts | null;
   /** The Redis invalidation channel, when configured (its subscription is part of readiness). */
   invalidation: { readonly subscribed: boolean } | null;
+  storeHealth: StoreHealth;
   /** Management calls: the caller's key must hold `scopes`; not metered against its limits. */
   requireKey(request: FastifyRequest, reply: FastifyReply, scopes: string[]): Promise<ValidResult | null>;
   /**
@@ -56,6 +62,7 @@ export function createServiceContext(
     metrics,
     accounts,
     invalidation,
+    storeHealth: { unwritableSince: null },
     requireKey,
     async requireCaller(request, reply, scopes) {
       if (accounts && !carriesApiKey(request) && readSessionCookie(request) !== null)

@@ -1,7 +1,8 @@
-import type { FastifyError, FastifyInstance } from "fastify";
+import type { FastifyError, FastifyInstance, FastifyRequest } from "fastify";
 import { type ErrorCode, type FieldError, isKeywardError } from "../core/errors.js";
+import { TIMESTAMP_RULE } from "../core/timestamps.js";
 import { buildProblem, PROBLEM_CONTENT_TYPE } from "../middleware/problem.js";
-import { isStoreUnavailableError } from "../stores/store-errors.js";
+import { isStoreUnavailableError, isStoreUnwritableError } from "../stores/store-errors.js";
 
 const FASTIFY_CODES: Record<string, ErrorCode> = {
   FST_ERR_CTP_BODY_TOO_LARGE: "PAYLOAD_TOO_LARGE",
@@ -17,8 +18,18 @@ function validationErrors(error: FastifyError): FieldError[] {
     const extra = issue.params as Record<string, unknown>;
     if (issue.keyword === "additionalProperties") return { field: `${base}.${String(extra.additionalProperty)}`, message: "unknown field" };
     if (issue.keyword === "required") return { field: `${base}.${String(extra.missingProperty)}`, message: "required" };
+    if (issue.keyword === "format" && extra.format === "date-time") return { field: base, message: TIMESTAMP_RULE };
     return { field: base, message: issue.message ?? "invalid" };
   });
+}
+
+/**
+ * Node's error when the client resets or closes the connection before the body arrived whole:
+ * the request stream is destroyed with `aborted`, code ECONNRESET. A database connection reset
+ * shares the code (and is an outage), so it is told apart by the message and the request itself.
+ */
+function isClientAbort(error: FastifyError, request: FastifyRequest): boolean {
+  return error.code === "ECONNRESET" && error.message === "aborted" && request.raw.destroyed;
 }
 
 /**
@@ -26,7 +37,10 @@ function validationErrors(error: FastifyError): FieldError[] {
  * echoed (Node's JSON errors quote the input, which may hold a key), and 5xx answers carry
  * only a request id: no stack, SQL, digest or environment.
  */
-export function installErrorHandling(app: FastifyInstance, hooks: { onUnexpectedError?: () => void } = {}): void {
+export function installErrorHandling(
+  app: FastifyInstance,
+  hooks: { onUnexpectedError?: () => void; onStoreUnwritable?: () => void } = {},
+): void {
   app.setErrorHandler(async (error: FastifyError, request, reply) => {
     const requestId = request.id;
     if (isKeywardError(error)) {
@@ -38,8 +52,23 @@ export function installErrorHandling(app: FastifyInstance, hooks: { onUnexpected
         .type(PROBLEM_CONTENT_TYPE)
         .send(buildProblem(error.code, detail, { requestId, ...(error.errors ? { errors: error.errors } : {}) }));
     }
+    if (isClientAbort(error, request)) {
+      // The client went away mid-body: its fault, not an outage, and nobody is left to answer.
+      request.log.debug({ err: error }, "client aborted the request");
+      return reply
+        .code(400)
+        .type(PROBLEM_CONTENT_TYPE)
+        .send(buildProblem("VALIDATION_FAILED", "the request ended before its body arrived whole", { requestId }));
+    }
+    if (isStoreUnwritableError(error)) {
+      hooks.onStoreUnwritable?.();
+      request.log.error(
+        { code: (error as { code?: string }).code },
+        "store cannot be written (disk full, file or file system read-only, or an I/O error): writes answer 503 and /readyz fails until a write succeeds",
+      );
+    } else if (isStoreUnavailableError(error))
+      request.log.warn({ err: { message: error.message || String(error.code) } }, "store unavailable");
     if (isStoreUnavailableError(error)) {
-      request.log.warn({ err: error }, "store unavailable");
       return reply
         .code(503)
         .header("retry-after", "5")

@@ -7,6 +7,7 @@
 export function isStoreUnavailableError(error: unknown): boolean {
   if (typeof error !== "object" || error === null) return false;
   const { code, message } = error as { code?: unknown; message?: unknown };
+  if (isStoreUnwritableError(error)) return true;
   if (typeof code === "string") {
     if (["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "ENOTFOUND", "EAI_AGAIN", "SQLITE_BUSY", "SQLITE_LOCKED"].includes(code))
       return true;
@@ -14,6 +15,20 @@ export function isStoreUnavailableError(error: unknown): boolean {
   }
   return (
     typeof message === "string" &&
-    /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/i.test(message)
+    /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Query read timeout/i.test(
+      message,
+    )
   );
+}
+
+/**
+ * The store answers but cannot be written: a full disk, a read-only file or file system, an I/O
+ * error (SQLite), or PostgreSQL out of disk or in read-only mode. An outage for writes, never a
+ * bug: 503 with a clear log line, and /readyz fails until a write succeeds again (docs/deploy.md).
+ */
+export function isStoreUnwritableError(error: unknown): boolean {
+  if (typeof error !== "object" || error === null) return false;
+  const code = (error as { code?: unknown }).code;
+  if (typeof code !== "string") return false;
+  return /^SQLITE_(FULL|READONLY|IOERR|CANTOPEN|PROTOCOL)/.test(code) || /^53[0-9A-Z]{3}$/.test(code) || code === "25006";
 }

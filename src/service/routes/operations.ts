@@ -23,6 +23,18 @@ export function registerOperationRoutes(app: FastifyInstance, ctx: ServiceContex
   app.get("/readyz", { schema: { tags: ["operations"], summary: "Readiness: the store answers" } }, async (_request, reply) => {
     try {
       await ctx.keyward.store.getMeta("schema");
+      // After a write failed for lack of space or permission, ready again only once a write works.
+      if (ctx.storeHealth.unwritableSince !== null && ctx.keyward.store.probeWrite) {
+        try {
+          await ctx.keyward.store.probeWrite();
+          ctx.storeHealth.unwritableSince = null;
+        } catch {
+          return reply
+            .code(503)
+            .header("retry-after", "5")
+            .send({ status: "unavailable", checks: { store: "unwritable" } });
+        }
+      }
       // Without the invalidation channel the instance still serves, so it stays ready (taking
       // every instance out during a Redis outage would be an outage); it says it is degraded.
       if (ctx.invalidation && !ctx.invalidation.subscribed)

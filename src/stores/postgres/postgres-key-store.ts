@@ -270,6 +270,13 @@ export class PostgresKeyStore implements KeyStore {
     );
   }
 
+  async probeWrite(): Promise<void> {
+    await this.pool.query(
+      "INSERT INTO meta (name, value) VALUES ('write_probe', $1) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+      [String(Date.now())],
+    );
+  }
+
   async countKeys(): Promise<number> {
     return Number((await this.pool.query<{ n: string }>("SELECT COUNT(*) AS n FROM keys")).rows[0]?.n ?? 0);
   }

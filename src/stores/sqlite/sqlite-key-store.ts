@@ -1,5 +1,3 @@
-import { mkdirSync } from "node:fs";
-import { dirname } from "node:path";
 import Database from "better-sqlite3";
 import { AUDIT_GENESIS_HASH, type AuditChainEntry } from "../../core/audit-chain.js";
 import type { AuditEvent, KeyLifecycleChanges, KeyRecord, OwnerRecord, OwnerRef } from "../../core/model.js";
@@ -26,6 +24,7 @@ import {
   rowToKey,
 } from "../rows.js";
 import { bindQuestionMark, buildAuditWhere, buildKeyListWhere } from "../sql-filters.js";
+import { isDiskDatabase, narrowSidecars, prepareDatabaseFile } from "./file-modes.js";
 import { AUDIT_SQLITE_MIGRATIONS, applySqliteMigrations, CORE_SQLITE_MIGRATIONS } from "./migrations.js";
 import { prepareKeyWrites, SELECT_KEY_ROWS } from "./sqlite-key-rows.js";
 
@@ -61,10 +60,19 @@ export class SqliteKeyStore implements KeyStore {
   readonly db: Database.Database;
   private prepared: ReturnType<SqliteKeyStore["prepareStatements"]> | undefined;
 
+  /**
+   * The data folder or database file, found open to other users when the store opened it (mode
+   * wider than 0700/0600): the service logs each at start. Folders and files it creates are
+   * 0700/0600 whatever the umask (file-modes.ts).
+   */
+  readonly fileModeWarnings: readonly string[];
+
   constructor(options: SqliteKeyStoreOptions) {
-    if (options.filename !== ":memory:") mkdirSync(dirname(options.filename), { recursive: true });
+    const onDisk = isDiskDatabase(options.filename);
+    this.fileModeWarnings = onDisk ? prepareDatabaseFile(options.filename) : [];
     this.db = new Database(options.filename);
     this.db.pragma("journal_mode = WAL");
+    if (onDisk) narrowSidecars(options.filename);
     this.db.pragma("synchronous = FULL");
     this.db.pragma("foreign_keys = ON");
     // Another process (the CLI beside a running server) may hold the write lock briefly.
@@ -245,6 +253,16 @@ export class SqliteKeyStore implements KeyStore {
 
   async countKeys(): Promise<number> {
     return this.s.countKeys.get()?.n ?? 0;
+  }
+
+  /**
+   * 64 KiB, not a few bytes: after a checkpoint the WAL is rewritten from its start, in space it
+   * already holds, so a tiny write can succeed on a full disk where real changes fail.
+   */
+  async probeWrite(): Promise<void> {
+    this.db
+      .prepare("INSERT INTO meta (name, value) VALUES ('write_probe', ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value")
+      .run(`${Date.now()}:${"0".repeat(65_536)}`);
   }
 
   /** The `change_seq` counter that triggers bump with every key or owner change, from any connection. */
