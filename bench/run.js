@@ -7,7 +7,7 @@ import { fileURLToPath } from "node:url";
 import { Fixtures } from "./lib/fixtures.js";
 import { measureInterleaved } from "./lib/measure.js";
 import { renderReport } from "./lib/report.js";
-import { ensurePeers, ensureWrk } from "./lib/setup.js";
+import { ensurePeers, ensureWrk, has, peersReady } from "./lib/setup.js";
 import { runHttp } from "./scenarios/http.js";
 import { runInproc } from "./scenarios/inproc.js";
 import { runLimits } from "./scenarios/limits-bench.js";
@@ -17,7 +17,10 @@ import { evaluateTargets } from "./targets.js";
 
 const GROUPS = ["inproc", "http", "peer", "scale", "limits"];
 const USAGE = `usage: node bench/run.js [--smoke] [--only ${GROUPS.join(",")}] [--duration S] [--runs N]
-  [--keys N] [--connections N] [--targets name,name] [--out file] [--no-setup]`;
+  [--keys N] [--connections N] [--targets name,name] [--out file] [--no-setup] [--setup-only]
+
+--smoke installs nothing: rows whose tools are missing (wrk, the peers of bench/peers) are
+skipped with a line saying so. \`npm run bench:setup\` (--setup-only) installs them.`;
 
 function parseArgs(argv) {
   const flags = {};
@@ -25,7 +28,7 @@ function parseArgs(argv) {
     const arg = argv[i];
     if (!arg.startsWith("--")) throw new Error(`unexpected argument ${arg}\n${USAGE}`);
     const [name, inline] = arg.slice(2).split("=", 2);
-    if (["smoke", "no-setup", "help"].includes(name)) flags[name] = true;
+    if (["smoke", "no-setup", "setup-only", "help"].includes(name)) flags[name] = true;
     else flags[name] = inline ?? argv[++i];
   }
   if (flags.help) {
@@ -46,6 +49,7 @@ function parseArgs(argv) {
     smoke,
     only,
     setup: !flags["no-setup"],
+    setupOnly: Boolean(flags["setup-only"]),
     duration,
     warmup: smoke ? 1 : Math.max(1, Math.min(2, duration)),
     inprocSeconds: number("inproc-seconds", smoke ? 0.3 : Math.min(3, duration)),
@@ -71,9 +75,24 @@ async function main() {
   // PostgreSQL: wherever DATABASE_URL points; under CI it must be there (the default local one).
   const databaseUrl = process.env.DATABASE_URL ?? (process.env.CI ? "postgres://postgres@127.0.0.1:5432/test" : null);
   if (!databaseUrl) log("DATABASE_URL is not set: the PostgreSQL rows are left out");
-  if (opts.setup) {
+  if (opts.setupOnly) {
+    ensureWrk(log);
+    ensurePeers(log);
+    return;
+  }
+  if (opts.setup && !opts.smoke) {
     if (opts.only.includes("http") || opts.only.includes("peer")) ensureWrk(log);
     if (opts.only.includes("peer")) ensurePeers(log);
+  }
+  // The smoke runs inside `npm test`: it installs nothing, and says what it leaves out.
+  if (opts.smoke) {
+    if (!has("wrk")) {
+      log("smoke: wrk is not installed: the http and peer rows are skipped (npm run bench:setup installs it)");
+      opts.only = opts.only.filter((group) => group !== "http" && group !== "peer");
+    } else if (!peersReady()) {
+      log("smoke: the peers of bench/peers are not installed: the peer row is skipped (npm run bench:setup installs them)");
+      opts.only = opts.only.filter((group) => group !== "peer");
+    }
   }
   const started = new Date();
   const fixtures = new Fixtures(".tmp/bench", { databaseUrl, log });

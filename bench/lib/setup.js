@@ -4,7 +4,7 @@ import { fileURLToPath } from "node:url";
 
 const PEERS = fileURLToPath(new URL("../peers/", import.meta.url));
 
-function has(command) {
+export function has(command) {
   return spawnSync("sh", ["-c", `command -v ${command}`], { stdio: "ignore" }).status === 0;
 }
 
@@ -26,11 +26,16 @@ export function ensureWrk(log) {
 
 /** The peers' own package set (bench/peers), installed when missing or older than its package.json. */
 export function ensurePeers(log) {
-  const marker = `${PEERS}node_modules/.package-lock.json`;
-  if (existsSync(marker) && statSync(marker).mtimeMs >= statSync(`${PEERS}package.json`).mtimeMs) return;
+  if (peersReady()) return;
   log("setup: installing the peers (bench/peers: npm install --legacy-peer-deps)");
   // The api-key plugin pins peer versions a patch behind the latest better-auth.
   const args = existsSync(`${PEERS}package-lock.json`) ? ["ci", "--legacy-peer-deps"] : ["install", "--legacy-peer-deps"];
   const result = spawnSync("npm", [...args, "--no-audit", "--no-fund"], { cwd: PEERS, stdio: "inherit" });
   if (result.status !== 0) throw new Error("npm install in bench/peers failed");
+}
+
+/** Whether the peers' packages are installed and current (what `npm run bench:setup` does). */
+export function peersReady() {
+  const marker = `${PEERS}node_modules/.package-lock.json`;
+  return existsSync(marker) && statSync(marker).mtimeMs >= statSync(`${PEERS}package.json`).mtimeMs;
 }
