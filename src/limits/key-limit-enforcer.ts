@@ -6,6 +6,7 @@ import { type GcraParams, gcraParams, remainingAfter } from "../core/rate-limit.
 import type {
   LimitDecision,
   LimitEnforcer,
+  LimiterMode,
   LimitRequest,
   LimitsSnapshot,
   QuotaCounter,
@@ -151,6 +152,10 @@ export class KeyLimitEnforcer implements LimitEnforcer {
 
   async releaseLease(key: KeyRecord, leaseId: string): Promise<boolean> {
     return this.rates.releaseSlot(key.lineageId, leaseId);
+  }
+
+  async health(): Promise<LimiterMode | null> {
+    return this.rates.health ? this.rates.health() : null;
   }
 
   async close(): Promise<void> {

@@ -1,5 +1,6 @@
 import type { Redis } from "ioredis";
 import type { SharedAttemptCounter } from "../ports/limits.js";
+import { RedisBreaker } from "./redis-breaker.js";
 import { connectLimiterRedis, FAILED_ATTEMPT_SCRIPT, runScript } from "./redis-scripts.js";
 
 export type AttemptCounterRedis = Pick<Redis, "evalsha" | "eval" | "status" | "quit" | "disconnect">;
@@ -13,13 +14,15 @@ export interface RedisAttemptCounterOptions {
   timeoutMs?: number;
   /** Told once per change between shared and per-instance counting. */
   onModeChange?: (mode: "shared" | "local", error?: Error) => void;
+  /** After a call fails or times out, Redis is skipped for this long, then one call probes it. Default 1,000 ms. */
+  breakMs?: number;
 }
 
 /**
  * Failed attempts per client address, counted in Redis by one atomic script so that every
  * instance sees the same number. When Redis fails or is slow, `increment` answers null at once
- * (no waiting while disconnected) and each instance keeps counting on its own: the throttle
- * degrades, it never turns off.
+ * (no waiting while disconnected, and for `breakMs` after a timeout) and each instance keeps
+ * counting on its own: the throttle degrades, it never turns off.
  */
 export class RedisAttemptCounter implements SharedAttemptCounter {
   private readonly redis: AttemptCounterRedis;
@@ -27,8 +30,10 @@ export class RedisAttemptCounter implements SharedAttemptCounter {
   private readonly prefix: string;
   private readonly onModeChange: ((mode: "shared" | "local", error?: Error) => void) | undefined;
   private mode: "shared" | "local" = "shared";
+  private readonly breaker: RedisBreaker;
 
   constructor(options: RedisAttemptCounterOptions) {
+    this.breaker = new RedisBreaker(options.breakMs ?? 1_000);
     this.prefix = options.prefix ?? "keyward:";
     this.onModeChange = options.onModeChange;
     this.ownsClient = typeof options.redis === "string";
@@ -42,14 +47,17 @@ export class RedisAttemptCounter implements SharedAttemptCounter {
 
   async increment(address: string, windowMs: number): Promise<{ count: number; resetInMs: number } | null> {
     if (this.redis.status !== "ready") return this.failed(new Error(`redis is ${this.redis.status}`));
+    if (!this.breaker.enter()) return null;
     try {
       const [count, resetInMs] = (await runScript(this.redis, FAILED_ATTEMPT_SCRIPT, `${this.prefix}fa:${address}`, [windowMs])) as [
         number,
         number,
       ];
+      this.breaker.succeeded();
       this.setMode("shared");
       return { count: Number(count), resetInMs: Number(resetInMs) };
     } catch (error) {
+      this.breaker.failed();
       return this.failed(error as Error);
     }
   }

@@ -3,11 +3,13 @@ import { KeywardError } from "../core/errors.js";
 import type { GcraParams } from "../core/rate-limit.js";
 import type { LimiterMode, RateLimiter, RateOutcome } from "../ports/limits.js";
 import { MemoryRateLimiter } from "./memory-rate-limiter.js";
+import { RedisBreaker } from "./redis-breaker.js";
 import {
   ACQUIRE_SLOT_SCRIPT,
   COUNT_SLOTS_SCRIPT,
   connectLimiterRedis,
   PEEK_RATE_SCRIPT,
+  PING_SCRIPT,
   RATE_SCRIPT,
   type RedisScript,
   runScript,
@@ -33,13 +35,27 @@ export interface RedisRateLimiterOptions {
   failurePolicy?: LimiterFailurePolicy;
   /** Told once per change between shared and degraded (or open) operation. */
   onModeChange?: (mode: LimiterMode, error?: Error) => void;
+  /**
+   * After a call fails or times out, calls skip Redis for this long (the fallback answers at
+   * once), then one call probes it. Default 1,000 ms.
+   */
+  breakMs?: number;
 }
+
+/** Lease removals kept for sending again at most; past it the oldest is left to expire by its lease time. */
+const MAX_STRAY_LEASES = 10_000;
 
 /**
  * Rate and concurrency counters shared by every instance through Redis (atomic Lua scripts,
  * `EVALSHA` with an `EVAL` fallback). A call that fails or takes longer than the timeout
  * falls back by policy; while Redis is disconnected calls skip it at once, so an outage costs
- * no waiting and no retry storm, and operation returns to shared when it reconnects.
+ * no waiting and no retry storm, and operation returns to shared when it reconnects. After a
+ * timeout a breaker skips Redis for `breakMs`, then probes it (docs/limits.md).
+ *
+ * A call that timed out still runs if Redis wakes up later. For a concurrency slot that would
+ * leave a lease in Redis that no request holds (the request took its slot from the fallback,
+ * or was refused), so its removal is sent right behind the acquire on the same connection and
+ * sent again, before any later call, until Redis answers one.
  */
 export class RedisRateLimiter implements RateLimiter {
   readonly policy: LimiterFailurePolicy;
@@ -49,11 +65,20 @@ export class RedisRateLimiter implements RateLimiter {
   private readonly fallback = new MemoryRateLimiter();
   private readonly onModeChange: ((mode: LimiterMode, error?: Error) => void) | undefined;
   private modeNow: LimiterMode = "shared";
+  private lastError: Error | undefined;
+  private readonly breakMs: number;
+  private readonly breaker: RedisBreaker;
+  /** Leases that may sit in Redis though no request holds them there: `ZREM`s to send until one is answered. */
+  private readonly strayLeases = new Map<string, { key: string; leaseId: string; sending: boolean }>();
+  private strayRetry: NodeJS.Timeout | null = null;
+  private closed = false;
 
   constructor(options: RedisRateLimiterOptions) {
     this.policy = options.failurePolicy ?? "degrade";
     this.prefix = options.prefix ?? "keyward:";
     this.onModeChange = options.onModeChange;
+    this.breakMs = options.breakMs ?? 1_000;
+    this.breaker = new RedisBreaker(this.breakMs);
     if (typeof options.redis === "string") {
       this.redis = connectLimiterRedis(options.redis, options.timeoutMs ?? 100);
       this.ownsClient = true;
@@ -70,8 +95,8 @@ export class RedisRateLimiter implements RateLimiter {
 
   async consumeRate(lineageId: string, params: GcraParams, cost: number, now: number): Promise<RateOutcome> {
     const reply = await this.run(RATE_SCRIPT, `${this.prefix}rl:${lineageId}`, [params.intervalMs, params.toleranceMs, cost]);
-    if (reply === FAILED) {
-      if (this.policy === "open") return { allowed: true, aheadMs: 0 };
+    if (reply === FAILED || reply === SKIPPED) {
+      if (this.unanswered() === "open") return { allowed: true, aheadMs: 0 };
       return this.fallback.consumeRate(lineageId, params, cost, now);
     }
     const [allowed, ahead] = reply as [number, string];
@@ -80,61 +105,166 @@ export class RedisRateLimiter implements RateLimiter {
 
   async peekRate(lineageId: string, now: number): Promise<number> {
     const reply = await this.run(PEEK_RATE_SCRIPT, `${this.prefix}rl:${lineageId}`, []);
-    return reply === FAILED ? this.fallback.peekRate(lineageId, now) : Number(reply);
+    if (reply === FAILED || reply === SKIPPED) {
+      this.unanswered();
+      return this.fallback.peekRate(lineageId, now);
+    }
+    return Number(reply);
   }
 
   async acquireSlot(lineageId: string, max: number, leaseId: string, leaseMs: number, now: number): Promise<boolean> {
-    const reply = await this.run(ACQUIRE_SLOT_SCRIPT, `${this.prefix}cc:${lineageId}`, [max, leaseMs, leaseId]);
-    if (reply === FAILED) {
-      if (this.policy === "open") return true;
+    const key = `${this.prefix}cc:${lineageId}`;
+    const reply = await this.run(ACQUIRE_SLOT_SCRIPT, key, [max, leaseMs, leaseId]);
+    if (reply === FAILED || reply === SKIPPED) {
+      // The acquire may still run when Redis wakes up: undo it, whatever this request gets.
+      if (reply === FAILED) this.strayLease(key, leaseId, true);
+      if (this.unanswered() === "open") return true;
       return this.fallback.acquireSlot(lineageId, max, leaseId, leaseMs, now);
     }
     return reply === 1;
   }
 
   async releaseSlot(lineageId: string, leaseId: string): Promise<boolean> {
-    // The lease may have been taken from the fallback during an outage: free it in both places.
-    const local = await this.fallback.releaseSlot(lineageId, leaseId);
-    if (this.redis.status !== "ready") return local;
+    // A lease taken from the fallback is freed there; a copy of it in Redis (an acquire that
+    // timed out and ran late) is already queued for removal.
+    if (await this.fallback.releaseSlot(lineageId, leaseId)) return true;
+    const key = `${this.prefix}cc:${lineageId}`;
+    if (this.redis.status !== "ready" || !this.breaker.enter()) {
+      // Not now, but not forgotten: removed before the next call Redis gets.
+      this.strayLease(key, leaseId, false);
+      return false;
+    }
+    this.sendStrayReleases();
     try {
-      return (await this.redis.zrem(`${this.prefix}cc:${lineageId}`, leaseId)) === 1 || local;
-    } catch {
-      // Unreleased, the lease expires by itself.
-      return local;
+      const removed = (await this.redis.zrem(key, leaseId)) === 1;
+      this.answered();
+      return removed;
+    } catch (error) {
+      this.notAnswered(error as Error);
+      this.strayLease(key, leaseId, false);
+      return false;
     }
   }
 
   async countSlots(lineageId: string, now: number): Promise<number> {
     const reply = await this.run(COUNT_SLOTS_SCRIPT, `${this.prefix}cc:${lineageId}`, []);
-    return reply === FAILED ? this.fallback.countSlots(lineageId, now) : Number(reply);
+    if (reply === FAILED || reply === SKIPPED) {
+      this.unanswered();
+      return this.fallback.countSlots(lineageId, now);
+    }
+    return Number(reply);
+  }
+
+  /**
+   * For readiness: asks Redis now, within the call time limit (not while the breaker is open),
+   * and says where decisions are taken. Never throws, whatever the policy.
+   */
+  async health(): Promise<LimiterMode> {
+    await this.run(PING_SCRIPT, `${this.prefix}ping`, []);
+    return this.modeNow;
   }
 
   async close(): Promise<void> {
+    this.closed = true;
+    if (this.strayRetry) clearTimeout(this.strayRetry);
+    // Last chance for pending removals: they go out ahead of QUIT on the same connection.
+    this.sendStrayReleases();
     await this.fallback.close();
     if (!this.ownsClient) return;
     if (this.redis.status === "ready") await this.redis.quit().catch(() => this.redis.disconnect());
     else this.redis.disconnect();
   }
 
-  /** Runs a script by its SHA, loading it with EVAL when Redis does not have it yet. */
+  /**
+   * Runs a script by its SHA, loading it with EVAL when Redis does not have it yet: its reply,
+   * FAILED when it was sent and not answered in time (it may still run later), SKIPPED when it
+   * was not sent (disconnected, or the breaker is open).
+   */
   private async run(script: RedisScript, key: string, args: (string | number)[]): Promise<unknown> {
-    if (this.redis.status !== "ready") return this.failed(new Error(`redis is ${this.redis.status}`));
+    if (this.redis.status !== "ready") {
+      this.notAnswered(new Error(`redis is ${this.redis.status}`), false);
+      return SKIPPED;
+    }
+    if (!this.breaker.enter()) return SKIPPED;
+    // Removals still owed go first: on one connection Redis runs them before this call.
+    this.sendStrayReleases();
     try {
       const reply = await runScript(this.redis, script, key, args);
-      this.setMode("shared");
+      this.answered();
       return reply;
     } catch (error) {
-      return this.failed(error as Error);
+      this.notAnswered(error as Error);
+      return FAILED;
     }
   }
 
-  private failed(error: Error): typeof FAILED {
-    if (this.policy === "closed") {
-      this.setMode("degraded", error);
-      throw new KeywardError("LIMITER_UNAVAILABLE", "the shared limiter cannot be reached", { retryAfterSeconds: 1, cause: error });
-    }
+  private answered(): void {
+    this.breaker.succeeded();
+    this.setMode("shared");
+  }
+
+  /** Redis did not answer: the mode follows the policy; a call that was sent opens the breaker. */
+  private notAnswered(error: Error, sent = true): void {
+    if (sent) this.breaker.failed();
+    this.lastError = error;
     this.setMode(this.policy === "open" ? "open" : "degraded", error);
-    return FAILED;
+  }
+
+  /** What a call Redis did not answer gets, by policy: `closed` refuses (503), `open` lets it through, `degrade` asks the fallback. */
+  private unanswered(): "open" | "fallback" {
+    if (this.policy === "closed")
+      throw new KeywardError("LIMITER_UNAVAILABLE", "the shared limiter cannot be reached", {
+        retryAfterSeconds: 1,
+        ...(this.lastError ? { cause: this.lastError } : {}),
+      });
+    return this.policy === "open" ? "open" : "fallback";
+  }
+
+  /** Remembers a lease Redis may hold for nobody; `sendNow` sends its removal at once (right behind the acquire). */
+  private strayLease(key: string, leaseId: string, sendNow: boolean): void {
+    const id = `${key}\n${leaseId}`;
+    let entry = this.strayLeases.get(id);
+    if (!entry) {
+      if (this.strayLeases.size >= MAX_STRAY_LEASES) {
+        const oldest = this.strayLeases.keys().next().value;
+        if (oldest !== undefined) this.strayLeases.delete(oldest);
+      }
+      entry = { key, leaseId, sending: false };
+      this.strayLeases.set(id, entry);
+    }
+    if (sendNow && this.redis.status === "ready") this.sendStrayRelease(id, entry);
+    this.scheduleStrayRetry();
+  }
+
+  private sendStrayReleases(): void {
+    if (this.strayLeases.size === 0 || this.redis.status !== "ready") return;
+    for (const [id, entry] of this.strayLeases) if (!entry.sending) this.sendStrayRelease(id, entry);
+  }
+
+  /** Fire and forget; `ZREM` is idempotent, so sending it again is harmless. */
+  private sendStrayRelease(id: string, entry: { key: string; leaseId: string; sending: boolean }): void {
+    entry.sending = true;
+    this.redis.zrem(entry.key, entry.leaseId).then(
+      () => {
+        if (this.strayLeases.get(id) === entry) this.strayLeases.delete(id);
+      },
+      () => {
+        entry.sending = false;
+        this.scheduleStrayRetry();
+      },
+    );
+  }
+
+  /** While removals are owed, tries again every `breakMs` (when Redis is connected and the breaker closed), traffic or not. */
+  private scheduleStrayRetry(): void {
+    if (this.strayRetry || this.closed) return;
+    this.strayRetry = setTimeout(() => {
+      this.strayRetry = null;
+      if (this.strayLeases.size === 0 || this.closed) return;
+      if (this.redis.status === "ready" && !this.breaker.open) this.sendStrayReleases();
+      this.scheduleStrayRetry();
+    }, this.breakMs);
+    this.strayRetry.unref?.();
   }
 
   private setMode(mode: LimiterMode, error?: Error): void {
@@ -145,3 +275,4 @@ export class RedisRateLimiter implements RateLimiter {
 }
 
 const FAILED = Symbol("redis call failed");
+const SKIPPED = Symbol("redis call skipped");

@@ -49,6 +49,9 @@ export const COUNT_SLOTS_SCRIPT = script(`${NOW}
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 return redis.call('ZCARD', KEYS[1])`);
 
+/** Readiness: Redis answers scripts (KEYS[1] is not touched). */
+export const PING_SCRIPT = script("return 1");
+
 /**
  * The failed-attempt counter of one client address (src/core/failed-attempts.ts): KEYS[1];
  * ARGV window ms → {attempts in the window, ms until it ends}. The window starts at the first

@@ -59,6 +59,8 @@ export interface LimitEnforcer {
   inspect(key: KeyRecord, now: number): Promise<LimitsSnapshot>;
   /** Frees a lease by id (the explicit release call of forward auth); false when it was not held. */
   releaseLease(key: KeyRecord, leaseId: string): Promise<boolean>;
+  /** Where rate and concurrency decisions are taken now (readiness); null when they never leave this process. */
+  health?(): Promise<LimiterMode | null>;
   close(): Promise<void>;
 }
 
@@ -78,6 +80,8 @@ export interface RateLimiter {
   acquireSlot(lineageId: string, max: number, leaseId: string, leaseMs: number, now: number): Promise<boolean>;
   releaseSlot(lineageId: string, leaseId: string): Promise<boolean>;
   countSlots(lineageId: string, now: number): Promise<number>;
+  /** Shared backends only: asks the backend now (bounded by its call time limit) and says where decisions are taken. */
+  health?(): Promise<LimiterMode>;
   close(): Promise<void>;
 }
 

@@ -68,6 +68,48 @@ export class PrivateRedis {
     this.child = null;
   }
 
+  /**
+   * Freezes the server process (SIGSTOP): connections stay open and commands are accepted by the
+   * kernel but not answered until `resume()`, as a hung Redis (a long fork, a swapped-out host)
+   * would behave. `stop()` still works while frozen.
+   */
+  suspend(): void {
+    if (!this.child?.pid || this.child.exitCode !== null) throw new Error("private redis-server is not running");
+    this.child.kill("SIGSTOP");
+  }
+
+  /** Lets a suspended server run again (SIGCONT): it then answers everything sent meanwhile, in order. */
+  resume(): void {
+    if (!this.child?.pid || this.child.exitCode !== null) return;
+    this.child.kill("SIGCONT");
+  }
+
+  /** Zeroes the server's per-command counters (`CONFIG RESETSTAT`). */
+  async resetCommandStats(): Promise<void> {
+    const client = new Redis(this.url);
+    try {
+      await client.config("RESETSTAT");
+    } finally {
+      client.disconnect();
+    }
+  }
+
+  /**
+   * How many times each command ran since the last reset, by lower-case name (`INFO
+   * commandstats`), this call's own INFO included: what the server really executed.
+   */
+  async commandCalls(): Promise<Record<string, number>> {
+    const client = new Redis(this.url);
+    try {
+      const calls: Record<string, number> = {};
+      for (const match of (await client.info("commandstats")).matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm))
+        calls[match[1] as string] = Number(match[2]);
+      return calls;
+    } finally {
+      client.disconnect();
+    }
+  }
+
   /** Makes the server unresponsive for `ms` (CLIENT PAUSE), as a slow Redis would be. */
   async pause(ms: number): Promise<void> {
     const client = new Redis(this.url);
