@@ -1,4 +1,5 @@
-import { API_KEY_PATTERN, MAX_KEY_LENGTH } from "./key-format.js";
+import { KEY_CHECKSUM_LENGTH, KEY_SECRET_LENGTH, MAX_KEY_LENGTH } from "./key-format.js";
+import { percentDecode, percentDecodeOnce } from "./url-text.js";
 
 /** Headers as Node's `req.headersDistinct`: every value of a repeated header kept apart. */
 export type DistinctHeaders = Record<string, string[] | string | undefined>;
@@ -84,15 +85,117 @@ function parseAuthorization(raw: string, prefix: string): { carrier: Carrier; pa
   }
 }
 
-/** Looks for keys in the query string: by parameter name, or by a value shaped like a key of this deployment. */
+const QUERY_KEY_NAMES: ReadonlySet<string> = new Set(QUERY_KEY_PARAMETERS);
+
+/** A query-string component decoded as a server reads it (`+` is a space), never throwing. */
+function decodeQueryComponent(text: string): string {
+  return percentDecodeOnce(text.includes("+") ? text.replaceAll("+", " ") : text);
+}
+
+const escapeRegExp = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+
+/** A carrier parameter (`?api_key=`, any case, its name perhaps percent-encoded), found without decoding the values. */
+function findNamedQueryKey(search: string): { found: true; key: string } | null {
+  let start = 0;
+  while (start < search.length) {
+    const amp = search.indexOf("&", start);
+    const end = amp < 0 ? search.length : amp;
+    const eq = search.indexOf("=", start);
+    const nameEnd = eq >= 0 && eq < end ? eq : end;
+    let name = search.slice(start, nameEnd);
+    // Decoded until it settles: a name encoded twice is still the name.
+    if (name.includes("%") || name.includes("+")) name = percentDecode(decodeQueryComponent(name));
+    if (QUERY_KEY_NAMES.has(name.toLowerCase())) {
+      return { found: true, key: nameEnd < end ? decodeQueryComponent(search.slice(nameEnd + 1, end)) : "" };
+    }
+    start = end + 1;
+  }
+  return null;
+}
+
+/** One character of a marker, literal or percent-encoded (once or more: `%5F`, `%255F`), hex in either case. */
+function literalOrEscaped(char: string): string {
+  const hex = char.charCodeAt(0).toString(16).padStart(2, "0");
+  const hexClass = [...hex].map((digit) => (/[a-f]/.test(digit) ? `[${digit}${digit.toUpperCase()}]` : digit)).join("");
+  return `(?:${escapeRegExp(char)}|%(?:25)*${hexClass})`;
+}
+
+interface KeyPatterns {
+  /** `{prefix}_live_` or `{prefix}_test_` literally: the cheap first look at a query string with no `%`. */
+  markers: readonly [string, string];
+  /** The same markers with any character percent-encoded. */
+  escapedMarker: RegExp;
+  /** A key of this deployment anywhere inside a decoded text. */
+  keyInside: RegExp;
+}
+
+const keyPatterns = new Map<string, KeyPatterns>();
+
+function keyPatternsFor(prefix: string): KeyPatterns {
+  let patterns = keyPatterns.get(prefix);
+  if (!patterns) {
+    const escaped = (text: string) => [...text].map(literalOrEscaped).join("");
+    patterns = {
+      markers: [`${prefix}_live_`, `${prefix}_test_`],
+      escapedMarker: new RegExp(`${escaped(`${prefix}_`)}(?:${escaped("live_")}|${escaped("test_")})`),
+      keyInside: new RegExp(`${escapeRegExp(prefix)}_(?:live|test)_[0-9A-Za-z]{${KEY_SECRET_LENGTH + KEY_CHECKSUM_LENGTH}}`),
+    };
+    keyPatterns.set(prefix, patterns);
+  }
+  return patterns;
+}
+
+/**
+ * Whether the raw query string could hold a key of this deployment once decoded. Cheap, and
+ * decodes nothing: a literal search for the markers when there is no `%`, one regular
+ * expression over the raw text when there is. Only a query string that passes pays for decoding.
+ */
+function mayHoldKey(search: string, patterns: KeyPatterns): boolean {
+  if (!search.includes("%")) return search.includes(patterns.markers[0]) || search.includes(patterns.markers[1]);
+  return patterns.escapedMarker.test(search);
+}
+
+/**
+ * Looks for keys in the query string: by parameter name (`?api_key=`, whatever the value), or a
+ * key of this deployment anywhere inside a decoded name or value (`?auth=Bearer+kw_…`,
+ * `?q=x,kw_…`, percent-encoded or not).
+ */
 function findQueryKey(search: string, prefix: string): { found: boolean; key?: string } {
   if (!search) return { found: false };
-  const params = new URLSearchParams(search);
-  for (const [name, value] of params) {
-    if ((QUERY_KEY_PARAMETERS as readonly string[]).includes(name.toLowerCase())) return { found: true, key: value };
-    if (value.startsWith(`${prefix}_`) && API_KEY_PATTERN.test(value)) return { found: true, key: value };
+  const named = findNamedQueryKey(search);
+  if (named) return named;
+  const patterns = keyPatternsFor(prefix);
+  if (!mayHoldKey(search, patterns)) return { found: false };
+  for (const [name, value] of new URLSearchParams(search)) {
+    for (const text of [value, name]) {
+      if (patterns.keyInside.test(text) || (text.includes("%") && patterns.keyInside.test(percentDecode(text)))) {
+        return { found: true, key: text };
+      }
+    }
   }
   return { found: false };
+}
+
+/**
+ * Whether the path of a request target (`/v1/keys/kw_test_…?…`; the query string is
+ * `findQueryKey`'s) holds a key of this deployment, percent-encoded or not. As cheap as the
+ * query check when there is no marker: nothing is sliced or decoded.
+ */
+export function keyInUrlPath(url: string, prefix: string): boolean {
+  const question = url.indexOf("?");
+  const end = question < 0 ? url.length : question;
+  const patterns = keyPatternsFor(prefix);
+  const percent = url.indexOf("%");
+  if (percent < 0 || percent >= end) {
+    const live = url.indexOf(patterns.markers[0]);
+    const test = url.indexOf(patterns.markers[1]);
+    if (!((live >= 0 && live < end) || (test >= 0 && test < end))) return false;
+  } else {
+    const match = patterns.escapedMarker.exec(url);
+    if (match === null || match.index >= end) return false;
+  }
+  const path = url.slice(0, end);
+  return patterns.keyInside.test(path) || patterns.keyInside.test(percentDecode(path));
 }
 
 /**

@@ -66,6 +66,7 @@ export function keywardFastify(app: FastifyInstance, verifier: Verifier, options
             {
               headers: readCarrierHeaders(request.raw),
               search: question < 0 ? "" : request.url.slice(question + 1),
+              url: request.url,
               ip: request.ip,
               requestId: request.id,
             },

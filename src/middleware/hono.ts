@@ -45,7 +45,12 @@ export function keywardHono(verifier: Verifier, options: EdgeOptions = {}) {
         const env = c.env as { incoming?: IncomingMessage; outgoing?: ServerResponse } | undefined;
         const decided = authenticateRequestInline(
           verifier,
-          { headers: readHeaders(c.req.raw, env?.incoming), search: rawSearch(c.req.url), ip: env?.incoming?.socket.remoteAddress },
+          {
+            headers: readHeaders(c.req.raw, env?.incoming),
+            search: rawSearch(c.req.url),
+            url: c.req.url,
+            ip: env?.incoming?.socket.remoteAddress,
+          },
           requirement,
           options,
         );

@@ -1,4 +1,4 @@
-import { type DistinctHeaders, extractCredential } from "../core/carriers.js";
+import { type DistinctHeaders, extractCredential, keyInUrlPath } from "../core/carriers.js";
 import { isKeywardError } from "../core/errors.js";
 import type { Environment } from "../core/key-format.js";
 import { OUTCOME_HTTP_STATUS } from "../core/outcomes.js";
@@ -35,6 +35,8 @@ export interface EdgeRequest {
   headers: DistinctHeaders;
   /** The raw query string, without `?`. */
   search: string;
+  /** The request target as received (path and query, or a whole URL): a key in its path is refused as KEY_IN_URL too. */
+  url?: string;
   ip: string | undefined;
   requestId?: string;
 }
@@ -126,6 +128,10 @@ export function authenticateRequestInline<R extends VerifierResult>(
 ): EdgeDecision<R> | Promise<EdgeDecision<R>> {
   const realm = options.realm ?? "keyward";
   const requestId = request.requestId;
+  // A key in the path is never a carrier, whatever allowQueryKeys says.
+  if (request.url !== undefined && keyInUrlPath(request.url, keyward.prefix)) {
+    return { kind: "deny", status: 400, headers: {}, problem: buildProblem("KEY_IN_URL", undefined, requestId ? { requestId } : {}) };
+  }
   const extracted = extractCredential(request.headers, request.search, {
     prefix: keyward.prefix,
     allowQueryKeys: options.allowQueryKeys ?? false,
@@ -169,10 +175,18 @@ function resultToHttp<R extends VerifierResult>(result: R, realm: string, reques
 
 /**
  * The store or the shared limiter is out: 503 with Retry-After, never a 401 that makes clients
- * rotate keys. Or the client address used up its failed attempts: 429 with Retry-After.
- * Anything else is a bug, and is thrown on.
+ * rotate keys. Or the client address used up its failed attempts: 429 with Retry-After. Or
+ * `keyward/client` was refused by the service (its own key or URL is wrong): 500 with that code,
+ * an operator's problem, never an outage (docs/middleware.md). Anything else is a bug, and is thrown on.
  */
 function failureToHttp(error: unknown, requestId: string | undefined): Extract<EdgeDecision, { kind: "deny" }> {
+  if (isKeywardError(error) && error.code === "CLIENT_MISCONFIGURED")
+    return {
+      kind: "deny",
+      status: error.status,
+      headers: {},
+      problem: buildProblem(error.code, undefined, requestId ? { requestId } : {}),
+    };
   if (isKeywardError(error) && (error.status === 503 || error.code === "TOO_MANY_FAILED_ATTEMPTS")) {
     return {
       kind: "deny",

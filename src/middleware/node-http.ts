@@ -46,6 +46,7 @@ export function toEdgeRequest(req: IncomingMessage, ip?: string, requestId?: str
   return {
     headers: readCarrierHeaders(req),
     search: question < 0 ? "" : url.slice(question + 1),
+    url,
     ip: ip ?? req.socket.remoteAddress,
     ...(requestId ? { requestId } : {}),
   };

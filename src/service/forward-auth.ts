@@ -3,7 +3,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import proxyAddr from "@fastify/proxy-addr";
 import type { Logger } from "pino";
 import type { DistinctHeaders } from "../core/carriers.js";
-import { isKeywardError } from "../core/errors.js";
+import { type FieldError, isKeywardError } from "../core/errors.js";
 import type { Environment } from "../core/key-format.js";
 import type { VerifiedKey } from "../core/key-view.js";
 import { isValidScope } from "../core/scopes.js";
@@ -12,6 +12,7 @@ import { authenticateRequestInline, type EdgeDecision, rateLimitHeaders } from "
 import { readCarrierHeaders } from "../middleware/node-http.js";
 import { buildProblem, PROBLEM_CONTENT_TYPE, type Problem } from "../middleware/problem.js";
 import type { ServiceConfig } from "./config.js";
+import { containsKeyShaped } from "./logger.js";
 import type { ServiceMetrics } from "./metrics.js";
 
 /** No sniffing, framing or referrer for the API's answers (SECURITY.md 24); the dashboard's pages set their own CSP. */
@@ -24,19 +25,27 @@ export const API_SECURITY_HEADERS: Readonly<Record<string, string>> = Object.fre
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
 
-/** A client-sent `X-Request-Id` is kept only when it is plainly an id; otherwise a fresh one. */
+/**
+ * A client-sent `X-Request-Id` is kept only when it is plainly an id: at most 64 printable
+ * characters of `[A-Za-z0-9._-]` and nothing key-shaped, since the id is echoed, logged, stored
+ * in the audit trail and sent in webhooks (docs/hardening.md). Otherwise a fresh one.
+ */
 export function requestIdOf(req: IncomingMessage): string {
   const sent = req.headers["x-request-id"];
-  return typeof sent === "string" && REQUEST_ID.test(sent) ? sent : randomUUID();
+  return typeof sent === "string" && REQUEST_ID.test(sent) && !containsKeyShaped(sent) ? sent : randomUUID();
 }
 
 /** What a forward-auth call is asked, read from the request by whichever HTTP layer took it. */
 export interface ForwardAuthRequest {
   headers: DistinctHeaders;
-  /** `X-Keyward-Scopes` (or the `scopes` query parameter): required scopes, space or comma separated. */
-  scopes: string | undefined;
-  /** `X-Keyward-Environment` (or the `environment` query parameter). */
-  environment: string | undefined;
+  /** `X-Keyward-Scopes` as sent (repeated lines joined), undefined when absent: required scopes, space or comma separated. */
+  scopesHeader: string | undefined;
+  /** The `scopes` query parameter (the Fastify route only: the fast lane takes no query string). */
+  scopesQuery: string | undefined;
+  /** `X-Keyward-Environment` as sent, undefined when absent. */
+  environmentHeader: string | undefined;
+  /** The `environment` query parameter. */
+  environmentQuery: string | undefined;
   search: string;
   ip: string | undefined;
   requestId: string;
@@ -73,12 +82,62 @@ export function headerValue(value: string | string[] | undefined): string | unde
   return Array.isArray(value) ? value.join(",") : value;
 }
 
-function splitScopes(raw: string | undefined): string[] {
-  if (!raw) return [];
-  return raw
-    .split(/[,\s]+/)
-    .map((s) => s.trim())
-    .filter(Boolean);
+function splitScopes(raw: string): string[] {
+  return raw.split(/[,\s]+/).filter(Boolean);
+}
+
+const SCOPES_HEADER = "headers.x-keyward-scopes";
+const SCOPES_QUERY = "querystring.scopes";
+const ENVIRONMENT_HEADER = "headers.x-keyward-environment";
+const ENVIRONMENT_QUERY = "querystring.environment";
+
+/** One source of required scopes, checked: present but naming no scope is an error, never "no requirement". */
+function readScopes(raw: string | undefined, field: string, into: string[], errors: FieldError[]): void {
+  if (raw === undefined) return;
+  const scopes = splitScopes(raw);
+  if (scopes.length === 0) errors.push({ field, message: "is empty: send the required scopes, or leave it out" });
+  else if (scopes.some((scope) => !isValidScope(scope))) errors.push({ field, message: "is not a list of valid scopes" });
+  else for (const scope of scopes) if (!into.includes(scope)) into.push(scope);
+}
+
+/** One source of the required environment, checked: present but empty or unknown is an error. */
+function readEnvironment(raw: string | undefined, field: string, errors: FieldError[]): Environment | undefined {
+  if (raw === undefined) return undefined;
+  if (raw === "sandbox" || raw === "production") return raw;
+  errors.push({
+    field,
+    message: raw.trim() === "" ? "is empty: send sandbox or production, or leave it out" : "must be sandbox or production",
+  });
+  return undefined;
+}
+
+/**
+ * What the route requires, from the header and the query string together: the scopes of both
+ * (a client's header can only add to what the proxy's URL asks, never replace it), and one
+ * environment that both agree on (docs/forward-auth.md). Field errors when a source is empty,
+ * invalid or disagrees with the other.
+ */
+function requirementOf(request: ForwardAuthRequest): { scopes: string[]; environment: Environment | undefined } | FieldError[] {
+  const errors: FieldError[] = [];
+  const scopes: string[] = [];
+  readScopes(request.scopesHeader, SCOPES_HEADER, scopes, errors);
+  readScopes(request.scopesQuery, SCOPES_QUERY, scopes, errors);
+  const fromHeader = readEnvironment(request.environmentHeader, ENVIRONMENT_HEADER, errors);
+  const fromQuery = readEnvironment(request.environmentQuery, ENVIRONMENT_QUERY, errors);
+  if (fromHeader !== undefined && fromQuery !== undefined && fromHeader !== fromQuery) {
+    errors.push({ field: ENVIRONMENT_HEADER, message: `requires ${fromHeader} but the query string requires ${fromQuery}` });
+  }
+  return errors.length > 0 ? errors : { scopes, environment: fromHeader ?? fromQuery };
+}
+
+/** A requirement that cannot be read: 400 with the code and problem in headers too, as for any denial. */
+function invalidRequirement(errors: FieldError[], requestId: string): ForwardAuthAnswer {
+  const problem = buildProblem(
+    "VALIDATION_FAILED",
+    `invalid forward-auth requirement: ${errors.map((e) => `${e.field}: ${e.message}`).join("; ")}`,
+    { requestId, errors },
+  );
+  return { status: 400, headers: { "x-keyward-code": problem.code, "x-keyward-problem": JSON.stringify(problem) }, problem };
 }
 
 /**
@@ -93,15 +152,9 @@ export function decideForwardAuth(
   config: ServiceConfig,
   request: ForwardAuthRequest,
 ): ForwardAuthAnswer | Promise<ForwardAuthAnswer> {
-  const scopes = splitScopes(request.scopes);
-  const environment = request.environment as Environment | undefined;
-  if (scopes.some((scope) => !isValidScope(scope)) || (environment && environment !== "sandbox" && environment !== "production")) {
-    return {
-      status: 400,
-      headers: {},
-      problem: buildProblem("VALIDATION_FAILED", "invalid required scopes or environment", { requestId: request.requestId }),
-    };
-  }
+  const requirement = requirementOf(request);
+  if (Array.isArray(requirement)) return invalidRequirement(requirement, request.requestId);
+  const { scopes, environment } = requirement;
   const decided = authenticateRequestInline(
     keyward,
     { headers: request.headers, search: request.search, ip: request.ip, requestId: request.requestId },
@@ -194,8 +247,10 @@ export function forwardAuthFastLane(options: FastLaneOptions): (req: IncomingMes
       config,
       {
         headers: readCarrierHeaders(req),
-        scopes: headerValue(req.headers["x-keyward-scopes"]),
-        environment: headerValue(req.headers["x-keyward-environment"]),
+        scopesHeader: headerValue(req.headers["x-keyward-scopes"]),
+        scopesQuery: undefined,
+        environmentHeader: headerValue(req.headers["x-keyward-environment"]),
+        environmentQuery: undefined,
         search: "",
         ip,
         requestId,

@@ -52,6 +52,11 @@ describe.skipIf(!haveNginx)("nginx auth_request → /v1/authz", () => {
           keyId: req.headers["x-keyward-key-id"] ?? null,
           owner: req.headers["x-keyward-owner"] ?? null,
           scopes: req.headers["x-keyward-scopes"] ?? null,
+          environment: req.headers["x-keyward-environment"] ?? null,
+          lease: req.headers["x-keyward-lease"] ?? null,
+          leaseExpires: req.headers["x-keyward-lease-expires"] ?? null,
+          code: req.headers["x-keyward-code"] ?? null,
+          problem: req.headers["x-keyward-problem"] ?? null,
           authorization: req.headers.authorization ?? null,
         }),
       );
@@ -94,6 +99,41 @@ http {
     const seen = (await response.json()) as Record<string, string | null>;
     expect(seen).toMatchObject({ path: "/approvals/not-complete", owner: "user:alice", scopes: "read", authorization: null });
     expect(seen.keyId).toMatch(/^key_/);
+  });
+
+  // Every X-Keyward-* header a client could send, forged: none may reach Keyward or the upstream.
+  const forged = {
+    "x-keyward-scopes": "other",
+    "x-keyward-environment": "production",
+    "x-keyward-key-id": "key_forged",
+    "x-keyward-owner": "user:mallory",
+    "x-keyward-lease": "lease_forged",
+    "x-keyward-lease-expires": "2099-01-01T00:00:00.000Z",
+    "x-keyward-code": "VALID",
+    "x-keyward-problem": "forged",
+  };
+
+  it("a client's own X-Keyward-* headers neither change the requirement nor reach the upstream", async () => {
+    const { rawRequest } = await import("../helpers/raw-http.js");
+    // The location requires `read` of any environment: the client's `other` and `production` would deny.
+    const response = await rawRequest(url, { path: "/approvals", headers: { ...forged, "x-api-key": fixture.keys.valid as string } });
+    expect(response.status).toBe(200);
+    const seen = JSON.parse(response.body) as Record<string, string | null>;
+    expect(seen).toMatchObject({ owner: "user:alice", scopes: "read", environment: "sandbox", code: null, problem: null });
+    expect(seen.keyId).toMatch(/^key_/);
+    expect(seen.keyId).not.toBe(forged["x-keyward-key-id"]);
+    // The lease is Keyward's (this key has a concurrency limit), not the client's.
+    expect(seen.lease).toMatch(/^lease_/);
+    expect(seen.lease).not.toBe(forged["x-keyward-lease"]);
+    expect(seen.leaseExpires).not.toBe(forged["x-keyward-lease-expires"]);
+  });
+
+  it("a key without limits gets no lease: the client's X-Keyward-Lease is dropped, not passed on", async () => {
+    const { rawRequest } = await import("../helpers/raw-http.js");
+    const response = await rawRequest(url, { path: "/approvals", headers: { ...forged, "x-api-key": fixture.keys.plain as string } });
+    expect(response.status).toBe(200);
+    const seen = JSON.parse(response.body) as Record<string, string | null>;
+    expect(seen).toMatchObject({ owner: "user:alice", environment: "sandbox", lease: null, leaseExpires: null, code: null, problem: null });
   });
 
   it.each([

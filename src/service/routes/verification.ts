@@ -1,5 +1,7 @@
+import { isIP } from "node:net";
 import type { Static } from "@sinclair/typebox";
 import type { FastifyInstance } from "fastify";
+import ipaddr from "ipaddr.js";
 import { KeywardError } from "../../core/errors.js";
 import { toPublicKey, type VerifiedKey } from "../../core/key-view.js";
 import { findMissingScopes } from "../../core/scopes.js";
@@ -28,6 +30,19 @@ const rateLimitJson = (state: RateLimitState) => ({ limit: state.limit, remainin
 
 const leaseJson = (lease: Lease) => ({ id: lease.id, expires_at: new Date(lease.expiresAt).toISOString() });
 
+const NOT_AN_ADDRESS = "must be an IPv4 or IPv6 address, such as 203.0.113.7 or 2001:db8::7";
+
+/**
+ * Verify's `ip`, the end client's address: it is stored as a key's last use and keys the
+ * failed-attempt throttle, so only an IP address is taken (docs/hardening.md), written one way
+ * (`::ffff:1.2.3.4` is `1.2.3.4`, IPv6 compressed) so that one client is one throttle bucket.
+ */
+function endClientAddress(raw: string): string {
+  if (isIP(raw) === 0 || raw.includes("%"))
+    throw new KeywardError("VALIDATION_FAILED", `body.ip: ${NOT_AN_ADDRESS}`, { errors: [{ field: "body.ip", message: NOT_AN_ADDRESS }] });
+  return ipaddr.process(raw).toString();
+}
+
 /** `POST /v1/keys/verify`, `/v1/authz` (forward auth) and `/v1/introspect`. */
 export function registerVerificationRoutes(app: FastifyInstance, ctx: ServiceContext): void {
   const { keyward } = ctx;
@@ -45,7 +60,8 @@ export function registerVerificationRoutes(app: FastifyInstance, ctx: ServiceCon
     async (request, reply) => {
       const caller = await ctx.requireKey(request, reply, ["keys:verify"]);
       if (!caller) return reply;
-      const { key, scopes, environment, ip } = request.body;
+      const { key, scopes, environment } = request.body;
+      const ip = request.body.ip === undefined ? undefined : endClientAddress(request.body.ip);
       // Verify cannot see the end of the caller's request: a concurrency slot is a lease that
       // expires by itself, or is freed early through POST /v1/leases/release.
       const result = await keyward.verify(key, {
@@ -86,8 +102,11 @@ export function registerVerificationRoutes(app: FastifyInstance, ctx: ServiceCon
         ctx.config,
         {
           headers: readCarrierHeaders(request.raw),
-          scopes: headerValue(request.headers["x-keyward-scopes"]) ?? request.query.scopes,
-          environment: headerValue(request.headers["x-keyward-environment"]) ?? request.query.environment,
+          // Both sources count: the header adds to the query's requirement, never replaces it.
+          scopesHeader: headerValue(request.headers["x-keyward-scopes"]),
+          scopesQuery: request.query.scopes,
+          environmentHeader: headerValue(request.headers["x-keyward-environment"]),
+          environmentQuery: request.query.environment,
           search: rawSearch(request),
           ip: request.ip,
           requestId: request.id,
