@@ -91,6 +91,9 @@ function updateRefusal(bound: Bound, action: Extract<Action, { type: "key.update
   const added = changes.scopes ? findMissingScopes(key.scopes, changes.scopes) : [];
   const addedBeyond = scopesBeyond(bound, added);
   if (addedBeyond.length > 0) return refuse(`the caller cannot grant: ${addedBeyond.join(", ")}`);
+  // A scope added to a key is conferred in that key's environment.
+  if ((added.length > 0 || changes.delegation) && !bound.environments.includes(key.environment))
+    return refuse(`${whose(bound)} may not confer ${key.environment} rights`);
   if (changes.delegation) {
     const beyond = beyondRights(bound, { ...rightsOf(key), scopes: [], delegation: changes.delegation });
     if (beyond) return refuse(beyond);
@@ -158,10 +161,16 @@ function decideForBound(bound: Bound, action: Action): Decision | null {
       if (action.role === "admin")
         return bound.source === "admin_role" ? null : refuse("only an administrator may create an administrator");
       return bound.source === "admin_role" ? null : memberRightsRefusal(bound, action.member);
-    case "user.update":
+    case "user.update": {
       if (action.user.role === "admin")
         return bound.source === "admin_role" ? null : refuse("only an administrator may manage an administrator");
-      return bound.source === "admin_role" ? null : memberRightsRefusal(bound, action.member);
+      if (bound.source === "admin_role") return null;
+      const member = memberRightsRefusal(bound, action.member);
+      if (member) return member;
+      // Enabling or disabling a user enables or disables every key the user holds.
+      for (const key of action.keys) if (reachRefusal(bound, key)) return refuse(`the user holds ${key.id}, beyond the caller's reach`);
+      return null;
+    }
     case "owner.update":
       for (const key of action.keys) {
         if (reachRefusal(bound, key)) return refuse(`the owner holds ${key.id}, beyond the caller's reach`);

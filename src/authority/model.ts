@@ -70,7 +70,7 @@ export type Action =
   /** Picking up an approved key: its plaintext goes to the requester (the sandbox key, or the person who asked) only. */
   | { type: "key_request.claim"; request: KeyRequestRecord; claimant: { type: "key" | "user"; id: string } }
   | { type: "user.create"; role: UserRole; member: MemberRights }
-  | { type: "user.update"; user: UserRecord; disabled: boolean; member: MemberRights }
+  | { type: "user.update"; user: UserRecord; disabled: boolean; member: MemberRights; keys: readonly KeyRecord[] }
   | { type: "owner.update"; owner: OwnerRef; disabled: boolean; user: UserRecord | null; keys: readonly KeyRecord[] }
   | { type: "leaks.report" }
   | { type: "webhooks.manage" }

@@ -3,7 +3,8 @@ import { CONTROL_NAMES, type ControlField, loosenedControls } from "../authority
 import { decide } from "../authority/decide.js";
 import type { Action, Authority, MemberRights } from "../authority/model.js";
 import { KeywardError } from "../core/errors.js";
-import type { Actor, AuditEvent, KeyChanges, KeyRecord } from "../core/model.js";
+import { type Actor, type AuditEvent, computeKeyStatus, type KeyChanges, type KeyRecord, type OwnerRef } from "../core/model.js";
+import type { Page } from "../engine/keyward.js";
 import type { ServiceContext } from "./context.js";
 import type { Caller } from "./sessions.js";
 
@@ -82,4 +83,20 @@ async function loosenedSetByActor(
 /** The authority decision for a key change, with what the audit trail says about loosened controls. */
 export async function enforceKeyUpdate(ctx: ServiceContext, authority: Authority, key: KeyRecord, changes: KeyChanges): Promise<void> {
   enforce(authority, { type: "key.update", key, changes, setByActor: await loosenedSetByActor(ctx, authority, key, changes) });
+}
+
+/** Every key of an owner that is not revoked: what enabling or disabling the owner (or its user) touches. */
+export async function liveKeysOf(ctx: ServiceContext, owner: OwnerRef): Promise<KeyRecord[]> {
+  const keys: KeyRecord[] = [];
+  let cursor: string | null = null;
+  do {
+    const page: Page<KeyRecord> = await ctx.keyward.listKeys(
+      { ownerType: owner.type, ownerId: owner.id },
+      { limit: 200, ...(cursor ? { cursor } : {}) },
+    );
+    const now = ctx.keyward.clock.now();
+    keys.push(...page.data.filter((key) => computeKeyStatus(key, now) !== "revoked"));
+    cursor = page.nextCursor;
+  } while (cursor);
+  return keys;
 }

@@ -252,6 +252,39 @@ describe("the authority review's findings, each refused", () => {
       expect(claimed.body.key).toBeUndefined();
     });
 
+    it("found by the model test: a member cannot widen its own approved production key, nor a narrow users:write key revive its owner", async () => {
+      const member = await createMember(service, adminSession, "member8@example.com");
+      const asMember = withSession(service, member);
+      const sandbox = (
+        await asMember("POST", "/v1/keys", {
+          owner: { type: "user", id: member.userId },
+          name: "s8",
+          environment: "sandbox",
+          scopes: ["read"],
+        })
+      ).body as { id: string };
+      const asked = (await asMember("POST", "/v1/key-requests", { key_id: sandbox.id })).body as { id: string };
+      expect((await withSession(service, adminSession)("POST", `/v1/key-requests/${asked.id}/approve`)).status).toBe(200);
+      const claimed = (await asMember("POST", `/v1/key-requests/${asked.id}/claim`)).body as { id: string };
+      const widened = await asMember("PATCH", `/v1/keys/${claimed.id}`, { scopes: ["read", "write"] });
+      expect(widened.status).toBe(403);
+      expect(widened.body.detail).toContain("production");
+      // A users:write key whose ceiling is sandbox-only cannot re-enable the member who holds that production key.
+      const people = withKey(
+        service,
+        (
+          await createKeyOverHttp(service, {
+            owner: { type: "application", id: "hr8" },
+            scopes: ["users:write", "keys:read", "keys:write", "read", "write"],
+            grantable_scopes: ["read", "write"],
+            grantable_environments: ["sandbox"],
+          })
+        ).key,
+      );
+      expect((await admin("PATCH", `/v1/users/${member.userId}`, { disabled: true })).status).toBe(200);
+      expect((await people("PATCH", `/v1/users/${member.userId}`, { disabled: false })).status).toBe(403);
+    });
+
     it("a claimed key is active and works", async () => {
       const sandbox = await createKeyOverHttp(service, { owner: { type: "application", id: "claimer" } });
       const holder = withKey(service, sandbox.key);

@@ -104,14 +104,19 @@ function shapeWithin(key: KeyShape, confersScope: (s: string) => boolean, confer
 }
 
 /**
- * A delegate (a key that is not an admin key): it confers its own environment or those of its
- * `grantable_environments` (the contract says "or": their union); scopes covered by its
+ * A delegate (a key that is not an admin key): it confers the environments of its
+ * `grantable_environments`, or with none its own environment; scopes covered by its
  * `grantable_scopes`, or with no ceiling its own non-management scopes; never a management scope
  * it does not hold. It reaches only keys it could have minted itself.
+ *
+ * Ambiguous: "its own environment, or the environments in its grantable_environments" reads
+ * either as a union or, like the scopes bullet beside it ("or, with no ceiling set, its own
+ * non-management scopes"), as the ceiling replacing the own environment. The stricter reading is
+ * taken: a production key whose ceiling names only sandbox confers sandbox only.
  */
 export function delegateBound(key: KeyShape, label: string): Bound {
   const grantable = key.ceilingScopes ?? key.scopes.filter((s) => !isManagement(s));
-  const envs = new Set<Env>([key.env, ...(key.ceilingEnvs ?? [])]);
+  const envs = new Set<Env>(key.ceilingEnvs ?? [key.env]);
   const confersScope = (s: string) => holds(grantable, s) && managementIn(s).every((m) => holds(key.scopes, m));
   const confersEnv = (e: Env) => envs.has(e);
   return {
@@ -335,7 +340,10 @@ export class Model {
     return { label: key.label, bounds, gate: (m) => holds(key.scopes, m) && bounds.every((b) => b.holds(m)) };
   }
 
-  /** Can the actor authenticate at all? "unknown": a session whose user was disabled and enabled again. */
+  /**
+   * Can the actor authenticate at all? "dead": certainly not (so whatever it does must be
+   * refused); "unknown": a session whose user was disabled and enabled again, or a rate-limited key.
+   */
   actorState(actor: Actor): { state: "live" | "dead" | "unknown"; why: string } {
     if (actor.kind === "session") {
       const user = this.user(actor.userId);
@@ -350,6 +358,9 @@ export class Model {
     if (!key.enabled) return { state: "dead", why: "disabled" };
     if (this.isOwnerDisabled(key.owner)) return { state: "dead", why: "its owner is disabled" };
     if (key.cidrs.length > 0) return { state: "dead", why: `allowed_cidrs ${fmt(key.cidrs)} exclude loopback` };
+    // Management calls are not metered, but whether every route skips the limits is not this
+    // test's question: a rate-limited key is never the actor of a must-succeed case.
+    if (key.rateLimit !== null) return { state: "unknown", why: `${key.label} has a rate limit` };
     return { state: "live", why: "" };
   }
 
@@ -450,11 +461,11 @@ export class Model {
         Model.ceilingHeld(v, change.scopes, key.scopes);
         const before = {
           scopes: key.ceilingScopes ?? key.scopes.filter((s) => !isManagement(s)),
-          envs: new Set<Env>([key.env, ...(key.ceilingEnvs ?? [])]),
+          envs: new Set<Env>(key.ceilingEnvs ?? [key.env]),
         };
         const after = {
           scopes: change.scopes ?? key.scopes.filter((s) => !isManagement(s)),
-          envs: [key.env, ...(change.envs ?? [])],
+          envs: change.envs ?? [key.env],
         };
         for (const bound of a.bounds) {
           for (const s of after.scopes)
@@ -466,7 +477,8 @@ export class Model {
       }
       case "enabled":
         if (change.enabled && !key.enabled) {
-          if (memberBounds.length > 0 && key.disabledBy !== "member") v.refuse(`a member may not re-enable ${key.label}, which an admin disabled`);
+          if (memberBounds.length > 0 && key.disabledBy !== "member")
+            v.refuse(`a member may not re-enable ${key.label}, which an admin disabled`);
           // A member re-enabling a production key it disabled itself: tighten-only says yes, "restoring
           // confers" (and members confer sandbox only) says no. Left open (may).
         }
@@ -501,9 +513,11 @@ export class Model {
   judgeRevoke(actor: Actor, key: ModelKey): Verdict {
     const { v, a, live } = this.begin(actor, Model.needs("keys:write"));
     this.reach(v, a, actor, key, false);
-    if (key.awaitingPickup && a.bounds.some((b) => b.member !== null)) v.refuse(`a member may not revoke ${key.label}, which is awaiting pickup`);
+    if (key.awaitingPickup && a.bounds.some((b) => b.member !== null))
+      v.refuse(`a member may not revoke ${key.label}, which is awaiting pickup`);
     if (key.revoked) v.notes.push(`${key.label} is already revoked`);
-    else if (live && isUnbounded(a)) v.allowed = key.awaitingPickup ? "an admin may revoke a key awaiting pickup" : "an admin revokes a key";
+    else if (live && isUnbounded(a))
+      v.allowed = key.awaitingPickup ? "an admin may revoke a key awaiting pickup" : "an admin revokes a key";
     return v;
   }
 
@@ -582,7 +596,7 @@ export class Model {
     const v = new Verdict();
     const state = this.actorState({ kind: "key", keyId: key.id });
     if (state.state === "dead") v.refuse(`${key.label} cannot authenticate: ${state.why}`);
-    else if (this.askable(key)) v.allowed = "a sandbox key asks for a production key";
+    else if (state.state === "live" && this.askable(key)) v.allowed = "a sandbox key asks for a production key";
     return v;
   }
 
@@ -666,7 +680,8 @@ export class Model {
 
   applyPatch(key: ModelKey, change: Change, actor: Actor): void {
     const member = this.authority(actor).bounds.some((b) => b.member !== null);
-    const setter = (before: SetBy, tightening: boolean): SetBy => (member ? (before === "other" && tightening ? "other" : "member") : "other");
+    const setter = (before: SetBy, tightening: boolean): SetBy =>
+      member ? (before === "other" && tightening ? "other" : "member") : "other";
     switch (change.kind) {
       case "scopes": {
         if (change.scopes.some((s) => !holds(key.scopes, s))) key.conferredBy = this.actorLabel(actor);
@@ -737,9 +752,12 @@ export class Model {
       if (listed.owner.type !== key.owner.type || listed.owner.id !== key.owner.id)
         problems.push(`invariant 1: ${key.label} is owned by ${this.ownerLabel(listed.owner)}, expected ${this.ownerLabel(key.owner)}`);
       if (listed.environment !== key.env) problems.push(`invariant 1: ${key.label} is ${listed.environment}, but ${key.env} was ${by}`);
-      if (!sameSet(listed.scopes, key.scopes)) problems.push(`invariant 1: ${key.label} has scopes ${fmt(listed.scopes)}, but ${fmt(key.scopes)} were ${by}`);
+      if (!sameSet(listed.scopes, key.scopes))
+        problems.push(`invariant 1: ${key.label} has scopes ${fmt(listed.scopes)}, but ${fmt(key.scopes)} were ${by}`);
       if (!sameSet(listed.grantable_scopes ?? null, key.ceilingScopes))
-        problems.push(`invariant 1: ${key.label} has grantable_scopes ${fmt(listed.grantable_scopes)}, but ${fmt(key.ceilingScopes)} were ${by}`);
+        problems.push(
+          `invariant 1: ${key.label} has grantable_scopes ${fmt(listed.grantable_scopes)}, but ${fmt(key.ceilingScopes)} were ${by}`,
+        );
       if (!sameSet(listed.grantable_environments ?? null, key.ceilingEnvs))
         problems.push(
           `invariant 1: ${key.label} has grantable_environments ${fmt(listed.grantable_environments)}, but ${fmt(key.ceilingEnvs)} were ${by}`,
@@ -749,7 +767,9 @@ export class Model {
       if (!key.revoked && key.awaitingPickup && listed.status !== "awaiting_pickup")
         problems.push(`invariant 4: ${key.label}, issued by approval and never claimed, is ${listed.status}, not awaiting_pickup`);
       if (!key.revoked && !key.awaitingPickup && !key.enabled && listed.status === "active")
-        problems.push(`invariant 1: ${key.label} was disabled (by ${key.disabledBy}) and no allowed action re-enabled it, but it is active`);
+        problems.push(
+          `invariant 1: ${key.label} was disabled (by ${key.disabledBy}) and no allowed action re-enabled it, but it is active`,
+        );
       if (key.cidrs.length > 0 && !sameSet(listed.allowed_cidrs, key.cidrs))
         problems.push(`invariant 1: ${key.label} lost its allowed_cidrs ${fmt(key.cidrs)} (now ${fmt(listed.allowed_cidrs)})`);
       if (
@@ -758,12 +778,16 @@ export class Model {
           listed.rate_limit.requests !== key.rateLimit.requests ||
           listed.rate_limit.per_seconds !== key.rateLimit.per_seconds)
       )
-        problems.push(`invariant 1: ${key.label} lost its rate limit ${JSON.stringify(key.rateLimit)} (now ${JSON.stringify(listed.rate_limit)})`);
+        problems.push(
+          `invariant 1: ${key.label} lost its rate limit ${JSON.stringify(key.rateLimit)} (now ${JSON.stringify(listed.rate_limit)})`,
+        );
       const expires = listed.expires_at === null ? null : Date.parse(listed.expires_at);
       // An approved key's expiry is not part of what is asked: learnt at first sight.
       if (key.expiresAt === undefined) key.expiresAt = expires;
       else if (key.expiresAt !== null && (expires === null || expires > key.expiresAt))
-        problems.push(`invariant 1: ${key.label}'s expiry was pushed back from ${new Date(key.expiresAt).toISOString()} to ${listed.expires_at}`);
+        problems.push(
+          `invariant 1: ${key.label}'s expiry was pushed back from ${new Date(key.expiresAt).toISOString()} to ${listed.expires_at}`,
+        );
     }
     for (const key of this.keys.values()) if (!seen.has(key.id)) problems.push(`${key.label} (${key.id}) is missing from the key listing`);
     const seenUsers = new Set<string>();
@@ -778,7 +802,8 @@ export class Model {
       if (listed.role === "admin" && !user.legitAdmin)
         problems.push(`invariant 2: ${user.label} is an admin, but was created by ${user.createdBy}, which is bounded`);
       if (listed.role !== user.role) problems.push(`invariant 2: ${user.label} has role ${listed.role}, created as ${user.role}`);
-      if (user.disabled && !listed.disabled) problems.push(`invariant 1: ${user.label} was disabled and no allowed action re-enabled it, but it is enabled`);
+      if (user.disabled && !listed.disabled)
+        problems.push(`invariant 1: ${user.label} was disabled and no allowed action re-enabled it, but it is enabled`);
     }
     if (usersComplete)
       for (const user of this.users.values()) if (!seenUsers.has(user.id)) problems.push(`${user.label} is missing from the user listing`);

@@ -3,7 +3,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { memberEnvironments } from "../../authority/actors.js";
 import type { SessionRecord, UserRecord } from "../../core/accounts.js";
 import type { Accounts } from "../../engine/accounts.js";
-import { enforce, memberPolicyOf, memberRightsOf } from "../authority-gate.js";
+import { enforce, liveKeysOf, memberPolicyOf, memberRightsOf } from "../authority-gate.js";
 import type { ServiceContext } from "../context.js";
 import {
   ChangePasswordBody,
@@ -15,7 +15,7 @@ import {
   UserIdParams,
   UserSchema,
 } from "../schemas.js";
-import { callerContext, clearSessionCookie, readSessionCookie, resolveSessionCaller, setSessionCookie } from "../sessions.js";
+import { callerContext, clearSessionCookie, readSessionCookies, resolveSessionCaller, setSessionCookie } from "../sessions.js";
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
@@ -45,9 +45,9 @@ export function registerAccountRoutes(app: FastifyInstance, ctx: ServiceContext,
 
   /** Sign-in always starts a fresh session (the old one, if any, is ended): no session fixation. */
   async function openSession(request: FastifyRequest, reply: FastifyReply, email: string, password: string) {
-    const previous = readSessionCookie(request);
+    const previous = readSessionCookies(request);
     const opened = await accounts.signIn(email, password, context(request));
-    if (previous) await accounts.signOut(previous);
+    for (const token of previous) await accounts.signOut(token);
     setSessionCookie(reply, request, config, opened.token);
     reply.header("cache-control", "no-store");
     return sessionJson(opened.user, opened.session);
@@ -106,8 +106,7 @@ export function registerAccountRoutes(app: FastifyInstance, ctx: ServiceContext,
     { schema: { tags: ["people"], summary: "Sign out: ends the session", security: [] } },
     async (request, reply) => {
       await resolveSessionCaller(accounts, request, []);
-      const token = readSessionCookie(request);
-      if (token) await accounts.signOut(token);
+      for (const token of readSessionCookies(request)) await accounts.signOut(token);
       clearSessionCookie(reply, request, config);
       return reply.code(204).send();
     },
@@ -184,7 +183,15 @@ export function registerAccountRoutes(app: FastifyInstance, ctx: ServiceContext,
       const caller = await ctx.requireCaller(request, reply, ["users:write"]);
       if (!caller) return reply;
       const user = await accounts.getUser(request.params.id);
-      enforce(caller.authority, { type: "user.update", user, disabled: request.body.disabled, member: memberRightsOf(ctx) });
+      enforce(caller.authority, {
+        type: "user.update",
+        user,
+        disabled: request.body.disabled,
+        member: memberRightsOf(ctx),
+        keys: caller.authority.bounds.some((bound) => bound.source !== "admin_role")
+          ? await liveKeysOf(ctx, { type: "user", id: user.id })
+          : [],
+      });
       return userJson(await accounts.setUserDisabled(request.params.id, request.body.disabled, callerContext(request, caller)));
     },
   );

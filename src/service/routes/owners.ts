@@ -1,9 +1,7 @@
 import type { Static } from "@sinclair/typebox";
 import type { FastifyInstance } from "fastify";
 import { KeywardError } from "../../core/errors.js";
-import { computeKeyStatus, type KeyRecord, type OwnerRef } from "../../core/model.js";
-import type { Page } from "../../engine/keyward.js";
-import { enforce } from "../authority-gate.js";
+import { enforce, liveKeysOf } from "../authority-gate.js";
 import type { ServiceContext } from "../context.js";
 import { OwnerParams, UpdateOwnerBody } from "../schemas.js";
 import { callerContext } from "../sessions.js";
@@ -14,22 +12,6 @@ const ownerJson = (owner: { type: string; id: string; disabled: boolean; created
   disabled: owner.disabled,
   created_at: new Date(owner.createdAt).toISOString(),
 });
-
-/** Every key of an owner that is not revoked: what enabling or disabling the owner touches. */
-async function liveKeysOf(ctx: ServiceContext, owner: OwnerRef): Promise<KeyRecord[]> {
-  const keys: KeyRecord[] = [];
-  let cursor: string | null = null;
-  do {
-    const page: Page<KeyRecord> = await ctx.keyward.listKeys(
-      { ownerType: owner.type, ownerId: owner.id },
-      { limit: 200, ...(cursor ? { cursor } : {}) },
-    );
-    const now = ctx.keyward.clock.now();
-    keys.push(...page.data.filter((key) => computeKeyStatus(key, now) !== "revoked"));
-    cursor = page.nextCursor;
-  } while (cursor);
-  return keys;
-}
 
 /** Owners (users and applications): disabling one disables all of its keys at once. */
 export function registerOwnerRoutes(app: FastifyInstance, ctx: ServiceContext): void {
