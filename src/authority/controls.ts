@@ -1,5 +1,6 @@
 import { parseCidr } from "../core/cidr.js";
 import type { KeyRecord, QuotaSpec, RateLimitSpec } from "../core/model.js";
+import { SNAKE } from "../engine/audit.js";
 
 /** The controls on a key that limit its use: a member may tighten them, never loosen one an admin set (docs/authority.md). */
 export type ControlField = "enabled" | "expiresAt" | "rateLimit" | "concurrency" | "quota" | "allowedCidrs";
@@ -8,15 +9,8 @@ export type KeyControls = Pick<KeyRecord, ControlField>;
 
 export const CONTROL_FIELDS: readonly ControlField[] = ["enabled", "expiresAt", "rateLimit", "concurrency", "quota", "allowedCidrs"];
 
-/** The API's name of each control, for messages. */
-export const CONTROL_NAMES: Record<ControlField, string> = {
-  enabled: "enabled",
-  expiresAt: "expires_at",
-  rateLimit: "rate_limit",
-  concurrency: "concurrency",
-  quota: "quota",
-  allowedCidrs: "allowed_cidrs",
-};
+/** The API's name of each control, for messages and audit diffs (the audit trail's own names). */
+export const CONTROL_NAMES: Record<ControlField, string> = SNAKE;
 
 const burstOf = (limit: RateLimitSpec) => limit.burst ?? limit.requests;
 

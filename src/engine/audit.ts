@@ -19,7 +19,8 @@ const AUDITED_FIELDS = [
   "delegation",
 ] as const;
 
-const SNAKE: Record<(typeof AUDITED_FIELDS)[number], string> = {
+/** The API (snake_case) name of each audited field: audit diffs are keyed by it. */
+export const SNAKE: Record<(typeof AUDITED_FIELDS)[number], string> = {
   name: "name",
   scopes: "scopes",
   enabled: "enabled",
