@@ -32,6 +32,11 @@ export interface KeywardClientOptions {
   /** Default 300,000 ms. */
   staleWindowMs?: number;
   fetch?: typeof fetch;
+  /**
+   * Where a configuration error (the service refusing this client's own key or call) is
+   * reported, once until it is fixed. Default `console`; a pino logger fits too.
+   */
+  logger?: { error(message: string): void };
 }
 
 interface VerifyResponse {
@@ -92,6 +97,8 @@ export class KeywardClient implements Verifier {
   private readonly cache: LRUCache<string, Entry>;
   private readonly inflight = new Map<string, Promise<ServiceAnswer>>();
   private readonly options: Required<Omit<KeywardClientOptions, "prefix">>;
+  /** Set while the service refuses this client's own calls (its key, scope or URL); cleared by the next 200. */
+  private misconfigured: KeywardError | null = null;
 
   constructor(options: KeywardClientOptions) {
     this.prefix = options.prefix ?? DEFAULT_KEY_PREFIX;
@@ -103,6 +110,7 @@ export class KeywardClient implements Verifier {
       whenUnreachable: "deny",
       staleWindowMs: 300_000,
       fetch: globalThis.fetch.bind(globalThis),
+      logger: console,
       ...options,
     };
     this.cache = new LRUCache({ max: this.options.maxEntries });
@@ -130,8 +138,8 @@ export class KeywardClient implements Verifier {
       if (joined && answer.limited) return (await this.callService(key, options, cacheKey)).result;
       return answer.result;
     } catch (error) {
-      // The service throttles the end client's address: pass it on, it is not an outage.
-      if (isKeywardError(error) && error.code === "TOO_MANY_FAILED_ATTEMPTS") throw error;
+      // The service throttles the end client's address, or refuses this client itself: pass it on, it is not an outage.
+      if (isKeywardError(error) && (error.code === "TOO_MANY_FAILED_ATTEMPTS" || error.code === "CLIENT_MISCONFIGURED")) throw error;
       if (this.options.whenUnreachable === "stale" && cached?.key && now - cached.at < this.options.staleWindowMs)
         return this.fromCache(cached, options, now);
       throw new KeywardError("STORE_UNAVAILABLE", "the Keyward service cannot be reached", { retryAfterSeconds: 5, cause: error });
@@ -162,12 +170,19 @@ export class KeywardClient implements Verifier {
       signal: AbortSignal.timeout(this.options.timeoutMs),
     });
     if (response.status === 429) {
+      // Refused service keys count as failed attempts of this app's own address: once the
+      // service throttles it, its 429s are still the same configuration error.
+      if (this.misconfigured) throw this.misconfigured;
       throw new KeywardError("TOO_MANY_FAILED_ATTEMPTS", "too many failed attempts from this client address", {
         retryAfterSeconds: Number(response.headers.get("retry-after")) || 1,
       });
     }
+    // Any other 4xx is this client's own call refused: a configuration error. Only network
+    // failures and 5xx mean the service is unavailable.
+    if (response.status >= 400 && response.status < 500) throw await this.refused(response);
     if (response.status !== 200) throw new Error(`verify answered ${response.status}`);
     const body = (await response.json()) as VerifyResponse;
+    this.misconfigured = null;
     const verified: VerifiedKey | undefined = body.key && {
       id: body.key.id,
       ref: body.key.ref,
@@ -203,6 +218,27 @@ export class KeywardClient implements Verifier {
       ...rateLimit,
     };
     return { limited, result: denial };
+  }
+
+  /** The configuration error for a 4xx from the service, logged once until a call succeeds again. */
+  private async refused(response: Response): Promise<KeywardError> {
+    let problem: { code?: unknown; detail?: unknown } = {};
+    try {
+      problem = (await response.json()) as typeof problem;
+    } catch {}
+    const code = typeof problem.code === "string" ? problem.code : "no problem code";
+    const detail = typeof problem.detail === "string" ? `: ${problem.detail}` : "";
+    const answer = `${response.status} ${code}${detail}`;
+    const why =
+      response.status === 401
+        ? "refused this client's service key; it is wrong, revoked, disabled or expired"
+        : response.status === 403
+          ? "will not verify keys for this client's service key; it needs the keys:verify scope"
+          : "refused POST /v1/keys/verify; check the client's url (it must be the Keyward service's base URL)";
+    const message = `keyward/client: the Keyward service at ${this.options.url} ${why} (${answer}). Every request is denied with 500 CLIENT_MISCONFIGURED until this is fixed.`;
+    if (this.misconfigured?.message !== message) this.options.logger.error(message);
+    this.misconfigured = new KeywardError("CLIENT_MISCONFIGURED", message);
+    return this.misconfigured;
   }
 
   /** Frees a concurrency lease early; if this fails, the lease still expires by itself. */

@@ -170,6 +170,18 @@ export const ERROR_REGISTRY = {
     title: "Invalid configuration",
     solve: "A setting is wrong: the message names it; see docs/configuration.md.",
   },
+  HASH_SECRET_MISMATCH: {
+    status: 500,
+    title: "Hash secret mismatch",
+    solve:
+      "This process's `KEYWARD_HASH_SECRET` is missing or differs from the one the store's keys are hashed with (the message names the variable and version): give every process on the store (server, workers, CLI) the same value. While rotating, keep the old version in the list (`v2:new,v1:old`).",
+  },
+  CLIENT_MISCONFIGURED: {
+    status: 500,
+    title: "Keyward client misconfigured",
+    solve:
+      "The Keyward service refused the client's own call: its service key is wrong, revoked or disabled, or lacks the `keys:verify` scope, or the URL is not a Keyward service. The app logs the service's answer once; give `keyward/client` the service's base URL and a key with `keys:verify`.",
+  },
 } as const satisfies Record<string, ErrorDefinition>;
 
 export type ErrorCode = keyof typeof ERROR_REGISTRY;

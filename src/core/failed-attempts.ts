@@ -43,15 +43,19 @@ export function mergeSharedCount(local: AttemptWindow | undefined, shared: Attem
  * The address a client is counted under: IPv4-mapped IPv6 (`::ffff:1.2.3.4`, how Node reports
  * dual-stack peers) as IPv4, and IPv6 by its /64, since one host usually holds a whole /64 and
  * could otherwise step through addresses to dodge the count. Unparsable input counts as itself.
+ * `ipv6Prefix` (1–128, default 64) sets the IPv6 grouping; the sign-in throttle makes it
+ * configurable (docs/hardening.md).
  */
-export function attemptAddress(ip: string): string {
+export function attemptAddress(ip: string, ipv6Prefix = 64): string {
   if (!ip.includes(":")) return ip;
   if (!ipaddr.IPv6.isValid(ip)) return ip;
   const address = ipaddr.IPv6.parse(ip);
   if (address.isIPv4MappedAddress()) return address.toIPv4Address().toString();
-  const parts = address.parts;
-  return `${parts
-    .slice(0, 4)
-    .map((part) => part.toString(16))
-    .join(":")}::/64`;
+  const bits = Math.min(128, Math.max(1, Math.floor(ipv6Prefix)));
+  const groups = Math.ceil(bits / 16);
+  const head = address.parts.slice(0, groups).map((part, i) => {
+    const kept = Math.min(16, bits - i * 16);
+    return (part & (0xffff << (16 - kept)) & 0xffff).toString(16);
+  });
+  return `${head.join(":")}${groups < 8 ? "::" : ""}/${bits}`;
 }

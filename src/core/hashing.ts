@@ -44,3 +44,16 @@ export function parseHashSecrets(value: string | undefined): HashSecret[] {
     return { version, secret: match[2] as string };
   });
 }
+
+/** What every hash-secret fingerprint is an HMAC of. */
+const FINGERPRINT_LABEL = "keyward/hash-secret-fingerprint/1";
+
+/**
+ * What a store records of a hash secret (docs/security.md, "Hash secret fingerprint"):
+ * HMAC-SHA-256 of a fixed label under the secret, cut to 128 bits. It tells two secrets apart
+ * without revealing either; like any keyed hash it lets whoever holds the database test guesses
+ * of the secret offline, so a secret must be long and random (32 random bytes), never a word.
+ */
+export function hashSecretFingerprint(secret: HashSecret): string {
+  return `hmac-sha256:${createHmac("sha256", secret.secret).update(FINGERPRINT_LABEL).digest("base64url").slice(0, 22)}`;
+}

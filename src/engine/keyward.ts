@@ -30,7 +30,7 @@ import { MemoryRateLimiter } from "../limits/memory-rate-limiter.js";
 import { type Clock, systemClock } from "../ports/clock.js";
 import { type EngineObserver, noopEngineObserver } from "../ports/engine-observer.js";
 import type { CreationCap, KeyListFilter, KeyLookup, KeyPageCursor, KeyStore } from "../ports/key-store.js";
-import type { Lease, LimitEnforcer, LimitsSnapshot, RateLimitState } from "../ports/limits.js";
+import type { Lease, LimitEnforcer, LimiterMode, LimitsSnapshot, RateLimitState } from "../ports/limits.js";
 import { noopUsageRecorder, type UsageQuery, type UsageRecorder, type UsageRow, type UsageStore } from "../ports/usage-recorder.js";
 import { MemoryQuotaCounter } from "../stores/memory/memory-quota-counter.js";
 import { buildAuditEvent, diffForAudit } from "./audit.js";
@@ -655,6 +655,14 @@ export class Keyward {
   /** What is left of each of the key's limits (introspection); nothing is spent. */
   async inspectLimits(key: KeyRecord): Promise<LimitsSnapshot> {
     return this.limits.inspect(key, this.clock.now());
+  }
+
+  /**
+   * Where rate and concurrency decisions are taken now, for readiness: `shared` (Redis answers),
+   * `degraded` or `open` by the failure policy; null when the limiter is this process's own.
+   */
+  async limiterHealth(): Promise<LimiterMode | null> {
+    return this.limits.health ? this.limits.health() : null;
   }
 
   /** The explicit release of a concurrency lease handed out by forward auth or `/v1/keys/verify`. */

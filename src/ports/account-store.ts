@@ -48,10 +48,16 @@ export interface AccountStore {
    */
   createFirstAdmin(tokenDigest: string, user: UserRecord, audit: AuditEvent, now: number): Promise<boolean>;
 
-  insertSession(session: SessionRecord, audit: AuditEvent): Promise<void>;
+  /**
+   * Inserts the session with its audit event; with `maxPerUser`, the user's oldest sessions
+   * beyond that many (the new one included) end in the same transaction.
+   */
+  insertSession(session: SessionRecord, audit: AuditEvent, maxPerUser?: number): Promise<void>;
   getSession(digest: string): Promise<SessionRecord | null>;
   touchSession(digest: string, at: number): Promise<void>;
   deleteSession(digest: string): Promise<void>;
+  /** Deletes sessions last seen before `idleBefore` or created before `createdBefore`; returns how many. */
+  deleteExpiredSessions(idleBefore: number, createdBefore: number): Promise<number>;
 
   /** `conflict` when the sandbox key already has a pending request. */
   insertKeyRequest(request: KeyRequestRecord, audit: AuditEvent): Promise<"created" | "conflict">;

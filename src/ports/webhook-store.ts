@@ -10,9 +10,16 @@ export interface WebhookEndpoint {
   /** Event types, or `*` for all. */
   events: string[];
   description: string | null;
-  secret: string;
+  /**
+   * The signing secret, opened. Null when it is sealed under a `KEYWARD_SECRETS_KEY` version
+   * this process does not hold (docs/webhooks.md): its deliveries fail until that key is given.
+   */
+  secret: string | null;
   createdAt: number;
 }
+
+/** An endpoint to store: the store seals its secret when it has a key (docs/webhooks.md). */
+export type NewWebhookEndpoint = Omit<WebhookEndpoint, "seq" | "secret"> & { secret: string };
 
 export type WebhookDeliveryStatus = "pending" | "delivered" | "failed";
 
@@ -42,7 +49,8 @@ export type NewWebhookDelivery = Pick<WebhookDelivery, "id" | "endpointId" | "ev
 /** A delivery claimed for sending, with what sending needs. */
 export interface ClaimedWebhookDelivery extends WebhookDelivery {
   url: string;
-  secret: string;
+  /** Null when the endpoint's secret cannot be opened (WebhookEndpoint.secret). */
+  secret: string | null;
 }
 
 export interface WebhookAttemptResult {
@@ -68,7 +76,7 @@ export type PlanDeliveries = (
 export interface WebhookStore {
   migrate(): Promise<void>;
   /** Stores an endpoint with the audit event that records its creation. */
-  createEndpoint(endpoint: Omit<WebhookEndpoint, "seq">, audit: AuditEvent): Promise<WebhookEndpoint>;
+  createEndpoint(endpoint: NewWebhookEndpoint, audit: AuditEvent): Promise<WebhookEndpoint>;
   getEndpoint(id: string): Promise<WebhookEndpoint | null>;
   /** Oldest first, after `afterSeq`. */
   listEndpoints(limit: number, afterSeq: number | null): Promise<WebhookEndpoint[]>;
@@ -91,4 +99,10 @@ export interface WebhookStore {
   listDeliveries(endpointId: string, limit: number, beforeSeq: number | null): Promise<WebhookDelivery[]>;
   /** Deletes delivered and given-up deliveries created before `before`; returns how many. */
   pruneDeliveries(before: number): Promise<number>;
+  /**
+   * With a secrets key: rewrites every endpoint secret stored in plaintext or under an older key
+   * version, sealed under the current key (each row only if unchanged meanwhile). Returns how
+   * many it rewrote; without a key, none.
+   */
+  resealSecrets(): Promise<number>;
 }

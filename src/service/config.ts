@@ -1,6 +1,7 @@
 import { KeywardError } from "../core/errors.js";
 import { type HashSecret, parseHashSecrets } from "../core/hashing.js";
 import { DEFAULT_KEY_PREFIX, isValidKeyPrefix } from "../core/key-format.js";
+import { parseSecretsKeys, type SecretsKey } from "../core/secret-box.js";
 import type { LimiterFailurePolicy } from "../limits/redis-rate-limiter.js";
 import { parseTrustProxy } from "./trust-proxy.js";
 
@@ -11,6 +12,8 @@ export interface ServiceConfig {
   host: string;
   prefix: string;
   hashSecrets: HashSecret[];
+  /** `KEYWARD_SECRETS_KEY`: AES-256-GCM keys sealing webhook secrets at rest, current first; empty: stored in plaintext. */
+  secretsKeys: SecretsKey[];
   realm: string;
   allowQueryKeys: boolean;
   /** Addresses/CIDRs of proxies whose `X-Forwarded-For` is believed. Empty: believe none. */
@@ -125,6 +128,12 @@ export function loadConfig(env: Env = process.env): ServiceConfig {
   } catch (error) {
     throw new KeywardError("INVALID_CONFIGURATION", (error as Error).message);
   }
+  let secretsKeys: SecretsKey[];
+  try {
+    secretsKeys = parseSecretsKeys(env.KEYWARD_SECRETS_KEY);
+  } catch (error) {
+    throw new KeywardError("INVALID_CONFIGURATION", (error as Error).message);
+  }
   const limiterFailure = (env.KEYWARD_LIMITER_FAILURE || "degrade") as LimiterFailurePolicy;
   if (!LIMITER_FAILURE_POLICIES.includes(limiterFailure))
     throw new KeywardError("INVALID_CONFIGURATION", "KEYWARD_LIMITER_FAILURE must be degrade, open or closed");
@@ -134,6 +143,7 @@ export function loadConfig(env: Env = process.env): ServiceConfig {
     host: env.KEYWARD_HOST || "127.0.0.1",
     prefix,
     hashSecrets,
+    secretsKeys,
     realm: env.KEYWARD_REALM || "keyward",
     allowQueryKeys: flag(env, "KEYWARD_ALLOW_QUERY_KEYS", false),
     trustProxy: parseTrustProxy(env.KEYWARD_TRUST_PROXY),

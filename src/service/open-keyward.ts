@@ -11,6 +11,8 @@ import type { RateLimiter } from "../ports/limits.js";
 import type { UsageRecorder } from "../ports/usage-recorder.js";
 import { BufferedUsageRecorder } from "../usage/buffered-usage-recorder.js";
 import type { ServiceConfig } from "./config.js";
+import { errorText } from "./error-text.js";
+import { checkHashSecrets } from "./hash-secret-guard.js";
 import type { ServiceMetrics } from "./metrics.js";
 import { openStores, openWebhookStore, type Stores } from "./store-factory.js";
 
@@ -33,6 +35,13 @@ export interface ServingParts {
  */
 export async function openKeyward(config: ServiceConfig, serving?: ServingParts): Promise<Keyward> {
   const stores = await openStores(config.databaseUrl, { schema: config.databaseSchema, queryTimeoutMs: config.storeTimeoutMs });
+  try {
+    // Server, workers and CLI alike refuse a store hashed under another KEYWARD_HASH_SECRET.
+    await checkHashSecrets(stores.keys, config.hashSecrets, serving?.clock?.now() ?? Date.now());
+  } catch (error) {
+    await stores.keys.close();
+    throw error;
+  }
   await openWebhookStore(stores.keys)?.migrate();
   if (!serving) return new Keyward({ store: stores.keys, ...engineSettings(config) });
   return assembleKeyward(config, stores, serving);
@@ -59,7 +68,7 @@ export function assembleKeyward(config: ServiceConfig, stores: Stores, parts: Se
         onModeChange: (mode, error) => {
           metrics?.setLimiterDegraded(mode !== "shared");
           if (mode === "shared") logger?.info({ mode }, "limiter: shared through Redis again");
-          else logger?.warn({ mode, err: error?.message }, "limiter: Redis unreachable, limits are per instance");
+          else logger?.warn({ mode, err: errorText(error) }, "limiter: Redis unreachable, limits are per instance");
         },
       })
     : // The workers of one machine share one limiter, held by the primary.
@@ -71,7 +80,7 @@ export function assembleKeyward(config: ServiceConfig, stores: Stores, parts: Se
     flushIntervalMs: config.usageFlushMs,
     maxEntries: config.usageMaxBuffer,
     retentionMs: config.usageRetentionDays * 86_400_000,
-    onFlushError: (error) => logger?.warn({ err: (error as Error).message }, "usage flush failed; kept in the buffer"),
+    onFlushError: (error) => logger?.warn({ err: errorText(error) }, "usage flush failed; kept in the buffer"),
   });
   metrics?.watchUsageBuffer(recorder.stats);
   const usage: UsageRecorder = metrics ? metrics.usageRecorder(recorder) : recorder;
@@ -105,7 +114,7 @@ function failedAttemptLimiter(config: ServiceConfig, logger: Logger | undefined)
         timeoutMs: config.redisTimeoutMs,
         onModeChange: (mode, error) => {
           if (mode === "shared") logger?.info({ mode }, "failed-attempt throttle: shared through Redis again");
-          else logger?.warn({ mode, err: error?.message }, "failed-attempt throttle: Redis unreachable, counting per instance");
+          else logger?.warn({ mode, err: errorText(error) }, "failed-attempt throttle: Redis unreachable, counting per instance");
         },
       })
     : undefined;

@@ -7,11 +7,12 @@ import type { Keyward } from "../engine/keyward.js";
 import { accountStoreFor } from "./account-store-factory.js";
 import { buildApp } from "./app.js";
 import type { ServiceConfig } from "./config.js";
+import { errorText } from "./error-text.js";
 import { createLogger } from "./logger.js";
 import { ServiceMetrics } from "./metrics.js";
 import { bootstrapAdminKey, openKeyward, printBootstrapKey } from "./open-keyward.js";
 import { printSetupLink } from "./setup-link.js";
-import { openWebhookStore } from "./store-factory.js";
+import { openWebhookStore, storeStartWarnings } from "./store-factory.js";
 import { WebhookDispatcher } from "./webhook-dispatcher.js";
 
 export { BUILTIN_APPLICATION, bootstrapAdminKey, createAdminKey, openKeyward } from "./open-keyward.js";
@@ -52,13 +53,18 @@ export async function startService(config: ServiceConfig, options: StartOptions 
     channel
       .start()
       .catch((error: Error) =>
-        logger.warn(
-          { err: { message: error.message || String(error) } },
-          "invalidation channel not subscribed yet: Redis is unreachable; retrying",
-        ),
+        logger.warn({ err: errorText(error) }, "invalidation channel not subscribed yet: Redis is unreachable; retrying"),
       );
   }
-  const webhooks = openWebhookStore(keyward.store);
+  for (const warning of storeStartWarnings(keyward.store)) logger.warn(warning);
+  const webhooks = openWebhookStore(keyward.store, config.secretsKeys);
+  if (webhooks) {
+    // Plaintext secrets (and ones under an older key version) are sealed under the current key now.
+    const resealed = await webhooks.resealSecrets();
+    if (resealed > 0) logger.info({ count: resealed }, "webhook secrets sealed under the current KEYWARD_SECRETS_KEY");
+    if (config.secretsKeys.length === 0)
+      logger.warn({}, "webhook signing secrets are stored in plaintext: set KEYWARD_SECRETS_KEY to encrypt them (docs/configuration.md)");
+  }
   const dispatcher = webhooks ? new WebhookDispatcher(webhooks, config.webhooks, { metrics, logger }) : null;
   const accountStore = accountStoreFor(keyward.store);
   const app = await buildApp({ keyward, config, logger, metrics, webhooks, accounts: accountStore, invalidation: channel });

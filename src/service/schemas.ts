@@ -113,7 +113,7 @@ export const VerifyKeyBody = Type.Object(
     key: Type.String({ maxLength: 4096 }),
     scopes: Type.Optional(Scopes),
     environment: Type.Optional(EnvironmentSchema),
-    ip: Type.Optional(Type.String({ maxLength: 64 })),
+    ip: Type.Optional(Type.String({ maxLength: 64, description: "the end client's IPv4 or IPv6 address; anything else is 400" })),
   },
   { additionalProperties: false },
 );

@@ -1,10 +1,12 @@
 import { timingSafeEqual } from "node:crypto";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import type { Logger } from "pino";
 import type { Authority } from "../authority/model.js";
 import type { SessionRecord, UserRecord } from "../core/accounts.js";
 import { KeywardError } from "../core/errors.js";
 import type { Actor, KeyRecord, RequestContext } from "../core/model.js";
 import { findMissingScopes } from "../core/scopes.js";
+import { normalisedPath } from "../core/url-text.js";
 import type { Accounts } from "../engine/accounts.js";
 import type { Keyward } from "../engine/keyward.js";
 import type { ValidResult } from "./auth.js";
@@ -12,6 +14,12 @@ import { enforce } from "./authority-gate.js";
 import type { DashboardConfig } from "./config.js";
 
 export const SESSION_COOKIE = "kw_session";
+/**
+ * The name over TLS (a Secure cookie): browsers accept a `__Host-` cookie only when it is Secure,
+ * set by this host without `Domain`, on `Path=/`, so a sibling subdomain or a plain-HTTP page
+ * cannot plant or shadow it (docs/dashboard.md). Both names are read.
+ */
+export const SECURE_SESSION_COOKIE = "__Host-kw_session";
 export const CSRF_HEADER = "x-csrf-token";
 
 /** The management scopes a dashboard session holds, by role. Members act on their own keys only. */
@@ -47,14 +55,31 @@ export function callerContext(request: FastifyRequest, caller: Caller): RequestC
   return { actor: caller.actor, ip: request.ip, userAgent: request.headers["user-agent"], requestId: request.id };
 }
 
-export function readSessionCookie(request: FastifyRequest): string | null {
+function readCookies(request: FastifyRequest): { secure: string | null; plain: string | null } {
+  const found = { secure: null as string | null, plain: null as string | null };
   const header = request.headers.cookie;
-  if (!header) return null;
+  if (!header) return found;
   for (const part of header.split(";")) {
     const eq = part.indexOf("=");
-    if (eq > 0 && part.slice(0, eq).trim() === SESSION_COOKIE) return part.slice(eq + 1).trim() || null;
+    if (eq <= 0) continue;
+    const name = part.slice(0, eq).trim();
+    const value = part.slice(eq + 1).trim() || null;
+    if (name === SECURE_SESSION_COOKIE) found.secure ??= value;
+    else if (name === SESSION_COOKIE) found.plain ??= value;
   }
-  return null;
+  return found;
+}
+
+/** Every session token a request carries (both names), to end them all at sign-in and sign-out. */
+export function readSessionCookies(request: FastifyRequest): string[] {
+  const found = readCookies(request);
+  return [found.secure, found.plain].filter((token): token is string => token !== null);
+}
+
+/** The session token a request carries: the `__Host-` cookie first, else the plain one. */
+export function readSessionCookie(request: FastifyRequest): string | null {
+  const found = readCookies(request);
+  return found.secure ?? found.plain;
 }
 
 /** An API key in a header: such a request is a key call, never a session call. */
@@ -69,16 +94,48 @@ function cookieSecure(config: DashboardConfig, request: FastifyRequest): boolean
 }
 
 export function setSessionCookie(reply: FastifyReply, request: FastifyRequest, config: DashboardConfig, token: string): void {
-  const secure = cookieSecure(config, request) ? "; Secure" : "";
+  const secure = cookieSecure(config, request);
+  const name = secure ? SECURE_SESSION_COOKIE : SESSION_COOKIE;
   reply.header(
     "set-cookie",
-    `${SESSION_COOKIE}=${token}; Path=/; HttpOnly; SameSite=Lax; Max-Age=${Math.floor(config.sessionMaxMs / 1000)}${secure}`,
+    `${name}=${token}; Path=/; HttpOnly; SameSite=Lax; Max-Age=${Math.floor(config.sessionMaxMs / 1000)}${secure ? "; Secure" : ""}`,
   );
+  // A plain cookie from before TLS (or before the prefix) would otherwise linger beside the new one.
+  if (secure && readCookies(request).plain !== null)
+    reply.header("set-cookie", `${SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0; Secure`);
 }
 
 export function clearSessionCookie(reply: FastifyReply, request: FastifyRequest, config: DashboardConfig): void {
-  const secure = cookieSecure(config, request) ? "; Secure" : "";
-  reply.header("set-cookie", `${SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0${secure}`);
+  const secure = cookieSecure(config, request);
+  const found = readCookies(request);
+  const name = secure ? SECURE_SESSION_COOKIE : SESSION_COOKIE;
+  reply.header("set-cookie", `${name}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0${secure ? "; Secure" : ""}`);
+  if (secure && found.plain !== null) reply.header("set-cookie", `${SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0; Secure`);
+}
+
+/**
+ * Deletes expired sessions and writes the audit summaries of ended sign-in failure windows every
+ * `everyMs` (an unref'd timer: it never keeps the process alive), and once more at close, so no
+ * counted failure is left unwritten by a graceful stop (docs/dashboard.md).
+ */
+export function scheduleAccountSweeps(app: FastifyInstance, accounts: Accounts, everyMs: number, logger: Logger): void {
+  let running: Promise<void> | null = null;
+  const sweep = (all: boolean) => {
+    running ??= accounts
+      .sweep(all)
+      .catch((error: Error) => logger.warn({ err: error.message }, "session purge failed; retried on the next sweep"))
+      .finally(() => {
+        running = null;
+      });
+    return running;
+  };
+  const timer = setInterval(() => void sweep(false), everyMs);
+  timer.unref();
+  app.addHook("onClose", async () => {
+    clearInterval(timer);
+    await running;
+    await sweep(true);
+  });
 }
 
 /**
@@ -100,12 +157,24 @@ export function installCsrfGuard(app: FastifyInstance, config: DashboardConfig):
   });
 }
 
+/** The paths that open a session, as `normalisedPath` spells them. */
+const SIGN_IN_PATHS: ReadonlySet<string> = new Set(["/v1/session", "/v1/setup"]);
+
+/**
+ * Does this request open a session? Decided on the route it matched and on the normalised path
+ * (percent-decoded, dot segments resolved), never on the raw URL: `/v1/%73ession` is routed to
+ * `/v1/session` and must be checked as it (docs/hardening.md).
+ */
+function opensSession(request: FastifyRequest): boolean {
+  const route = request.routeOptions.url;
+  return (route !== undefined && SIGN_IN_PATHS.has(route)) || SIGN_IN_PATHS.has(normalisedPath(request.url));
+}
+
 /** Throws CSRF_FAILED for a forgeable unsafe request that a browser says came from another site. */
 function refuseCrossSite(request: FastifyRequest, config: DashboardConfig): void {
   // Only session calls, and the calls that open a session (login CSRF), can be forged: other
   // clients (forward-auth subrequests, API clients) are left alone.
-  const path = request.url.split("?")[0];
-  if (readSessionCookie(request) === null && path !== "/v1/session" && path !== "/v1/setup") return;
+  if (readSessionCookie(request) === null && !opensSession(request)) return;
   const site = request.headers["sec-fetch-site"];
   if (site !== undefined && site !== "same-origin" && site !== "none")
     throw new KeywardError("CSRF_FAILED", "cross-site requests are refused");

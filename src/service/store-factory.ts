@@ -1,4 +1,5 @@
 import { KeywardError } from "../core/errors.js";
+import { SecretBox, type SecretsKey } from "../core/secret-box.js";
 import type { KeyStore } from "../ports/key-store.js";
 import type { QuotaCounter } from "../ports/limits.js";
 import type { UsageStore } from "../ports/usage-recorder.js";
@@ -61,9 +62,18 @@ export async function storesBeside(keys: KeyStore): Promise<Stores> {
   throw new KeywardError("INVALID_CONFIGURATION", "no quota and usage stores for this key store");
 }
 
-/** The webhook store beside a key store, in the same database; null for stores without one (memory). */
-export function openWebhookStore(store: KeyStore): WebhookStore | null {
-  if (store instanceof SqliteKeyStore) return new SqliteWebhookStore(store);
-  if (store instanceof PostgresKeyStore) return new PostgresWebhookStore(store);
+/**
+ * The webhook store beside a key store, in the same database; null for stores without one
+ * (memory). With `secretsKeys` (`KEYWARD_SECRETS_KEY`) it seals endpoint secrets at rest.
+ */
+export function openWebhookStore(store: KeyStore, secretsKeys: readonly SecretsKey[] = []): WebhookStore | null {
+  const secrets = secretsKeys.length > 0 ? new SecretBox(secretsKeys) : null;
+  if (store instanceof SqliteKeyStore) return new SqliteWebhookStore(store, { secrets });
+  if (store instanceof PostgresKeyStore) return new PostgresWebhookStore(store, { secrets });
   return null;
+}
+
+/** What the service warns about at start for the opened store: a data folder or file open to other users (docs/hardening.md). */
+export function storeStartWarnings(store: KeyStore): readonly string[] {
+  return store instanceof SqliteKeyStore ? store.fileModeWarnings : [];
 }

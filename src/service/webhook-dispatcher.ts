@@ -1,3 +1,5 @@
+import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from "node:http";
+import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import { generateId } from "../core/random.js";
 import {
   buildExpiringPayload,
@@ -9,7 +11,9 @@ import {
 import { signWebhookPayload, WEBHOOK_SIGNATURE_HEADER } from "../core/webhook-signature.js";
 import type { Keyward } from "../engine/keyward.js";
 import type { ClaimedWebhookDelivery, NewWebhookDelivery, PlanDeliveries, WebhookStore } from "../ports/webhook-store.js";
+import { errorText } from "./error-text.js";
 import type { ServiceMetrics } from "./metrics.js";
+import { checkedLookup, checkLiteralHost, type HostResolver, RefusedWebhookTarget, systemResolver } from "./webhook-target.js";
 
 export interface WebhookDispatcherOptions {
   /** How often to look for new events and due retries when nothing wakes it. Default 1,000 ms. */
@@ -26,12 +30,16 @@ export interface WebhookDispatcherOptions {
   expirySweepMs?: number;
   /** Delivered and given-up deliveries are kept this long in the log. Default 30 days. */
   retentionMs?: number;
+  /** Deliver to loopback, private and link-local addresses too (`KEYWARD_WEBHOOK_ALLOW_PRIVATE`). Default false. */
+  allowPrivate?: boolean;
 }
 
 interface DispatcherLogger {
   info(object: object, message: string): void;
   warn(object: object, message: string): void;
 }
+
+class UnreadableSecret extends Error {}
 
 const BATCH = 100;
 const PARALLEL_SENDS = 8;
@@ -52,15 +60,19 @@ export class WebhookDispatcher {
   private again = false;
   private lastSweep = 0;
   private closed = false;
+  private readonly resolve: HostResolver;
+  private readonly agents: { http: HttpAgent; https: HttpsAgent };
 
   constructor(
     store: WebhookStore,
     options: WebhookDispatcherOptions = {},
-    deps: { metrics?: ServiceMetrics; logger?: DispatcherLogger } = {},
+    /** `resolve`: host names to addresses, the system resolver by default (tests name hosts DNS does not know). */
+    deps: { metrics?: ServiceMetrics; logger?: DispatcherLogger; resolve?: HostResolver } = {},
   ) {
     this.store = store;
     this.metrics = deps.metrics;
     this.logger = deps.logger;
+    this.resolve = deps.resolve ?? systemResolver;
     this.options = {
       pollMs: options.pollMs ?? 1_000,
       retryBaseMs: options.retryBaseMs ?? 10_000,
@@ -69,6 +81,14 @@ export class WebhookDispatcher {
       expiringDays: options.expiringDays ?? 7,
       expirySweepMs: options.expirySweepMs ?? 3_600_000,
       retentionMs: options.retentionMs ?? 30 * 86_400_000,
+      allowPrivate: options.allowPrivate ?? false,
+    };
+    // Every connection these agents open resolves its host through the deny-list check and
+    // connects to a checked address: no second resolution between the check and the connect.
+    const lookup = checkedLookup(this.options.allowPrivate, this.resolve);
+    this.agents = {
+      http: new HttpAgent({ keepAlive: true, maxSockets: PARALLEL_SENDS, lookup }),
+      https: new HttpsAgent({ keepAlive: true, maxSockets: PARALLEL_SENDS, lookup }),
     };
   }
 
@@ -103,7 +123,7 @@ export class WebhookDispatcher {
         await this.pass(Date.now());
       } catch (error) {
         this.metrics?.recordStoreError("webhooks");
-        this.logger?.warn({ err: error }, "webhook pass failed; retrying on the next poll");
+        this.logger?.warn({ err: errorText(error) }, "webhook pass failed; retrying on the next poll");
         return;
       }
     } while (this.again && !this.closed);
@@ -151,27 +171,31 @@ export class WebhookDispatcher {
     const attempt = delivery.attempts + 1;
     let statusCode: number | null = null;
     let error: string | null = null;
+    const signal = AbortSignal.timeout(this.options.timeoutMs);
     try {
-      const response = await fetch(delivery.url, {
-        method: "POST",
-        redirect: "manual",
-        signal: AbortSignal.timeout(this.options.timeoutMs),
-        headers: {
-          "content-type": "application/json",
-          "user-agent": USER_AGENT,
-          [WEBHOOK_SIGNATURE_HEADER]: signWebhookPayload(delivery.secret, delivery.payload, Math.floor(at / 1000)),
-          "keyward-event-id": delivery.eventId,
-          "keyward-event-type": delivery.eventType,
-          "keyward-delivery-id": delivery.id,
-          "keyward-delivery-attempt": String(attempt),
-        },
-        body: delivery.payload,
-      });
-      statusCode = response.status;
-      await response.body?.cancel();
+      // Sealed under a key version this process lacks: nothing to sign with (docs/webhooks.md).
+      if (delivery.secret === null) throw new UnreadableSecret();
+      const headers = {
+        "content-type": "application/json",
+        "user-agent": USER_AGENT,
+        [WEBHOOK_SIGNATURE_HEADER]: signWebhookPayload(delivery.secret, delivery.payload, Math.floor(at / 1000)),
+        "keyward-event-id": delivery.eventId,
+        "keyward-event-type": delivery.eventType,
+        "keyward-delivery-id": delivery.id,
+        "keyward-delivery-attempt": String(attempt),
+      };
+      statusCode = await this.post(delivery.url, signal, headers, delivery.payload);
+      // Redirects are not followed: a 3xx is a failed attempt like any other non-2xx.
       if (statusCode < 200 || statusCode >= 300) error = `HTTP ${statusCode}`;
     } catch (cause) {
-      error = (cause as Error).name === "TimeoutError" ? "timed out" : "connection failed";
+      error =
+        cause instanceof UnreadableSecret
+          ? "secret unreadable: KEYWARD_SECRETS_KEY lacks the key it was sealed with"
+          : cause instanceof RefusedWebhookTarget
+            ? `address not allowed: ${cause.message}`
+            : signal.aborted
+              ? "timed out"
+              : "connection failed";
     }
     if (error === null) {
       this.metrics?.recordWebhookDelivery("delivered");
@@ -201,11 +225,42 @@ export class WebhookDispatcher {
     });
   }
 
+  /**
+   * One POST; resolves with the status code once the response starts (its body is discarded).
+   * An IP literal is checked here (a socket is given no lookup for one); a host name is
+   * resolved and checked by the agent's lookup, at connect time.
+   */
+  private post(target: string, signal: AbortSignal, headers: Record<string, string>, body: string): Promise<number> {
+    const url = new URL(target);
+    checkLiteralHost(url.hostname, this.options.allowPrivate);
+    const https = url.protocol === "https:";
+    return new Promise<number>((resolve, reject) => {
+      const request = (https ? httpsRequest : httpRequest)(
+        url,
+        {
+          method: "POST",
+          agent: https ? this.agents.https : this.agents.http,
+          signal,
+          headers: { ...headers, "content-length": String(Buffer.byteLength(body)) },
+        },
+        (response: IncomingMessage) => {
+          response.resume();
+          response.on("error", () => {});
+          resolve(response.statusCode ?? 0);
+        },
+      );
+      request.on("error", reject);
+      request.end(body);
+    });
+  }
+
   /** Stops polling and waits for the pass in flight. */
   async close(): Promise<void> {
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
     await this.running;
+    this.agents.http.destroy();
+    this.agents.https.destroy();
   }
 }
 

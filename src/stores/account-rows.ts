@@ -140,6 +140,10 @@ export const ACCOUNT_SQL = {
   getSession: "SELECT * FROM sessions WHERE digest = ?",
   touchSession: "UPDATE sessions SET last_seen_at = ? WHERE digest = ?",
   deleteSession: "DELETE FROM sessions WHERE digest = ?",
+  // The cap (docs/dashboard.md): keeps the newest `limit` other sessions of the user besides the new one.
+  trimUserSessions: `DELETE FROM sessions WHERE user_id = ? AND digest <> ? AND digest NOT IN
+    (SELECT digest FROM sessions WHERE user_id = ? AND digest <> ? ORDER BY created_at DESC, last_seen_at DESC, digest DESC LIMIT ?)`,
+  deleteExpiredSessions: "DELETE FROM sessions WHERE last_seen_at < ? OR created_at < ?",
   pendingForKey: "SELECT 1 AS ok FROM key_requests WHERE sandbox_key_id = ? AND status = 'pending'",
   insertKeyRequest: `INSERT INTO key_requests (id, sandbox_key_id, owner_type, owner_id, requested_by_type, requested_by_id, reason, status,
     created_at, decided_at, decided_by, decision_reason, issued_key_id, claimed_at, asked) VALUES (${marks(15)})`,

@@ -1,5 +1,12 @@
+import { isSealed, type SecretBox } from "../core/secret-box.js";
 import type { WebhookKeySummary } from "../core/webhook-events.js";
-import type { ClaimedWebhookDelivery, NewWebhookDelivery, WebhookDelivery, WebhookEndpoint } from "../ports/webhook-store.js";
+import type {
+  ClaimedWebhookDelivery,
+  NewWebhookDelivery,
+  NewWebhookEndpoint,
+  WebhookDelivery,
+  WebhookEndpoint,
+} from "../ports/webhook-store.js";
 
 /** Row mapping and SQL shared by the SQLite and PostgreSQL webhook stores (numbers may arrive as text from PostgreSQL). */
 export interface WebhookEndpointRow {
@@ -41,14 +48,40 @@ export interface KeySummaryRow {
 
 const num = (value: number | string | null): number | null => (value === null ? null : Number(value));
 
-export function rowToWebhookEndpoint(row: WebhookEndpointRow): WebhookEndpoint {
+// The secret's additional data: a sealed secret opens only in its own endpoint's row.
+const secretContext = (endpointId: string) => `webhook_endpoint:${endpointId}`;
+
+/** A secret as stored: sealed when the store has a secrets key, else as it is (docs/webhooks.md). */
+export function sealWebhookSecret(secret: string, endpointId: string, box: SecretBox | null): string {
+  return box ? box.seal(secret, secretContext(endpointId)) : secret;
+}
+
+/** A stored secret, opened: plaintext rows (written without a key) as they are; null if it cannot be opened. */
+export function openWebhookSecret(stored: string, endpointId: string, box: SecretBox | null): string | null {
+  if (!isSealed(stored)) return stored;
+  if (!box) return null;
+  try {
+    return box.open(stored, secretContext(endpointId));
+  } catch {
+    return null;
+  }
+}
+
+/** The new stored form of a secret that is plaintext or under an older key, or null when it needs no rewrite (or cannot be opened). */
+export function resealedWebhookSecret(stored: string, endpointId: string, box: SecretBox): string | null {
+  if (box.isCurrent(stored)) return null;
+  const secret = openWebhookSecret(stored, endpointId, box);
+  return secret === null ? null : sealWebhookSecret(secret, endpointId, box);
+}
+
+export function rowToWebhookEndpoint(row: WebhookEndpointRow, box: SecretBox | null): WebhookEndpoint {
   return {
     seq: Number(row.seq),
     id: row.id,
     url: row.url,
     events: JSON.parse(row.events) as string[],
     description: row.description,
-    secret: row.secret,
+    secret: openWebhookSecret(row.secret, row.id, box),
     createdAt: Number(row.created_at),
   };
 }
@@ -72,8 +105,11 @@ export function rowToWebhookDelivery(row: WebhookDeliveryRow): WebhookDelivery {
   };
 }
 
-export function rowToClaimedDelivery(row: WebhookDeliveryRow & { url: string; secret: string }): ClaimedWebhookDelivery {
-  return { ...rowToWebhookDelivery(row), url: row.url, secret: row.secret };
+export function rowToClaimedDelivery(
+  row: WebhookDeliveryRow & { url: string; secret: string },
+  box: SecretBox | null,
+): ClaimedWebhookDelivery {
+  return { ...rowToWebhookDelivery(row), url: row.url, secret: openWebhookSecret(row.secret, row.endpoint_id, box) };
 }
 
 export function rowToKeySummary(row: KeySummaryRow): WebhookKeySummary {
@@ -90,8 +126,15 @@ export function rowToKeySummary(row: KeySummaryRow): WebhookKeySummary {
 
 export const WEBHOOK_ENDPOINT_COLUMNS = "id, url, events, description, secret, created_at";
 
-export function webhookEndpointValues(endpoint: Omit<WebhookEndpoint, "seq">): unknown[] {
-  return [endpoint.id, endpoint.url, JSON.stringify(endpoint.events), endpoint.description, endpoint.secret, endpoint.createdAt];
+export function webhookEndpointValues(endpoint: NewWebhookEndpoint, box: SecretBox | null): unknown[] {
+  return [
+    endpoint.id,
+    endpoint.url,
+    JSON.stringify(endpoint.events),
+    endpoint.description,
+    sealWebhookSecret(endpoint.secret, endpoint.id, box),
+    endpoint.createdAt,
+  ];
 }
 
 /** New deliveries are due at once. */

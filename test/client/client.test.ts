@@ -4,6 +4,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { KeywardClient } from "../../src/client/index.js";
 import { KeywardError } from "../../src/core/errors.js";
 import { createKeyOverHttp, jsonHeaders, startTestService, type TestService } from "../helpers/service.js";
+import { startExpressApp, startFastifyApp, startHonoApp, startNodeApp } from "../middleware/apps.js";
 
 let service: TestService;
 let verifierKey: string;
@@ -94,5 +95,120 @@ describe("service slow or down", () => {
     expect((await lenient.verify(target.key)).valid).toBe(true);
     const { generateApiKey } = await import("../../src/core/key-format.js");
     await expect(lenient.verify(generateApiKey({ environment: "sandbox" }))).rejects.toMatchObject({ code: "STORE_UNAVAILABLE" });
+  });
+});
+
+// docs/middleware.md, `keyward/client`: a client the service refuses (wrong key, a key without
+// keys:verify, a URL that is not Keyward) is a configuration error, answered 500
+// CLIENT_MISCONFIGURED at the edge and logged once; only network failures and 5xx are an outage.
+describe("a misconfigured client", () => {
+  const logged = () => {
+    const lines: string[] = [];
+    return { lines, logger: { error: (message: string) => void lines.push(message) } };
+  };
+
+  it("with a wrong service key: CLIENT_MISCONFIGURED (500), logged once, never the key", async () => {
+    const { generateApiKey } = await import("../../src/core/key-format.js");
+    const target = await createKeyOverHttp(service);
+    const wrongKey = generateApiKey({ environment: "production" });
+    const log = logged();
+    const client = new KeywardClient({ url: service.url, serviceKey: wrongKey, logger: log.logger });
+    for (let i = 0; i < 3; i++) {
+      const error = await client.verify(target.key).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(KeywardError);
+      expect(error).toMatchObject({ code: "CLIENT_MISCONFIGURED", status: 500 });
+    }
+    expect(log.lines).toHaveLength(1);
+    expect(log.lines[0]).toContain("refused this client's service key");
+    expect(log.lines[0]).toContain("401 NOT_FOUND");
+    expect(log.lines[0]).not.toContain(wrongKey);
+    expect(log.lines[0]).not.toContain(target.key);
+  });
+
+  it("with a key lacking keys:verify: CLIENT_MISCONFIGURED, logged once; fixed, it verifies again", async () => {
+    const target = await createKeyOverHttp(service);
+    const reader = await createKeyOverHttp(service, { scopes: ["read"], owner: { type: "application", id: "gw" } });
+    const log = logged();
+    const client = new KeywardClient({ url: service.url, serviceKey: reader.key, logger: log.logger });
+    await expect(client.verify(target.key)).rejects.toMatchObject({ code: "CLIENT_MISCONFIGURED" });
+    await expect(client.verify(target.key)).rejects.toMatchObject({ code: "CLIENT_MISCONFIGURED" });
+    expect(log.lines).toHaveLength(1);
+    expect(log.lines[0]).toContain("it needs the keys:verify scope");
+    expect(log.lines[0]).toContain("403 INSUFFICIENT_SCOPE");
+    const fixed = await service.call(`/v1/keys/${reader.id}`, {
+      method: "PATCH",
+      headers: jsonHeaders(service.adminKey),
+      body: JSON.stringify({ scopes: ["read", "keys:verify"] }),
+    });
+    expect(fixed.status).toBe(200);
+    expect(await client.verify(target.key)).toMatchObject({ valid: true });
+    expect(log.lines).toHaveLength(1);
+  });
+
+  it("stays a configuration error once the service throttles the app's address for the refused key", async () => {
+    const { generateApiKey } = await import("../../src/core/key-format.js");
+    const strict = await startTestService({ env: { KEYWARD_FAILED_ATTEMPTS_LIMIT: "2" } });
+    try {
+      const target = await createKeyOverHttp(strict);
+      const log = logged();
+      const client = new KeywardClient({ url: strict.url, serviceKey: generateApiKey({ environment: "production" }), logger: log.logger });
+      const codes: string[] = [];
+      for (let i = 0; i < 5; i++) codes.push(((await client.verify(target.key).catch((e: unknown) => e)) as KeywardError).code);
+      expect(codes).toEqual(Array(5).fill("CLIENT_MISCONFIGURED"));
+      expect(log.lines).toHaveLength(1);
+    } finally {
+      await strict.close();
+    }
+  });
+
+  describe("against other servers", () => {
+    let other: Server;
+    let otherUrl: string;
+    let status: number;
+    beforeEach(async () => {
+      other = createServer((_req, res) => {
+        res.statusCode = status;
+        res.end("not keyward");
+      });
+      await new Promise<void>((resolve) => other.listen(0, "127.0.0.1", resolve));
+      otherUrl = `http://127.0.0.1:${(other.address() as AddressInfo).port}`;
+    });
+    afterEach(async () => {
+      other.closeAllConnections();
+      await new Promise((resolve) => other.close(resolve));
+    });
+
+    it("a URL that is not a Keyward service (404) is a configuration error; a 5xx is unavailable", async () => {
+      const target = await createKeyOverHttp(service);
+      const log = logged();
+      const client = new KeywardClient({ url: otherUrl, serviceKey: verifierKey, logger: log.logger });
+      status = 404;
+      await expect(client.verify(target.key)).rejects.toMatchObject({ code: "CLIENT_MISCONFIGURED" });
+      expect(log.lines[0]).toContain("check the client's url");
+      status = 502;
+      await expect(client.verify(target.key)).rejects.toMatchObject({ code: "STORE_UNAVAILABLE" });
+      expect(log.lines).toHaveLength(1);
+    });
+  });
+
+  it.each([
+    ["Fastify", startFastifyApp],
+    ["Express", startExpressApp],
+    ["Hono", startHonoApp],
+    ["node:http", startNodeApp],
+  ])("%s answers 500 CLIENT_MISCONFIGURED, not 503, to a valid key", async (_name, startApp) => {
+    const target = await createKeyOverHttp(service, { scopes: ["read"] });
+    const reader = await createKeyOverHttp(service, { scopes: ["read"], owner: { type: "application", id: "gw" } });
+    const log = logged();
+    const app = await startApp(new KeywardClient({ url: service.url, serviceKey: reader.key, logger: log.logger }));
+    try {
+      const response = await fetch(`${app.url}/read`, { headers: { "x-api-key": target.key } });
+      expect(response.status).toBe(500);
+      expect(response.headers.get("retry-after")).toBeNull();
+      expect(await response.json()).toMatchObject({ code: "CLIENT_MISCONFIGURED", status: 500, title: "Keyward client misconfigured" });
+      expect(log.lines).toHaveLength(1);
+    } finally {
+      await app.close();
+    }
   });
 });

@@ -71,6 +71,16 @@ describe("client address for counting", () => {
     expect(attemptAddress("2001:db8:1:2::1")).not.toBe(attemptAddress("2001:db8:1:3::1"));
   });
 
+  it("groups IPv6 by any prefix length (the sign-in throttle's KEYWARD_SIGN_IN_IPV6_PREFIX)", () => {
+    expect(attemptAddress("2001:db8:1:2::1", 64)).toBe("2001:db8:1:2::/64");
+    expect(attemptAddress("2001:db8:1:2::1", 48)).toBe("2001:db8:1::/48");
+    expect(attemptAddress("2001:db8:1:2::1", 48)).toBe(attemptAddress("2001:db8:1:ffff::9", 48));
+    expect(attemptAddress("2001:db8:1:2::1", 56)).toBe(attemptAddress("2001:db8:1:ff::1", 56));
+    expect(attemptAddress("2001:db8:1:2::1", 56)).not.toBe(attemptAddress("2001:db8:1:100::1", 56));
+    expect(attemptAddress("2001:db8::1", 128)).not.toBe(attemptAddress("2001:db8::2", 128));
+    expect(attemptAddress("::ffff:203.0.113.9", 48)).toBe("203.0.113.9");
+  });
+
   it("never throws, whatever the input (property)", () => {
     fuzz(fc.property(fc.oneof(fc.string(), fc.ipV4(), fc.ipV6(), fc.ipV4Extended()), (ip) => typeof attemptAddress(ip) === "string"));
   });

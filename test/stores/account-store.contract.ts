@@ -96,6 +96,55 @@ export function describeAccountStoreContract(name: string, open: () => Promise<A
     );
 
     it(
+      "caps a user's sessions at insert, ending the oldest and never the new one",
+      withStore(async ({ accounts }) => {
+        const u = user("a@example.com");
+        const other = user("b@example.com");
+        await accounts.insertUser(u, null);
+        await accounts.insertUser(other, null);
+        const session = (digest: string, userId: string, createdAt: number) => ({
+          digest,
+          userId,
+          csrfToken: "c",
+          createdAt,
+          lastSeenAt: createdAt,
+          ip: "203.0.113.1",
+          userAgent: "ua",
+        });
+        await accounts.insertSession(session("theirs", other.id, NOW), audit("session.signed_in"), 2);
+        for (let i = 1; i <= 3; i++) await accounts.insertSession(session(`d${i}`, u.id, NOW + i), audit("session.signed_in"), 2);
+        expect(await accounts.getSession("d1")).toBeNull();
+        expect(await accounts.getSession("d2")).not.toBeNull();
+        expect(await accounts.getSession("d3")).not.toBeNull();
+        // Same instant as the newest: the new session is kept whatever its digest sorts as.
+        await accounts.insertSession(session("a0", u.id, NOW + 3), audit("session.signed_in"), 2);
+        expect(await accounts.getSession("a0")).not.toBeNull();
+        expect(await accounts.getSession("d2")).toBeNull();
+        expect(await accounts.getSession("theirs")).not.toBeNull();
+        // Without a cap nothing ends.
+        await accounts.insertSession(session("d9", u.id, NOW + 9), audit("session.signed_in"));
+        expect(await accounts.getSession("d3")).not.toBeNull();
+      }),
+    );
+
+    it(
+      "deletes expired sessions (idle or past the absolute timeout) and keeps live ones",
+      withStore(async ({ accounts }) => {
+        const u = user("a@example.com");
+        await accounts.insertUser(u, null);
+        const base = { userId: u.id, csrfToken: "c", ip: "203.0.113.1", userAgent: "ua" };
+        await accounts.insertSession({ ...base, digest: "idle", createdAt: NOW, lastSeenAt: NOW }, audit("session.signed_in"));
+        await accounts.insertSession({ ...base, digest: "old", createdAt: NOW - 100, lastSeenAt: NOW + 50 }, audit("session.signed_in"));
+        await accounts.insertSession({ ...base, digest: "live", createdAt: NOW, lastSeenAt: NOW + 50 }, audit("session.signed_in"));
+        expect(await accounts.deleteExpiredSessions(NOW + 10, NOW - 10)).toBe(2);
+        expect(await accounts.getSession("idle")).toBeNull();
+        expect(await accounts.getSession("old")).toBeNull();
+        expect(await accounts.getSession("live")).not.toBeNull();
+        expect(await accounts.deleteExpiredSessions(NOW + 10, NOW - 10)).toBe(0);
+      }),
+    );
+
+    it(
       "keeps one pending request per sandbox key",
       withStore(async ({ accounts }) => {
         const sandbox = sandboxKey();

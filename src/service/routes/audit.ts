@@ -3,6 +3,7 @@ import type { Static } from "@sinclair/typebox";
 import type { FastifyInstance } from "fastify";
 import { KeywardError } from "../../core/errors.js";
 import type { AuditEvent } from "../../core/model.js";
+import { timestampField } from "../../core/timestamps.js";
 import type { AuditFilter } from "../../ports/key-store.js";
 import { enforce } from "../authority-gate.js";
 import type { ServiceContext } from "../context.js";
@@ -28,8 +29,8 @@ function auditFilter(q: Static<typeof ExportAuditQuery>): AuditFilter {
     ...(q.actor_id ? { actorId: q.actor_id } : {}),
     ...(q.key_id ? { targetId: q.key_id } : {}),
     ...(q.action ? { action: q.action } : {}),
-    ...(q.since ? { since: Date.parse(q.since) } : {}),
-    ...(q.until ? { until: Date.parse(q.until) } : {}),
+    ...(q.since ? { since: timestampField(q.since, "querystring.since") } : {}),
+    ...(q.until ? { until: timestampField(q.until, "querystring.until") } : {}),
   };
 }
 

@@ -2,6 +2,7 @@ import type { Static } from "@sinclair/typebox";
 import type { FastifyInstance } from "fastify";
 import { toPublicKey } from "../../core/key-view.js";
 import type { DelegationCeiling, KeyChanges, KeyRecord } from "../../core/model.js";
+import { timestampField } from "../../core/timestamps.js";
 import type { CreateKeyInput } from "../../engine/key-input.js";
 import type { CreationCap } from "../../ports/key-store.js";
 import { enforce, enforceKeyUpdate } from "../authority-gate.js";
@@ -20,7 +21,7 @@ import {
 import { type AuthorizedCaller, callerContext, getVisibleKey, ownerOnly } from "../sessions.js";
 
 const parseTime = (value: string | null | undefined): number | null | undefined =>
-  value === undefined ? undefined : value === null ? null : Date.parse(value);
+  value === undefined ? undefined : value === null ? null : timestampField(value, "body.expires_at");
 
 /** The ceiling a create body sets: either field alone takes the key's own environment, or no scopes. */
 function ceilingOfNewKey(body: Static<typeof CreateKeyBody>): DelegationCeiling | null {

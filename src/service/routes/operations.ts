@@ -37,9 +37,16 @@ export function registerOperationRoutes(app: FastifyInstance, ctx: ServiceContex
       }
       // Without the invalidation channel the instance still serves, so it stays ready (taking
       // every instance out during a Redis outage would be an outage); it says it is degraded.
-      if (ctx.invalidation && !ctx.invalidation.subscribed)
-        return { status: "degraded", checks: { store: "ok", invalidation: "unsubscribed" } };
-      return { status: "ready", checks: { store: "ok", ...(ctx.invalidation ? { invalidation: "subscribed" } : {}) } };
+      const checks: Record<string, string> = { store: "ok" };
+      if (ctx.invalidation) checks.invalidation = ctx.invalidation.subscribed ? "subscribed" : "unsubscribed";
+      // The shared limiter (docs/deploy.md, "Redis faults"): with `degrade` or `open` the instance
+      // still serves, so it stays ready and says so; only `closed` refuses limited requests, so
+      // only then does an unreachable Redis make it unready.
+      const limiter = await ctx.keyward.limiterHealth();
+      if (limiter !== null) checks.limiter = limiter === "shared" ? "ok" : ctx.config.limiterFailure === "closed" ? "unreachable" : limiter;
+      if (checks.limiter === "unreachable") return reply.code(503).header("retry-after", "1").send({ status: "unavailable", checks });
+      const degraded = checks.invalidation === "unsubscribed" || (checks.limiter !== undefined && checks.limiter !== "ok");
+      return { status: degraded ? "degraded" : "ready", checks };
     } catch {
       return reply
         .code(503)

@@ -1,6 +1,7 @@
 import type { Static } from "@sinclair/typebox";
 import type { FastifyInstance } from "fastify";
 import { KeywardError } from "../../core/errors.js";
+import { timestampField } from "../../core/timestamps.js";
 import { BUCKET_MS } from "../../ports/usage-recorder.js";
 import { enforce } from "../authority-gate.js";
 import type { ServiceContext } from "../context.js";
@@ -32,8 +33,8 @@ export function registerUsageRoutes(app: FastifyInstance, ctx: ServiceContext): 
       const owner = only !== null ? `user:${only}` : q.owner;
       if (only !== null && q.owner !== undefined && q.owner !== owner) throw new KeywardError("RESOURCE_NOT_FOUND", "no such owner");
       const bucket = q.bucket ?? "hour";
-      const until = q.until ? Date.parse(q.until) : ctx.keyward.clock.now();
-      const since = q.since ? Date.parse(q.since) : until - DEFAULT_SPAN_MS;
+      const until = q.until ? timestampField(q.until, "querystring.until") : ctx.keyward.clock.now();
+      const since = q.since ? timestampField(q.since, "querystring.since") : until - DEFAULT_SPAN_MS;
       if (since >= until)
         throw new KeywardError("VALIDATION_FAILED", "since must be before until", {
           errors: [{ field: "since", message: "must be before until" }],

@@ -1,7 +1,6 @@
 import { isIP } from "node:net";
 import type { Static } from "@sinclair/typebox";
 import type { FastifyInstance } from "fastify";
-import ipaddr from "ipaddr.js";
 import { KeywardError } from "../../core/errors.js";
 import { generateId, generateRandomBase62 } from "../../core/random.js";
 import { buildAuditEvent } from "../../engine/audit.js";
@@ -10,6 +9,7 @@ import { enforce } from "../authority-gate.js";
 import type { ServiceContext } from "../context.js";
 import { CreateWebhookBody, ListWebhooksQuery, WebhookIdParams } from "../schemas.js";
 import { callerContext } from "../sessions.js";
+import { bareHost, isLocalhostName, refusedAddressRange } from "../webhook-target.js";
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
@@ -44,8 +44,10 @@ const invalidUrl = (message: string) =>
 
 /**
  * An endpoint URL must be http(s), carry no credentials, and (unless private targets are
- * allowed) not name a loopback, private or link-local address: a key event must not become a
- * request into the deployment's own network. Host names are not resolved here (see docs/webhooks.md).
+ * allowed) not name `localhost` (trailing dots included) or an address the deny-list refuses
+ * (webhook-target.ts: loopback, private, link-local, IPv4-mapped and -compatible forms, …): a key
+ * event must not become a request into the deployment's own network. Host names are resolved
+ * and checked at each delivery, where the connection is made (docs/webhooks.md).
  */
 export function checkWebhookUrl(raw: string, allowPrivate: boolean): string {
   let url: URL;
@@ -57,11 +59,12 @@ export function checkWebhookUrl(raw: string, allowPrivate: boolean): string {
   if (url.protocol !== "https:" && url.protocol !== "http:") throw invalidUrl("must be http or https");
   if (url.username || url.password) throw invalidUrl("must not carry credentials");
   if (url.hash) throw invalidUrl("must not have a fragment");
+  const host = bareHost(url.hostname);
+  if (host === "") throw invalidUrl("must name a host");
   if (!allowPrivate) {
-    const host = url.hostname.replace(/^\[|\]$/g, "");
-    if (host === "localhost" || host.endsWith(".localhost")) throw invalidUrl("loopback hosts are not allowed");
-    if (isIP(host) && ipaddr.process(host).range() !== "unicast")
-      throw invalidUrl("private, loopback and reserved addresses are not allowed");
+    if (isLocalhostName(host)) throw invalidUrl("loopback hosts are not allowed");
+    const range = isIP(host) ? refusedAddressRange(host) : null;
+    if (range !== null) throw invalidUrl(`private, loopback and reserved addresses are not allowed (${range})`);
   }
   return url.toString();
 }

@@ -121,9 +121,19 @@ export class PostgresAccountStore implements AccountStore {
     });
   }
 
-  async insertSession(session: SessionRecord, audit: AuditEvent): Promise<void> {
+  async insertSession(session: SessionRecord, audit: AuditEvent, maxPerUser?: number): Promise<void> {
     await this.write(async (client) => {
+      // Locking the user's row serialises concurrent sign-ins of one user, so the cap is exact.
+      if (maxPerUser !== undefined) await client.query("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", [session.userId]);
       await client.query(SQL.insertSession, sessionToValues(session));
+      if (maxPerUser !== undefined)
+        await client.query(SQL.trimUserSessions, [
+          session.userId,
+          session.digest,
+          session.userId,
+          session.digest,
+          Math.max(0, maxPerUser - 1),
+        ]);
       await appendChained(client, audit);
     });
   }
@@ -139,6 +149,10 @@ export class PostgresAccountStore implements AccountStore {
 
   async deleteSession(digest: string): Promise<void> {
     await this.pool.query(SQL.deleteSession, [digest]);
+  }
+
+  async deleteExpiredSessions(idleBefore: number, createdBefore: number): Promise<number> {
+    return (await this.pool.query(SQL.deleteExpiredSessions, [idleBefore, createdBefore])).rowCount ?? 0;
   }
 
   async insertKeyRequest(request: KeyRequestRecord, audit: AuditEvent): Promise<"created" | "conflict"> {

@@ -1,8 +1,10 @@
 import type { AuditEvent } from "../../core/model.js";
+import type { SecretBox } from "../../core/secret-box.js";
 import type { WebhookKeySummary } from "../../core/webhook-events.js";
 import type {
   ClaimedWebhookDelivery,
   NewWebhookDelivery,
+  NewWebhookEndpoint,
   PlanDeliveries,
   WebhookAttemptResult,
   WebhookDelivery,
@@ -16,6 +18,7 @@ import {
   type KeySummaryRow,
   PRUNE_DELIVERIES_SQL,
   RECORD_ATTEMPT_SQL,
+  resealedWebhookSecret,
   rowToClaimedDelivery,
   rowToKeySummary,
   rowToWebhookDelivery,
@@ -34,21 +37,26 @@ const numbered = (count: number) => Array.from({ length: count }, (_, i) => `$${
 const INSERT_ENDPOINT = `INSERT INTO webhook_endpoints (${WEBHOOK_ENDPOINT_COLUMNS}) VALUES (${numbered(6).join(", ")}) RETURNING seq`;
 const INSERT_DELIVERY = `INSERT INTO webhook_deliveries (${WEBHOOK_DELIVERY_COLUMNS}) VALUES (${numbered(9).join(", ")}) ON CONFLICT DO NOTHING`;
 
-/** WebhookStore on the key store's PostgreSQL pool: endpoint changes share a transaction with their audit events. */
+/**
+ * WebhookStore on the key store's PostgreSQL pool: endpoint changes share a transaction with
+ * their audit events. With `secrets`, endpoint secrets are sealed at rest (docs/webhooks.md).
+ */
 export class PostgresWebhookStore implements WebhookStore {
   private readonly keys: PostgresKeyStore;
+  private readonly box: SecretBox | null;
 
-  constructor(keys: PostgresKeyStore) {
+  constructor(keys: PostgresKeyStore, options: { secrets?: SecretBox | null } = {}) {
     this.keys = keys;
+    this.box = options.secrets ?? null;
   }
 
   async migrate(): Promise<void> {
     await migratePool(this.keys.pool, WEBHOOK_POSTGRES_MIGRATIONS);
   }
 
-  async createEndpoint(endpoint: Omit<WebhookEndpoint, "seq">, audit: AuditEvent): Promise<WebhookEndpoint> {
+  async createEndpoint(endpoint: NewWebhookEndpoint, audit: AuditEvent): Promise<WebhookEndpoint> {
     return this.keys.transaction(async (client) => {
-      const { rows } = await client.query<{ seq: string }>(INSERT_ENDPOINT, webhookEndpointValues(endpoint));
+      const { rows } = await client.query<{ seq: string }>(INSERT_ENDPOINT, webhookEndpointValues(endpoint, this.box));
       await appendChained(client, audit);
       return { ...endpoint, seq: Number(rows[0]?.seq) };
     });
@@ -56,7 +64,7 @@ export class PostgresWebhookStore implements WebhookStore {
 
   async getEndpoint(id: string): Promise<WebhookEndpoint | null> {
     const row = (await this.keys.pool.query<WebhookEndpointRow>("SELECT * FROM webhook_endpoints WHERE id = $1", [id])).rows[0];
-    return row ? rowToWebhookEndpoint(row) : null;
+    return row ? rowToWebhookEndpoint(row, this.box) : null;
   }
 
   async listEndpoints(limit: number, afterSeq: number | null): Promise<WebhookEndpoint[]> {
@@ -64,7 +72,7 @@ export class PostgresWebhookStore implements WebhookStore {
       "SELECT * FROM webhook_endpoints WHERE seq > $1 ORDER BY seq LIMIT $2",
       [afterSeq ?? 0, limit],
     );
-    return rows.map(rowToWebhookEndpoint);
+    return rows.map((row) => rowToWebhookEndpoint(row, this.box));
   }
 
   async deleteEndpoint(id: string, audit: AuditEvent): Promise<boolean> {
@@ -91,8 +99,8 @@ export class PostgresWebhookStore implements WebhookStore {
       const last = rows[rows.length - 1];
       if (!last) return 0;
       const events = rows.map(rowToAudit);
-      const endpoints = (await client.query<WebhookEndpointRow>("SELECT * FROM webhook_endpoints ORDER BY seq")).rows.map(
-        rowToWebhookEndpoint,
+      const endpoints = (await client.query<WebhookEndpointRow>("SELECT * FROM webhook_endpoints ORDER BY seq")).rows.map((row) =>
+        rowToWebhookEndpoint(row, this.box),
       );
       if (endpoints.length > 0) {
         const ids = [...new Set(events.filter((e) => e.targetType === "key").map((e) => e.targetId))];
@@ -141,7 +149,7 @@ export class PostgresWebhookStore implements WebhookStore {
        RETURNING d.*, e.url, e.secret`,
       [now, limit, now + leaseMs],
     );
-    return rows.map(rowToClaimedDelivery);
+    return rows.map((row) => rowToClaimedDelivery(row, this.box));
   }
 
   async recordAttempt(id: string, result: WebhookAttemptResult): Promise<void> {
@@ -166,5 +174,23 @@ export class PostgresWebhookStore implements WebhookStore {
 
   async pruneDeliveries(before: number): Promise<number> {
     return (await this.keys.pool.query(PRUNE_DELIVERIES_SQL("$1"), [before])).rowCount ?? 0;
+  }
+
+  async resealSecrets(): Promise<number> {
+    const box = this.box;
+    if (!box) return 0;
+    const { rows } = await this.keys.pool.query<{ id: string; secret: string }>("SELECT id, secret FROM webhook_endpoints ORDER BY seq");
+    let rewritten = 0;
+    for (const { id, secret } of rows) {
+      const sealed = resealedWebhookSecret(secret, id, box);
+      if (sealed === null) continue;
+      const updated = await this.keys.pool.query("UPDATE webhook_endpoints SET secret = $1 WHERE id = $2 AND secret = $3", [
+        sealed,
+        id,
+        secret,
+      ]);
+      rewritten += updated.rowCount ?? 0;
+    }
+    return rewritten;
   }
 }

@@ -1,4 +1,5 @@
 import Database from "better-sqlite3";
+import { narrowSidecars } from "./file-modes.js";
 
 /**
  * A connection of its own to the key store's file, with `synchronous = NORMAL`, for writes that
@@ -11,6 +12,8 @@ export function openRelaxedConnection(keysDb: Database.Database): Database.Datab
   if (keysDb.memory) return keysDb;
   const db = new Database(keysDb.name);
   db.pragma("journal_mode = WAL");
+  // The key store made the file 0600; its -wal and -shm follow it (docs/hardening.md).
+  narrowSidecars(keysDb.name);
   db.pragma("synchronous = NORMAL");
   db.pragma("busy_timeout = 5000");
   return db;

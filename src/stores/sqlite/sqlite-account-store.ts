@@ -114,9 +114,13 @@ export class SqliteAccountStore implements AccountStore {
     });
   }
 
-  async insertSession(session: SessionRecord, audit: AuditEvent): Promise<void> {
+  async insertSession(session: SessionRecord, audit: AuditEvent, maxPerUser?: number): Promise<void> {
     this.write(() => {
       this.db.prepare(SQL.insertSession).run(...sessionToValues(session));
+      if (maxPerUser !== undefined)
+        this.db
+          .prepare(SQL.trimUserSessions)
+          .run(session.userId, session.digest, session.userId, session.digest, Math.max(0, maxPerUser - 1));
       this.appendChained(audit);
     });
   }
@@ -132,6 +136,10 @@ export class SqliteAccountStore implements AccountStore {
 
   async deleteSession(digest: string): Promise<void> {
     this.db.prepare(SQL.deleteSession).run(digest);
+  }
+
+  async deleteExpiredSessions(idleBefore: number, createdBefore: number): Promise<number> {
+    return this.db.prepare(SQL.deleteExpiredSessions).run(idleBefore, createdBefore).changes;
   }
 
   async insertKeyRequest(request: KeyRequestRecord, audit: AuditEvent): Promise<"created" | "conflict"> {

@@ -1,8 +1,10 @@
 import type { AuditEvent } from "../../core/model.js";
+import type { SecretBox } from "../../core/secret-box.js";
 import type { WebhookKeySummary } from "../../core/webhook-events.js";
 import type {
   ClaimedWebhookDelivery,
   NewWebhookDelivery,
+  NewWebhookEndpoint,
   PlanDeliveries,
   WebhookAttemptResult,
   WebhookDelivery,
@@ -16,6 +18,7 @@ import {
   type KeySummaryRow,
   PRUNE_DELIVERIES_SQL,
   RECORD_ATTEMPT_SQL,
+  resealedWebhookSecret,
   rowToClaimedDelivery,
   rowToKeySummary,
   rowToWebhookDelivery,
@@ -36,13 +39,18 @@ const marks = (columns: string) =>
     .map(() => "?")
     .join(", ");
 
-/** WebhookStore on the key store's SQLite database: endpoint changes share a transaction with their audit events. */
+/**
+ * WebhookStore on the key store's SQLite database: endpoint changes share a transaction with
+ * their audit events. With `secrets`, endpoint secrets are sealed at rest (docs/webhooks.md).
+ */
 export class SqliteWebhookStore implements WebhookStore {
   private readonly keys: SqliteKeyStore;
+  private readonly box: SecretBox | null;
   private prepared: ReturnType<SqliteWebhookStore["prepareStatements"]> | undefined;
 
-  constructor(keys: SqliteKeyStore) {
+  constructor(keys: SqliteKeyStore, options: { secrets?: SecretBox | null } = {}) {
     this.keys = keys;
+    this.box = options.secrets ?? null;
   }
 
   private get db() {
@@ -91,6 +99,8 @@ export class SqliteWebhookStore implements WebhookStore {
         "SELECT * FROM webhook_deliveries WHERE endpoint_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?",
       ),
       prune: db.prepare(PRUNE_DELIVERIES_SQL("?")),
+      secrets: db.prepare<[], { id: string; secret: string }>("SELECT id, secret FROM webhook_endpoints ORDER BY seq"),
+      rewriteSecret: db.prepare<[string, string, string]>("UPDATE webhook_endpoints SET secret = ? WHERE id = ? AND secret = ?"),
     };
   }
 
@@ -98,10 +108,10 @@ export class SqliteWebhookStore implements WebhookStore {
     applySqliteMigrations(this.db, WEBHOOK_SQLITE_MIGRATIONS);
   }
 
-  async createEndpoint(endpoint: Omit<WebhookEndpoint, "seq">, audit: AuditEvent): Promise<WebhookEndpoint> {
+  async createEndpoint(endpoint: NewWebhookEndpoint, audit: AuditEvent): Promise<WebhookEndpoint> {
     return this.db
       .transaction(() => {
-        const { seq } = this.s.insertEndpoint.get(...webhookEndpointValues(endpoint)) as { seq: number };
+        const { seq } = this.s.insertEndpoint.get(...webhookEndpointValues(endpoint, this.box)) as { seq: number };
         this.keys.appendChained(audit);
         return { ...endpoint, seq };
       })
@@ -110,11 +120,11 @@ export class SqliteWebhookStore implements WebhookStore {
 
   async getEndpoint(id: string): Promise<WebhookEndpoint | null> {
     const row = this.s.getEndpoint.get(id);
-    return row ? rowToWebhookEndpoint(row) : null;
+    return row ? rowToWebhookEndpoint(row, this.box) : null;
   }
 
   async listEndpoints(limit: number, afterSeq: number | null): Promise<WebhookEndpoint[]> {
-    return this.s.listEndpoints.all(afterSeq ?? 0, limit).map(rowToWebhookEndpoint);
+    return this.s.listEndpoints.all(afterSeq ?? 0, limit).map((row) => rowToWebhookEndpoint(row, this.box));
   }
 
   async deleteEndpoint(id: string, audit: AuditEvent): Promise<boolean> {
@@ -137,7 +147,7 @@ export class SqliteWebhookStore implements WebhookStore {
         const last = rows[rows.length - 1];
         if (!last) return 0;
         const events = rows.map(rowToAudit);
-        const endpoints = this.s.allEndpoints.all().map(rowToWebhookEndpoint);
+        const endpoints = this.s.allEndpoints.all().map((row) => rowToWebhookEndpoint(row, this.box));
         const keys = new Map<string, WebhookKeySummary>();
         if (endpoints.length > 0)
           for (const event of events) {
@@ -173,7 +183,7 @@ export class SqliteWebhookStore implements WebhookStore {
       .transaction(() => {
         const rows = this.s.due.all(now, limit);
         for (const row of rows) this.s.lease.run(now + leaseMs, row.id);
-        return rows.map(rowToClaimedDelivery);
+        return rows.map((row) => rowToClaimedDelivery(row, this.box));
       })
       .immediate();
   }
@@ -196,5 +206,28 @@ export class SqliteWebhookStore implements WebhookStore {
 
   async pruneDeliveries(before: number): Promise<number> {
     return this.s.prune.run(before).changes;
+  }
+
+  async resealSecrets(): Promise<number> {
+    const box = this.box;
+    if (!box) return 0;
+    const rewrites = this.s.secrets
+      .all()
+      .map(({ id, secret }) => ({ id, secret, sealed: resealedWebhookSecret(secret, id, box) }))
+      .filter((row): row is { id: string; secret: string; sealed: string } => row.sealed !== null);
+    if (rewrites.length === 0) return 0;
+    // secure_delete zeroes the old cells, and a truncating checkpoint drops old WAL frames, so the
+    // plaintext does not linger in the file's free space (best effort: a busy reader skips the truncation).
+    const before = this.db.pragma("secure_delete", { simple: true });
+    this.db.pragma("secure_delete = ON");
+    try {
+      const rewritten = this.db
+        .transaction(() => rewrites.reduce((n, row) => n + this.s.rewriteSecret.run(row.sealed, row.id, row.secret).changes, 0))
+        .immediate();
+      this.db.pragma("wal_checkpoint(TRUNCATE)");
+      return rewritten;
+    } finally {
+      this.db.pragma(`secure_delete = ${before ? "ON" : "OFF"}`);
+    }
   }
 }
