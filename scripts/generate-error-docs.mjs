@@ -9,7 +9,7 @@ const lines = [
   "Every error Keyward answers is an RFC 9457 problem document (`application/problem+json`):",
   '`{"type", "title", "status", "detail", "code", "request_id"}`, plus `errors` (field errors) on',
   "validation failures and `missing_scopes` on `INSUFFICIENT_SCOPE`. The `type` is `/docs/errors#<CODE>`,",
-  "served by every Keyward instance. Verification outcomes (PRODUCT.md §4) are the first codes below;",
+  "served by every Keyward instance. Verification outcomes (docs/errors.md) are the first codes below;",
   '`POST /v1/keys/verify` returns them as data (`{"valid": false, "code": …}`) instead of an HTTP error.',
   "",
   "This file is generated from `src/core/errors.ts` by `node scripts/generate-error-docs.mjs`.",

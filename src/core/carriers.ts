@@ -213,7 +213,7 @@ function extractSingleApiKeyHeader(headers: DistinctHeaders, search: string): Ex
 }
 
 /**
- * Reads the key a request presents, by the precedence of PRODUCT.md §3: `Authorization: ApiKey`,
+ * Reads the key a request presents, by the precedence of docs/api.md (Authentication): `Authorization: ApiKey`,
  * `Authorization: Bearer`, `X-API-Key`, `Authorization: Basic`. Two different keys, or a repeated
  * carrier header, are ambiguous. `search` is the raw query string (without `?`).
  */

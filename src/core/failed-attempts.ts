@@ -1,7 +1,7 @@
 import ipaddr from "ipaddr.js";
 
 /**
- * The failed-attempt throttle (SECURITY.md 7, 9) as pure decisions: a fixed window per client
+ * The failed-attempt throttle (docs/security.md, checks 7 and 9) as pure decisions: a fixed window per client
  * address. Every MALFORMED or NOT_FOUND answer counts one attempt; once `limit` attempts are
  * counted in the window, the address is blocked until the window ends. Memory and Redis apply
  * the same rule (the Lua script mirrors `countAttempt`).

@@ -2,7 +2,7 @@ import { computeKeyStatus, type KeyRecord, type OwnerRef } from "./model.js";
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 
-/** The key object of the HTTP API (PRODUCT.md §5): never the secret or its digest. */
+/** The key object of the HTTP API (docs/api.md): never the secret or its digest. */
 export interface PublicKey {
   id: string;
   ref: string;

@@ -1,4 +1,4 @@
-/** Every verification ends in exactly one of these (PRODUCT.md §4), checked in this order. */
+/** Every verification ends in exactly one of these (docs/errors.md), checked in this order. */
 export const OUTCOME_CODES = [
   "VALID",
   "MISSING",

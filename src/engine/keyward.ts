@@ -180,7 +180,7 @@ export class Keyward {
   // ---------------------------------------------------------------- verification
 
   /**
-   * Verifies a presented key. Checks run in the order of PRODUCT.md §4 and the first failure
+   * Verifies a presented key. Checks run in the order docs/errors.md lists the outcomes and the first failure
    * wins; the limits stage runs last so a denied request spends nothing.
    *
    * Not an async function: a key in the cache with no limits is decided without a single await
@@ -245,7 +245,7 @@ export class Keyward {
     return this.judge(entry, options, now);
   }
 
-  /** The checks on a found key, in the order of PRODUCT.md §4; the limits stage last, and only for keys that have limits. */
+  /** The checks on a found key, in the order docs/errors.md lists the outcomes; the limits stage last, and only for keys that have limits. */
   private judge(entry: CachedKey, options: VerifyOptions, now: number): VerifyResult | Promise<VerifyResult> {
     const { key, ownerDisabled } = entry.lookup;
     const view = entry.view;

@@ -21,7 +21,7 @@ export interface FailedAttemptLimiterOptions {
 }
 
 /**
- * Throttles guessing per client address, in front of the store lookup (SECURITY.md 7, 9).
+ * Throttles guessing per client address, in front of the store lookup (docs/security.md, checks 7 and 9).
  * Checks read only this process's memory; attempts are counted here at once (before the
  * lookup, so concurrent guesses cannot overrun the limit) and, when they turn out to be
  * failures, told to the shared counter, whose answer blocks the address here too.

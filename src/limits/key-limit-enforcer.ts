@@ -51,7 +51,7 @@ function windowOf(spec: QuotaSpec, now: number, createdAt: number): QuotaWindow 
 }
 
 /**
- * A key's limits, in the order of PRODUCT.md §4: rate, then concurrency, then quota. Quota
+ * A key's limits, in the order docs/errors.md lists the outcomes: rate, then concurrency, then quota. Quota
  * comes last and is the only stage that writes when it allows, so a request denied anywhere
  * spends no quota; a quota denial gives back the concurrency slot it took. Counters belong to
  * the key's lineage: a rotated key's successor carries on where its predecessor stood.

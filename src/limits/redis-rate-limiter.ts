@@ -15,7 +15,7 @@ import {
   runScript,
 } from "./redis-scripts.js";
 
-/** What the limiter does when Redis cannot answer in time (SECURITY.md "Limits when Redis fails"). */
+/** What the limiter does when Redis cannot answer in time (docs/security.md, bounds: Redis down or slow). */
 export type LimiterFailurePolicy = "degrade" | "open" | "closed";
 
 /** The Redis commands the limiter uses: a real client, or anything that answers them. */

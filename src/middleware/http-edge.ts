@@ -72,7 +72,7 @@ export function rateLimitHeaders(state: RateLimitState | undefined): Record<stri
 
 const quote = (value: string): string => `"${value.replace(/["\\]/g, "")}"`;
 
-/** Maps a verify denial to its HTTP form (PRODUCT.md §4). */
+/** Maps a verify denial to its HTTP form (docs/errors.md). */
 export function denialToHttp(
   result: Extract<VerifyResult, { valid: false }>,
   realm: string,
@@ -103,7 +103,7 @@ export function denialToHttp(
 
 /**
  * The one function every edge (Fastify, Express, Hono, node:http, the service) calls: reads the
- * carriers of PRODUCT.md §3, verifies, and says what to answer. It never throws for a bad
+ * carriers of docs/api.md (Authentication), verifies, and says what to answer. It never throws for a bad
  * request; a store outage becomes 503 with `Retry-After`.
  */
 export async function authenticateRequest<R extends VerifierResult>(

@@ -105,7 +105,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     trustProxy: fastifyTrustProxy(config.trustProxy),
     onProtoPoisoning: "error",
     onConstructorPoisoning: "error",
-    // Slow clients: a request must arrive whole within these bounds (SECURITY.md 20).
+    // Slow clients: a request must arrive whole within these bounds (docs/security.md, check 20).
     connectionTimeout: config.hardening.requestTimeoutMs,
     requestTimeout: config.hardening.requestTimeoutMs,
     keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,

@@ -1,7 +1,7 @@
 import type { ActionType } from "../authority/model.js";
 
 /**
- * Who may call each route (SECURITY.md 10). Checked in, and a test fails when a registered route
+ * Who may call each route (docs/security.md, check 10). Checked in, and a test fails when a registered route
  * has no entry here, so every new route is a deliberate authorization decision.
  *
  * - `public`: no credentials.

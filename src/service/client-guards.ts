@@ -16,7 +16,7 @@ export function connectionsCheckingInterval(config: ServiceConfig): number {
 }
 
 /**
- * Guards against hostile and misconfigured clients that act below the routes (SECURITY.md 8,
+ * Guards against hostile and misconfigured clients that act below the routes (docs/security.md, checks 8,
  * 20): a cap on open connections per client address, start-up warnings for trust settings that
  * let clients choose their address, and a one-time warning when requests carry
  * `X-Forwarded-For` that nothing is configured to believe.

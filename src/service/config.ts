@@ -48,7 +48,7 @@ export interface ServiceConfig {
     /** Failed attempts (MALFORMED, NOT_FOUND) per client address per window; 0 turns the throttle off. */
     failedAttemptsLimit: number;
     failedAttemptsWindowMs: number;
-    /** Time to receive a request's headers (≤ 20 s, SECURITY.md 20). */
+    /** Time to receive a request's headers (≤ 20 s, docs/security.md, check 20). */
     headersTimeoutMs: number;
     /** Time to receive a whole request. */
     requestTimeoutMs: number;

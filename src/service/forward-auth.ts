@@ -15,7 +15,7 @@ import type { ServiceConfig } from "./config.js";
 import { containsKeyShaped } from "./logger.js";
 import type { ServiceMetrics } from "./metrics.js";
 
-/** No sniffing, framing or referrer for the API's answers (SECURITY.md 24); the dashboard's pages set their own CSP. */
+/** No sniffing, framing or referrer for the API's answers (docs/security.md, check 24); the dashboard's pages set their own CSP. */
 export const API_SECURITY_HEADERS: Readonly<Record<string, string>> = Object.freeze({
   "x-content-type-options": "nosniff",
   "referrer-policy": "no-referrer",

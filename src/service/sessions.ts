@@ -139,7 +139,7 @@ export function scheduleAccountSweeps(app: FastifyInstance, accounts: Accounts, 
 }
 
 /**
- * CSRF, first line (SECURITY.md 22): an unsafe request that carries no API key must come from
+ * CSRF, first line (docs/security.md, check 22): an unsafe request that carries no API key must come from
  * our own origin. Browsers send `Sec-Fetch-Site` and `Origin` on every cross-site POST; API
  * clients send neither and are unaffected. Runs before the body is parsed. The second line is
  * the session's `X-CSRF-Token`, checked in `resolveSessionCaller`.

@@ -41,7 +41,7 @@ export function fastifyTrustProxy(entries: readonly string[]): boolean | string[
 
 /**
  * Start-up warnings for trust settings that let clients choose their own address through
- * `X-Forwarded-For` (SECURITY.md 8): every peer trusted, or ranges so wide they take in the
+ * `X-Forwarded-For` (docs/security.md, check 8): every peer trusted, or ranges so wide they take in the
  * internet. Each says what goes wrong and what to do.
  */
 export function trustProxyWarnings(entries: readonly string[]): string[] {

@@ -178,7 +178,7 @@ export function userUpdate(id: string, changes: UserChanges, now: number): { sql
   return { sql: `UPDATE users SET ${set.join(", ")} WHERE id = ?`, values: [...values, id] };
 }
 
-/** Whether a user change must end the user's sessions (SECURITY.md 21). */
+/** Whether a user change must end the user's sessions (docs/security.md, check 21). */
 export const endsSessions = (changes: UserChanges): boolean => changes.disabled === true || changes.passwordHash !== undefined;
 
 /** `SELECT … FROM key_requests` for a filter and page, newest first. */

@@ -15,7 +15,7 @@ const ASSETS: Record<string, { file: string; type: string }> = {
   "/dashboard/icon.svg": { file: "icon.svg", type: "image/svg+xml" },
 };
 
-/** No inline script or style, nothing from elsewhere, never framed (SECURITY.md 24). */
+/** No inline script or style, nothing from elsewhere, never framed (docs/security.md, check 24). */
 export const DASHBOARD_CSP = [
   "default-src 'none'",
   "script-src 'self'",

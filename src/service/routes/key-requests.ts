@@ -58,7 +58,7 @@ const errors = { 400: ProblemSchema, 401: ProblemSchema, 403: ProblemSchema, 404
 /** A key holder (any valid key) or a dashboard session: who may ask for, and pick up, a production key. */
 type Requester = AuthorizedCaller;
 
-/** Production key requests (PRODUCT.md §5): asked from a sandbox key, decided by an admin, picked up once by the requester. */
+/** Production key requests (docs/api.md): asked from a sandbox key, decided by an admin, picked up once by the requester. */
 export function registerKeyRequestRoutes(app: FastifyInstance, ctx: ServiceContext, accounts: Accounts): void {
   const { keyward } = ctx;
 

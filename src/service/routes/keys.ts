@@ -52,7 +52,7 @@ function memberCap(ctx: ServiceContext, caller: AuthorizedCaller): CreationCap |
 
 const errors = { 400: ProblemSchema, 401: ProblemSchema, 403: ProblemSchema, 404: ProblemSchema, 409: ProblemSchema };
 
-/** Key management routes (PRODUCT.md §5). */
+/** Key management routes (docs/api.md). */
 export function registerKeyRoutes(app: FastifyInstance, ctx: ServiceContext): void {
   const { keyward } = ctx;
   const now = () => keyward.clock.now();

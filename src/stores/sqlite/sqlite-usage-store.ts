@@ -25,7 +25,7 @@ export interface SqliteUsageStoreOptions {
  * are: in WAL mode a committed write survives `kill -9` without an fsync per transaction. With
  * the key store's `FULL`, every flush and every fold slice waited for the disk on the event loop
  * (25–50 ms a slice here, docs/benchmarks.md). Only a power loss can forget the last usage
- * writes before it; usage is already allowed to lose one flush (SECURITY.md, docs/usage.md).
+ * writes before it; usage is already allowed to lose one flush (docs/usage.md).
  * Keys, revocations and audit keep the key store's `FULL`.
  *
  * Journaled usage is most of what the file's WAL receives (at 100,000 keys in use, over a
