@@ -1,5 +1,6 @@
+import { createRequire } from "node:module";
 import { userInfo } from "node:os";
-import { Command, InvalidArgumentError } from "commander";
+import { Command, CommanderError, InvalidArgumentError } from "commander";
 import { unboundedAuthority } from "../authority/actors.js";
 import { decide } from "../authority/decide.js";
 import type { Action, Authority } from "../authority/model.js";
@@ -82,11 +83,25 @@ function printCreated(json: boolean, key: string, record: PublicKey, title: stri
   out(`${title}. This key is shown once; store it now:\n\n  ${key}\n\n${describeKey(record)}`);
 }
 
+const VERSION = (createRequire(import.meta.url)("../../package.json") as { version: string }).version;
+
+const ENVIRONMENT_HELP = `
+Every command works straight on the configured store, with or without a running server:
+  KEYWARD_DATABASE_URL  the store (default sqlite:./data/keyward.db; postgres://… for PostgreSQL)
+  KEYWARD_HASH_SECRET   the same value as the server's, if it has one
+Exit codes: 0 done; 1 a negative answer (a key not valid, leaks found, a broken audit chain);
+2 an error (bad usage, bad input, the store unreachable). See docs/configuration.md.`;
+
 export function buildCli(): Command {
   const program = new Command()
     .name("keyward")
     .description("API key authentication you run yourself")
+    .version(VERSION, "-v, --version", "print the version")
     .showHelpAfterError()
+    .addHelpText("after", ENVIRONMENT_HELP)
+    // Usage errors throw instead of exiting, so they share exit code 2 with every other error;
+    // set before any command is added, so every subcommand inherits it.
+    .exitOverride()
     .configureOutput({ writeErr: (text) => process.stderr.write(text) });
 
   program
@@ -214,8 +229,13 @@ export function buildCli(): Command {
             out(JSON.stringify({ data, next_cursor: page.nextCursor }, null, 2));
             return;
           }
+          if (data.length === 0) out("No keys.");
+          else
+            out(
+              `${"ID".padEnd(data[0]?.id.length ?? 20)}  ${"REF".padEnd(data[0]?.ref.length ?? 16)}  ${"STATUS".padEnd(15)}  ${"ENVIRONMENT"}  OWNER  NAME`,
+            );
           for (const k of data)
-            out(`${k.id}  ${k.ref}  ${k.status.padEnd(8)}  ${k.environment.padEnd(10)}  ${k.owner.type}:${k.owner.id}  ${k.name}`);
+            out(`${k.id}  ${k.ref}  ${k.status.padEnd(15)}  ${k.environment.padEnd(11)}  ${k.owner.type}:${k.owner.id}  ${k.name}`);
           if (page.nextCursor) out(`(more: --cursor ${page.nextCursor})`);
         });
       },
@@ -348,7 +368,20 @@ export function buildCli(): Command {
           skipLimits: true,
         });
         if (options.json) {
-          out(JSON.stringify({ valid: result.valid, code: result.code, ...(result.key ? { key: result.key } : {}) }, null, 2));
+          const key = result.key
+            ? {
+                id: result.key.id,
+                ref: result.key.ref,
+                name: result.key.name,
+                owner: result.key.owner,
+                environment: result.key.environment,
+                scopes: result.key.scopes,
+                metadata: result.key.metadata,
+                // The API's names (snake_case), as every other JSON answer.
+                expires_at: result.key.expiresAt,
+              }
+            : undefined;
+          out(JSON.stringify({ valid: result.valid, code: result.code, ...(key ? { key } : {}) }, null, 2));
         } else {
           out(result.valid ? `VALID  ${result.key.id}  ${result.key.ref}` : `${result.code}${result.key ? `  ${result.key.id}` : ""}`);
         }
@@ -364,6 +397,11 @@ export async function runCli(argv: string[]): Promise<void> {
   try {
     await buildCli().parseAsync(argv);
   } catch (error) {
+    if (error instanceof CommanderError) {
+      // Commander has printed its own message (help, the version, or the usage error): once is enough.
+      process.exitCode = ["commander.helpDisplayed", "commander.help", "commander.version"].includes(error.code) ? 0 : 2;
+      return;
+    }
     if (isKeywardError(error)) {
       process.stderr.write(`error: ${error.code}: ${error.message}\n`);
       for (const field of error.errors ?? []) process.stderr.write(`  ${field.field}: ${field.message}\n`);

@@ -53,7 +53,9 @@ describe("keyward CLI", () => {
 
     const verified = await runCliProcess(["verify", String(key.key), "--scopes", "read", "--json"], env);
     expect(verified.code).toBe(0);
-    expect(json(verified.stdout)).toMatchObject({ valid: true, code: "VALID" });
+    expect(json(verified.stdout)).toMatchObject({ valid: true, code: "VALID", key: { expires_at: key.expires_at } });
+    expect(verified.stdout).not.toContain("expiresAt");
+    expect(verified.stdout.endsWith("}\n")).toBe(true);
     const denied = await runCliProcess(["verify", String(key.key), "--scopes", "admin", "--json"], env);
     expect(denied.code).toBe(1);
     expect(json(denied.stdout)).toMatchObject({ valid: false, code: "INSUFFICIENT_SCOPE" });
@@ -88,5 +90,29 @@ describe("keyward CLI", () => {
     expect(missing.stderr).toContain("RESOURCE_NOT_FOUND");
     const owner = await runCliProcess(["keys", "create", "--owner", "robot:x", "--name", "x"], env);
     expect(owner.code).not.toBe(0);
+  });
+
+  it("--version, one exit code for every error (2) and one for a negative answer (1), each error printed once", async () => {
+    const version = await runCliProcess(["--version"], env);
+    expect(version.code).toBe(0);
+    expect(version.stdout.trim()).toMatch(/^\d+\.\d+\.\d+/);
+    const unknown = await runCliProcess(["nosuch"], env);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr.match(/unknown command/g)).toHaveLength(1);
+    const missing = await runCliProcess(["keys", "create", "--environment", "prod"], env);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr.match(/error:/g)).toHaveLength(1);
+    const help = await runCliProcess(["--help"], env);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toContain("KEYWARD_DATABASE_URL");
+  });
+
+  it("keys list prints column headers, or says there are none", async () => {
+    expect((await runCliProcess(["migrate"], env)).code).toBe(0);
+    expect((await runCliProcess(["keys", "list"], env)).stdout).toContain("No keys.");
+    await runCliProcess(["keys", "create", "--owner", "user:bob", "--name", "b", "--scopes", "read"], env);
+    const listed = (await runCliProcess(["keys", "list"], env)).stdout.split("\n");
+    expect(listed[0]).toMatch(/^ID\s+REF\s+STATUS\s+ENVIRONMENT\s+OWNER\s+NAME$/);
+    expect(listed[1]).toContain("user:bob");
   });
 });
