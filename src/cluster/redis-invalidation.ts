@@ -50,7 +50,11 @@ export class RedisInvalidationChannel {
       ...options.redisOptions,
     };
     this.publisher = new Redis(redisUrl, common);
-    this.subscriber = new Redis(redisUrl, { ...common, enableOfflineQueue: true });
+    // autoResubscribe off: ioredis's own resubscription on reconnect leaves its promise
+    // unhandled, and a connection that drops again before the reply ("Connection is closed.")
+    // became an unhandled rejection, which ends a Node process. We subscribe on every "ready"
+    // ourselves, with the error handled.
+    this.subscriber = new Redis(redisUrl, { ...common, enableOfflineQueue: true, autoResubscribe: false });
     this.subscriber.on("message", (_channel: string, raw: string) => this.receive(raw));
     // Subscribe on every (re)connection, not only at start: an instance started while Redis was
     // down must still subscribe once Redis is back (docs/deploy.md).
