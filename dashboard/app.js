@@ -51,6 +51,17 @@ function toast(text) {
 }
 
 const fmt = (iso) => (iso ? new Date(iso).toLocaleString() : "—");
+/** What a key request asks for, in one line: scopes, then the limits that come with them. */
+function askedSummary(asked) {
+  if (!asked) return "—";
+  const parts = [asked.scopes.length > 0 ? asked.scopes.join(", ") : "no scopes"];
+  if (asked.rate_limit) parts.push(`${asked.rate_limit.requests}/${asked.rate_limit.per_seconds}s`);
+  if (asked.concurrency) parts.push(`${asked.concurrency} in flight`);
+  if (asked.quota) parts.push("limit" in asked.quota ? `${asked.quota.limit}/${asked.quota.period}` : `${asked.quota.remaining} uses`);
+  if (asked.allowed_cidrs.length > 0) parts.push(asked.allowed_cidrs.join(" "));
+  return parts.join(" · ");
+}
+
 const badge = (status) => h("span", { class: `badge ${status}` }, status.replace("_", " "));
 
 function table(headers, rows, empty) {
@@ -797,13 +808,15 @@ async function requestsPage() {
     const requests = await api("GET", "/v1/key-requests?limit=200");
     listSlot.replaceChildren(
       table(
-        ["Owner", "Sandbox key", "Reason", "Asked", "Status", ""],
+        ["Owner", "Sandbox key", "Asks for", "Reason", "Asked", "Status", ""],
         requests.data.map((r) =>
           h(
             "tr",
             { "data-request-id": r.id },
             h("td", {}, `${r.owner.type}: ${r.owner.id}`),
             h("td", {}, h("a", { href: `#/keys/${r.sandbox_key_id}` }, r.sandbox_key_id)),
+            // What approval issues: the sandbox key's permissions when the request was made (docs/authority.md).
+            h("td", {}, askedSummary(r.asked)),
             h("td", {}, r.reason ?? "—"),
             h("td", {}, fmt(r.created_at)),
             h("td", {}, badge(r.status), r.decision_reason ? ` ${r.decision_reason}` : ""),
@@ -819,7 +832,7 @@ async function requestsPage() {
                         onclick: async () => {
                           const ok = await ask(
                             "Approve",
-                            "Issue a production key with the sandbox key's scopes and limits? The requester picks it up in their dashboard.",
+                            `Issue a production key with exactly what was asked (${askedSummary(r.asked)})? If the sandbox key changed since, the request is refused. The requester picks the key up in their dashboard.`,
                             {
                               confirm: "Approve",
                             },

@@ -152,6 +152,8 @@ describe("dashboard", () => {
     await signInThroughPage("admin@example.com", "correct horse battery");
     await page.getByRole("link", { name: "Key requests" }).click();
     await page.getByRole("button", { name: "Approve" }).waitFor();
+    // The admin decides on what was asked, shown beside the request.
+    expect(await page.locator("tr[data-request-id] td").nth(2).textContent()).toBe("read");
     await shot("key-requests");
     await page.getByRole("button", { name: "Approve" }).click();
     await confirmDialog("Approve");
