@@ -62,9 +62,13 @@ export function checkWebhookUrl(raw: string, allowPrivate: boolean): string {
   const host = bareHost(url.hostname);
   if (host === "") throw invalidUrl("must name a host");
   if (!allowPrivate) {
-    if (isLocalhostName(host)) throw invalidUrl("loopback hosts are not allowed");
+    if (isLocalhostName(host))
+      throw invalidUrl("loopback hosts are not allowed (KEYWARD_WEBHOOK_ALLOW_PRIVATE=true allows in-house receivers)");
     const range = isIP(host) ? refusedAddressRange(host) : null;
-    if (range !== null) throw invalidUrl(`private, loopback and reserved addresses are not allowed (${range})`);
+    if (range !== null)
+      throw invalidUrl(
+        `private, loopback and reserved addresses are not allowed (${range}; KEYWARD_WEBHOOK_ALLOW_PRIVATE=true allows in-house receivers)`,
+      );
   }
   return url.toString();
 }
