@@ -112,10 +112,14 @@ export function buildCli(): Command {
     .option("--workers <n>", "worker processes sharing the port (node:cluster); default 1", parseInteger, 1)
     .action(async (options: { port?: number; host?: string; workers: number }) => {
       const config = loadConfig();
-      if (options.port !== undefined) config.port = options.port;
-      if (options.host) config.host = options.host;
       // The server is loaded only here, so key commands start fast.
       const cluster = (await import("node:cluster")).default;
+      // A worker takes its port and host from the primary (KEYWARD_PORT/KEYWARD_HOST), which has
+      // already resolved --port 0; the command line it inherits would say 0 again.
+      if (!cluster.isWorker) {
+        if (options.port !== undefined) config.port = options.port;
+        if (options.host) config.host = options.host;
+      }
       if (options.workers > 1 && cluster.isPrimary) {
         const { runPrimary } = await import("../service/workers.js");
         await runPrimary(config, options.workers, out);

@@ -1,4 +1,5 @@
 import cluster from "node:cluster";
+import { createServer } from "node:net";
 import { relayWorkerInvalidations } from "../cluster/ipc-invalidation.js";
 import { serveWorkerLimits } from "../cluster/ipc-rate-limiter.js";
 import type { ServiceConfig } from "./config.js";
@@ -14,14 +15,17 @@ import { printSetupLink } from "./setup-link.js";
 export async function runPrimary(config: ServiceConfig, workers: number, print: (line: string) => void): Promise<void> {
   const keyward = await openKeyward(config);
   const bootstrapKey = await bootstrapAdminKey(keyward);
-  const url = `http://${config.host}:${config.port}`;
+  // Port 0 is resolved once, here: workers listening on 0 share whatever port the primary's
+  // handle has, and one started after every worker died would get a new one.
+  const port = config.port === 0 ? await freePort(config.host) : config.port;
+  const url = `http://${config.host}:${port}`;
   if (bootstrapKey) printBootstrapKey(print, bootstrapKey, url);
   await printSetupLink(keyward, config, url, print);
   await keyward.close();
   relayWorkerInvalidations();
   if (!config.redisUrl) serveWorkerLimits();
   let stopping = false;
-  const env = { KEYWARD_PORT: String(config.port), KEYWARD_HOST: config.host };
+  const env = { KEYWARD_PORT: String(port), KEYWARD_HOST: config.host };
   // A dying worker's IPC pipe may fail a write after the primary checked it: such errors are
   // the worker's end, never the primary's (the primary must outlive every worker).
   cluster.on("fork", (worker) => {
@@ -43,4 +47,16 @@ export async function runPrimary(config: ServiceConfig, workers: number, print: 
   };
   process.once("SIGTERM", stop);
   process.once("SIGINT", stop);
+}
+
+/** A port free on `host` now: the kernel's pick for port 0, released at once. */
+function freePort(host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, host, () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === "object" && address ? address.port : 0));
+    });
+  });
 }
