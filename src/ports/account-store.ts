@@ -72,7 +72,4 @@ export interface AccountStore {
   rejectKeyRequest(id: string, decidedBy: string, at: number, reason: string, audit: AuditEvent): Promise<DecisionResult>;
   /** Once only: sets the issued key's secret digest and ref and marks the request claimed. */
   claimKeyRequest(id: string, at: number, secret: ClaimedSecret, audit: AuditEvent): Promise<DecisionResult>;
-
-  /** Counts audit events by an actor and action since a time (member key-creation cap). */
-  countActions(actorId: string, action: string, since: number): Promise<number>;
 }

@@ -55,6 +55,7 @@ async function actedAsMember(ctx: ServiceContext, memberId: string, actor: Actor
  * Who last set each control that `changes` would loosen on `key`: the newest audit event that
  * changed it, or else the event that created the key (a rotated key inherits its predecessor's
  * controls). Only asked for members, whose loosening is limited to what they set themselves.
+ * Each key of the lineage has its events read once, whatever the number of controls.
  */
 async function loosenedSetByActor(
   ctx: ServiceContext,
@@ -64,17 +65,23 @@ async function loosenedSetByActor(
 ): Promise<Partial<Record<ControlField, boolean>>> {
   const member = authority.bounds.find((bound) => bound.tightenOnly)?.owner;
   if (!member) return {};
+  const setters = new Map<ControlField, Actor | null>();
   const loosened = loosenedControls(key, { ...key, ...changes });
+  let unresolved = loosened;
+  for (let current: KeyRecord | null = key; current && unresolved.length > 0; ) {
+    const events: AuditEvent[] = (await ctx.keyward.store.listAuditEvents({ targetId: current.id }, 500, null)).events;
+    const created = current.rotatedFrom === null ? (events.find((event) => event.action === "key.created")?.actor ?? null) : undefined;
+    for (const field of unresolved) {
+      const changed = events.find((event) => event.changes && CONTROL_NAMES[field] in event.changes)?.actor;
+      if (changed) setters.set(field, changed);
+      else if (created !== undefined) setters.set(field, created);
+    }
+    unresolved = unresolved.filter((field) => !setters.has(field));
+    current = unresolved.length === 0 || current.rotatedFrom === null ? null : await ctx.keyward.store.getKey(current.rotatedFrom);
+  }
   const result: Partial<Record<ControlField, boolean>> = {};
   for (const field of loosened) {
-    let setter: Actor | null = null;
-    for (let current: KeyRecord | null = key; current && !setter; ) {
-      const events: AuditEvent[] = (await ctx.keyward.store.listAuditEvents({ targetId: current.id }, 500, null)).events;
-      const change = events.find((event) => event.changes && CONTROL_NAMES[field] in event.changes);
-      const created = events.find((event) => event.action === "key.created");
-      setter = change?.actor ?? (current.rotatedFrom === null ? (created?.actor ?? null) : null);
-      current = setter || current.rotatedFrom === null ? null : await ctx.keyward.store.getKey(current.rotatedFrom);
-    }
+    const setter = setters.get(field) ?? null;
     result[field] = setter !== null && (await actedAsMember(ctx, member.id, setter));
   }
   return result;

@@ -156,7 +156,6 @@ export const ACCOUNT_SQL = {
   // The pickup: only a key still awaiting it, and not revoked meanwhile (docs/authority.md).
   setKeySecret:
     "UPDATE keys SET digest = ?, hash_version = ?, ref = ?, updated_at = ?, awaiting_pickup = ? WHERE id = ? AND awaiting_pickup = ? AND revoked_at IS NULL",
-  countActions: "SELECT COUNT(*) AS n FROM audit_events WHERE actor_id = ? AND action = ? AND at >= ?",
 } as const;
 
 /** `UPDATE users SET …` for the changed fields, with its values (the id last). */

@@ -1,4 +1,4 @@
-import type { AuditFilter, KeyListFilter, KeyPageCursor } from "../ports/key-store.js";
+import type { AuditFilter, CreationCap, KeyListFilter, KeyPageCursor } from "../ports/key-store.js";
 
 /** Adds a bound parameter and returns its placeholder (`?` for SQLite, `$n` for PostgreSQL). */
 export type BindParameter = (value: unknown) => string;
@@ -70,4 +70,9 @@ export function buildAuditWhere(filter: AuditFilter, afterSeq: number | null, bi
   if (filter.until !== undefined) clauses.push(`at < ${bind(filter.until)}`);
   if (afterSeq !== null) clauses.push(`seq < ${bind(afterSeq)}`);
   return clauses.length ? `WHERE ${clauses.join(" AND ")}` : "";
+}
+
+/** Keys of an owner created since a time, rotations not counted: the member creation cap, shared by the SQL stores. */
+export function buildCreatedSinceCount(cap: CreationCap, bind: BindParameter): string {
+  return `SELECT COUNT(*) AS n FROM keys WHERE owner_type = ${bind(cap.owner.type)} AND owner_id = ${bind(cap.owner.id)} AND created_at >= ${bind(cap.since)} AND rotated_from IS NULL`;
 }

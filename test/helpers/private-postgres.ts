@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
 import { freePort } from "./private-redis.js";
+import { childPids } from "./process.js";
 
 const PG_ROOT = "/usr/lib/postgresql";
 
@@ -104,11 +105,7 @@ export class PrivatePostgres {
   /** The postmaster (from postmaster.pid) and its children. */
   private serverPids(): number[] {
     const postmaster = Number(readFileSync(join(this.dir, "data", "postmaster.pid"), "utf8").split("\n")[0]);
-    const children = execFileSync("ps", ["-o", "pid=", "--ppid", String(postmaster)], { encoding: "utf8" })
-      .split("\n")
-      .map((line) => Number(line.trim()))
-      .filter((pid) => pid > 0);
-    return [postmaster, ...children];
+    return [postmaster, ...childPids(postmaster)];
   }
 
   async destroy(): Promise<void> {

@@ -1,6 +1,7 @@
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
+import { expect } from "vitest";
 
 export const REPO_ROOT = join(import.meta.dirname, "..", "..");
 export const CLI = join(REPO_ROOT, "bin", "keyward.js");
@@ -72,4 +73,29 @@ export function runCliProcess(args: string[], env: Record<string, string>): Prom
     child.once("error", reject);
     child.once("exit", (code) => resolve({ code: code ?? -1, stdout, stderr }));
   });
+}
+
+/** The direct children of a process (`ps --ppid`): a `serve --workers` primary's workers, a postmaster's backends. */
+export function childPids(parent: number): number[] {
+  return execFileSync("ps", ["-o", "pid=", "--ppid", String(parent)], { encoding: "utf8" })
+    .split("\n")
+    .map((line) => Number(line.trim()))
+    .filter((pid) => pid > 0);
+}
+
+/** `serve --workers N` on `env`, once every worker listens; with the bootstrap admin key it printed. */
+export async function startWorkers(
+  env: Record<string, string>,
+  workers: number,
+  timeoutMs = 10_000,
+): Promise<ServeProcess & { adminKey: string | undefined }> {
+  const server = await startServeProcess(env, ["--workers", String(workers)]);
+  try {
+    await expect.poll(() => (server.stdout().match(/Keyward listening on/g) ?? []).length, { timeout: timeoutMs }).toBe(workers);
+  } catch (error) {
+    server.child.kill("SIGTERM");
+    await waitForExit(server.child);
+    throw error;
+  }
+  return { ...server, adminKey: (server.stdout().match(/kw_live_[0-9A-Za-z]{38}/g) ?? [])[0] };
 }

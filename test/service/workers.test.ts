@@ -1,9 +1,8 @@
-import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, expect, it } from "vitest";
-import { runCliProcess, startServeProcess, waitForExit } from "../helpers/process.js";
+import { childPids, runCliProcess, startWorkers, waitForExit } from "../helpers/process.js";
 
 let dir: string;
 beforeEach(() => {
@@ -14,13 +13,9 @@ afterEach(() => {
 });
 
 it("serve --workers 2 shares one SQLite store and applies a revocation on every worker", async () => {
-  const server = await startServeProcess({ KEYWARD_DATABASE_URL: `sqlite:${join(dir, "k.db")}`, KEYWARD_LOG_LEVEL: "warn" }, [
-    "--workers",
-    "2",
-  ]);
+  // Both workers report; the primary printed the one bootstrap key.
+  const server = await startWorkers({ KEYWARD_DATABASE_URL: `sqlite:${join(dir, "k.db")}`, KEYWARD_LOG_LEVEL: "warn" }, 2);
   try {
-    // Both workers report; the primary printed the one bootstrap key.
-    await expect.poll(() => (server.stdout().match(/Keyward listening on/g) ?? []).length, { timeout: 10_000 }).toBe(2);
     const keys = server.stdout().match(/kw_live_[0-9A-Za-z]{38}/g) ?? [];
     expect(keys).toHaveLength(1);
     const headers = { authorization: `Bearer ${keys[0]}`, "content-type": "application/json" };
@@ -50,13 +45,9 @@ it("serve --workers 2 shares one SQLite store and applies a revocation on every 
 });
 
 it("serve --workers 2 without Redis: the workers share one limiter, so limits hold for the machine", async () => {
-  const server = await startServeProcess({ KEYWARD_DATABASE_URL: `sqlite:${join(dir, "k.db")}`, KEYWARD_LOG_LEVEL: "warn" }, [
-    "--workers",
-    "2",
-  ]);
+  const server = await startWorkers({ KEYWARD_DATABASE_URL: `sqlite:${join(dir, "k.db")}`, KEYWARD_LOG_LEVEL: "warn" }, 2);
+  const admin = server.adminKey;
   try {
-    await expect.poll(() => (server.stdout().match(/Keyward listening on/g) ?? []).length, { timeout: 10_000 }).toBe(2);
-    const admin = (server.stdout().match(/kw_live_[0-9A-Za-z]{38}/g) ?? [])[0];
     const create = async (body: Record<string, unknown>) =>
       (await (
         await fetch(`${server.url}/v1/keys`, {
@@ -86,9 +77,8 @@ it("serve --workers 4: the member key cap is exact across worker processes (one 
     id: string;
     password: string;
   };
-  const server = await startServeProcess(env, ["--workers", "4"]);
+  const server = await startWorkers(env, 4, 15_000);
   try {
-    await expect.poll(() => (server.stdout().match(/Keyward listening on/g) ?? []).length, { timeout: 15_000 }).toBe(4);
     const signedIn = await fetch(`${server.url}/v1/session`, {
       method: "POST",
       headers: { "content-type": "application/json", origin: server.url },
@@ -115,25 +105,12 @@ it("serve --workers 4: the member key cap is exact across worker processes (one 
   }
 });
 
-/** The worker processes of a `serve --workers N` primary (its node:cluster children). */
-function workerPids(primary: number): number[] {
-  const out = execFileSync("ps", ["-o", "pid=", "--ppid", String(primary)], { encoding: "utf8" });
-  return out
-    .split("\n")
-    .map((line) => Number(line.trim()))
-    .filter((pid) => pid > 0);
-}
-
 it("serve --workers 2: the primary outlives workers killed while it relays invalidations and limiter calls, and replaces them", async () => {
   // Port 0, resolved once by the primary: replacements listen where the first workers did, even
   // after every worker died (they used to get a new port).
-  const server = await startServeProcess({ KEYWARD_DATABASE_URL: `sqlite:${join(dir, "k.db")}`, KEYWARD_LOG_LEVEL: "warn" }, [
-    "--workers",
-    "2",
-  ]);
+  const server = await startWorkers({ KEYWARD_DATABASE_URL: `sqlite:${join(dir, "k.db")}`, KEYWARD_LOG_LEVEL: "warn" }, 2);
+  const admin = server.adminKey;
   try {
-    await expect.poll(() => (server.stdout().match(/Keyward listening on/g) ?? []).length, { timeout: 10_000 }).toBe(2);
-    const admin = (server.stdout().match(/kw_live_[0-9A-Za-z]{38}/g) ?? [])[0];
     const headers = { authorization: `Bearer ${admin}`, "content-type": "application/json", connection: "close" };
     const signal = () => AbortSignal.timeout(3_000);
     const primary = server.child.pid as number;
@@ -166,8 +143,8 @@ it("serve --workers 2: the primary outlives workers killed while it relays inval
       }
     })();
     for (let round = 0; round < 8; round++) {
-      await expect.poll(() => workerPids(primary).length, { timeout: 10_000 }).toBe(2);
-      const victim = workerPids(primary)[round % 2];
+      await expect.poll(() => childPids(primary).length, { timeout: 10_000 }).toBe(2);
+      const victim = childPids(primary)[round % 2];
       if (victim) process.kill(victim, "SIGKILL");
       await new Promise((resolve) => setTimeout(resolve, 150));
     }
@@ -175,7 +152,7 @@ it("serve --workers 2: the primary outlives workers killed while it relays inval
     await churn;
     expect(server.child.exitCode).toBeNull();
     expect(server.child.signalCode).toBeNull();
-    await expect.poll(() => workerPids(primary).length, { timeout: 10_000 }).toBe(2);
+    await expect.poll(() => childPids(primary).length, { timeout: 10_000 }).toBe(2);
     const health = async () => {
       try {
         return (await fetch(`${server.url}/healthz`, { headers: { connection: "close" } })).status;

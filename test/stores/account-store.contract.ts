@@ -210,14 +210,5 @@ export function describeAccountStoreContract(name: string, open: () => Promise<A
         expect((await accounts.listKeyRequests({ status: "approved" }, 10, null)).requests).toEqual([]);
       }),
     );
-
-    it(
-      "counts an actor's actions since a time",
-      withStore(async ({ keys, accounts }) => {
-        await keys.appendAuditEvent({ ...audit("key.created"), actor: { type: "user", id: "usr_1" } });
-        await keys.appendAuditEvent({ ...audit("key.created"), actor: { type: "user", id: "usr_1" }, at: NOW - 10 });
-        expect(await accounts.countActions("usr_1", "key.created", NOW - 5)).toBe(1);
-      }),
-    );
   });
 }

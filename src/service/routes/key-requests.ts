@@ -122,9 +122,10 @@ export function registerKeyRequestRoutes(app: FastifyInstance, ctx: ServiceConte
       const caller = await ctx.requireCaller(request, reply, ["keys:read"]);
       if (!caller) return reply;
       const q = request.query;
+      const only = ownerOnly(caller);
       const page = await accounts.listKeyRequests(
         {
-          ...(ownerOnly(caller) !== null ? { owner: { type: "user" as const, id: ownerOnly(caller) as string } } : {}),
+          ...(only !== null ? { owner: { type: "user" as const, id: only } } : {}),
           ...(q.status ? { status: q.status } : {}),
         },
         { ...(q.limit ? { limit: q.limit } : {}), ...(q.cursor ? { cursor: q.cursor } : {}) },

@@ -233,8 +233,4 @@ export class PostgresAccountStore implements AccountStore {
       },
     );
   }
-
-  async countActions(actorId: string, action: string, since: number): Promise<number> {
-    return Number((await this.one<{ n: string }>(SQL.countActions, [actorId, action, since]))?.n ?? 0);
-  }
 }

@@ -25,7 +25,7 @@ import {
   rowToAudit,
   rowToKey,
 } from "../rows.js";
-import { bindNumbered, buildAuditWhere, buildKeyListWhere } from "../sql-filters.js";
+import { bindNumbered, buildAuditWhere, buildCreatedSinceCount, buildKeyListWhere } from "../sql-filters.js";
 import { AUDIT_POSTGRES_MIGRATIONS, applyPostgresMigrations, CORE_POSTGRES_MIGRATIONS } from "./migrations.js";
 
 export interface PostgresKeyStoreOptions {
@@ -159,10 +159,8 @@ export class PostgresKeyStore implements KeyStore {
         // One lock per owner for the rest of the transaction: concurrent creations for the same
         // owner count and insert one after another, on every instance.
         await client.query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", [`keyward:cap:${cap.owner.type}:${cap.owner.id}`]);
-        const counted = await client.query<{ n: string }>(
-          "SELECT COUNT(*) AS n FROM keys WHERE owner_type = $1 AND owner_id = $2 AND created_at >= $3 AND rotated_from IS NULL",
-          [cap.owner.type, cap.owner.id, cap.since],
-        );
+        const params: unknown[] = [];
+        const counted = await client.query<{ n: string }>(buildCreatedSinceCount(cap, bindNumbered(params)), params);
         if (Number(counted.rows[0]?.n ?? 0) >= cap.max) return false;
       }
       await client.query(ENSURE_OWNER, [key.owner.type, key.owner.id, key.createdAt]);

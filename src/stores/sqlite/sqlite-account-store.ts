@@ -205,8 +205,4 @@ export class SqliteAccountStore implements AccountStore {
       },
     );
   }
-
-  async countActions(actorId: string, action: string, since: number): Promise<number> {
-    return (this.db.prepare(SQL.countActions).get(actorId, action, since) as { n: number }).n;
-  }
 }

@@ -23,7 +23,7 @@ import {
   rowToAudit,
   rowToKey,
 } from "../rows.js";
-import { bindQuestionMark, buildAuditWhere, buildKeyListWhere } from "../sql-filters.js";
+import { bindQuestionMark, buildAuditWhere, buildCreatedSinceCount, buildKeyListWhere } from "../sql-filters.js";
 import { isDiskDatabase, narrowSidecars, prepareDatabaseFile } from "./file-modes.js";
 import { AUDIT_SQLITE_MIGRATIONS, applySqliteMigrations, CORE_SQLITE_MIGRATIONS } from "./migrations.js";
 import { prepareKeyWrites, SELECT_KEY_ROWS } from "./sqlite-key-rows.js";
@@ -44,10 +44,6 @@ export interface SqliteKeyStoreOptions {
    */
   mmapMiB?: number;
 }
-
-/** Keys of an owner created since a time, rotations not counted (the member creation cap). */
-export const COUNT_CREATED_SINCE =
-  "SELECT COUNT(*) AS n FROM keys WHERE owner_type = ? AND owner_id = ? AND created_at >= ? AND rotated_from IS NULL";
 
 type OwnerRow = { type: string; id: string; disabled: number; created_at: number };
 
@@ -112,7 +108,6 @@ export class SqliteKeyStore implements KeyStore {
       getMeta: this.db.prepare<[string], { value: string }>("SELECT value FROM meta WHERE name = ?"),
       setMetaOnce: this.db.prepare("INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT DO NOTHING"),
       countKeys: this.db.prepare<[], { n: number }>("SELECT COUNT(*) AS n FROM keys"),
-      countCreated: this.db.prepare<[string, string, number], { n: number }>(COUNT_CREATED_SINCE),
       changeSeq: this.db.prepare<[], string>("SELECT value FROM meta WHERE name = 'change_seq'").pluck(),
     };
   }
@@ -148,13 +143,19 @@ export class SqliteKeyStore implements KeyStore {
     // An immediate transaction holds the write lock from the count to the insert: exact across workers.
     return this.db
       .transaction(() => {
-        if (cap && (this.s.countCreated.get(cap.owner.type, cap.owner.id, cap.since)?.n ?? 0) >= cap.max) return false;
+        if (cap && this.countCreated(cap) >= cap.max) return false;
         this.s.ensureOwner.run(key.owner.type, key.owner.id, key.createdAt);
         this.s.keyWrites.insert(key);
         this.appendChained(audit);
         return true;
       })
       .immediate();
+  }
+
+  private countCreated(cap: CreationCap): number {
+    const params: unknown[] = [];
+    const sql = buildCreatedSinceCount(cap, bindQuestionMark(params));
+    return this.db.prepare<unknown[], { n: number }>(sql).get(...params)?.n ?? 0;
   }
 
   async updateKey(
