@@ -1,15 +1,14 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Writable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RedisInvalidationChannel } from "../../src/cluster/redis-invalidation.js";
 import { Keyward } from "../../src/engine/keyward.js";
 import { loadConfig } from "../../src/service/config.js";
-import { createLogger } from "../../src/service/logger.js";
 import { type RunningService, startService } from "../../src/service/runtime.js";
 import { SqliteKeyStore } from "../../src/stores/sqlite/sqlite-key-store.js";
 import { backendsAvailable } from "../helpers/backends.js";
+import { captureLogs } from "../helpers/logs.js";
 import { PrivateRedis } from "../helpers/private-redis.js";
 
 const available = await backendsAvailable();
@@ -27,7 +26,7 @@ describe.runIf(available)("a cold start without Redis", () => {
   let service: RunningService;
   let other: Keyward;
   let otherChannel: RedisInvalidationChannel;
-  const logs: string[] = [];
+  let logs: string[] = [];
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), "keyward-cold-"));
@@ -38,14 +37,10 @@ describe.runIf(available)("a cold start without Redis", () => {
       KEYWARD_CACHE_MAX_AGE_MS: "60000",
       KEYWARD_LOG_LEVEL: "info",
     };
-    const sink = new Writable({
-      write(chunk, _encoding, done) {
-        logs.push(String(chunk));
-        done();
-      },
-    });
+    const captured = captureLogs("info");
+    logs = captured.lines;
     const config = { ...loadConfig(env), port: 0, host: "127.0.0.1" };
-    service = await startService(config, { bootstrap: false, print: () => {}, logger: createLogger("info", sink) });
+    service = await startService(config, { bootstrap: false, print: () => {}, logger: captured.logger });
   });
   afterAll(async () => {
     await otherChannel?.close();

@@ -1,8 +1,7 @@
 import { connect } from "node:net";
-import { Writable } from "node:stream";
 import { describe, expect, it } from "vitest";
 import { errorText } from "../../src/service/error-text.js";
-import { createLogger } from "../../src/service/logger.js";
+import { captureLogs } from "../helpers/logs.js";
 import { freePort } from "../helpers/private-redis.js";
 
 /**
@@ -31,16 +30,7 @@ async function refusedOnTwoAddresses(): Promise<Error> {
   });
 }
 
-function capture() {
-  const lines: string[] = [];
-  const stream = new Writable({
-    write(chunk, _encoding, done) {
-      lines.push(String(chunk));
-      done();
-    },
-  });
-  return { lines, logger: createLogger("info", stream) };
-}
+const capture = () => captureLogs("info");
 
 describe("warnings name the error", () => {
   it("an error with an empty message is named by its code", async () => {

@@ -1,17 +1,8 @@
-import { Writable } from "node:stream";
 import { describe, expect, it } from "vitest";
-import { createLogger, lazyChildLoggerFactory } from "../../src/service/logger.js";
+import { lazyChildLoggerFactory } from "../../src/service/logger.js";
+import { captureLogs } from "../helpers/logs.js";
 
-function capture() {
-  const lines: string[] = [];
-  const stream = new Writable({
-    write(chunk, _encoding, done) {
-      lines.push(String(chunk));
-      done();
-    },
-  });
-  return { lines, logger: createLogger("info", stream) };
-}
+const capture = () => captureLogs("info");
 
 describe("lazy per-request child logger", () => {
   it("a request's log line carries its bindings and keeps the redaction", () => {
