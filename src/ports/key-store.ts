@@ -107,5 +107,10 @@ export interface KeyStore {
    * or permission: it succeeds again once the store can be written.
    */
   probeWrite?(): Promise<void>;
+  /**
+   * Optional: why the store's files cannot be written now, seen without writing (a read-only
+   * file system, an immutable file); null when nothing refuses. Readiness fails while it answers.
+   */
+  writeRefusal?(): string | null;
   close(): Promise<void>;
 }

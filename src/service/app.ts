@@ -9,7 +9,7 @@ import type { WebhookStore } from "../ports/webhook-store.js";
 import { accountStoreFor } from "./account-store-factory.js";
 import { connectionsCheckingInterval, installClientGuards } from "./client-guards.js";
 import type { ServiceConfig } from "./config.js";
-import { createServiceContext, type ServiceContext, type StoreHealth } from "./context.js";
+import { createServiceContext, type ServiceContext } from "./context.js";
 import { installErrorHandling } from "./errors.js";
 import { API_SECURITY_HEADERS, forwardAuthFastLane, requestIdOf } from "./forward-auth.js";
 import { lazyChildLoggerFactory } from "./logger.js";
@@ -27,6 +27,7 @@ import { registerUsageRoutes } from "./routes/usage.js";
 import { registerVerificationRoutes } from "./routes/verification.js";
 import { registerWebhookRoutes } from "./routes/webhooks.js";
 import { installCsrfGuard, scheduleAccountSweeps } from "./sessions.js";
+import { StoreHealth } from "./store-health.js";
 import { fastifyTrustProxy } from "./trust-proxy.js";
 import { installValidators } from "./validation.js";
 
@@ -41,6 +42,11 @@ export interface AppOptions {
   accounts?: AccountStore | null;
   /** The cross-instance invalidation channel, when Redis is configured: /readyz reports its subscription. */
   invalidation?: { readonly subscribed: boolean } | null;
+  /**
+   * The store's connection was opened read-only (its files refused writes then) and the files
+   * accept writes again: only a new connection can write (store-health.ts).
+   */
+  onReadOnlyStore?: () => void;
 }
 
 /**
@@ -121,12 +127,10 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   app.removeContentTypeParser("text/plain");
   installValidators(app);
   // An unexpected error in a request is, in practice, a failed store call (the rest is validated).
-  const storeHealth: StoreHealth = { unwritableSince: null };
+  const storeHealth = new StoreHealth(options.keyward.store, options.onReadOnlyStore);
   installErrorHandling(app, {
     onUnexpectedError: () => options.metrics.recordStoreError("management"),
-    onStoreUnwritable: () => {
-      storeHealth.unwritableSince ??= Date.now();
-    },
+    onStoreUnwritable: (error) => storeHealth.writeFailed(error),
   });
   app.addHook("onSend", securityHeaders);
 

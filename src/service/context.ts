@@ -10,11 +10,7 @@ import type { ServiceConfig } from "./config.js";
 import type { ServiceMetrics } from "./metrics.js";
 import type { Caller } from "./sessions.js";
 import { type AuthorizedCaller, carriesApiKey, readSessionCookie, resolveSessionCaller } from "./sessions.js";
-
-/** Whether the store can be written: set by a write that failed for lack of space or permission (docs/deploy.md). */
-export interface StoreHealth {
-  unwritableSince: number | null;
-}
+import { StoreHealth } from "./store-health.js";
 
 /** What every route module is given. */
 export interface ServiceContext {
@@ -62,7 +58,7 @@ export function createServiceContext(
     metrics,
     accounts,
     invalidation,
-    storeHealth: { unwritableSince: null },
+    storeHealth: new StoreHealth(keyward.store),
     requireKey,
     async requireCaller(request, reply, scopes) {
       if (accounts && !carriesApiKey(request) && readSessionCookie(request) !== null)

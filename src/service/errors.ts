@@ -39,7 +39,7 @@ function isClientAbort(error: FastifyError, request: FastifyRequest): boolean {
  */
 export function installErrorHandling(
   app: FastifyInstance,
-  hooks: { onUnexpectedError?: () => void; onStoreUnwritable?: () => void } = {},
+  hooks: { onUnexpectedError?: () => void; onStoreUnwritable?: (error: unknown) => void } = {},
 ): void {
   app.setErrorHandler(async (error: FastifyError, request, reply) => {
     const requestId = request.id;
@@ -61,7 +61,7 @@ export function installErrorHandling(
         .send(buildProblem("VALIDATION_FAILED", "the request ended before its body arrived whole", { requestId }));
     }
     if (isStoreUnwritableError(error)) {
-      hooks.onStoreUnwritable?.();
+      hooks.onStoreUnwritable?.(error);
       request.log.error(
         { code: (error as { code?: string }).code },
         "store cannot be written (disk full, file or file system read-only, or an I/O error): writes answer 503 and /readyz fails until a write succeeds",

@@ -43,7 +43,14 @@ export async function openKeyward(config: ServiceConfig, serving?: ServingParts)
     throw error;
   }
   await openWebhookStore(stores.keys)?.migrate();
-  if (!serving) return new Keyward({ store: stores.keys, ...engineSettings(config) });
+  if (!serving) {
+    // Managing keys needs neither: close their connections (and the usage store's checkpointer
+    // thread), so the CLI and the --workers primary hold only the key store's own connection,
+    // which they close with the engine (docs/deploy.md, faults).
+    await stores.usage.close?.();
+    await stores.quotas.close?.();
+    return new Keyward({ store: stores.keys, ...engineSettings(config) });
+  }
   return assembleKeyward(config, stores, serving);
 }
 

@@ -1,7 +1,7 @@
 import cluster from "node:cluster";
 import type { FastifyInstance } from "fastify";
 import type { Logger } from "pino";
-import { connectWorkerInvalidation } from "../cluster/ipc-invalidation.js";
+import { connectWorkerInvalidation, sendQuietly } from "../cluster/ipc-invalidation.js";
 import { RedisInvalidationChannel } from "../cluster/redis-invalidation.js";
 import type { Keyward } from "../engine/keyward.js";
 import { accountStoreFor } from "./account-store-factory.js";
@@ -14,6 +14,7 @@ import { bootstrapAdminKey, openKeyward, printBootstrapKey } from "./open-keywar
 import { printSetupLink } from "./setup-link.js";
 import { openWebhookStore, storeStartWarnings } from "./store-factory.js";
 import { WebhookDispatcher } from "./webhook-dispatcher.js";
+import { REPLACE_ME } from "./workers.js";
 
 export { BUILTIN_APPLICATION, bootstrapAdminKey, createAdminKey, openKeyward } from "./open-keyward.js";
 
@@ -65,9 +66,38 @@ export async function startService(config: ServiceConfig, options: StartOptions 
     if (config.secretsKeys.length === 0)
       logger.warn({}, "webhook signing secrets are stored in plaintext: set KEYWARD_SECRETS_KEY to encrypt them (docs/configuration.md)");
   }
+  let closing: Promise<void> | null = null;
+  const close = (): Promise<void> => {
+    closing ??= (async () => {
+      await app.close();
+      await dispatcher?.close();
+      await channel?.close();
+      await keyward.close();
+    })();
+    return closing;
+  };
   const dispatcher = webhooks ? new WebhookDispatcher(webhooks, config.webhooks, { metrics, logger }) : null;
   const accountStore = accountStoreFor(keyward.store);
-  const app = await buildApp({ keyward, config, logger, metrics, webhooks, accounts: accountStore, invalidation: channel });
+  let readOnlyNoticed = false;
+  const onReadOnlyStore = () => {
+    if (readOnlyNoticed) return;
+    readOnlyNoticed = true;
+    if (cluster.isWorker) {
+      // The primary starts a successor, which opens the store read-write, then stops this one.
+      logger.error({}, "store opened read-only while its files refused writes; they accept writes again: replacing this worker");
+      sendQuietly(process as Parameters<typeof sendQuietly>[0], { type: REPLACE_ME });
+    } else logger.error({}, "store opened read-only while its files refused writes; they accept writes again: restart keyward to write");
+  };
+  const app = await buildApp({
+    keyward,
+    config,
+    logger,
+    metrics,
+    webhooks,
+    accounts: accountStore,
+    invalidation: channel,
+    onReadOnlyStore,
+  });
   await app.listen({ port: config.port, host: config.host });
   const address = app.server.address();
   const port = typeof address === "object" && address ? address.port : config.port;
@@ -83,19 +113,5 @@ export async function startService(config: ServiceConfig, options: StartOptions 
   print(`Keyward listening on ${url}${cluster.isWorker ? ` (worker ${cluster.worker?.id})` : ""}`);
   logger.info({ url, store: config.databaseUrl.split(":")[0] }, "keyward listening");
   dispatcher?.start(keyward);
-  let closing: Promise<void> | null = null;
-  return {
-    app,
-    keyward,
-    url,
-    close: () => {
-      closing ??= (async () => {
-        await app.close();
-        await dispatcher?.close();
-        await channel?.close();
-        await keyward.close();
-      })();
-      return closing;
-    },
-  };
+  return { app, keyward, url, close };
 }

@@ -33,8 +33,17 @@ export async function runPrimary(config: ServiceConfig, workers: number, print: 
     worker.process.on("error", () => {});
   });
   for (let i = 0; i < workers; i++) cluster.fork(env);
+  // A worker that asks to be replaced (its store connection is read-only: store-health.ts) is
+  // stopped only once its successor listens, so the port never goes unserved.
+  const retiring = new Set<number>();
+  cluster.on("message", (worker, message: unknown) => {
+    if ((message as { type?: unknown } | null)?.type !== REPLACE_ME || retiring.has(worker.id) || stopping) return;
+    retiring.add(worker.id);
+    print(`worker ${worker.id} asked to be replaced; starting its successor`);
+    cluster.fork(env).once("listening", () => worker.process.kill("SIGTERM"));
+  });
   cluster.on("exit", (worker, code, signal) => {
-    if (stopping) return;
+    if (stopping || retiring.delete(worker.id)) return;
     print(`worker ${worker.id} exited (${signal ?? code}); starting another`);
     cluster.fork(env);
   });
@@ -48,6 +57,9 @@ export async function runPrimary(config: ServiceConfig, workers: number, print: 
   process.once("SIGTERM", stop);
   process.once("SIGINT", stop);
 }
+
+/** What a worker sends the primary to be replaced by a fresh one. */
+export const REPLACE_ME = "keyward:replace-me";
 
 /** A port free on `host` now: the kernel's pick for port 0, released at once. */
 function freePort(host: string): Promise<number> {

@@ -23,18 +23,12 @@ export function registerOperationRoutes(app: FastifyInstance, ctx: ServiceContex
   app.get("/readyz", { schema: { tags: ["operations"], summary: "Readiness: the store answers" } }, async (_request, reply) => {
     try {
       await ctx.keyward.store.getMeta("schema");
-      // After a write failed for lack of space or permission, ready again only once a write works.
-      if (ctx.storeHealth.unwritableSince !== null && ctx.keyward.store.probeWrite) {
-        try {
-          await ctx.keyward.store.probeWrite();
-          ctx.storeHealth.unwritableSince = null;
-        } catch {
-          return reply
-            .code(503)
-            .header("retry-after", "5")
-            .send({ status: "unavailable", checks: { store: "unwritable" } });
-        }
-      }
+      // Files that refuse writes, or a write that failed for lack of space: ready again only once a write works.
+      if (!(await ctx.storeHealth.writable()))
+        return reply
+          .code(503)
+          .header("retry-after", "5")
+          .send({ status: "unavailable", checks: { store: "unwritable" } });
       // Without the invalidation channel the instance still serves, so it stays ready (taking
       // every instance out during a Redis outage would be an outage); it says it is degraded.
       const checks: Record<string, string> = { store: "ok" };

@@ -1,4 +1,4 @@
-import { chmodSync, closeSync, constants, fchmodSync, mkdirSync, openSync, statSync } from "node:fs";
+import { accessSync, chmodSync, closeSync, constants, fchmodSync, mkdirSync, openSync, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 
 /**
@@ -77,4 +77,23 @@ export function narrowSidecars(filename: string): void {
     const mode = modeOf(filename + suffix);
     if (mode !== null && (mode & ~FILE_MODE) !== 0) chmodSync(filename + suffix, FILE_MODE);
   }
+}
+
+/**
+ * Why the database's files cannot be written now, checked without writing (access(2), W_OK on
+ * the file, its -wal and -shm and its folder): a read-only file system (EROFS), an immutable
+ * file (EPERM, even for root) or a missing permission (EACCES). Null when nothing refuses. A full
+ * disk is not seen here: only a write finds it (SqliteKeyStore.probeWrite).
+ */
+export function writeRefusalOf(filename: string): string | null {
+  const paths = [filename, ...SIDECARS.map((suffix) => filename + suffix), dirname(resolve(filename))];
+  for (const path of paths) {
+    try {
+      accessSync(path, constants.W_OK);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code !== "ENOENT") return `${path}: ${code}`;
+    }
+  }
+  return null;
 }

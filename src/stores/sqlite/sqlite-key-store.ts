@@ -24,7 +24,7 @@ import {
   rowToKey,
 } from "../rows.js";
 import { bindQuestionMark, buildAuditWhere, buildCreatedSinceCount, buildKeyListWhere } from "../sql-filters.js";
-import { isDiskDatabase, narrowSidecars, prepareDatabaseFile } from "./file-modes.js";
+import { isDiskDatabase, narrowSidecars, prepareDatabaseFile, writeRefusalOf } from "./file-modes.js";
 import { AUDIT_SQLITE_MIGRATIONS, applySqliteMigrations, CORE_SQLITE_MIGRATIONS } from "./migrations.js";
 import { prepareKeyWrites, SELECT_KEY_ROWS } from "./sqlite-key-rows.js";
 
@@ -62,9 +62,11 @@ export class SqliteKeyStore implements KeyStore {
    * 0700/0600 whatever the umask (file-modes.ts).
    */
   readonly fileModeWarnings: readonly string[];
+  private readonly onDisk: boolean;
 
   constructor(options: SqliteKeyStoreOptions) {
     const onDisk = isDiskDatabase(options.filename);
+    this.onDisk = onDisk;
     this.fileModeWarnings = onDisk ? prepareDatabaseFile(options.filename) : [];
     this.db = new Database(options.filename);
     this.db.pragma("journal_mode = WAL");
@@ -264,6 +266,11 @@ export class SqliteKeyStore implements KeyStore {
     this.db
       .prepare("INSERT INTO meta (name, value) VALUES ('write_probe', ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value")
       .run(`${Date.now()}:${"0".repeat(65_536)}`);
+  }
+
+  /** A read-only file system, an immutable or unwritable file, seen without writing (file-modes.ts). */
+  writeRefusal(): string | null {
+    return this.onDisk ? writeRefusalOf(this.db.name) : null;
   }
 
   /** The `change_seq` counter that triggers bump with every key or owner change, from any connection. */
