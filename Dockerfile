@@ -15,7 +15,9 @@ ENV NODE_ENV=production KEYWARD_HOST=0.0.0.0 KEYWARD_PORT=8080
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY --from=build /app/bin ./bin
-COPY package.json ./
+# The dashboard's static files are read when its routes register.
+COPY dashboard ./dashboard
+COPY package.json LICENSE ./
 RUN mkdir -p /app/data && chown node:node /app/data
 USER node
 EXPOSE 8080

@@ -7,6 +7,7 @@ export default defineConfig({
     hookTimeout: 30_000,
     // Two cores: keep file-level parallelism modest so process-spawning tests stay stable.
     maxWorkers: 2,
-    reporters: ["default"],
+    // The second lists every suite skipped for something npm does not bring, and why (issue 20).
+    reporters: ["default", "./test/helpers/skip-reporter.ts"],
   },
 });

@@ -4,6 +4,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { fileURLToPath } from "node:url";
+import { writeSkips } from "../scripts/skips.mjs";
 import { Fixtures } from "./lib/fixtures.js";
 import { measureInterleaved } from "./lib/measure.js";
 import { renderReport } from "./lib/report.js";
@@ -84,15 +85,35 @@ async function main() {
     if (opts.only.includes("http") || opts.only.includes("peer")) ensureWrk(log);
     if (opts.only.includes("peer")) ensurePeers(log);
   }
-  // The smoke runs inside `npm test`: it installs nothing, and says what it leaves out.
+  // The smoke runs inside `npm test`: it installs nothing, and says what it leaves out, here and in
+  // the skip summary at the end of the run (scripts/skips.mjs).
   if (opts.smoke) {
+    const skips = [];
+    if (!databaseUrl) {
+      skips.push({
+        suite: "bench smoke > the PostgreSQL rows (inproc cache miss, scale)",
+        missing: "DATABASE_URL: the benchmark uses PostgreSQL only where it points (under CI, the default local one)",
+        obtain: "DATABASE_URL=postgres://postgres@127.0.0.1:5432/test npm test, with that PostgreSQL running",
+      });
+    }
     if (!has("wrk")) {
       log("smoke: wrk is not installed: the http and peer rows are skipped (npm run bench:setup installs it)");
       opts.only = opts.only.filter((group) => group !== "http" && group !== "peer");
+      skips.push({
+        suite: "bench smoke > the http and peer rows",
+        missing: "wrk on PATH",
+        obtain: "npm run bench:setup (apt-get install wrk as root), which also installs the peers of bench/peers",
+      });
     } else if (!peersReady()) {
       log("smoke: the peers of bench/peers are not installed: the peer row is skipped (npm run bench:setup installs them)");
       opts.only = opts.only.filter((group) => group !== "peer");
+      skips.push({
+        suite: "bench smoke > the peer row",
+        missing: "the peers' packages in bench/peers (npm, not installed by the root npm install)",
+        obtain: "npm run bench:setup",
+      });
     }
+    writeSkips("bench-smoke", skips);
   }
   const started = new Date();
   const fixtures = new Fixtures(".tmp/bench", { databaseUrl, log });

@@ -7,11 +7,11 @@ import { Keyward } from "../../src/engine/keyward.js";
 import { loadConfig } from "../../src/service/config.js";
 import { type RunningService, startService } from "../../src/service/runtime.js";
 import { SqliteKeyStore } from "../../src/stores/sqlite/sqlite-key-store.js";
-import { backendsAvailable } from "../helpers/backends.js";
 import { captureLogs } from "../helpers/logs.js";
-import { PrivateRedis } from "../helpers/private-redis.js";
+import { PrivateRedis, privateRedisAvailable } from "../helpers/private-redis.js";
 
-const available = await backendsAvailable();
+// SQLite and a private redis-server: the machine's PostgreSQL and Redis are not used.
+const available = privateRedisAvailable();
 const ctx = { actor: { type: "cli" as const, id: "test" } };
 
 /**

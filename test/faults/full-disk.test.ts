@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startInProcessService } from "../helpers/in-process-service.js";
+import { lacking, rootPrerequisite } from "../helpers/prerequisites.js";
 
 /** A small file system of the test's own (tmpfs, root only), so the disk can really fill up. */
 function mountSmallDisk(): string | null {
@@ -11,9 +12,10 @@ function mountSmallDisk(): string | null {
   try {
     execFileSync("mount", ["-t", "tmpfs", "-o", "size=4m", "tmpfs", dir], { stdio: "ignore" });
     return dir;
-  } catch {
+  } catch (error) {
     rmSync(dir, { recursive: true, force: true });
     if (process.env.CI) throw new Error("the full-disk test mounts a tmpfs and must run as root under CI");
+    lacking(rootPrerequisite(process.getuid?.() === 0 ? `mount failed: ${(error as Error).message.split("\n")[0]}` : "not root"));
     return null;
   }
 }

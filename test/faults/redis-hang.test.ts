@@ -2,12 +2,12 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { gcraParams } from "../../src/core/rate-limit.js";
 import { RedisAttemptCounter } from "../../src/limits/redis-attempt-counter.js";
 import { RedisRateLimiter } from "../../src/limits/redis-rate-limiter.js";
-import { backendsAvailable, uniqueRedisPrefix } from "../helpers/backends.js";
-import { PrivateRedis } from "../helpers/private-redis.js";
+import { uniqueRedisPrefix } from "../helpers/backends.js";
+import { PrivateRedis, privateRedisAvailable } from "../helpers/private-redis.js";
 import { createKeyOverHttp, jsonHeaders, startTestService, type TestService } from "../helpers/service.js";
 
-// A private redis-server is a local process; CI has redis-server installed with the machine's Redis.
-const available = await backendsAvailable();
+// A private redis-server (a local process) behind a service on SQLite: the machine's Redis is not used.
+const available = privateRedisAvailable();
 
 /**
  * Issue 25: a hung Redis (the process frozen with SIGSTOP, its connections open, commands

@@ -10,12 +10,14 @@ import { buildApp } from "../../src/service/app.js";
 import { loadConfig } from "../../src/service/config.js";
 import { createLogger } from "../../src/service/logger.js";
 import { ServiceMetrics } from "../../src/service/metrics.js";
+import { lacking, nginxPrerequisite } from "../helpers/prerequisites.js";
 import { REPO_ROOT } from "../helpers/process.js";
 import { createFixture, type Fixture } from "../middleware/harness.js";
 
 const NGINX = "/usr/sbin/nginx";
 const haveNginx = existsSync(NGINX);
 if (!haveNginx && process.env.CI) throw new Error("nginx is required under CI (.ci/run installs nginx-light)");
+if (!haveNginx) lacking(nginxPrerequisite);
 
 const freePort = async () => {
   const server = createServer();

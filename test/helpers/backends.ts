@@ -1,13 +1,14 @@
 import { randomBytes } from "node:crypto";
 import { Redis } from "ioredis";
 import pg from "pg";
+import { backendsPrerequisite, lacking } from "./prerequisites.js";
 
 export const DATABASE_URL = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
 export const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
 
 /**
  * Whether PostgreSQL and Redis answer. Under CI they must: a suite that needs them fails there
- * instead of skipping silently.
+ * instead of skipping. Elsewhere the suites skip, and the end of the run lists them (lacking()).
  */
 export async function backendsAvailable(): Promise<boolean> {
   const client = new pg.Client({ connectionString: DATABASE_URL, connectionTimeoutMillis: 2_000 });
@@ -22,6 +23,7 @@ export async function backendsAvailable(): Promise<boolean> {
   } catch (error) {
     if (process.env.CI)
       throw new Error(`PostgreSQL (${DATABASE_URL}) and Redis (${REDIS_URL}) must be reachable under CI: ${(error as Error).message}`);
+    lacking(backendsPrerequisite(DATABASE_URL, REDIS_URL, (error as Error).message));
     return false;
   } finally {
     await client.end().catch(() => {});

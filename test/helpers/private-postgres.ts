@@ -3,6 +3,7 @@ import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync }
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
+import { lacking, postgresServerPrerequisite } from "./prerequisites.js";
 import { freePort } from "./private-redis.js";
 import { childPids } from "./process.js";
 
@@ -16,7 +17,12 @@ function postgresBin(): string | null {
   return null;
 }
 
-export const privatePostgresAvailable = (): boolean => postgresBin() !== null;
+/** Whether a private server can be started; when not, the suites that skip say why at the end of the run. */
+export function privatePostgresAvailable(): boolean {
+  if (postgresBin() !== null) return true;
+  lacking(postgresServerPrerequisite);
+  return false;
+}
 
 /**
  * A PostgreSQL server of the test's own (initdb in a temporary folder, a free loopback port),

@@ -1,6 +1,18 @@
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { createServer } from "node:net";
 import { Redis } from "ioredis";
+import { lacking, redisServerPrerequisite } from "./prerequisites.js";
+
+/**
+ * Whether redis-server is on PATH for a private server. Under CI it must be; elsewhere the suites
+ * that skip say why at the end of the run.
+ */
+export function privateRedisAvailable(): boolean {
+  if (spawnSync("redis-server", ["--version"], { stdio: "ignore" }).error === undefined) return true;
+  if (process.env.CI) throw new Error("redis-server is required under CI (.ci/run's machine has it)");
+  lacking(redisServerPrerequisite);
+  return false;
+}
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {

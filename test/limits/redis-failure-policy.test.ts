@@ -3,11 +3,10 @@ import { isKeywardError } from "../../src/core/errors.js";
 import { gcraParams } from "../../src/core/rate-limit.js";
 import { type LimiterFailurePolicy, RedisRateLimiter } from "../../src/limits/redis-rate-limiter.js";
 import type { LimiterMode } from "../../src/ports/limits.js";
-import { backendsAvailable } from "../helpers/backends.js";
-import { PrivateRedis } from "../helpers/private-redis.js";
+import { PrivateRedis, privateRedisAvailable } from "../helpers/private-redis.js";
 
-// A private redis-server is a local process; CI has redis-server installed with the machine's Redis.
-const haveBackends = await backendsAvailable();
+// A private redis-server (a local process): the machine's Redis is not used.
+const haveRedisServer = privateRedisAvailable();
 const twoPerMinute = gcraParams({ requests: 2, per_seconds: 60 });
 
 async function untilMode(limiter: RedisRateLimiter, mode: LimiterMode): Promise<void> {
@@ -19,7 +18,7 @@ async function untilMode(limiter: RedisRateLimiter, mode: LimiterMode): Promise<
   throw new Error(`limiter never reached ${mode} (is ${limiter.mode})`);
 }
 
-describe.runIf(haveBackends)("limiter when Redis fails", () => {
+describe.runIf(haveRedisServer)("limiter when Redis fails", () => {
   let redis: PrivateRedis;
   beforeAll(async () => {
     redis = await PrivateRedis.start();
