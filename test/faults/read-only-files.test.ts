@@ -95,7 +95,7 @@ describe.runIf(canMount)("SQLite files that stop accepting writes", () => {
     for (const cleanup of cleanups.reverse()) await cleanup();
   });
 
-  async function serveOn(workers: number): Promise<{ disk: Disk; server: ServeProcess; adminKey: string }> {
+  async function serveOn(workers: number): Promise<{ disk: Disk; server: ServeProcess; api: ReturnType<typeof client>; key: string }> {
     const disk = mountExt4() as Disk;
     cleanups.push(disk.remove);
     const env = { KEYWARD_DATABASE_URL: `sqlite:${join(disk.data, "k.db")}`, KEYWARD_LOG_LEVEL: "warn" };
@@ -105,18 +105,17 @@ describe.runIf(canMount)("SQLite files that stop accepting writes", () => {
       await waitForExit(server.child);
     });
     const adminKey = (server.stdout().match(/kw_live_[0-9A-Za-z]{38}/g) ?? [])[0] as string;
-    return { disk, server, adminKey };
-  }
-
-  it("immutable files under --workers 2: the primary survives, workers are replaced, writes 503, reads served, then writes recover", async () => {
-    const { disk, server, adminKey } = await serveOn(2);
-    const api = client(server, adminKey);
     const created = await fetch(`${server.url}/v1/keys`, {
       method: "POST",
       headers: { authorization: `Bearer ${adminKey}`, "content-type": "application/json" },
       body: JSON.stringify(newKey),
     });
     const { key } = (await created.json()) as { key: string };
+    return { disk, server, api: client(server, adminKey), key };
+  }
+
+  it("immutable files under --workers 2: the primary survives, workers are replaced, writes 503, reads served, then writes recover", async () => {
+    const { disk, server, api, key } = await serveOn(2);
     expect((await api.verify(key)).status).toBe(200);
 
     // Writes in flight, then every file immutable and its dirty pages written back: the next
@@ -157,14 +156,7 @@ describe.runIf(canMount)("SQLite files that stop accepting writes", () => {
   }, 90_000);
 
   it("a file system gone read-only under one process: no crash, writes 503, /readyz fails at once, reads served", async () => {
-    const { disk, server, adminKey } = await serveOn(1);
-    const api = client(server, adminKey);
-    const created = await fetch(`${server.url}/v1/keys`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${adminKey}`, "content-type": "application/json" },
-      body: JSON.stringify(newKey),
-    });
-    const { key } = (await created.json()) as { key: string };
+    const { disk, server, api, key } = await serveOn(1);
     const inFlight = Array.from({ length: 20 }, () => api.create());
     execFileSync("mount", ["-o", "remount,abort", disk.dir]);
     const seen = (await Promise.all(inFlight)).map((answer) => answer.status);
