@@ -3,6 +3,7 @@ export { ERROR_REGISTRY, type ErrorCode, KeywardError } from "./core/errors.js";
 export { type HashSecret, hashApiKey, parseHashSecrets } from "./core/hashing.js";
 export { API_KEY_PATTERN, type Environment, formatKeyRef, generateApiKey, parseApiKey } from "./core/key-format.js";
 export { type PublicKey, toPublicKey, toVerifiedKey, type VerifiedKey } from "./core/key-view.js";
+export { DIGEST_VARIANTS, type DigestVariant, type LegacyFormat, parseLegacyFormats } from "./core/legacy-formats.js";
 export type { AuditEvent, KeyRecord, KeyStatus, OwnerRecord, OwnerRef, QuotaSpec, RateLimitSpec, RequestContext } from "./core/model.js";
 export { type DenialCode, OUTCOME_CODES, OUTCOME_HTTP_STATUS, type OutcomeCode } from "./core/outcomes.js";
 export { findMissingScopes, isValidScope, MANAGEMENT_SCOPES, scopeCovers } from "./core/scopes.js";
@@ -13,6 +14,8 @@ export {
   verifyWebhookSignature,
   WEBHOOK_SIGNATURE_HEADER,
 } from "./core/webhook-signature.js";
+export { type ImportInputFormat, type ImportItem, readImportRecords } from "./engine/import-records.js";
+export type { ImportOptions, ImportProgress, ImportRecordError, ImportReport } from "./engine/key-import.js";
 export type { CreateKeyInput } from "./engine/key-input.js";
 export {
   type CommittedListener,

@@ -161,13 +161,15 @@ function decideForBound(bound: Bound, action: Action): Decision | null {
       if (action.role === "admin")
         return bound.source === "admin_role" ? null : refuse("only an administrator may create an administrator");
       return bound.source === "admin_role" ? null : memberRightsRefusal(bound, action.member);
-    case "user.update": {
+    case "user.update":
+    case "user.credentials": {
       if (action.user.role === "admin")
         return bound.source === "admin_role" ? null : refuse("only an administrator may manage an administrator");
       if (bound.source === "admin_role") return null;
       const member = memberRightsRefusal(bound, action.member);
       if (member) return member;
-      // Enabling or disabling a user enables or disables every key the user holds.
+      // Enabling or disabling a user enables or disables every key the user holds; a link to the
+      // account hands them all over.
       for (const key of action.keys) if (reachRefusal(bound, key)) return refuse(`the user holds ${key.id}, beyond the caller's reach`);
       return null;
     }
@@ -176,6 +178,9 @@ function decideForBound(bound: Bound, action: Action): Decision | null {
         if (reachRefusal(bound, key)) return refuse(`the owner holds ${key.id}, beyond the caller's reach`);
       }
       return null;
+    case "keys.import":
+      // Every bound refuses: an import may confer any right on any owner.
+      return refuse("only an admin key or the CLI may import keys: an import confers whatever rights its records name");
     case "webhooks.manage":
       return bound.source === "admin_role" ? null : refuse("webhooks are managed by administrators");
     case "leaks.report":

@@ -71,8 +71,19 @@ export type Action =
   | { type: "key_request.claim"; request: KeyRequestRecord; claimant: { type: "key" | "user"; id: string } }
   | { type: "user.create"; role: UserRole; member: MemberRights }
   | { type: "user.update"; user: UserRecord; disabled: boolean; member: MemberRights; keys: readonly KeyRecord[] }
+  /**
+   * An invite or password-reset link for a user: whoever holds it becomes that person, with their
+   * role, member rights and keys, so it is decided as managing that user is.
+   */
+  | { type: "user.credentials"; user: UserRecord; member: MemberRights; keys: readonly KeyRecord[] }
   | { type: "owner.update"; owner: OwnerRef; disabled: boolean; user: UserRecord | null; keys: readonly KeyRecord[] }
   | { type: "leaks.report" }
+  /**
+   * Importing keys (docs/migrating.md): any owner, any scopes, any environment, keys whose
+   * secrets someone already holds. It confers whatever the file says, so only an unbounded actor
+   * (an admin key, the CLI) may.
+   */
+  | { type: "keys.import" }
   | { type: "webhooks.manage" }
   | { type: "audit.read" }
   | { type: "usage.read" }
@@ -94,8 +105,10 @@ export const ACTION_TYPES: readonly ActionType[] = [
   "key_request.claim",
   "user.create",
   "user.update",
+  "user.credentials",
   "owner.update",
   "leaks.report",
+  "keys.import",
   "webhooks.manage",
   "audit.read",
   "usage.read",

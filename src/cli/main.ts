@@ -7,11 +7,27 @@ import type { Action, Authority } from "../authority/model.js";
 import { verifyAuditChain } from "../core/audit-chain.js";
 import { isKeywardError, KeywardError } from "../core/errors.js";
 import { type PublicKey, toPublicKey } from "../core/key-view.js";
-import type { KeyStatus, OwnerType, RequestContext } from "../core/model.js";
+import type { KeyChanges, KeyStatus, OwnerType, QuotaSpec, RateLimitSpec, RequestContext } from "../core/model.js";
 import type { Keyward } from "../engine/keyward.js";
 import { loadConfig } from "../service/config.js";
 import { createAdminKey, openKeyward } from "../service/open-keyward.js";
-import { parseDuration } from "./durations.js";
+import {
+  cidrsOf,
+  collectCidr,
+  collectMetadata,
+  orNull,
+  parseBurst,
+  parseConcurrency,
+  parseExpiresAt,
+  parseExpiresIn,
+  parseMetadataJson,
+  parseQuota,
+  parseQuotaRefill,
+  parseRateLimit,
+  type Removable,
+  removable,
+} from "./key-options.js";
+import { addMigrationCommands } from "./migration-commands.js";
 
 const out = (line: string) => process.stdout.write(`${line}\n`);
 
@@ -41,9 +57,77 @@ function describeKey(key: PublicKey): string {
     `created      ${key.created_at}`,
     `expires      ${key.expires_at ?? "never"}`,
   ];
+  if (key.rate_limit)
+    lines.push(
+      `rate limit   ${key.rate_limit.requests} per ${key.rate_limit.per_seconds} s${key.rate_limit.burst ? ` (burst ${key.rate_limit.burst})` : ""}`,
+    );
+  if (key.concurrency !== null) lines.push(`concurrency  ${key.concurrency}`);
+  if (key.quota)
+    lines.push(
+      "limit" in key.quota
+        ? `quota        ${key.quota.limit} a ${key.quota.period}`
+        : `quota        ${key.quota.remaining} credits${key.quota.refill ? ` (+${key.quota.refill.amount} every ${key.quota.refill.every_seconds} s)` : ""}`,
+    );
+  if (key.allowed_cidrs.length > 0) lines.push(`cidrs        ${key.allowed_cidrs.join(", ")}`);
+  if (Object.keys(key.metadata).length > 0) lines.push(`metadata     ${JSON.stringify(key.metadata)}`);
   if (key.grace_ends_at) lines.push(`grace ends   ${key.grace_ends_at}`);
   if (key.replaced_by) lines.push(`replaced by  ${key.replaced_by}`);
   return lines.join("\n");
+}
+
+/** The settings `keys create` and `keys update` take, as the HTTP API does (docs/api.md); parsed in key-options.ts. */
+function withKeySettings(command: Command): Command {
+  return command
+    .option("--expires-in <duration>", "expire this long from now: 30d, 12h, 15m, 90s, 2w (never: no expiry)", removable(parseExpiresIn))
+    .option("--expires-at <time>", "expire at this RFC 3339 time, e.g. 2027-01-31T00:00:00Z (never: no expiry)", removable(parseExpiresAt))
+    .option("--rate-limit <rate>", "requests per window: 5/s, 100/m, 1000/h, 300/5m (none: no limit)", removable(parseRateLimit))
+    .option("--burst <n>", "with --rate-limit: requests allowed at once (default the rate's requests)", parseBurst)
+    .option("--concurrency <n>", "requests in flight at once, 1 to 10000 (none: no limit)", removable(parseConcurrency))
+    .option("--quota <quota>", "<n>/day or <n>/month (UTC calendar), or <n> credits (none: no quota)", removable(parseQuota))
+    .option("--quota-refill <refill>", "with credits: add <n> every period, e.g. 100/1h", parseQuotaRefill)
+    .option("--cidr <cidr>", "allow this IPv4/IPv6 address or CIDR only; repeat for more (none: any address)", collectCidr)
+    .option("--metadata <key=value>", "a metadata field, its value a string; repeat for more", collectMetadata)
+    .option("--metadata-json <json>", "the whole metadata as one JSON object", parseMetadataJson);
+}
+
+interface KeySettingOptions {
+  expiresIn?: Removable<number>;
+  expiresAt?: Removable<number>;
+  rateLimit?: Removable<RateLimitSpec>;
+  burst?: number;
+  concurrency?: Removable<number>;
+  quota?: Removable<QuotaSpec>;
+  quotaRefill?: { amount: number; every_seconds: number };
+  cidr?: string[];
+  metadata?: Record<string, string>;
+  metadataJson?: Record<string, unknown>;
+}
+
+const usageError = (message: string) => new KeywardError("VALIDATION_FAILED", message);
+
+/** The key fields the setting flags give (only those given); flags that contradict each other are refused (exit 2). */
+function keySettings(options: KeySettingOptions, now: number): KeyChanges {
+  const expiresIn = orNull(options.expiresIn);
+  const given = { rateLimit: orNull(options.rateLimit), concurrency: orNull(options.concurrency), quota: orNull(options.quota) };
+  if (expiresIn !== undefined && options.expiresAt !== undefined) throw usageError("give --expires-in or --expires-at, not both");
+  if (options.burst !== undefined && !given.rateLimit) throw usageError("--burst needs --rate-limit");
+  if (options.quotaRefill !== undefined && !(given.quota && "remaining" in given.quota))
+    throw usageError("--quota-refill needs --quota <n> (credits)");
+  if (options.metadata !== undefined && options.metadataJson !== undefined)
+    throw usageError("give --metadata or --metadata-json, not both");
+  const expiresAt = expiresIn !== undefined ? (expiresIn === null ? null : now + expiresIn) : orNull(options.expiresAt);
+  const rateLimit = given.rateLimit && options.burst !== undefined ? { ...given.rateLimit, burst: options.burst } : given.rateLimit;
+  const quota = given.quota && options.quotaRefill ? { ...given.quota, refill: options.quotaRefill } : given.quota;
+  const allowedCidrs = cidrsOf(options.cidr);
+  const metadata = options.metadataJson ?? options.metadata;
+  return {
+    ...(expiresAt !== undefined ? { expiresAt } : {}),
+    ...(rateLimit !== undefined ? { rateLimit } : {}),
+    ...(given.concurrency !== undefined ? { concurrency: given.concurrency } : {}),
+    ...(quota !== undefined ? { quota } : {}),
+    ...(allowedCidrs !== undefined ? { allowedCidrs } : {}),
+    ...(metadata !== undefined ? { metadata } : {}),
+  };
 }
 
 /** Runs `fn` on the configured store (no server needed) and closes it afterwards. */
@@ -159,43 +243,84 @@ export function buildCli(): Command {
       });
     });
 
-  const keys = program.command("keys").description("create, list, show, rotate and revoke keys");
-  keys
-    .command("create")
-    .description("create a key")
-    .requiredOption("--owner <owner>", "user:<id> or application:<id>", parseOwner)
-    .requiredOption("--name <name>", "a name to recognise it by")
-    .option("--environment <environment>", "sandbox or production", "sandbox")
-    .option("--scopes <scopes>", "comma-separated scopes", parseList, [] as string[])
-    .option("--expires-in <duration>", "e.g. 30d, 12h")
+  const keys = program.command("keys").description("create, list, show, update, rotate and revoke keys");
+  withKeySettings(
+    keys
+      .command("create")
+      .description("create a key")
+      .requiredOption("--owner <owner>", "user:<id> or application:<id>", parseOwner)
+      .requiredOption("--name <name>", "a name to recognise it by")
+      .option("--environment <environment>", "sandbox or production", "sandbox")
+      .option("--scopes <scopes>", "comma-separated scopes", parseList, [] as string[]),
+  )
     .option("--json", "print JSON")
     .action(
-      async (options: {
-        owner: { type: OwnerType; id: string };
-        name: string;
-        environment: string;
-        scopes: string[];
-        expiresIn?: string;
-        json?: boolean;
-      }) => {
+      async (
+        options: KeySettingOptions & {
+          owner: { type: OwnerType; id: string };
+          name: string;
+          environment: string;
+          scopes: string[];
+          json?: boolean;
+        },
+      ) => {
         await withKeyward(async (keyward) => {
-          let expiresAt: number | null = null;
-          if (options.expiresIn) {
-            const ms = parseDuration(options.expiresIn);
-            if (ms === null) throw new KeywardError("VALIDATION_FAILED", "--expires-in must look like 30d, 12h, 15m, 90s or 2w");
-            expiresAt = keyward.clock.now() + ms;
-          }
+          const settings = keySettings(options, keyward.clock.now());
           const created = await keyward.createKey(
             {
               owner: options.owner,
               name: options.name,
               environment: options.environment as "sandbox" | "production",
               scopes: options.scopes,
-              expiresAt,
+              expiresAt: settings.expiresAt ?? null,
+              rateLimit: settings.rateLimit ?? null,
+              concurrency: settings.concurrency ?? null,
+              quota: settings.quota ?? null,
+              allowedCidrs: settings.allowedCidrs ?? [],
+              metadata: settings.metadata ?? {},
             },
             cliContext(),
           );
           printCreated(Boolean(options.json), created.key, toPublicKey(created.record, keyward.clock.now()), "Key created");
+        });
+      },
+    );
+
+  withKeySettings(
+    keys
+      .command("update <id>")
+      .description("change a key's settings; each flag given replaces that setting, the others stay")
+      .option("--name <name>", "a new name")
+      .option("--scopes <scopes>", "the scopes, comma-separated (replaces them all)", parseList)
+      .option("--enable", "enable the key")
+      .option("--disable", "disable the key (it verifies as DISABLED until enabled)"),
+  )
+    .option("--json", "print JSON")
+    .action(
+      async (
+        id: string,
+        options: KeySettingOptions & { name?: string; scopes?: string[]; enable?: boolean; disable?: boolean; json?: boolean },
+      ) => {
+        if (options.enable && options.disable) throw usageError("give --enable or --disable, not both");
+        await withKeyward(async (keyward) => {
+          const changes: KeyChanges = {
+            ...(options.name !== undefined ? { name: options.name } : {}),
+            ...(options.scopes !== undefined ? { scopes: options.scopes } : {}),
+            ...(options.enable || options.disable ? { enabled: Boolean(options.enable) } : {}),
+            ...keySettings(options, keyward.clock.now()),
+          };
+          if (Object.keys(changes).length === 0)
+            throw usageError("nothing to change: give at least one setting (see keyward keys update --help)");
+          // The CLI writes straight into the store: the operator, unbounded, yet decided in the same place.
+          const context = cliContext();
+          enforceAuthority(unboundedAuthority(context.actor), {
+            type: "key.update",
+            key: await keyward.getKey(id),
+            changes,
+            setByActor: {},
+          });
+          const key = toPublicKey(await keyward.updateKey(id, changes, context), keyward.clock.now());
+          out(options.json ? JSON.stringify(key, null, 2) : `Key updated.\n${describeKey(key)}`);
         });
       },
     );
@@ -272,6 +397,22 @@ export function buildCli(): Command {
     });
 
   keys
+    .command("end-grace <id>")
+    .description("end a rotation grace now: on a successor, the keys it replaced stop at once; on a key in its grace, that key does")
+    .option("--json", "print JSON")
+    .action(async (id: string, options: { json?: boolean }) => {
+      await withKeyward(async (keyward) => {
+        const context = cliContext();
+        const ended = await keyward.endGrace(id, context, (ending) => {
+          for (const key of ending) enforceAuthority(unboundedAuthority(context.actor), { type: "key.revoke", key });
+        });
+        const ids = ended.endedGrace.map((key) => key.id);
+        const key = toPublicKey(ended.key, keyward.clock.now());
+        out(options.json ? JSON.stringify({ ...key, ended_grace: ids }, null, 2) : `Grace ended now for ${ids.join(", ")}.`);
+      });
+    });
+
+  keys
     .command("revoke <id>")
     .description("revoke a key at once")
     .option("--reason <reason>", "why")
@@ -284,6 +425,43 @@ export function buildCli(): Command {
         out(options.json ? JSON.stringify(key, null, 2) : `Key revoked.\n${describeKey(key)}`);
       });
     });
+
+  program
+    .command("import <file>")
+    .description(
+      "import keys from JSON lines or CSV (- for standard input): plaintexts, or the digests of the system before Keyward (docs/migrating.md); exits 1 when a record failed",
+    )
+    .option("--format <name>", "the legacy format (KEYWARD_LEGACY_FORMATS) of records that name none")
+    .option("--input-format <type>", "jsonl or csv (default: by the file name, else by the first character)")
+    .option("--dry-run", "validate and match every record, write nothing")
+    .option("--strict", "stop at the first bad record")
+    .option("--batch-size <n>", "records per transaction", parseInteger, 5_000)
+    .option("--no-progress", "no progress line on a terminal")
+    .option("--json", "print the report as JSON")
+    .action(
+      async (
+        file: string,
+        options: {
+          format?: string;
+          inputFormat?: string;
+          dryRun?: boolean;
+          strict?: boolean;
+          batchSize: number;
+          progress: boolean;
+          json?: boolean;
+        },
+      ) => {
+        const { describeImport, importFromFile, importReportJson } = await import("./import.js");
+        await withKeyward(async (keyward) => {
+          // The CLI writes straight into the store: the operator, the one actor besides an admin key that may import.
+          const context = cliContext();
+          enforceAuthority(unboundedAuthority(context.actor), { type: "keys.import" });
+          const report = await importFromFile(keyward, file, options, context);
+          out(options.json ? JSON.stringify(importReportJson(report), null, 2) : describeImport(report));
+          if (report.failed > 0 || !report.completed) process.exitCode = 1;
+        });
+      },
+    );
 
   program
     .command("scan <path>")
@@ -392,6 +570,9 @@ export function buildCli(): Command {
         if (!result.valid) process.exitCode = 1;
       });
     });
+
+  // keyward export, keyward copy-store (docs/migrating.md).
+  addMigrationCommands(program, out, VERSION);
 
   return program;
 }

@@ -79,7 +79,7 @@ interface Entry {
 }
 
 // Outcomes that do not depend on the request: safe to answer from cache for any route.
-const KEY_LEVEL_DENIALS = new Set(["NOT_FOUND", "DISABLED", "REVOKED", "EXPIRED"]);
+const KEY_LEVEL_DENIALS = new Set(["NOT_FOUND", "DISABLED", "REVOKED", "EXPIRED", "LEGACY_KEY_RETIRED"]);
 
 /**
  * Verifies keys against a remote Keyward service (`POST /v1/keys/verify`), for apps that do not

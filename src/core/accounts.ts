@@ -8,10 +8,30 @@ export interface UserRecord {
   id: string;
   email: string;
   role: UserRole;
+  /** The scrypt hash; empty (NO_PASSWORD) for a person invited who has not chosen one yet. */
   passwordHash: string;
   disabled: boolean;
+  /** An administrator requires a new password: the person's session may do nothing else until they choose one. */
+  mustChangePassword: boolean;
   createdAt: number;
   updatedAt: number;
+}
+
+/** The password hash of a user who has none yet (invited): no password verifies against it. */
+export const NO_PASSWORD = "";
+
+export const hasPassword = (user: Pick<UserRecord, "passwordHash">): boolean => user.passwordHash !== NO_PASSWORD;
+
+/** What a one-time link lets its holder do: an invite sets the first password, a reset replaces it. */
+export type UserLinkPurpose = "invite" | "reset";
+
+/** A one-time invite or password-reset link, stored by the SHA-256 digest of its token (never the token). */
+export interface UserLinkRecord {
+  digest: string;
+  userId: string;
+  purpose: UserLinkPurpose;
+  createdAt: number;
+  expiresAt: number;
 }
 
 /** A dashboard session, stored by the SHA-256 digest of its cookie token (never the token itself). */

@@ -36,6 +36,11 @@ export const ERROR_REGISTRY = {
     "REVOKED",
   ),
   EXPIRED: denial("API key expired", "The key is past its expiry: rotate it or create a new key.", "EXPIRED"),
+  LEGACY_KEY_RETIRED: denial(
+    "Legacy API key retired",
+    "The key is in a legacy format (imported from the system before Keyward) whose sunset date has passed: ask for it to be rotated, which issues a key in the Keyward format, and use the new key.",
+    "LEGACY_KEY_RETIRED",
+  ),
   ENVIRONMENT_MISMATCH: denial(
     "Wrong environment",
     "A sandbox key was sent to a production-only route, or the reverse: use a key of the route's environment.",
@@ -138,6 +143,18 @@ export const ERROR_REGISTRY = {
     solve:
       "The setup link is wrong, expired or already used: restart `keyward serve` on a store with no users for a new one, or run `keyward users create --admin`.",
   },
+  ACCOUNT_LINK_INVALID: {
+    status: 400,
+    title: "Invalid or expired link",
+    solve:
+      "The invite or password-reset link is wrong, was already used, was replaced by a newer one, or has expired (invites last 72 hours, resets 1 hour): ask an administrator for a new link.",
+  },
+  PASSWORD_CHANGE_REQUIRED: {
+    status: 403,
+    title: "New password required",
+    solve:
+      "An administrator requires you to choose a new password before anything else: change it with POST /v1/session/password (the dashboard shows the page), then retry.",
+  },
   KEY_CREATION_CAPPED: {
     status: 429,
     title: "Too many keys created",
@@ -148,6 +165,12 @@ export const ERROR_REGISTRY = {
     title: "Key awaiting pickup",
     solve:
       "This production key was approved but its requester has not claimed it yet: claim it (POST /v1/key-requests/{id}/claim) before rotating or changing it.",
+  },
+  NO_GRACE_PERIOD: {
+    status: 409,
+    title: "No rotation grace to end",
+    solve:
+      "No key of this key's rotation lineage before it is in a grace period (it was never rotated with one, or the grace already ended or was revoked): nothing works that should not, so there is nothing to end.",
   },
   KEY_REQUEST_STALE: {
     status: 409,

@@ -1,3 +1,4 @@
+import { keyFormatLabel } from "./legacy-formats.js";
 import { computeKeyStatus, type KeyRecord, type OwnerRef } from "./model.js";
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
@@ -27,6 +28,10 @@ export interface PublicKey {
   grace_ends_at: string | null;
   grantable_scopes: string[] | null;
   grantable_environments: KeyRecord["environment"][] | null;
+  /** `keyward`, or `legacy:<name>` for a key imported in a declared legacy format (docs/migrating.md). */
+  format: string;
+  /** The key's id in the system it was imported from. */
+  external_id: string | null;
 }
 
 export function toPublicKey(key: KeyRecord, now: number): PublicKey {
@@ -54,6 +59,8 @@ export function toPublicKey(key: KeyRecord, now: number): PublicKey {
     grace_ends_at: iso(key.graceEndsAt),
     grantable_scopes: key.delegation?.scopes ?? null,
     grantable_environments: key.delegation?.environments ?? null,
+    format: keyFormatLabel(key.legacyFormat),
+    external_id: key.externalId,
   };
 }
 

@@ -71,6 +71,13 @@ export interface KeyRecord {
   delegation: DelegationCeiling | null;
   /** Issued by an approval and not yet claimed by its requester. */
   awaitingPickup: boolean;
+  /**
+   * The declared legacy format (docs/migrating.md) of a key imported from another system, whose
+   * digest is that system's (`legacy:…`); null for a key in the Keyward format.
+   */
+  legacyFormat: string | null;
+  /** The id the key had in the system it was imported from (unique): imports match on it. */
+  externalId: string | null;
 }
 
 /** The fields a PATCH may change. */

@@ -24,6 +24,10 @@ export interface NewKeyFields {
   lineageId?: string;
   delegation?: DelegationCeiling | null;
   awaitingPickup?: boolean;
+  /** An imported key in a declared legacy format (its digest is `legacy:…`). */
+  legacyFormat?: string | null;
+  /** The key's id in the system it was imported from. */
+  externalId?: string | null;
 }
 
 /**
@@ -60,5 +64,7 @@ export function newKeyRecord(fields: NewKeyFields): KeyRecord {
     lineageId: fields.lineageId ?? fields.id,
     delegation: fields.delegation ? { scopes: [...fields.delegation.scopes], environments: [...fields.delegation.environments] } : null,
     awaitingPickup: fields.awaitingPickup ?? false,
+    legacyFormat: fields.legacyFormat ?? null,
+    externalId: fields.externalId ?? null,
   };
 }

@@ -3,11 +3,14 @@ import { LRUCache } from "lru-cache";
 import { CONTROL_NAMES, loosenedControls } from "../authority/controls.js";
 import {
   type AskedKey,
+  hasPassword,
   KEY_REQUEST_ID_KIND,
   type KeyRequestRecord,
+  NO_PASSWORD,
   normalizeEmail,
   type SessionRecord,
   USER_ID_KIND,
+  type UserLinkPurpose,
   type UserRecord,
   type UserRole,
 } from "../core/accounts.js";
@@ -40,7 +43,28 @@ export interface AccountsOptions {
   signInWindowMs?: number;
   /** Live sessions per user; a sign-in past it ends the oldest. Default 10. */
   maxSessionsPerUser?: number;
+  /** An invite link works for this long. Default 72 hours. */
+  inviteTtlMs?: number;
+  /** A password-reset link works for this long. Default 1 hour. */
+  resetTtlMs?: number;
 }
+
+/** A one-time link as issued: the token (shown once, never stored) and when it stops working. */
+export interface IssuedUserLink {
+  purpose: UserLinkPurpose;
+  token: string;
+  expiresAt: number;
+}
+
+/** The dashboard page a link opens: the token travels in the fragment, which browsers never send to a server. */
+export const USER_LINK_PAGES: Record<UserLinkPurpose, string> = { invite: "invite", reset: "reset" };
+
+/**
+ * The throttle account that link-token attempts are counted under (with the address): no email
+ * can be it, since emails are stored trimmed. Its account-wide slowdown is never applied, so
+ * nobody can lock everyone out of their links by guessing.
+ */
+const LINK_ATTEMPTS = " link-token";
 
 /** Addresses a person signed in from within this long count as theirs during a slowdown. */
 const GOOD_ADDRESS_MS = 30 * 86_400_000;
@@ -64,15 +88,19 @@ export const digestToken = (token: string): string => createHash("sha256").updat
 
 const EMAIL = /^[^\s@<>"'`]{1,64}@[^\s@<>"'`]{1,190}\.[^\s@<>"'`]{1,63}$/;
 
-function validateCredentials(email: string, password: string): string {
+/** The same rules for every password (setup, users, invites, resets, changes); `null` password: none is set (an invite). */
+function validateCredentials(email: string, password: string | null, field = "body.password"): string {
   const normalized = normalizeEmail(email);
   const errors = [];
   if (!EMAIL.test(normalized)) errors.push({ field: "body.email", message: "must be an email address" });
-  if (password.length < MIN_PASSWORD_LENGTH || password.length > MAX_PASSWORD_LENGTH)
-    errors.push({ field: "body.password", message: `must be ${MIN_PASSWORD_LENGTH} to ${MAX_PASSWORD_LENGTH} characters` });
+  if (password !== null && (password.length < MIN_PASSWORD_LENGTH || password.length > MAX_PASSWORD_LENGTH))
+    errors.push({ field, message: `must be ${MIN_PASSWORD_LENGTH} to ${MAX_PASSWORD_LENGTH} characters` });
   if (errors.length > 0) throw new KeywardError("VALIDATION_FAILED", errors.map((e) => `${e.field}: ${e.message}`).join("; "), { errors });
   return normalized;
 }
+
+/** A link token as issued: 32 base62 characters (190 bits), as the setup token. */
+const LINK_TOKEN = /^[0-9A-Za-z]{32}$/;
 
 function encodeCursor(cursor: { createdAt: number; id: string } | null): string | null {
   return cursor === null ? null : Buffer.from(`${cursor.createdAt}.${cursor.id}`).toString("base64url");
@@ -123,6 +151,7 @@ export class Accounts {
   readonly sessionIdleMs: number;
   readonly sessionMaxMs: number;
   private readonly setupTokenTtlMs: number;
+  readonly linkTtlMs: Record<UserLinkPurpose, number>;
   private readonly maxSessionsPerUser: number;
   readonly throttle: SignInThrottle;
   /** Recent good sign-in addresses (buckets) per account, looked up in the audit trail. */
@@ -140,6 +169,7 @@ export class Accounts {
     this.sessionIdleMs = options.sessionIdleMs ?? 30 * 60_000;
     this.sessionMaxMs = options.sessionMaxMs ?? 12 * 3_600_000;
     this.setupTokenTtlMs = options.setupTokenTtlMs ?? 24 * 3_600_000;
+    this.linkTtlMs = { invite: options.inviteTtlMs ?? 72 * 3_600_000, reset: options.resetTtlMs ?? 3_600_000 };
     this.maxSessionsPerUser = options.maxSessionsPerUser ?? 10;
     // Bounded memory whatever an attacker sends: LRUs of counters on the engine's clock.
     this.throttle = new SignInThrottle({
@@ -186,27 +216,152 @@ export class Accounts {
     return user;
   }
 
-  private async newUser(email: string, password: string, role: UserRole): Promise<UserRecord> {
+  /** A new user; without a password (null), one who is invited to choose it (NO_PASSWORD). */
+  private async newUser(email: string, password: string | null, role: UserRole): Promise<UserRecord> {
     const normalized = validateCredentials(email, password);
     const now = this.now();
     return {
       id: generateId(USER_ID_KIND),
       email: normalized,
       role,
-      passwordHash: await hashPassword(password),
+      passwordHash: password === null ? NO_PASSWORD : await hashPassword(password),
       disabled: false,
+      mustChangePassword: false,
       createdAt: now,
       updatedAt: now,
     };
   }
 
   async createUser(input: { email: string; password: string; role: UserRole }, context: RequestContext): Promise<UserRecord> {
-    const user = await this.newUser(input.email, input.password, input.role);
+    return this.insertNewUser(await this.newUser(input.email, input.password, input.role), context);
+  }
+
+  /**
+   * A dashboard user without a password, invited to choose one: the result carries a one-time
+   * invite link (its token shown once).
+   */
+  async inviteUser(
+    input: { email: string; role: UserRole },
+    context: RequestContext,
+  ): Promise<{ user: UserRecord; invite: IssuedUserLink }> {
+    const user = await this.insertNewUser(await this.newUser(input.email, null, input.role), context);
+    return { user, invite: await this.issueUserLink(user, "invite", context) };
+  }
+
+  private async insertNewUser(user: UserRecord, context: RequestContext): Promise<UserRecord> {
     const audit = buildAuditEvent(context, user.createdAt, "user.created", { type: "user", id: user.id }, null, {
       email: user.email,
       role: user.role,
+      ...(hasPassword(user) ? {} : { invited: true }),
     });
     if (!(await this.store.insertUser(user, audit))) throw new KeywardError("CONFLICT", "a user with this email exists");
+    return user;
+  }
+
+  // ---------------------------------------------------------------- invites and password resets
+
+  /**
+   * A one-time link for `user` (docs/dashboard.md): an invite (the person has no password yet;
+   * 72 hours) or a password reset (1 hour). The token is shown once; its digest is stored, and a
+   * newer link of the user revokes the older. Using it sets the password, ends the user's
+   * sessions and clears `mustChangePassword`; the old password works until then.
+   */
+  async issueUserLink(user: UserRecord, purpose: UserLinkPurpose, context: RequestContext): Promise<IssuedUserLink> {
+    if (user.disabled) throw new KeywardError("CONFLICT", "the user is disabled: enable them first");
+    if (purpose === "invite" && hasPassword(user))
+      throw new KeywardError("CONFLICT", "the user has already chosen a password: issue a password reset instead");
+    const token = generateRandomBase62(32);
+    const now = this.now();
+    const expiresAt = now + this.linkTtlMs[purpose];
+    const audit = buildAuditEvent(
+      context,
+      now,
+      purpose === "invite" ? "user.invited" : "user.password_reset_issued",
+      { type: "user", id: user.id },
+      null,
+      { expires_at: new Date(expiresAt).toISOString() },
+    );
+    await this.store.insertUserLink({ digest: digestToken(token), userId: user.id, purpose, createdAt: now, expiresAt }, audit);
+    return { purpose, token, expiresAt };
+  }
+
+  /**
+   * The user a link is for, while it works: throttled per address as sign-ins are (docs/hardening.md),
+   * and a wrong, used, replaced or expired link is one answer (ACCOUNT_LINK_INVALID) counted as a failure.
+   */
+  async inspectUserLink(token: string, purpose: UserLinkPurpose, ip: string | undefined): Promise<{ user: UserRecord; expiresAt: number }> {
+    this.refuseLinkThrottled(ip);
+    const found = await this.liveLink(token, purpose);
+    if (!found) throw this.failedLinkAttempt(ip);
+    return found;
+  }
+
+  /**
+   * Uses a link once: sets the chosen password (the setup rules), ends the user's sessions and
+   * other links, clears `mustChangePassword`, audits it, in one transaction. The caller signs the
+   * person in with the new password.
+   */
+  async acceptUserLink(
+    token: string,
+    purpose: UserLinkPurpose,
+    password: string,
+    context: Omit<RequestContext, "actor">,
+  ): Promise<UserRecord> {
+    this.refuseLinkThrottled(context.ip);
+    // The password is checked first: a password too short must not use up the link.
+    if (password.length < MIN_PASSWORD_LENGTH || password.length > MAX_PASSWORD_LENGTH) validateCredentials("x@example.com", password);
+    const found = await this.liveLink(token, purpose);
+    if (!found) throw this.failedLinkAttempt(context.ip);
+    const now = this.now();
+    const audit = buildAuditEvent(
+      { ...context, actor: { type: "user", id: found.user.id } },
+      now,
+      purpose === "invite" ? "user.invite_accepted" : "user.password_reset",
+      { type: "user", id: found.user.id },
+    );
+    const user = await this.store.consumeUserLink(digestToken(token), found.user.id, purpose, await hashPassword(password), audit, now);
+    // Used, replaced or expired between the look-up and now, or the user was disabled meanwhile.
+    if (!user) throw this.failedLinkAttempt(context.ip);
+    return user;
+  }
+
+  /** The link and its user, when the token names a link of this purpose that still works. */
+  private async liveLink(token: string, purpose: UserLinkPurpose): Promise<{ user: UserRecord; expiresAt: number } | null> {
+    if (!LINK_TOKEN.test(token)) return null;
+    const link = await this.store.getUserLink(digestToken(token));
+    if (!link || link.purpose !== purpose || link.expiresAt <= this.now()) return null;
+    const user = await this.store.getUser(link.userId);
+    if (!user || user.disabled) return null;
+    return { user, expiresAt: link.expiresAt };
+  }
+
+  /** Link attempts share the sign-in throttle's per-address windows, never its account-wide slowdown. */
+  private refuseLinkThrottled(ip: string | undefined): void {
+    const wait = this.throttle.state(LINK_ATTEMPTS, ip, this.now()).local;
+    if (wait > 0)
+      throw refusalError("SIGN_IN_THROTTLED", "too many failed attempts; try again later", {
+        retryAfterSeconds: Math.max(1, Math.ceil(wait / 1000)),
+      });
+  }
+
+  private failedLinkAttempt(ip: string | undefined): KeywardError {
+    this.throttle.fail(LINK_ATTEMPTS, ip, this.now());
+    return new KeywardError("ACCOUNT_LINK_INVALID");
+  }
+
+  /** An administrator requires (or stops requiring) a new password at the user's next request. */
+  async setMustChangePassword(id: string, required: boolean, context: RequestContext): Promise<UserRecord> {
+    const before = await this.getUser(id);
+    const now = this.now();
+    const audit = buildAuditEvent(
+      context,
+      now,
+      required ? "user.password_change_required" : "user.password_change_waived",
+      { type: "user", id },
+      { must_change_password: { from: before.mustChangePassword, to: required } },
+    );
+    const user = await this.store.updateUser(id, { mustChangePassword: required }, audit, now);
+    if (!user) throw new KeywardError("RESOURCE_NOT_FOUND", "no such user");
     return user;
   }
 
@@ -250,10 +405,14 @@ export class Accounts {
       this.throttle.fail(user.email, context.ip, this.now());
       throw new KeywardError("SIGN_IN_FAILED", "the current password is wrong");
     }
-    validateCredentials(user.email, next);
+    validateCredentials(user.email, next, "body.new_password");
+    if (user.mustChangePassword && next === current)
+      throw new KeywardError("VALIDATION_FAILED", "body.new_password: must differ from the current password", {
+        errors: [{ field: "body.new_password", message: "must differ from the current password" }],
+      });
     const now = this.now();
     const audit = buildAuditEvent(context, now, "user.password_changed", { type: "user", id: user.id });
-    const updated = await this.store.updateUser(user.id, { passwordHash: await hashPassword(next) }, audit, now);
+    const updated = await this.store.updateUser(user.id, { passwordHash: await hashPassword(next), mustChangePassword: false }, audit, now);
     if (!updated) throw new KeywardError("RESOURCE_NOT_FOUND", "no such user");
     return updated;
   }
@@ -349,6 +508,7 @@ export class Accounts {
   async sweep(all = false): Promise<void> {
     const now = this.now();
     await this.purgeExpiredSessions(now);
+    await this.store.deleteExpiredUserLinks(now);
     const evicted = this.evictedRuns;
     this.evictedRuns = [];
     for (const run of evicted) await this.writeFailureSummary(run);
@@ -378,8 +538,9 @@ export class Accounts {
     await this.refuseThrottled(email, context.ip, "too many failed sign-ins; try again later");
     const normalized = normalizeEmail(email);
     const user = normalized.length <= 320 ? await this.store.getUserByEmail(normalized) : null;
+    // No account, or one invited and without a password yet: the same time as a real check.
     const ok =
-      user && password.length <= MAX_PASSWORD_LENGTH
+      user && hasPassword(user) && password.length <= MAX_PASSWORD_LENGTH
         ? await verifyPassword(password, user.passwordHash)
         : await verifyPasswordAgainstNothing(password.slice(0, MAX_PASSWORD_LENGTH));
     const now = this.now();
@@ -389,7 +550,7 @@ export class Accounts {
         {
           targetId: user?.id ?? "unknown",
           email: normalized.slice(0, 320),
-          reason: !user ? "unknown_email" : user.disabled && ok ? "disabled" : "wrong_password",
+          reason: !user ? "unknown_email" : !hasPassword(user) ? "invite_pending" : user.disabled && ok ? "disabled" : "wrong_password",
           context,
         },
         now,

@@ -200,6 +200,14 @@ export function validateCreateKeyInput(input: CreateKeyInput, now: number): void
   validateDelegationHeld(input.scopes, input.delegation);
 }
 
+/**
+ * The checks of a key an import creates (docs/migrating.md): those of a new key, except that its
+ * expiry may be past (the key is imported as it is, and answers EXPIRED).
+ */
+export function validateImportedKeyInput(input: CreateKeyInput): void {
+  validateCreateKeyInput(input, Number.NEGATIVE_INFINITY);
+}
+
 export function validateKeyChanges(changes: KeyChanges, now: number): void {
   if (!isObject(changes)) fail([{ field: "body", message: "must be an object" }]);
   const errors: FieldError[] = [];

@@ -11,6 +11,7 @@ import {
   parseApiKey,
 } from "../core/key-format.js";
 import type { VerifiedKey } from "../core/key-view.js";
+import { LEGACY_DIGEST_PREFIX, type LegacyFormat, LegacyFormats, legacyDigestOf } from "../core/legacy-formats.js";
 import {
   type AuditEvent,
   computeKeyStatus,
@@ -31,9 +32,19 @@ import { type Clock, systemClock } from "../ports/clock.js";
 import { type EngineObserver, noopEngineObserver } from "../ports/engine-observer.js";
 import type { CreationCap, KeyListFilter, KeyLookup, KeyPageCursor, KeyStore } from "../ports/key-store.js";
 import type { Lease, LimitEnforcer, LimiterMode, LimitsSnapshot, RateLimitState } from "../ports/limits.js";
-import { noopUsageRecorder, type UsageQuery, type UsageRecorder, type UsageRow, type UsageStore } from "../ports/usage-recorder.js";
+import {
+  noopUsageRecorder,
+  type RecentRequestCursor,
+  type StoredRecentRequest,
+  type UsageQuery,
+  type UsageRecorder,
+  type UsageRow,
+  type UsageStore,
+} from "../ports/usage-recorder.js";
 import { MemoryQuotaCounter } from "../stores/memory/memory-quota-counter.js";
 import { buildAuditEvent, diffForAudit } from "./audit.js";
+import type { ImportItem } from "./import-records.js";
+import { type ImportOptions, type ImportReport, importKeys } from "./key-import.js";
 import {
   type CreateKeyInput,
   validateCreateKeyInput,
@@ -64,6 +75,11 @@ export interface KeywardOptions {
    * `false` turns it off.
    */
   failedAttempts?: FailedAttemptLimiter | false;
+  /**
+   * Key formats of the system before Keyward (docs/migrating.md): a presented string of one of
+   * them is looked up by that system's digest and verified like any key. Default none.
+   */
+  legacyFormats?: readonly LegacyFormat[];
 }
 
 export interface VerifyOptions {
@@ -82,6 +98,14 @@ export interface VerifyOptions {
    * of the request release it themselves; forward auth relies on this. Default the limiter's.
    */
   leaseMs?: number;
+  /**
+   * For the key's recent requests (docs/usage.md): the HTTP method of the request the key came
+   * with. With it, `route` is that request's target as received (its path is kept, never its
+   * query string).
+   */
+  method?: string;
+  /** The request target (with `method`), or the name of the API call that verified the key (`verify`). */
+  route?: string;
 }
 
 export type VerifyResult =
@@ -126,6 +150,13 @@ function encodeCursor(cursor: KeyPageCursor | null): string | null {
   return cursor === null ? null : Buffer.from(`${cursor.createdAt}.${cursor.id}`).toString("base64url");
 }
 
+function decodeRecentCursor(value: string | undefined): RecentRequestCursor | null {
+  if (!value) return null;
+  const match = /^(\d{1,15})\.(\d{1,15})$/.exec(Buffer.from(value, "base64url").toString("utf8"));
+  if (!match) throw new KeywardError("INVALID_CURSOR", "cursor is not one this server issued");
+  return { at: Number(match[1]), seq: Number(match[2]) };
+}
+
 function decodeCursor(value: string | undefined): KeyPageCursor | null {
   if (!value) return null;
   const decoded = Buffer.from(value, "base64url").toString("utf8");
@@ -160,6 +191,8 @@ export class Keyward {
   private readonly observer: EngineObserver;
   /** The failed-attempt throttle, or null when it is off. */
   readonly failedAttempts: FailedAttemptLimiter | null;
+  /** The declared legacy key formats (docs/migrating.md). */
+  readonly legacy: LegacyFormats;
 
   constructor(options: KeywardOptions) {
     this.prefix = options.prefix ?? DEFAULT_KEY_PREFIX;
@@ -175,6 +208,7 @@ export class Keyward {
     this.random = options.random ?? cryptoRandomBytes;
     this.observer = options.observer ?? noopEngineObserver;
     this.failedAttempts = options.failedAttempts === false ? null : (options.failedAttempts ?? new FailedAttemptLimiter());
+    this.legacy = new LegacyFormats(options.legacyFormats ?? [], this.prefix);
   }
 
   // ---------------------------------------------------------------- verification
@@ -213,7 +247,16 @@ export class Keyward {
 
   /** Usage and metrics of one verification, whatever its outcome. */
   private settle(result: VerifyResult, options: VerifyOptions, now: number, started: number): VerifyResult {
-    this.usage.record({ keyId: result.key?.id ?? null, owner: result.key?.owner, code: result.code, at: now, ip: options.ip });
+    this.usage.record({
+      keyId: result.key?.id ?? null,
+      owner: result.key?.owner,
+      code: result.code,
+      at: now,
+      ip: options.ip,
+      method: options.method,
+      route: options.route,
+      missingScopes: result.valid ? undefined : result.missingScopes,
+    });
     this.observer.verified(result.code, (performance.now() - started) / 1000);
     return result;
   }
@@ -232,6 +275,9 @@ export class Keyward {
   private async decideFromStore(presented: string, digest: string, options: VerifyOptions, now: number): Promise<VerifyResult> {
     // Format and checksum first: a typo, a truncated key or a foreign prefix never reaches storage.
     if (!parseApiKey(presented, this.prefix)) {
+      // Not a Keyward key: a key of a declared legacy format, or malformed without a lookup.
+      const legacy = this.legacy.match(presented);
+      if (legacy) return this.decideLegacy(presented, legacy, options, now);
       this.refuseIfBlocked(options.ip, now);
       this.failedAttempts?.charge(options.ip, now);
       await this.failedAttempts?.confirm(options.ip, now);
@@ -245,6 +291,22 @@ export class Keyward {
     return this.judge(entry, options, now);
   }
 
+  /**
+   * A key of a legacy format: looked up by that format's digest (`legacy:…`, a namespace no
+   * Keyward digest is in), then the very checks and limits of any key (judge), the same usage and
+   * failed-attempt accounting, and its use counted apart (`legacyVerified`).
+   */
+  private async decideLegacy(presented: string, format: LegacyFormat, options: VerifyOptions, now: number): Promise<VerifyResult> {
+    const entry = await this.lookup(presented, legacyDigestOf(format, presented), now, options.ip);
+    let result: VerifyResult;
+    if (!entry) {
+      await this.failedAttempts?.confirm(options.ip, now);
+      result = { valid: false, code: "NOT_FOUND" };
+    } else result = await this.judge(entry, options, now);
+    this.observer.legacyVerified?.(format.name, result.code);
+    return result;
+  }
+
   /** The checks on a found key, in the order docs/errors.md lists the outcomes; the limits stage last, and only for keys that have limits. */
   private judge(entry: CachedKey, options: VerifyOptions, now: number): VerifyResult | Promise<VerifyResult> {
     const { key, ownerDisabled } = entry.lookup;
@@ -255,6 +317,9 @@ export class Keyward {
     }
     // Expiry is checked at use time, from cache too.
     if (key.expiresAt !== null && key.expiresAt <= now) return { valid: false, code: "EXPIRED", key: view };
+    // A legacy key past its format's sunset: the holder is told to rotate.
+    if (key.legacyFormat !== null && this.legacy.retired(key.legacyFormat, now))
+      return { valid: false, code: "LEGACY_KEY_RETIRED", key: view };
     if (options.environment && key.environment !== options.environment) return { valid: false, code: "ENVIRONMENT_MISMATCH", key: view };
     if (key.allowedCidrs.length > 0 && !isIpAllowed(options.ip, entry.cidrs)) return { valid: false, code: "IP_NOT_ALLOWED", key: view };
     if (options.scopes && options.scopes.length > 0) {
@@ -409,8 +474,8 @@ export class Keyward {
   private async fetch(presented: string, digest: string, now: number): Promise<CachedKey | null> {
     const epoch = this.cache.epoch;
     let lookup: KeyLookup | null = await this.store.findKeyByDigest(digest);
-    // Keys hashed under an older secret version still verify while they are phased out.
-    for (let i = 1; !lookup && i < this.hashSecrets.length; i++) {
+    // Keys hashed under an older secret version still verify while they are phased out (a legacy digest has no versions).
+    for (let i = 1; !lookup && i < this.hashSecrets.length && !digest.startsWith(LEGACY_DIGEST_PREFIX); i++) {
       lookup = await this.store.findKeyByDigest(hashApiKey(presented, this.hashSecrets[i]));
     }
     if (!lookup) {
@@ -481,13 +546,29 @@ export class Keyward {
   async getKey(id: string): Promise<KeyRecord> {
     const key = await this.store.getKey(id);
     if (!key) throw new KeywardError("RESOURCE_NOT_FOUND", `no key ${id}`);
-    return key;
+    return this.withPendingUse(key);
   }
 
   async listKeys(filter: Omit<KeyListFilter, "now">, page: { limit?: number; cursor?: string } = {}): Promise<Page<KeyRecord>> {
     const limit = Math.min(Math.max(page.limit ?? 50, 1), 200);
     const result = await this.store.listKeys({ ...filter, now: this.clock.now() }, limit, decodeCursor(page.cursor));
-    return { data: result.keys, nextCursor: encodeCursor(result.next) };
+    return { data: result.keys.map((key) => this.withPendingUse(key)), nextCursor: encodeCursor(result.next) };
+  }
+
+  /**
+   * The key with this process's last use of it that the usage buffer has not written yet
+   * (`last_used_at` in the store lags by up to a flush interval, or a fold on SQLite): a key read
+   * right after it was used shows that use. Other processes' buffers are not seen (docs/usage.md).
+   */
+  private withPendingUse(key: KeyRecord): KeyRecord {
+    const pending = this.usage.pendingLastUse?.(key.id) ?? null;
+    if (pending === null || (key.lastUsedAt !== null && key.lastUsedAt >= pending.at)) return key;
+    return { ...key, lastUsedAt: pending.at, lastUsedIp: pending.ip };
+  }
+
+  /** How many keys match `filter`: all the pages of `listKeys` together. Exact, so it reads every match (docs/benchmarks.md, key search). */
+  async countKeys(filter: Omit<KeyListFilter, "now"> = {}): Promise<number> {
+    return this.store.countKeys({ ...filter, now: this.clock.now() });
   }
 
   async updateKey(id: string, changes: KeyChanges, context: RequestContext): Promise<KeyRecord> {
@@ -562,6 +643,53 @@ export class Keyward {
   }
 
   /**
+   * Ends a rotation grace now. Named on a key in its grace (replaced, its grace not over), that key
+   * and every predecessor of it still in a grace stop working at once; named on a successor, its
+   * predecessors do. One transaction, one audit event (`key.grace_ended`, on the nearest of them,
+   * naming all in `ended_grace`); every instance drops them from its cache, so the first request
+   * after this returns is denied (REVOKED). `authorize` sees the keys before anything is written
+   * and throws to refuse (the service asks the authority model whether the caller may revoke each).
+   * NO_GRACE_PERIOD when no key of the lineage before it is in a grace.
+   */
+  async endGrace(
+    id: string,
+    context: RequestContext,
+    authorize: (ending: readonly KeyRecord[]) => void = () => {},
+  ): Promise<{ key: KeyRecord; endedGrace: KeyRecord[] }> {
+    const now = this.clock.now();
+    const named = await this.getKey(id);
+    const ending: KeyRecord[] = [];
+    for (let from = named.replacedBy !== null ? named.id : named.rotatedFrom; from !== null; ) {
+      const key = from === named.id ? named : await this.store.getKey(from);
+      if (!key) break;
+      const revoked = key.revokedAt !== null && key.revokedAt <= now;
+      if (!revoked && key.graceEndsAt !== null && key.graceEndsAt > now) ending.push(key);
+      from = key.rotatedFrom;
+    }
+    const [nearest, ...older] = ending;
+    if (!nearest) throw new KeywardError("NO_GRACE_PERIOD", `no key of the rotation lineage of ${id} is in a grace period`);
+    authorize(ending);
+    const changes = { graceEndsAt: now };
+    const audit = buildAuditEvent(context, now, "key.grace_ended", { type: "key", id: nearest.id }, diffForAudit(nearest, changes), {
+      ended_grace: ending.map((key) => key.id),
+    });
+    const updated = await this.store.updateKey(
+      nearest.id,
+      changes,
+      audit,
+      older.map((key) => ({ id: key.id, changes })),
+    );
+    if (!updated) throw new KeywardError("RESOURCE_NOT_FOUND", `no key ${nearest.id}`);
+    for (const key of ending) this.invalidate({ kind: "key", keyId: key.id, digest: key.digest });
+    this.publishCommitted(audit);
+    // The named key is the nearest one when its own grace ended, else untouched.
+    return {
+      key: named.id === nearest.id ? updated : named,
+      endedGrace: ending.map((key) => ({ ...key, graceEndsAt: now, updatedAt: now })),
+    };
+  }
+
+  /**
    * Issues a successor with the same owner, scopes, limits and metadata (sharing its limit
    * counters through the lineage id). The old key works until the grace period ends; with no
    * grace it stops at once. Of two concurrent rotations, one wins and the other gets CONFLICT.
@@ -587,6 +715,9 @@ export class Keyward {
       now,
       rotatedFrom: old.id,
       lineageId: old.lineageId,
+      // A successor is a Keyward key, whatever the format of the key it replaces (docs/migrating.md).
+      legacyFormat: null,
+      externalId: null,
     });
     const oldChanges = { replacedBy: successorId, graceEndsAt: now + graceSeconds * 1000 };
     const audit = buildAuditEvent(context, now, "key.rotated", { type: "key", id }, diffForAudit(old, oldChanges), {
@@ -628,12 +759,17 @@ export class Keyward {
   async reportLeaks(presented: readonly string[], source: string, context: RequestContext): Promise<LeakReportEntry[]> {
     const results: LeakReportEntry[] = [];
     for (const [index, candidate] of presented.entries()) {
-      if (!parseApiKey(candidate, this.prefix)) {
+      const keyward = parseApiKey(candidate, this.prefix) !== null;
+      // A leaked key of a legacy format is found by its format's digest, as verification finds it.
+      const legacy = keyward ? null : this.legacy.match(candidate);
+      if (!keyward && !legacy) {
         results.push({ index, outcome: "malformed" });
         continue;
       }
-      let lookup = await this.store.findKeyByDigest(hashApiKey(candidate, this.hashSecrets[0]));
-      for (let i = 1; !lookup && i < this.hashSecrets.length; i++)
+      let lookup = await this.store.findKeyByDigest(
+        legacy ? legacyDigestOf(legacy, candidate) : hashApiKey(candidate, this.hashSecrets[0]),
+      );
+      for (let i = 1; !lookup && !legacy && i < this.hashSecrets.length; i++)
         lookup = await this.store.findKeyByDigest(hashApiKey(candidate, this.hashSecrets[i]));
       if (!lookup) {
         results.push({ index, outcome: "unknown" });
@@ -648,6 +784,24 @@ export class Keyward {
       results.push({ index, outcome: "revoked", id: key.id, ref: key.ref });
     }
     return results;
+  }
+
+  /**
+   * Imports keys (docs/migrating.md): plaintexts (hashed here, never stored) or the digests the
+   * system before Keyward kept, matched on external id or digest so that a second run creates
+   * nothing, in batches of one transaction each, with one `keys.imported` audit event.
+   */
+  async importKeys(items: AsyncIterable<ImportItem>, context: RequestContext, options: ImportOptions = {}): Promise<ImportReport> {
+    const report = await importKeys(
+      { store: this.store, prefix: this.prefix, hashSecret: this.hashSecrets[0], legacy: this.legacy, now: () => this.clock.now() },
+      items,
+      context,
+      options,
+    );
+    // A key asked for just before it was imported must not stay unknown here for the negative cache's age.
+    if (report.created > 0 && !report.dryRun) this.cache.clearMissing();
+    if (report.auditEvent) this.publishCommitted(report.auditEvent);
+    return report;
   }
 
   // ---------------------------------------------------------------- limits
@@ -675,6 +829,30 @@ export class Keyward {
     if (!this.usageStore) throw new KeywardError("INVALID_CONFIGURATION", "usage tracking is not configured");
     await this.usage.flush?.();
     return this.usageStore.queryUsage(query);
+  }
+
+  /**
+   * A key's recent requests, newest first (docs/usage.md): what this process recorded is written
+   * first, so a request just made is there. An empty page when the log is off.
+   */
+  async recentRequests(keyId: string, page: { limit?: number; cursor?: string } = {}): Promise<Page<StoredRecentRequest>> {
+    const kept = this.usage.recentRequestsKept ?? 0;
+    const after = decodeRecentCursor(page.cursor);
+    if (kept === 0 || !this.usageStore?.listRecentRequests) return { data: [], nextCursor: null };
+    await this.usage.flushRecentRequests?.();
+    const limit = Math.min(Math.max(page.limit ?? 50, 1), kept);
+    const rows = await this.usageStore.listRecentRequests(keyId, kept, limit + 1, after);
+    const data = rows.slice(0, limit);
+    const last = data[data.length - 1];
+    return {
+      data,
+      nextCursor: rows.length > limit && last ? Buffer.from(`${last.at}.${last.seq}`).toString("base64url") : null,
+    };
+  }
+
+  /** How many recent requests are kept per key; 0 when the log is off. */
+  get recentRequestsKept(): number {
+    return this.usageStore?.listRecentRequests ? (this.usage.recentRequestsKept ?? 0) : 0;
   }
 
   // ---------------------------------------------------------------- committed changes

@@ -274,6 +274,15 @@ export class VerifyCache {
     this.digestsById.delete(keyId);
   }
 
+  /**
+   * Forgets every digest remembered as unknown: keys were added in bulk (an import), and one of
+   * them may have been asked for just before. A read in flight does not remember its miss either.
+   */
+  clearMissing(): void {
+    this.invalidations++;
+    this.negative.clear();
+  }
+
   /** Owner changes touch many keys; they are rare, so dropping every positive entry is simplest and safe. */
   invalidateAll(): void {
     this.invalidations++;

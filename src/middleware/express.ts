@@ -52,7 +52,7 @@ export function keywardExpress(verifier: Verifier, options: EdgeOptions = {}) {
         try {
           decided = authenticateRequestInline(
             verifier,
-            { headers: readCarrierHeaders(req), search: question < 0 ? "" : url.slice(question + 1), url, ip: req.ip },
+            { headers: readCarrierHeaders(req), search: question < 0 ? "" : url.slice(question + 1), url, ip: req.ip, method: req.method },
             requirement,
             options,
           );

@@ -69,6 +69,7 @@ export function keywardFastify(app: FastifyInstance, verifier: Verifier, options
               url: request.url,
               ip: request.ip,
               requestId: request.id,
+              method: request.method,
             },
             requirement,
             options,

@@ -50,6 +50,7 @@ export function keywardHono(verifier: Verifier, options: EdgeOptions = {}) {
             search: rawSearch(c.req.url),
             url: c.req.url,
             ip: env?.incoming?.socket.remoteAddress,
+            method: c.req.method,
           },
           requirement,
           options,

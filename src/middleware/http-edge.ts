@@ -39,6 +39,13 @@ export interface EdgeRequest {
   url?: string;
   ip: string | undefined;
   requestId?: string;
+  /** The request's method, for the key's recent requests (docs/usage.md): with it, the log names the request by `url`'s path. */
+  method?: string;
+  /**
+   * What the recent-requests log names the request instead of `url`: with `method`, another
+   * target (forward auth's original request); without, an API call's name.
+   */
+  route?: string;
 }
 
 /** The outcome shape every verifier gives; the engine's valid results carry more (the record). */
@@ -154,6 +161,8 @@ export function authenticateRequestInline<R extends VerifierResult>(
       ip: request.ip || undefined,
       skipLimits: requirement.skipLimits,
       leaseMs: requirement.leaseMs,
+      method: request.method,
+      route: request.route ?? (request.method === undefined ? undefined : request.url),
     };
     result = keyward.verifyInline ? keyward.verifyInline(key, verifyOptions) : keyward.verify(key, verifyOptions);
   } catch (error) {

@@ -48,6 +48,7 @@ export function toEdgeRequest(req: IncomingMessage, ip?: string, requestId?: str
     search: question < 0 ? "" : url.slice(question + 1),
     url,
     ip: ip ?? req.socket.remoteAddress,
+    ...(req.method ? { method: req.method } : {}),
     ...(requestId ? { requestId } : {}),
   };
 }

@@ -1,7 +1,7 @@
-import type { KeyRequestRecord, KeyRequestStatus, SessionRecord, UserRecord } from "../core/accounts.js";
+import type { KeyRequestRecord, KeyRequestStatus, SessionRecord, UserLinkPurpose, UserLinkRecord, UserRecord } from "../core/accounts.js";
 import type { AuditEvent, KeyRecord, OwnerRef } from "../core/model.js";
 
-export type UserChanges = Partial<Pick<UserRecord, "disabled" | "role" | "passwordHash">>;
+export type UserChanges = Partial<Pick<UserRecord, "disabled" | "role" | "passwordHash" | "mustChangePassword">>;
 
 export interface KeyRequestFilter {
   owner?: OwnerRef;
@@ -37,8 +37,31 @@ export interface AccountStore {
   getUser(id: string): Promise<UserRecord | null>;
   getUserByEmail(email: string): Promise<UserRecord | null>;
   listUsers(limit: number): Promise<UserRecord[]>;
-  /** Applies the changes; disabling a user or changing its password ends all of its sessions in the same transaction. */
+  /**
+   * Applies the changes; disabling a user or changing its password ends all of its sessions and
+   * deletes its invite or reset link in the same transaction.
+   */
   updateUser(id: string, changes: UserChanges, audit: AuditEvent, now: number): Promise<UserRecord | null>;
+
+  /** Stores a one-time link with its audit event, deleting the user's earlier links (a newer link revokes the older). */
+  insertUserLink(link: UserLinkRecord, audit: AuditEvent): Promise<void>;
+  getUserLink(digest: string): Promise<UserLinkRecord | null>;
+  /**
+   * Uses a link once: deletes it if it is still there, of this user and purpose and unexpired at
+   * `now`, and in the same transaction sets the password (`mustChangePassword` cleared), ends the
+   * user's sessions, deletes its other links and appends the audit event. Null, with nothing
+   * changed, when the link was used, replaced or expired meanwhile, or the user is disabled.
+   */
+  consumeUserLink(
+    digest: string,
+    userId: string,
+    purpose: UserLinkPurpose,
+    passwordHash: string,
+    audit: AuditEvent,
+    now: number,
+  ): Promise<UserRecord | null>;
+  /** Deletes links expired at `now`; returns how many. */
+  deleteExpiredUserLinks(now: number): Promise<number>;
 
   /** Stores the digest of a fresh setup token, replacing any earlier one. */
   setSetupToken(digest: string, expiresAt: number): Promise<void>;

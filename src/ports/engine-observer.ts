@@ -15,6 +15,8 @@ export interface EngineObserver {
   storeError(operation: string): void;
   /** A client address over its failed attempts was refused before any lookup. */
   failedAttemptRefused?(): void;
+  /** A key of a declared legacy format (docs/migrating.md) was verified, with `code`: legacy use, counted apart. */
+  legacyVerified?(format: string, code: OutcomeCode): void;
 }
 
 export const noopEngineObserver: EngineObserver = { verified: () => {}, cacheLookup: () => {}, storeError: () => {} };

@@ -1,12 +1,18 @@
 import type { AuditChainEntry } from "../core/audit-chain.js";
 import type { Environment } from "../core/key-format.js";
+import type { KeySearch } from "../core/key-search.js";
 import type { AuditEvent, KeyLifecycleChanges, KeyRecord, KeyStatus, OwnerRecord, OwnerRef } from "../core/model.js";
+
+export type { KeySearch };
 
 export interface KeyListFilter {
   ownerType?: OwnerRef["type"];
   ownerId?: string;
   environment?: Environment;
   status?: KeyStatus;
+  search?: KeySearch;
+  /** Keys not expired at `now` whose expiry is at or before this time (epoch ms). */
+  expiresBy?: number;
   /** Needed to tell expired and grace-ended keys from active ones. */
   now: number;
 }
@@ -43,6 +49,30 @@ export interface CreationCap {
 export interface AlsoChanged {
   id: string;
   changes: KeyLifecycleChanges;
+}
+
+/** A stored key an import matched a record with: on its external id, or on its digest. */
+export interface ImportMatch {
+  id: string;
+  externalId: string | null;
+  digest: string;
+}
+
+/**
+ * The writes of one import (docs/migrating.md): batches of new keys in one transaction each, with
+ * no audit event each (the import writes one, with its counts, through `appendAuditEvent`). A dry
+ * run writes nothing: it remembers what it would have written (outside the store's tables, in
+ * bounded memory), so it reports what a real run would, duplicates across batches included.
+ */
+export interface KeyImportSession {
+  /** Stored keys (and, in a dry run, keys this session would have written) with one of these external ids or digests. */
+  findMatches(externalIds: readonly string[], digests: readonly string[]): Promise<ImportMatch[]>;
+  /**
+   * Writes the keys and their owners in one transaction. A key whose id, digest or external id
+   * another writer stored first is left out; answers the ids left out.
+   */
+  insert(keys: readonly KeyRecord[]): Promise<ReadonlySet<string>>;
+  close(): Promise<void>;
 }
 
 export interface AuditFilter {
@@ -94,7 +124,10 @@ export interface KeyStore {
   getMeta(name: string): Promise<string | null>;
   /** Sets a meta value only if unset; returns whether this call set it (a once-only latch). */
   setMetaOnce(name: string, value: string): Promise<boolean>;
-  countKeys(): Promise<number>;
+  /** Every key, or with a filter the keys `listKeys` would page through (exact: a count, not an estimate). */
+  countKeys(filter?: KeyListFilter): Promise<number>;
+  /** Optional: bulk writes for `Keyward.importKeys`; stores without it cannot import. */
+  openImport?(options: { dryRun: boolean }): Promise<KeyImportSession>;
   /**
    * Optional: a cheap value that differs between two calls whenever another connection or
    * process changed the data in between (changes made through this store object are seen by

@@ -8,6 +8,19 @@ export interface UsageEvent {
   code: OutcomeCode;
   at: number;
   ip: string | undefined;
+  /**
+   * What the request was for, for the key's recent requests: the HTTP method of the request the
+   * key came with (middleware, forward auth), or undefined for a named API call.
+   */
+  method?: string | undefined;
+  /**
+   * With `method`, the request target as received (path, maybe with a query string or a whole
+   * URL: cut to its path when written, never on the hot path); without, the API call's name
+   * (`verify`). Undefined when unknown.
+   */
+  route?: string | undefined;
+  /** The scopes an INSUFFICIENT_SCOPE denial lacked. */
+  missingScopes?: readonly string[] | undefined;
 }
 
 /**
@@ -20,9 +33,39 @@ export interface UsageRecorder {
   flush?(): Promise<void>;
   /** Writes what is buffered and stops; called when the engine closes. */
   close?(): Promise<void>;
+  /** The key's latest use recorded here and not yet in the store (last_used_at lags the flush), or null. */
+  pendingLastUse?(keyId: string): LastUse | null;
+  /** Writes the recent requests recorded so far, so a read of the log sees them. */
+  flushRecentRequests?(): Promise<void>;
+  /** How many recent requests are kept per key; 0 when the log is off. */
+  readonly recentRequestsKept?: number;
 }
 
 export const noopUsageRecorder: UsageRecorder = { record: () => {} };
+
+/** One verification of a key, as its recent-requests log keeps it (docs/usage.md). */
+export interface RecentRequest {
+  keyId: string;
+  at: number;
+  code: OutcomeCode;
+  /** The client address, when the edge knew it. */
+  ip: string | null;
+  /** `GET /orders/7` (method and path, never a query string), or an API call's name (`verify`); null when unknown. */
+  route: string | null;
+  /** The scopes an INSUFFICIENT_SCOPE denial lacked; empty otherwise. */
+  missingScopes: string[];
+}
+
+/** A stored recent request: `seq` orders a key's entries (and pages them) with `at`. */
+export interface StoredRecentRequest extends RecentRequest {
+  seq: number;
+}
+
+/** Newest first: the page after this entry. */
+export interface RecentRequestCursor {
+  at: number;
+  seq: number;
+}
 
 /** One aggregated row: how many verifications of one key ended in one outcome in one minute. */
 export interface UsageCount {
@@ -74,6 +117,14 @@ export interface UsageStore {
   readonly journal?: UsageJournal;
   /** Optional: releases what the store opened itself (a connection of its own). */
   close?(): Promise<void>;
+  /**
+   * Optional: appends to the keys' recent-requests logs, keeping the newest `keep` of each key
+   * (older ones are overwritten in place: the table never holds more than `keep` a key).
+   * Each key's requests are in time order, at most `keep` of them.
+   */
+  writeRecentRequests?(requests: readonly RecentRequest[], keep: number): Promise<void>;
+  /** A key's recent requests, newest first, at most `keep` of them in all. */
+  listRecentRequests?(keyId: string, keep: number, limit: number, after: RecentRequestCursor | null): Promise<StoredRecentRequest[]>;
 }
 
 export const BUCKET_MS: Record<UsageBucket, number> = { minute: 60_000, hour: 3_600_000, day: 86_400_000 };

@@ -18,6 +18,7 @@ import { collectRoutes } from "./route-list.js";
 import { registerAccountRoutes } from "./routes/accounts.js";
 import { registerAuditRoutes } from "./routes/audit.js";
 import { registerDashboardRoutes } from "./routes/dashboard.js";
+import { registerKeyImportRoutes } from "./routes/key-import.js";
 import { registerKeyRequestRoutes } from "./routes/key-requests.js";
 import { registerKeyRoutes } from "./routes/keys.js";
 import { registerLeakRoutes } from "./routes/leaks.js";
@@ -173,6 +174,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   registerOwnerRoutes(app, ctx);
   registerAuditRoutes(app, ctx);
   registerLeakRoutes(app, ctx);
+  registerKeyImportRoutes(app, ctx);
   registerUsageRoutes(app, ctx);
   if (options.webhooks) registerWebhookRoutes(app, ctx, options.webhooks);
   fastLane = forwardAuthFastLane({

@@ -26,7 +26,14 @@ export async function authenticate(
 ): Promise<ValidResult | null> {
   const decision = await authenticateRequest(
     keyward,
-    { headers: request.raw.headersDistinct, search: rawSearch(request), url: request.url, ip: request.ip, requestId: request.id },
+    {
+      headers: request.raw.headersDistinct,
+      search: rawSearch(request),
+      url: request.url,
+      ip: request.ip,
+      requestId: request.id,
+      method: request.method,
+    },
     requirement,
     options,
   );

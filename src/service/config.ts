@@ -1,6 +1,8 @@
+import { readFileSync } from "node:fs";
 import { KeywardError } from "../core/errors.js";
 import { type HashSecret, parseHashSecrets } from "../core/hashing.js";
 import { DEFAULT_KEY_PREFIX, isValidKeyPrefix } from "../core/key-format.js";
+import { type LegacyFormat, parseLegacyFormats } from "../core/legacy-formats.js";
 import { parseSecretsKeys, type SecretsKey } from "../core/secret-box.js";
 import type { LimiterFailurePolicy } from "../limits/redis-rate-limiter.js";
 import { parseTrustProxy } from "./trust-proxy.js";
@@ -25,6 +27,10 @@ export interface ServiceConfig {
   /** How long one store query may take (PostgreSQL). */
   storeTimeoutMs: number;
   bodyLimitBytes: number;
+  /** `POST /v1/keys/import`: the most a request body may hold (the CLI has no limit). */
+  importBodyLimitBytes: number;
+  /** Key formats of the system before Keyward (KEYWARD_LEGACY_FORMATS, docs/migrating.md). */
+  legacyFormats: LegacyFormat[];
   logLevel: string;
   logRequests: boolean;
   redisUrl: string | null;
@@ -43,6 +49,10 @@ export interface ServiceConfig {
   usageMaxBuffer: number;
   /** Usage counts older than this many days are deleted; 0 keeps them. */
   usageRetentionDays: number;
+  /** Recent requests kept per key (docs/usage.md); 0 turns the log off. */
+  recentRequests: number;
+  /** The most allowed, and the most denied, requests the log writes per flush interval. */
+  recentRequestsPerFlush: number;
   /** Abusive and slow clients (docs/hardening.md). */
   hardening: {
     /** Failed attempts (MALFORMED, NOT_FOUND) per client address per window; 0 turns the throttle off. */
@@ -134,6 +144,7 @@ export function loadConfig(env: Env = process.env): ServiceConfig {
   } catch (error) {
     throw new KeywardError("INVALID_CONFIGURATION", (error as Error).message);
   }
+  const legacyFormats = loadLegacyFormats(env, prefix);
   const limiterFailure = (env.KEYWARD_LIMITER_FAILURE || "degrade") as LimiterFailurePolicy;
   if (!LIMITER_FAILURE_POLICIES.includes(limiterFailure))
     throw new KeywardError("INVALID_CONFIGURATION", "KEYWARD_LIMITER_FAILURE must be degrade, open or closed");
@@ -152,6 +163,8 @@ export function loadConfig(env: Env = process.env): ServiceConfig {
     refreshWaitMs: integer(env, "KEYWARD_REFRESH_WAIT_MS", 250, 0, 60_000),
     storeTimeoutMs: integer(env, "KEYWARD_STORE_TIMEOUT_MS", 5_000, 100, 600_000),
     bodyLimitBytes: integer(env, "KEYWARD_BODY_LIMIT", 65_536, 1_024, 10_485_760),
+    importBodyLimitBytes: integer(env, "KEYWARD_IMPORT_BODY_LIMIT", 67_108_864, 1_024, 1_073_741_824),
+    legacyFormats,
     logLevel: env.KEYWARD_LOG_LEVEL || "info",
     logRequests: flag(env, "KEYWARD_LOG_REQUESTS", false),
     redisUrl: env.KEYWARD_REDIS_URL || null,
@@ -163,6 +176,8 @@ export function loadConfig(env: Env = process.env): ServiceConfig {
     usageFlushMs: integer(env, "KEYWARD_USAGE_FLUSH_MS", 1_000, 50, 60_000),
     usageMaxBuffer: integer(env, "KEYWARD_USAGE_MAX_BUFFER", 50_000, 100, 10_000_000),
     usageRetentionDays: integer(env, "KEYWARD_USAGE_RETENTION_DAYS", 90, 0, 36_500),
+    recentRequests: integer(env, "KEYWARD_RECENT_REQUESTS", 100, 0, 1_000),
+    recentRequestsPerFlush: integer(env, "KEYWARD_RECENT_REQUESTS_PER_FLUSH", 1_000, 1, 100_000),
     hardening: {
       failedAttemptsLimit: integer(env, "KEYWARD_FAILED_ATTEMPTS_LIMIT", 100, 0, 1_000_000),
       failedAttemptsWindowMs: integer(env, "KEYWARD_FAILED_ATTEMPTS_WINDOW_MS", 60_000, 1_000, 86_400_000),
@@ -181,6 +196,31 @@ export function loadConfig(env: Env = process.env): ServiceConfig {
     },
     dashboard: loadDashboardConfig(env),
   };
+}
+
+/**
+ * `KEYWARD_LEGACY_FORMATS` (JSON), or the file `KEYWARD_LEGACY_FORMATS_FILE` names, with the HMAC
+ * secrets of `KEYWARD_LEGACY_SECRETS` (docs/migrating.md).
+ */
+function loadLegacyFormats(env: Env, prefix: string): LegacyFormat[] {
+  let json = env.KEYWARD_LEGACY_FORMATS || undefined;
+  const file = env.KEYWARD_LEGACY_FORMATS_FILE || undefined;
+  if (json && file) throw new KeywardError("INVALID_CONFIGURATION", "set KEYWARD_LEGACY_FORMATS or KEYWARD_LEGACY_FORMATS_FILE, not both");
+  if (file) {
+    try {
+      json = readFileSync(file, "utf8");
+    } catch (error) {
+      throw new KeywardError(
+        "INVALID_CONFIGURATION",
+        `KEYWARD_LEGACY_FORMATS_FILE cannot be read: ${(error as NodeJS.ErrnoException).code ?? "error"}`,
+      );
+    }
+  }
+  try {
+    return parseLegacyFormats(json, env.KEYWARD_LEGACY_SECRETS || undefined, prefix);
+  } catch (error) {
+    throw new KeywardError("INVALID_CONFIGURATION", (error as Error).message);
+  }
 }
 
 const list = (raw: string | undefined, fallback: string): string[] =>

@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import type { IncomingMessage, ServerResponse } from "node:http";
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from "node:http";
 import proxyAddr from "@fastify/proxy-addr";
 import type { Logger } from "pino";
 import type { DistinctHeaders } from "../core/carriers.js";
@@ -49,6 +49,29 @@ export interface ForwardAuthRequest {
   search: string;
   ip: string | undefined;
   requestId: string;
+  /** The proxied request's method, when the proxy tells it (proxiedMethod): for the key's recent requests. */
+  method: string | undefined;
+  /** The proxied request's target (proxiedTarget), or `authz` when the proxy does not tell it. */
+  route: string;
+}
+
+/**
+ * The target of the request a proxy asks about, when it tells it: nginx's `X-Original-URI`
+ * (deploy/nginx-forward-auth.conf sets it), Traefik's `X-Forwarded-Uri`, or Envoy's `_path`
+ * parameter (docs/forward-auth.md). Only the key's recent-requests log reads it, cut to its path;
+ * it is what the proxy (or a client through a lax proxy) says, so it is shown as text, never trusted.
+ */
+export function proxiedTarget(headers: IncomingHttpHeaders, envoyPath: unknown): string | undefined {
+  const uri = headers["x-original-uri"] ?? headers["x-forwarded-uri"];
+  if (typeof uri === "string") return uri;
+  return typeof envoyPath === "string" ? envoyPath : undefined;
+}
+
+/** The method of the request a proxy asks about: `X-Original-Method`, `X-Forwarded-Method`, or Envoy's own (it asks with the request's method). */
+export function proxiedMethod(headers: IncomingHttpHeaders, method: string | undefined, envoyPath: unknown): string | undefined {
+  const sent = headers["x-original-method"] ?? headers["x-forwarded-method"];
+  if (typeof sent === "string") return sent;
+  return typeof envoyPath === "string" ? method : undefined;
 }
 
 /** The answer to a forward-auth call, as data: the Fastify route and the fast lane send the same. */
@@ -157,7 +180,14 @@ export function decideForwardAuth(
   const { scopes, environment } = requirement;
   const decided = authenticateRequestInline(
     keyward,
-    { headers: request.headers, search: request.search, ip: request.ip, requestId: request.requestId },
+    {
+      headers: request.headers,
+      search: request.search,
+      ip: request.ip,
+      requestId: request.requestId,
+      method: request.method,
+      route: request.route,
+    },
     { scopes, ...(environment ? { environment } : {}), leaseMs: config.leaseTtlMs },
     { realm: config.realm, allowQueryKeys: config.allowQueryKeys },
   );
@@ -241,6 +271,8 @@ export function forwardAuthFastLane(options: FastLaneOptions): (req: IncomingMes
   return (req, res) => {
     const requestId = requestIdOf(req);
     const ip = clientAddress(req);
+    // No query string here, so no Envoy `_path`: the proxied request comes in headers, if at all.
+    const target = proxiedTarget(req.headers, undefined);
     if (logRequests) logRequest(logger, req, res, requestId, ip);
     answerForwardAuth(
       keyward,
@@ -254,6 +286,8 @@ export function forwardAuthFastLane(options: FastLaneOptions): (req: IncomingMes
         search: "",
         ip,
         requestId,
+        method: target === undefined ? undefined : proxiedMethod(req.headers, undefined, undefined),
+        route: target ?? "authz",
       },
       (answer) => sendAnswer(res, answer, requestId),
       (error: unknown) => {

@@ -38,6 +38,8 @@ const VERIFY_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.0
 export class ServiceMetrics {
   readonly registry = new Registry();
   readonly verifications: Counter<"outcome">;
+  /** Verifications of keys in a declared legacy format (docs/migrating.md), by format and outcome: what is left to migrate. */
+  readonly legacyVerifications: Counter<"format" | "outcome">;
   readonly verifyDuration: Histogram;
   readonly cacheEntries: Gauge<"kind">;
   readonly cacheLookups: Counter<"result">;
@@ -50,6 +52,7 @@ export class ServiceMetrics {
   readonly invalidationSubscribed: Gauge;
   readonly usageBufferEvents: Gauge;
   readonly usageDroppedEvents: Counter;
+  readonly recentRequestsDropped: Counter;
   private usageStats: UsageBufferStats | undefined;
   private readonly outcomeTally = new TallyByLabel<OutcomeCode>();
   private readonly cacheLookupTally = new TallyByLabel<CacheLookupResult>();
@@ -66,6 +69,12 @@ export class ServiceMetrics {
       collect() {
         outcomeTally.publish(this, "outcome");
       },
+    });
+    this.legacyVerifications = new Counter({
+      name: "keyward_legacy_verifications_total",
+      help: "Verifications of keys in a declared legacy format (KEYWARD_LEGACY_FORMATS), by format name and outcome code; they count in keyward_verifications_total too",
+      labelNames: ["format", "outcome"],
+      registers,
     });
     this.verifyDuration = new Histogram({
       name: "keyward_verify_duration_seconds",
@@ -140,6 +149,15 @@ export class ServiceMetrics {
         this.inc(usage()?.dropped ?? 0);
       },
     });
+    this.recentRequestsDropped = new Counter({
+      name: "keyward_recent_requests_dropped_total",
+      help: "Requests left out of the keys' recent-requests logs (more in a flush interval than the log writes, or a failed write)",
+      registers,
+      collect() {
+        this.reset();
+        this.inc(usage()?.recentRequestsDropped ?? 0);
+      },
+    });
     for (const outcome of ["delivered", "retry", "failed"]) this.webhookDeliveries.inc({ outcome }, 0);
     this.limiterDegraded.set(0);
   }
@@ -178,6 +196,7 @@ export class ServiceMetrics {
       cacheLookup: (result: CacheLookupResult) => this.cacheLookupTally.add(result),
       storeError: () => this.recordStoreError("lookup"),
       failedAttemptRefused: () => this.failedAttemptRefusals.inc(),
+      legacyVerified: (format, code) => this.legacyVerifications.inc({ format, outcome: code }),
     };
   }
 
@@ -190,6 +209,9 @@ export class ServiceMetrics {
       },
       flush: async () => next?.flush?.(),
       close: async () => next?.close?.(),
+      pendingLastUse: (keyId: string) => next?.pendingLastUse?.(keyId) ?? null,
+      flushRecentRequests: async () => next?.flushRecentRequests?.(),
+      recentRequestsKept: next?.recentRequestsKept ?? 0,
     };
   }
 }

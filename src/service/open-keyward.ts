@@ -57,6 +57,7 @@ export async function openKeyward(config: ServiceConfig, serving?: ServingParts)
 const engineSettings = (config: ServiceConfig) => ({
   prefix: config.prefix,
   hashSecrets: config.hashSecrets,
+  legacyFormats: config.legacyFormats,
   cache: { maxAgeMs: config.cacheMaxAgeMs, staleWindowMs: config.staleWindowMs, refreshWaitMs: config.refreshWaitMs },
 });
 
@@ -87,6 +88,8 @@ export function assembleKeyward(config: ServiceConfig, stores: Stores, parts: Se
     flushIntervalMs: config.usageFlushMs,
     maxEntries: config.usageMaxBuffer,
     retentionMs: config.usageRetentionDays * 86_400_000,
+    recentRequests: config.recentRequests,
+    recentRequestsPerFlush: config.recentRequestsPerFlush,
     onFlushError: (error) => logger?.warn({ err: errorText(error) }, "usage flush failed; kept in the buffer"),
   });
   metrics?.watchUsageBuffer(recorder.stats);

@@ -139,6 +139,22 @@ export const ListKeysQuery = Type.Object(
     owner_type: Type.Optional(Type.Union([Type.Literal("user"), Type.Literal("application")])),
     environment: Type.Optional(EnvironmentSchema),
     status: Type.Optional(KeyStatusSchema),
+    q: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 100,
+        pattern: "^[^\\u0000-\\u001f\\u007f]+$",
+        description: "a key id (that key), a ref or its last four characters, or part of the name (case-insensitive)",
+      }),
+    ),
+    expiring_within: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 10 * 365 * 86_400,
+        description: "seconds: keys not yet expired whose expires_at is at most this far from now",
+      }),
+    ),
+    include_total: Type.Optional(Type.Boolean({ description: "also count every match (`total`): exact, so it reads every match" })),
   },
   { additionalProperties: false },
 );
@@ -195,10 +211,23 @@ export const KeyObjectSchema = Type.Object({
   grace_ends_at: Nullable(Timestamp),
   grantable_scopes: Nullable(Type.Array(Type.String())),
   grantable_environments: Nullable(Type.Array(EnvironmentSchema)),
+  format: Type.String({ description: "keyward, or legacy:<name> for a key imported in a declared legacy format (docs/migrating.md)" }),
+  external_id: Nullable(Type.String({ description: "the key's id in the system it was imported from" })),
 });
 
 /** A revocation: the key, and the predecessors of its lineage whose grace it ended. */
 export const RevokedKeySchema = Type.Composite([KeyObjectSchema, Type.Object({ ended_grace: Type.Array(Type.String()) })]);
+
+/** An ended grace: the key named, and the keys whose grace ended (the key itself, when it was in one). */
+export const EndedGraceSchema = Type.Composite([KeyObjectSchema, Type.Object({ ended_grace: Type.Array(Type.String()) })]);
+
+/** A page of keys; `total` only when asked for (`include_total=true`). */
+export const KeyListSchema = Type.Object({
+  data: Type.Array(KeyObjectSchema),
+  next_cursor: Nullable(Type.String()),
+  has_more: Type.Boolean(),
+  total: Type.Optional(Type.Integer()),
+});
 
 export const LeakReportBody = Type.Object(
   {
@@ -227,6 +256,26 @@ export const UsageResponseSchema = Type.Object({
   since: Timestamp,
   until: Timestamp,
   data: Type.Array(Type.Object({ start: Timestamp, key_id: Nullable(Type.String()), outcome: Type.String(), count: Type.Integer() })),
+});
+
+export const RecentRequestsQuery = Type.Object(
+  { limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000 })), cursor: Type.Optional(Type.String({ maxLength: 64 })) },
+  { additionalProperties: false },
+);
+
+export const RecentRequestsResponseSchema = Type.Object({
+  /** How many requests the log keeps per key (KEYWARD_RECENT_REQUESTS); 0 when it is off. */
+  kept: Type.Integer(),
+  data: Type.Array(
+    Type.Object({
+      at: Timestamp,
+      outcome: Type.String(),
+      ip: Nullable(Type.String()),
+      route: Nullable(Type.String()),
+      missing_scopes: Type.Array(Type.String()),
+    }),
+  ),
+  next_cursor: Nullable(Type.String()),
 });
 
 export const ReleaseLeaseBody = Type.Object(
@@ -268,12 +317,40 @@ export const SetupBody = Type.Object(
   { additionalProperties: false },
 );
 
+/** Without `password`, the person is invited: the answer carries a one-time invite link. */
 export const CreateUserBody = Type.Object(
-  { email: Email, password: Password, role: Type.Union([Type.Literal("admin"), Type.Literal("member")]) },
+  { email: Email, password: Type.Optional(Password), role: Type.Union([Type.Literal("admin"), Type.Literal("member")]) },
   { additionalProperties: false },
 );
 
-export const UpdateUserBody = Type.Object({ disabled: Type.Boolean() }, { additionalProperties: false });
+export const UpdateUserBody = Type.Object(
+  { disabled: Type.Optional(Type.Boolean()), must_change_password: Type.Optional(Type.Boolean()) },
+  { additionalProperties: false, minProperties: 1 },
+);
+
+/** A one-time invite or password-reset link, as issued (the token is in this answer only). */
+export const UserLinkSchema = Type.Object({
+  purpose: Type.Union([Type.Literal("invite"), Type.Literal("reset")]),
+  token: Type.String(),
+  /** `/dashboard/#/invite/<token>` or `/dashboard/#/reset/<token>`, for the dashboard's own origin. */
+  path: Type.String(),
+  /** `path` on the origin this request reached (its `Host` and scheme as the service sees them). */
+  url: Type.String(),
+  expires_at: Timestamp,
+});
+
+export const LinkTokenBody = Type.Object({ token: Type.String({ minLength: 1, maxLength: 64 }) }, { additionalProperties: false });
+
+export const AcceptLinkBody = Type.Object(
+  { token: Type.String({ minLength: 1, maxLength: 64 }), password: Password },
+  { additionalProperties: false },
+);
+
+export const InspectLinkSchema = Type.Object({
+  purpose: Type.Union([Type.Literal("invite"), Type.Literal("reset")]),
+  email: Type.String(),
+  expires_at: Timestamp,
+});
 
 export const UserIdParams = Type.Object({ id: Type.String({ pattern: "^usr_[0-9A-Za-z]{16,40}$" }) });
 
@@ -282,8 +359,15 @@ export const UserSchema = Type.Object({
   email: Type.String(),
   role: Type.Union([Type.Literal("admin"), Type.Literal("member")]),
   disabled: Type.Boolean(),
+  /** False while an invited person has not chosen a password yet. */
+  password_set: Type.Boolean(),
+  /** An administrator requires a new password at the person's next request. */
+  must_change_password: Type.Boolean(),
   created_at: Timestamp,
 });
+
+/** A created user; `invite` when it was created without a password. */
+export const CreatedUserSchema = Type.Composite([UserSchema, Type.Object({ invite: Type.Optional(UserLinkSchema) })]);
 
 export const CreateKeyRequestBody = Type.Object(
   { key_id: Type.Optional(Type.String({ pattern: "^key_[0-9A-Za-z]{16,40}$" })), reason: Type.Optional(Reason) },
@@ -327,4 +411,32 @@ export const KeyRequestSchema = Type.Object({
       metadata: Type.Record(Type.String(), Type.Unknown()),
     }),
   ),
+});
+
+// ---------------------------------------------------------------- imports (docs/migrating.md)
+
+export const ImportKeysQuery = Type.Object(
+  {
+    dry_run: Type.Optional(Type.Boolean({ description: "validate and match every record, write nothing" })),
+    strict: Type.Optional(Type.Boolean({ description: "stop at the first bad record" })),
+    format: Type.Optional(
+      Type.String({ pattern: "^[a-z0-9][a-z0-9_-]{0,31}$", description: "the legacy format of records that name none" }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+export const ImportReportSchema = Type.Object({
+  import_id: Type.String(),
+  dry_run: Type.Boolean(),
+  completed: Type.Boolean(),
+  stopped_at_line: Nullable(Type.Integer()),
+  records: Type.Integer(),
+  created: Type.Integer(),
+  unchanged: Type.Integer(),
+  failed: Type.Integer(),
+  created_by_format: Type.Record(Type.String(), Type.Integer()),
+  errors: Type.Array(Type.Object({ line: Type.Integer(), reason: Type.String() })),
+  errors_omitted: Type.Integer(),
+  audit_event_id: Nullable(Type.String()),
 });

@@ -158,7 +158,7 @@ export function installCsrfGuard(app: FastifyInstance, config: DashboardConfig):
 }
 
 /** The paths that open a session, as `normalisedPath` spells them. */
-const SIGN_IN_PATHS: ReadonlySet<string> = new Set(["/v1/session", "/v1/setup"]);
+const SIGN_IN_PATHS: ReadonlySet<string> = new Set(["/v1/session", "/v1/setup", "/v1/invites/accept", "/v1/password-resets/accept"]);
 
 /**
  * Does this request open a session? Decided on the route it matched and on the normalised path
@@ -194,11 +194,15 @@ function sameToken(sent: string, expected: string): boolean {
 /**
  * The dashboard session behind a request's cookie, checked for timeouts, a disabled user, the
  * CSRF token (unsafe methods) and the scopes the route needs. Throws a coded error otherwise.
+ * A person an administrator requires to choose a new password gets `403 PASSWORD_CHANGE_REQUIRED`
+ * everywhere but the routes that let them do it (`passwordChange: "allowed"`: reading and
+ * ending the session, changing the password).
  */
 export async function resolveSessionCaller(
   accounts: Accounts,
   request: FastifyRequest,
   scopes: readonly string[],
+  options: { passwordChange?: "allowed" } = {},
 ): Promise<Extract<Caller, { kind: "user" }>> {
   const token = readSessionCookie(request);
   const live = token ? await accounts.resolveSession(token) : null;
@@ -208,6 +212,7 @@ export async function resolveSessionCaller(
     if (typeof sent !== "string" || !sameToken(sent, live.session.csrfToken))
       throw new KeywardError("CSRF_FAILED", "missing or wrong X-CSRF-Token");
   }
+  if (live.user.mustChangePassword && options.passwordChange !== "allowed") throw new KeywardError("PASSWORD_CHANGE_REQUIRED");
   const held = ROLE_MANAGEMENT_SCOPES[live.user.role];
   if (findMissingScopes(held, scopes).length > 0) throw new KeywardError("FORBIDDEN", "your role may not do this");
   return { kind: "user", actor: { type: "user", id: live.user.id }, scopes: held, user: live.user, session: live.session };

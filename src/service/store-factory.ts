@@ -73,7 +73,14 @@ export function openWebhookStore(store: KeyStore, secretsKeys: readonly SecretsK
   return null;
 }
 
-/** What the service warns about at start for the opened store: a data folder or file open to other users (docs/hardening.md). */
+/**
+ * What the service warns about at start for the opened store: a data folder or file open to other
+ * users (docs/hardening.md); on PostgreSQL, name search without its trigram index (docs/api.md).
+ */
 export function storeStartWarnings(store: KeyStore): readonly string[] {
+  if (store instanceof PostgresKeyStore && store.nameSearchIndexed === false)
+    return [
+      "pg_trgm is not available: GET /v1/keys?q= scans the keys table for names; run CREATE EXTENSION pg_trgm and restart to index them",
+    ];
   return store instanceof SqliteKeyStore ? store.fileModeWarnings : [];
 }

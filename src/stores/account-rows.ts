@@ -1,4 +1,12 @@
-import type { KeyRequestRecord, KeyRequestStatus, SessionRecord, UserRecord, UserRole } from "../core/accounts.js";
+import type {
+  KeyRequestRecord,
+  KeyRequestStatus,
+  SessionRecord,
+  UserLinkPurpose,
+  UserLinkRecord,
+  UserRecord,
+  UserRole,
+} from "../core/accounts.js";
 import type { OwnerType } from "../core/model.js";
 import type { KeyRequestCursor, KeyRequestFilter, UserChanges } from "../ports/account-store.js";
 
@@ -13,8 +21,17 @@ export interface UserRow {
   role: string;
   password_hash: string;
   disabled: number;
+  must_change_password: number;
   created_at: number | string;
   updated_at: number | string;
+}
+
+export interface UserLinkRow {
+  digest: string;
+  user_id: string;
+  purpose: string;
+  created_at: number | string;
+  expires_at: number | string;
 }
 
 export interface SessionRow {
@@ -53,9 +70,26 @@ export const rowToUser = (row: UserRow): UserRecord => ({
   role: row.role as UserRole,
   passwordHash: row.password_hash,
   disabled: Number(row.disabled) === 1,
+  mustChangePassword: Number(row.must_change_password) === 1,
   createdAt: Number(row.created_at),
   updatedAt: Number(row.updated_at),
 });
+
+export const rowToUserLink = (row: UserLinkRow): UserLinkRecord => ({
+  digest: row.digest,
+  userId: row.user_id,
+  purpose: row.purpose as UserLinkPurpose,
+  createdAt: Number(row.created_at),
+  expiresAt: Number(row.expires_at),
+});
+
+export const userLinkToValues = (link: UserLinkRecord): unknown[] => [
+  link.digest,
+  link.userId,
+  link.purpose,
+  link.createdAt,
+  link.expiresAt,
+];
 
 export const rowToSession = (row: SessionRow): SessionRecord => ({
   digest: row.digest,
@@ -89,6 +123,7 @@ export const userToValues = (u: UserRecord): unknown[] => [
   u.role,
   u.passwordHash,
   u.disabled ? 1 : 0,
+  u.mustChangePassword ? 1 : 0,
   u.createdAt,
   u.updatedAt,
 ];
@@ -125,11 +160,18 @@ const marks = (n: number) => Array.from({ length: n }, () => "?").join(", ");
 
 export const ACCOUNT_SQL = {
   countUsers: "SELECT COUNT(*) AS n FROM users",
-  insertUser: `INSERT INTO users (id, email, role, password_hash, disabled, created_at, updated_at) VALUES (${marks(7)}) ON CONFLICT DO NOTHING`,
+  insertUser: `INSERT INTO users (id, email, role, password_hash, disabled, must_change_password, created_at, updated_at) VALUES (${marks(8)}) ON CONFLICT DO NOTHING`,
   getUser: "SELECT * FROM users WHERE id = ?",
   getUserByEmail: "SELECT * FROM users WHERE email = ?",
   listUsers: "SELECT * FROM users ORDER BY created_at, id LIMIT ?",
   deleteUserSessions: "DELETE FROM sessions WHERE user_id = ?",
+  // One live link per user: issuing one deletes the others (docs/dashboard.md).
+  deleteUserLinks: "DELETE FROM user_links WHERE user_id = ?",
+  insertUserLink: `INSERT INTO user_links (digest, user_id, purpose, created_at, expires_at) VALUES (${marks(5)})`,
+  getUserLink: "SELECT * FROM user_links WHERE digest = ?",
+  // Single use: the delete is the arbiter between two concurrent uses of one link.
+  consumeUserLink: "DELETE FROM user_links WHERE digest = ? AND user_id = ? AND purpose = ? AND expires_at > ?",
+  deleteExpiredUserLinks: "DELETE FROM user_links WHERE expires_at <= ?",
   deleteSetupToken: "DELETE FROM setup_token",
   // An upsert: instances starting together on one PostgreSQL each set a token; a delete then
   // insert let two of them insert row 1 at once, and the loser failed to start.
@@ -174,10 +216,17 @@ export function userUpdate(id: string, changes: UserChanges, now: number): { sql
     set.push("password_hash = ?");
     values.push(changes.passwordHash);
   }
+  if (changes.mustChangePassword !== undefined) {
+    set.push("must_change_password = ?");
+    values.push(changes.mustChangePassword ? 1 : 0);
+  }
   return { sql: `UPDATE users SET ${set.join(", ")} WHERE id = ?`, values: [...values, id] };
 }
 
-/** Whether a user change must end the user's sessions (docs/security.md, check 21). */
+/**
+ * Whether a user change must end the user's sessions (docs/security.md, check 21), and with them
+ * the user's outstanding invite or reset link: a disabled person, or a new password, leaves none.
+ */
 export const endsSessions = (changes: UserChanges): boolean => changes.disabled === true || changes.passwordHash !== undefined;
 
 /** `SELECT … FROM key_requests` for a filter and page, newest first. */
@@ -275,5 +324,24 @@ export function accountsAuthoritySchema(trueValue: string, falseValue: string): 
   ALTER TABLE key_requests ADD COLUMN asked TEXT;
   UPDATE keys SET awaiting_pickup = ${trueValue} WHERE awaiting_pickup = ${falseValue} AND id IN
     (SELECT issued_key_id FROM key_requests WHERE status = 'approved' AND claimed_at IS NULL AND issued_key_id IS NOT NULL);
+  `;
+}
+
+/**
+ * Invites and password resets (docs/dashboard.md): a user may have no password yet (invited), an
+ * administrator may require a new one, and one-time links are stored by the digest of their token.
+ */
+export function userLinksSchema(bigint: "INTEGER" | "BIGINT", strict: string): string {
+  return `
+  ALTER TABLE users ADD COLUMN must_change_password INTEGER NOT NULL DEFAULT 0;
+  CREATE TABLE user_links (
+    digest TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL REFERENCES users (id),
+    purpose TEXT NOT NULL CHECK (purpose IN ('invite', 'reset')),
+    created_at ${bigint} NOT NULL,
+    expires_at ${bigint} NOT NULL
+  )${strict};
+  CREATE INDEX user_links_user ON user_links (user_id);
+  CREATE INDEX user_links_expiry ON user_links (expires_at);
   `;
 }

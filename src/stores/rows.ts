@@ -35,6 +35,8 @@ export interface KeyRow {
   lineage_id: string;
   delegation: string | null;
   awaiting_pickup: number | boolean;
+  legacy_format: string | null;
+  external_id: string | null;
 }
 
 export const KEY_COLUMNS = [
@@ -66,6 +68,8 @@ export const KEY_COLUMNS = [
   "last_used_ip",
   "delegation",
   "awaiting_pickup",
+  "legacy_format",
+  "external_id",
 ] as const;
 
 const toTime = (value: number | string | null): number | null => (value === null ? null : Number(value));
@@ -99,6 +103,8 @@ export function rowToKey(row: KeyRow): KeyRecord {
     lineageId: row.lineage_id,
     delegation: row.delegation === null || row.delegation === undefined ? null : JSON.parse(row.delegation),
     awaitingPickup: Boolean(row.awaiting_pickup),
+    legacyFormat: row.legacy_format ?? null,
+    externalId: row.external_id ?? null,
   };
 }
 
@@ -135,6 +141,8 @@ export function keyToRowValues(key: KeyRecord, booleanAsInteger: boolean): unkno
     key.lastUsedIp,
     json(key.delegation),
     booleanAsInteger ? (key.awaitingPickup ? 1 : 0) : key.awaitingPickup,
+    key.legacyFormat,
+    key.externalId,
   ];
 }
 

@@ -1,8 +1,10 @@
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
+import { recentRequestRoute } from "../core/request-route.js";
 import {
   BUCKET_MS,
   type LastUse,
+  type RecentRequest,
   type UsageCount,
   type UsageEvent,
   type UsageJournal,
@@ -37,6 +39,21 @@ export interface BufferedUsageRecorderOptions {
   onFlushError?: (error: unknown) => void;
   /** Who writes the journal; by default this process (host, pid, a random id). */
   writer?: UsageWriter;
+  /**
+   * Recent requests kept per key (docs/usage.md), when the store keeps them
+   * (`writeRecentRequests`). Default 100; 0 turns the log off.
+   */
+  recentRequests?: number;
+  /**
+   * The most allowed requests, and the most denied ones, written to the recent-requests log per
+   * flush interval: past it the newest are kept. Default 1,000 each.
+   */
+  recentRequestsPerFlush?: number;
+  /**
+   * The most requests of one key with one outcome the log takes per flush interval (the first
+   * ones), so that one busy key cannot push every other key's requests out. Default 10.
+   */
+  recentRequestsPerKey?: number;
 }
 
 export interface UsageBufferStats {
@@ -46,6 +63,8 @@ export interface UsageBufferStats {
   flushes: number;
   /** Folds of the journal that added something. */
   folds: number;
+  /** Requests left out of the recent-requests log: more in one flush interval than it writes, or a failed write. */
+  recentRequestsDropped: number;
 }
 
 /** A key's latest use (`at` -1 when none yet), and the latest one flushed (`writtenAt` -1 when none). */
@@ -118,6 +137,50 @@ function* slicesInKeyOrder<T extends { keyId: string }>(
   if (slice.length > 0) yield slice;
 }
 
+/**
+ * The newest `capacity` requests since the last drain, overwritten in place: recording one is a
+ * store and two increments, whatever the traffic. The event itself is held (it is made per
+ * verification anyway); what the log keeps of it is built when it is written.
+ */
+class RequestRing {
+  private readonly items: (UsageEvent | undefined)[];
+  private next = 0;
+  /** Recorded since the last drain. */
+  private seen = 0;
+
+  constructor(private readonly capacity: number) {
+    this.items = new Array<UsageEvent | undefined>(capacity).fill(undefined);
+  }
+
+  add(event: UsageEvent): void {
+    this.items[this.next] = event;
+    if (++this.next === this.capacity) this.next = 0;
+    this.seen++;
+  }
+
+  get empty(): boolean {
+    return this.seen === 0;
+  }
+
+  /** Appends the held requests to `into`, oldest first, and starts empty; returns how many were overwritten. */
+  drain(into: UsageEvent[]): number {
+    const held = Math.min(this.seen, this.capacity);
+    let i = (this.next - held + this.capacity) % this.capacity;
+    for (let n = 0; n < held; n++) {
+      into.push(this.items[i] as UsageEvent);
+      this.items[i] = undefined;
+      if (++i === this.capacity) i = 0;
+    }
+    const dropped = this.seen - held;
+    this.seen = 0;
+    this.next = 0;
+    return dropped;
+  }
+}
+
+/** Recent requests written per transaction: a few milliseconds of SQLite work, then a pause. */
+const RECENT_SLICE = 500;
+
 const byKeyId = (a: { keyId: string }, b: { keyId: string }) => (a.keyId < b.keyId ? -1 : a.keyId > b.keyId ? 1 : 0);
 const byCountRow = (a: UsageCount, b: UsageCount) =>
   byKeyId(a, b) || a.minute - b.minute || (a.outcome < b.outcome ? -1 : a.outcome > b.outcome ? 1 : 0);
@@ -136,13 +199,22 @@ const byCountRow = (a: UsageCount, b: UsageCount) =>
  * memory), each flush writes its rows directly and lets them go.
  */
 export class BufferedUsageRecorder implements UsageRecorder {
-  readonly stats: UsageBufferStats = { entries: 0, dropped: 0, flushes: 0, folds: 0 };
+  readonly stats: UsageBufferStats = { entries: 0, dropped: 0, flushes: 0, folds: 0, recentRequestsDropped: 0 };
+  /** Recent requests kept per key; 0 when the log is off (or the store keeps none). */
+  readonly recentRequestsKept: number;
   private rows = new Map<string, HeldRow>();
   /** Each key's latest row, so most uses find their row with one lookup on a string already held. */
   private rowByKey = new Map<string, HeldRow>();
   private dirty: HeldRow[] = [];
   private lastUses = new Map<string, HeldLastUse>();
   private dirtyUses: HeldLastUse[] = [];
+  /** Last uses taken from the buffer by a write or a fold that has not finished: not in the store yet. */
+  private readonly unstoredUses = new Set<Map<string, HeldLastUse>>();
+  /** Recent requests of identified keys since the last write of the log: allowed ones, denied ones. */
+  private readonly allowedRequests: RequestRing | null;
+  private readonly deniedRequests: RequestRing | null;
+  private readonly recentPerKey: number;
+  private loggingRequests: Promise<void> | null = null;
   private readonly store: UsageStore;
   private readonly journal: UsageJournal | null;
   private readonly writer: UsageWriter;
@@ -181,6 +253,11 @@ export class BufferedUsageRecorder implements UsageRecorder {
     this.onFlushError = options.onFlushError ?? (() => {});
     // The first tick folds what processes that ended without folding left in the journal.
     this.lastFold = Number.NEGATIVE_INFINITY;
+    this.recentRequestsKept = this.store.writeRecentRequests ? Math.max(0, Math.floor(options.recentRequests ?? 100)) : 0;
+    const perFlush = Math.max(1, Math.floor(options.recentRequestsPerFlush ?? 1_000));
+    this.allowedRequests = this.recentRequestsKept > 0 ? new RequestRing(perFlush) : null;
+    this.deniedRequests = this.recentRequestsKept > 0 ? new RequestRing(perFlush) : null;
+    this.recentPerKey = Math.max(1, Math.floor(options.recentRequestsPerKey ?? 10));
     this.timer = setInterval(() => void this.tick(), options.flushIntervalMs ?? 1_000);
     this.timer.unref();
   }
@@ -195,6 +272,31 @@ export class BufferedUsageRecorder implements UsageRecorder {
     }
     if (row.count++ === row.written) this.markDirty(row);
     if (row.use !== null) this.noteUse(row.use, event.at, event.ip ?? null);
+    // The recent-requests log: identified keys only (an unknown key has no log to be in), and the
+    // first few uses of the row since its last write (the row is the key's, for this outcome).
+    if (keyId !== "" && this.allowedRequests !== null && row.count - row.written <= this.recentPerKey) {
+      if (event.code === "VALID") this.allowedRequests.add(event);
+      else (this.deniedRequests as RequestRing).add(event);
+    }
+  }
+
+  /**
+   * The key's latest use recorded here and not yet in the store: held in the buffer, or taken by
+   * a write or fold still under way. What `last_used_at` will say once it lands.
+   */
+  pendingLastUse(keyId: string): LastUse | null {
+    let latest = this.lastUses.get(keyId);
+    for (const uses of this.unstoredUses) {
+      const use = uses.get(keyId);
+      if (use !== undefined && (latest === undefined || use.at > latest.at)) latest = use;
+    }
+    return latest === undefined || latest.at < 0 ? null : { keyId, at: latest.at, ip: latest.ip };
+  }
+
+  /** Writes the recent requests recorded so far (after any write of them under way). */
+  async flushRecentRequests(): Promise<void> {
+    while (this.loggingRequests) await this.loggingRequests;
+    await this.writeRecentRequests();
   }
 
   /** Writes what is buffered and, with a journal, folds it: afterwards the store shows every use recorded here so far. */
@@ -218,6 +320,7 @@ export class BufferedUsageRecorder implements UsageRecorder {
     await this.flushing;
     await this.folding;
     await this.flush();
+    await this.flushRecentRequests();
     await this.journal?.retire(this.writer.id).catch(this.onFlushError);
   }
 
@@ -268,6 +371,9 @@ export class BufferedUsageRecorder implements UsageRecorder {
 
   private async tick(): Promise<void> {
     await this.writeBuffer();
+    // Once a flush interval, never on the early flushes: the log's writes per second stay bounded.
+    // Not awaited: its slices and pauses must not hold up the fold.
+    if (this.loggingRequests === null) void this.writeRecentRequests();
     if (this.journal && (this.now() - this.lastFold >= this.foldIntervalMs || this.rows.size >= this.foldAtEntries)) await this.fold();
   }
 
@@ -334,6 +440,7 @@ export class BufferedUsageRecorder implements UsageRecorder {
     // An entry made for a carried row may hold no use yet (`at` -1): nothing to write or carry.
     const lastUses: LastUse[] = [];
     for (const use of uses.values()) if (use.at >= 0) lastUses.push({ keyId: use.keyId, at: use.at, ip: use.ip });
+    this.unstoredUses.add(uses);
     try {
       await this.store.writeUsage(
         [...rows.values()].map((row) => ({
@@ -351,6 +458,8 @@ export class BufferedUsageRecorder implements UsageRecorder {
       for (const row of rows.values()) this.carry(row, row.count, 0);
       for (const use of lastUses) this.carryLastUse(use.keyId, use.at, use.ip, false);
       this.onFlushError(error);
+    } finally {
+      this.unstoredUses.delete(uses);
     }
   }
 
@@ -411,6 +520,8 @@ export class BufferedUsageRecorder implements UsageRecorder {
       const foldId = ++this.foldSeq;
       const upTo = this.journaledUpTo;
       const { rows: heldRows, uses: heldUses, dirty: unwritten, dirtyUses: unwrittenUses } = this.takeBuffer();
+      // Until the fold has added them, the taken last uses are in neither the buffer nor the store.
+      this.unstoredUses.add(heldUses);
       for (const row of unwritten) this.carry(row, row.count - row.written, 0);
       for (const use of unwrittenUses) this.carryLastUse(use.keyId, use.at, use.ip, false);
       const counts: UsageCount[] = [];
@@ -465,10 +576,68 @@ export class BufferedUsageRecorder implements UsageRecorder {
         if (!usesApplied) for (const use of uses) this.carryLastUse(use.keyId, use.at, use.ip, true);
         this.onFlushError(error);
       } finally {
+        this.unstoredUses.delete(heldUses);
         this.folding = null;
       }
     })();
     return this.folding;
+  }
+
+  /**
+   * Writes the recent requests held since the last write: each key's newest `recentRequestsKept`,
+   * oldest first, in slices with the event loop free in between. The log is a debugging aid, not
+   * an account: a failed write is reported and its requests counted as dropped, not retried.
+   */
+  private writeRecentRequests(): Promise<void> {
+    const allowed = this.allowedRequests;
+    const denied = this.deniedRequests;
+    const write = this.store.writeRecentRequests?.bind(this.store);
+    if (allowed === null || denied === null || !write || (allowed.empty && denied.empty)) return Promise.resolve();
+    const events: UsageEvent[] = [];
+    this.stats.recentRequestsDropped += allowed.drain(events) + denied.drain(events);
+    this.loggingRequests = (async () => {
+      // In key order (stable: each key's stay in time order), so a slice touches neighbouring pages.
+      const requests = this.recentRequestsOf(events).sort(byKeyId);
+      for (let i = 0; i < requests.length; i += RECENT_SLICE) {
+        const started = performance.now();
+        const slice = requests.slice(i, i + RECENT_SLICE);
+        try {
+          await write(slice, this.recentRequestsKept);
+        } catch (error) {
+          this.stats.recentRequestsDropped += slice.length;
+          this.onFlushError(error);
+        }
+        if (i + RECENT_SLICE < requests.length) await pauseAfter(started);
+      }
+    })().finally(() => {
+      this.loggingRequests = null;
+    });
+    return this.loggingRequests;
+  }
+
+  /** The log entries of drained events: in time order, each key's newest `recentRequestsKept` only. */
+  private recentRequestsOf(events: UsageEvent[]): RecentRequest[] {
+    // Stable: requests of one millisecond keep the order they were recorded in (within each ring).
+    events.sort((a, b) => a.at - b.at);
+    const keep = this.recentRequestsKept;
+    const perKey = new Map<string, number>();
+    for (const event of events) perKey.set(event.keyId as string, (perKey.get(event.keyId as string) ?? 0) + 1);
+    const requests: RecentRequest[] = [];
+    for (const event of events) {
+      const keyId = event.keyId as string;
+      const left = perKey.get(keyId) as number;
+      perKey.set(keyId, left - 1);
+      if (left > keep) continue;
+      requests.push({
+        keyId,
+        at: event.at,
+        code: event.code,
+        ip: event.ip ?? null,
+        route: recentRequestRoute(event.method, event.route),
+        missingScopes: event.missingScopes ? [...event.missingScopes] : [],
+      });
+    }
+    return requests;
   }
 
   private async pruneIfDue(): Promise<void> {

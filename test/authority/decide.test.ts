@@ -133,6 +133,7 @@ describe("decide()", () => {
       role: "member" as const,
       passwordHash: "",
       disabled: true,
+      mustChangePassword: false,
       createdAt: 0,
       updatedAt: 0,
     };

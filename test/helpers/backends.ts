@@ -31,11 +31,25 @@ export async function backendsAvailable(): Promise<boolean> {
   }
 }
 
+/**
+ * pg_trgm in `public`, once per database. Left to the store's start (ensureNameSearchIndex), it
+ * would be created in the first test's schema, and dropping that schema would take it (and every
+ * other test schema's name index) away in the middle of their tests.
+ */
+async function ensureTrigramInPublic(client: pg.Client): Promise<void> {
+  try {
+    await client.query("CREATE EXTENSION IF NOT EXISTS pg_trgm SCHEMA public");
+  } catch {
+    // Created by a test starting at the same time, or not available: the store copes with either.
+  }
+}
+
 /** A fresh PostgreSQL schema for one test; dropped by the returned function. */
 export async function createTestSchema(): Promise<{ schema: string; drop: () => Promise<void> }> {
   const schema = `kw_test_${randomBytes(6).toString("hex")}`;
   const client = new pg.Client({ connectionString: DATABASE_URL });
   await client.connect();
+  await ensureTrigramInPublic(client);
   await client.query(`CREATE SCHEMA ${schema}`);
   await client.end();
   return {

@@ -18,7 +18,16 @@ const audit = (action: string, id = "x"): AuditEvent =>
   buildAuditEvent({ actor: { type: "system", id: "test" } }, NOW, action, { type: "user", id });
 
 function user(email: string, role: UserRecord["role"] = "member"): UserRecord {
-  return { id: generateId("usr"), email, role, passwordHash: "scrypt$x", disabled: false, createdAt: NOW, updatedAt: NOW };
+  return {
+    id: generateId("usr"),
+    email,
+    role,
+    passwordHash: "scrypt$x",
+    disabled: false,
+    mustChangePassword: false,
+    createdAt: NOW,
+    updatedAt: NOW,
+  };
 }
 
 const sandboxKey = (): KeyRecord =>
@@ -92,6 +101,52 @@ export function describeAccountStoreContract(name: string, open: () => Promise<A
         const updated = await accounts.updateUser(u.id, { disabled: true }, audit("user.disabled"), NOW + 1);
         expect(updated?.disabled).toBe(true);
         expect(await accounts.getSession("d1")).toBeNull();
+      }),
+    );
+
+    it(
+      "keeps one link per user, uses it once (setting the password, ending sessions), and drops it when expired or the user is disabled",
+      withStore(async ({ keys, accounts }) => {
+        const u = { ...user("a@example.com"), passwordHash: "", mustChangePassword: true };
+        await accounts.insertUser(u, null);
+        expect(await accounts.getUser(u.id)).toMatchObject({ passwordHash: "", mustChangePassword: true });
+        const link = (digest: string, purpose: "invite" | "reset" = "invite", expiresAt = NOW + 1000) => ({
+          digest,
+          userId: u.id,
+          purpose,
+          createdAt: NOW,
+          expiresAt,
+        });
+        await accounts.insertUserLink(link("old"), audit("user.invited", u.id));
+        await accounts.insertUserLink(link("new"), audit("user.invited", u.id));
+        expect(await accounts.getUserLink("old")).toBeNull();
+        expect(await accounts.getUserLink("new")).toEqual(link("new"));
+        await accounts.insertSession(
+          { digest: "s1", userId: u.id, csrfToken: "c", createdAt: NOW, lastSeenAt: NOW, ip: null, userAgent: null },
+          audit("session.signed_in"),
+        );
+        // Wrong purpose, or expired at `now`: nothing changes.
+        expect(await accounts.consumeUserLink("new", u.id, "reset", "scrypt$y", audit("user.invite_accepted", u.id), NOW)).toBeNull();
+        expect(
+          await accounts.consumeUserLink("new", u.id, "invite", "scrypt$y", audit("user.invite_accepted", u.id), NOW + 1000),
+        ).toBeNull();
+        const used = await accounts.consumeUserLink("new", u.id, "invite", "scrypt$y", audit("user.invite_accepted", u.id), NOW + 1);
+        expect(used).toMatchObject({ passwordHash: "scrypt$y", mustChangePassword: false });
+        expect(await accounts.consumeUserLink("new", u.id, "invite", "scrypt$z", audit("user.invite_accepted", u.id), NOW + 1)).toBeNull();
+        expect(await accounts.getSession("s1")).toBeNull();
+        expect(await accounts.getUserLink("new")).toBeNull();
+        expect(await auditActions(keys)).toEqual(["user.invited", "user.invited", "session.signed_in", "user.invite_accepted"]);
+
+        await accounts.insertUserLink(link("reset", "reset"), audit("user.password_reset_issued", u.id));
+        await accounts.updateUser(u.id, { disabled: true }, audit("user.disabled", u.id), NOW + 2);
+        expect(await accounts.getUserLink("reset")).toBeNull();
+        await accounts.insertUserLink(link("late", "reset"), audit("user.password_reset_issued", u.id));
+        expect(await accounts.consumeUserLink("late", u.id, "reset", "scrypt$w", audit("user.password_reset", u.id), NOW + 3)).toBeNull();
+        await accounts.updateUser(u.id, { disabled: false, mustChangePassword: true }, audit("user.enabled", u.id), NOW + 4);
+        expect((await accounts.getUser(u.id))?.mustChangePassword).toBe(true);
+        expect(await accounts.deleteExpiredUserLinks(NOW + 999)).toBe(0);
+        expect(await accounts.deleteExpiredUserLinks(NOW + 1000)).toBe(1);
+        expect(await accounts.getUserLink("late")).toBeNull();
       }),
     );
 

@@ -36,6 +36,8 @@ export function makeKey(overrides: Partial<KeyRecord> = {}): KeyRecord {
     lineageId: id,
     delegation: null,
     awaitingPickup: false,
+    legacyFormat: null,
+    externalId: null,
     ...overrides,
   };
 }

@@ -1,5 +1,7 @@
 import type { Static } from "@sinclair/typebox";
 import type { FastifyInstance } from "fastify";
+import { KeywardError } from "../../core/errors.js";
+import { parseKeySearch } from "../../core/key-search.js";
 import { toPublicKey } from "../../core/key-view.js";
 import type { DelegationCeiling, KeyChanges, KeyRecord } from "../../core/model.js";
 import { timestampField } from "../../core/timestamps.js";
@@ -9,7 +11,9 @@ import { enforce, enforceKeyUpdate } from "../authority-gate.js";
 import type { ServiceContext } from "../context.js";
 import {
   CreateKeyBody,
+  EndedGraceSchema,
   KeyIdParams,
+  KeyListSchema,
   KeyObjectSchema,
   ListKeysQuery,
   ProblemSchema,
@@ -98,25 +102,38 @@ export function registerKeyRoutes(app: FastifyInstance, ctx: ServiceContext): vo
 
   app.get<{ Querystring: Static<typeof ListKeysQuery> }>(
     "/v1/keys",
-    { schema: { tags: ["keys"], summary: "List keys, newest first", querystring: ListKeysQuery, response: { ...errors } } },
+    {
+      schema: {
+        tags: ["keys"],
+        summary: "List keys, newest first; search and filter them",
+        querystring: ListKeysQuery,
+        response: { 200: KeyListSchema, ...errors },
+      },
+    },
     async (request, reply) => {
       const caller = await ctx.requireCaller(request, reply, ["keys:read"]);
       if (!caller) return reply;
       const q = request.query;
       const only = ownerOnly(caller);
       const own = only !== null ? { ownerType: "user" as const, ownerId: only } : null;
-      const page = await keyward.listKeys(
-        {
-          ...(q.owner_id ? { ownerId: q.owner_id } : {}),
-          ...(q.owner_type ? { ownerType: q.owner_type } : {}),
-          ...own,
-          ...(q.environment ? { environment: q.environment } : {}),
-          ...(q.status ? { status: q.status } : {}),
-        },
-        { ...(q.limit ? { limit: q.limit } : {}), ...(q.cursor ? { cursor: q.cursor } : {}) },
-      );
+      const search = q.q === undefined ? null : parseKeySearch(q.q);
+      const filter = {
+        ...(q.owner_id ? { ownerId: q.owner_id } : {}),
+        ...(q.owner_type ? { ownerType: q.owner_type } : {}),
+        ...own,
+        ...(q.environment ? { environment: q.environment } : {}),
+        ...(q.status ? { status: q.status } : {}),
+        ...(search ? { search } : {}),
+        ...(q.expiring_within !== undefined ? { expiresBy: now() + q.expiring_within * 1000 } : {}),
+      };
+      const page = await keyward.listKeys(filter, { ...(q.limit ? { limit: q.limit } : {}), ...(q.cursor ? { cursor: q.cursor } : {}) });
       const at = now();
-      return { data: page.data.map((key) => toPublicKey(key, at)), next_cursor: page.nextCursor };
+      return {
+        data: page.data.map((key) => toPublicKey(key, at)),
+        next_cursor: page.nextCursor,
+        has_more: page.nextCursor !== null,
+        ...(q.include_total ? { total: await keyward.countKeys(filter) } : {}),
+      };
     },
   );
 
@@ -211,6 +228,33 @@ export function registerKeyRoutes(app: FastifyInstance, ctx: ServiceContext): vo
       enforce(caller.authority, { type: "key.revoke", key: await getVisibleKey(ctx.keyward, caller, request.params.id) });
       const revoked = await keyward.revoke(request.params.id, request.body?.reason ?? null, callerContext(request, caller));
       return { ...toPublicKey(revoked.key, now()), ended_grace: revoked.endedGrace.map((key) => key.id) };
+    },
+  );
+
+  app.post<{ Params: Static<typeof KeyIdParams>; Body: unknown }>(
+    "/v1/keys/:id/end-grace",
+    {
+      schema: {
+        tags: ["keys"],
+        summary:
+          "End a rotation grace now: on a successor, its predecessors stop at once; on a key in its grace, that key (and any before it)",
+        params: KeyIdParams,
+        response: { 200: EndedGraceSchema, ...errors },
+      },
+    },
+    async (request, reply) => {
+      // No fields: no body, or an empty JSON object (as the other key actions are sent).
+      const body = request.body;
+      if (body !== undefined && (typeof body !== "object" || body === null || Array.isArray(body) || Object.keys(body).length > 0))
+        throw new KeywardError("VALIDATION_FAILED", "body: takes no fields", { errors: [{ field: "body", message: "takes no fields" }] });
+      const caller = await ctx.requireCaller(request, reply, ["keys:write"]);
+      if (!caller) return reply;
+      await getVisibleKey(ctx.keyward, caller, request.params.id);
+      // Whoever may revoke a key may end its grace: the same decision, for every key that stops.
+      const ended = await keyward.endGrace(request.params.id, callerContext(request, caller), (ending) => {
+        for (const key of ending) enforce(caller.authority, { type: "key.revoke", key });
+      });
+      return { ...toPublicKey(ended.key, now()), ended_grace: ended.endedGrace.map((key) => key.id) };
     },
   );
 }

@@ -5,12 +5,22 @@ import { timestampField } from "../../core/timestamps.js";
 import { BUCKET_MS } from "../../ports/usage-recorder.js";
 import { enforce } from "../authority-gate.js";
 import type { ServiceContext } from "../context.js";
-import { ProblemSchema, UsageQuerySchema, UsageResponseSchema } from "../schemas.js";
+import {
+  KeyIdParams,
+  ProblemSchema,
+  RecentRequestsQuery,
+  RecentRequestsResponseSchema,
+  UsageQuerySchema,
+  UsageResponseSchema,
+} from "../schemas.js";
 import { getVisibleKey, ownerOnly } from "../sessions.js";
 
 const DEFAULT_SPAN_MS = 86_400_000;
 
-/** `GET /v1/usage`: verification counts by key, owner and outcome, in minute, hour or day buckets. */
+/**
+ * `GET /v1/usage`: verification counts by key, owner and outcome, in minute, hour or day buckets.
+ * `GET /v1/keys/{id}/requests`: a key's recent requests, one by one (docs/usage.md).
+ */
 export function registerUsageRoutes(app: FastifyInstance, ctx: ServiceContext): void {
   app.get<{ Querystring: Static<typeof UsageQuerySchema> }>(
     "/v1/usage",
@@ -60,6 +70,39 @@ export function registerUsageRoutes(app: FastifyInstance, ctx: ServiceContext): 
           outcome: row.outcome,
           count: row.count,
         })),
+      };
+    },
+  );
+
+  app.get<{ Params: Static<typeof KeyIdParams>; Querystring: Static<typeof RecentRequestsQuery> }>(
+    "/v1/keys/:id/requests",
+    {
+      schema: {
+        tags: ["usage"],
+        summary: "A key's recent requests, newest first: time, outcome, client address, route, missing scopes",
+        params: KeyIdParams,
+        querystring: RecentRequestsQuery,
+        response: { 200: RecentRequestsResponseSchema, 400: ProblemSchema, 401: ProblemSchema, 403: ProblemSchema, 404: ProblemSchema },
+      },
+    },
+    async (request, reply) => {
+      // Read as the key's usage is: who may read the key (a member: their own keys only) sees its log.
+      const caller = await ctx.requireCaller(request, reply, ["keys:read"]);
+      if (!caller) return reply;
+      enforce(caller.authority, { type: "usage.read" });
+      const key = await getVisibleKey(ctx.keyward, caller, request.params.id);
+      const { limit, cursor } = request.query;
+      const page = await ctx.keyward.recentRequests(key.id, { ...(limit ? { limit } : {}), ...(cursor ? { cursor } : {}) });
+      return {
+        kept: ctx.keyward.recentRequestsKept,
+        data: page.data.map((entry) => ({
+          at: new Date(entry.at).toISOString(),
+          outcome: entry.code,
+          ip: entry.ip,
+          route: entry.route,
+          missing_scopes: entry.missingScopes,
+        })),
+        next_cursor: page.nextCursor,
       };
     },
   );

@@ -10,7 +10,7 @@ import { PROBLEM_CONTENT_TYPE } from "../../middleware/problem.js";
 import type { Lease, RateLimitState } from "../../ports/limits.js";
 import { rawSearch } from "../auth.js";
 import type { ServiceContext } from "../context.js";
-import { answerForwardAuth, headerValue } from "../forward-auth.js";
+import { answerForwardAuth, headerValue, proxiedMethod, proxiedTarget } from "../forward-auth.js";
 import { AuthzQuery, ProblemSchema, ReleaseLeaseBody, VerifyKeyBody } from "../schemas.js";
 
 function verifiedKeyJson(key: VerifiedKey) {
@@ -69,6 +69,7 @@ export function registerVerificationRoutes(app: FastifyInstance, ctx: ServiceCon
         ...(environment ? { environment } : {}),
         ...(ip ? { ip } : {}),
         leaseMs: ctx.config.leaseTtlMs,
+        route: "verify",
       });
       return {
         valid: result.valid,
@@ -97,6 +98,8 @@ export function registerVerificationRoutes(app: FastifyInstance, ctx: ServiceCon
     // response to finish through a stream listener. Plain `GET /v1/authz` takes the fast lane
     // (forward-auth.ts) and never gets here; this route answers the rest the same way.
     handler: (request, reply) => {
+      const envoyPath = (request.query as Record<string, unknown>)._path;
+      const target = proxiedTarget(request.headers, envoyPath);
       answerForwardAuth(
         keyward,
         ctx.config,
@@ -110,6 +113,8 @@ export function registerVerificationRoutes(app: FastifyInstance, ctx: ServiceCon
           search: rawSearch(request),
           ip: request.ip,
           requestId: request.id,
+          method: target === undefined ? undefined : proxiedMethod(request.headers, request.method, envoyPath),
+          route: target ?? "authz",
         },
         (answer) => {
           reply.code(answer.status).headers(answer.headers);

@@ -12,6 +12,8 @@ import type {
   AuditFilter,
   AuditPage,
   CreationCap,
+  ImportMatch,
+  KeyImportSession,
   KeyListFilter,
   KeyLookup,
   KeyPage,
@@ -24,6 +26,25 @@ import { chainedAuditRowValues } from "../rows.js";
 const ownerKey = (owner: OwnerRef): string => `${owner.type}:${owner.id}`;
 // Records are copied in and out so callers can never mutate what the store holds.
 const copy = <T>(value: T): T => structuredClone(value);
+
+/** What the SQL stores' `buildKeyListWhere` selects (src/stores/sql-filters.ts), on a record. */
+function matchesFilter(k: KeyRecord, filter: KeyListFilter): boolean {
+  if (filter.ownerType && k.owner.type !== filter.ownerType) return false;
+  if (filter.ownerId && k.owner.id !== filter.ownerId) return false;
+  if (filter.environment && k.environment !== filter.environment) return false;
+  if (filter.status && computeKeyStatus(k, filter.now) !== filter.status) return false;
+  if (filter.expiresBy !== undefined && (k.expiresAt === null || k.expiresAt <= filter.now || k.expiresAt > filter.expiresBy)) return false;
+  const search = filter.search;
+  if (search && (search.id || search.ref || search.last4 || search.name)) {
+    const found =
+      (search.id !== undefined && k.id === search.id) ||
+      (search.ref !== undefined && k.ref === search.ref) ||
+      (search.last4 !== undefined && k.ref.slice(-4) === search.last4) ||
+      (search.name !== undefined && k.name.toLowerCase().includes(search.name.toLowerCase()));
+    if (!found) return false;
+  }
+  return true;
+}
 
 /** KeyStore in process memory: for tests and embedded use without persistence. */
 export class MemoryKeyStore implements KeyStore {
@@ -52,11 +73,7 @@ export class MemoryKeyStore implements KeyStore {
     const matching = [...this.keys.values()]
       .filter(
         (k) =>
-          (!filter.ownerType || k.owner.type === filter.ownerType) &&
-          (!filter.ownerId || k.owner.id === filter.ownerId) &&
-          (!filter.environment || k.environment === filter.environment) &&
-          (!filter.status || computeKeyStatus(k, filter.now) === filter.status) &&
-          (!after || k.createdAt < after.createdAt || (k.createdAt === after.createdAt && k.id < after.id)),
+          matchesFilter(k, filter) && (!after || k.createdAt < after.createdAt || (k.createdAt === after.createdAt && k.id < after.id)),
       )
       .sort((a, b) => b.createdAt - a.createdAt || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
     const keys = matching.slice(0, limit).map(copy);
@@ -181,8 +198,44 @@ export class MemoryKeyStore implements KeyStore {
     return true;
   }
 
-  async countKeys(): Promise<number> {
-    return this.keys.size;
+  async countKeys(filter?: KeyListFilter): Promise<number> {
+    if (!filter) return this.keys.size;
+    let count = 0;
+    for (const key of this.keys.values()) if (matchesFilter(key, filter)) count++;
+    return count;
+  }
+
+  /** Imports (docs/migrating.md), as the SQL stores do them; a dry run remembers its would-be keys in a map of its own. */
+  async openImport(options: { dryRun: boolean }): Promise<KeyImportSession> {
+    const scratch = new Map<string, ImportMatch>();
+    const stored = (): Iterable<ImportMatch> =>
+      options.dryRun
+        ? [...this.keys.values(), ...scratch.values()].map((k) => ({ id: k.id, externalId: k.externalId, digest: k.digest }))
+        : [...this.keys.values()].map((k) => ({ id: k.id, externalId: k.externalId, digest: k.digest }));
+    return {
+      findMatches: async (externalIds, digests) => {
+        const ids = new Set(externalIds);
+        const wanted = new Set(digests);
+        return [...stored()].filter((k) => (k.externalId !== null && ids.has(k.externalId)) || wanted.has(k.digest));
+      },
+      insert: async (keys) => {
+        const skipped = new Set<string>();
+        for (const key of keys) {
+          const taken = [...stored()].some(
+            (k) => k.id === key.id || k.digest === key.digest || (key.externalId !== null && k.externalId === key.externalId),
+          );
+          if (taken) skipped.add(key.id);
+          else if (options.dryRun) scratch.set(key.id, { id: key.id, externalId: key.externalId, digest: key.digest });
+          else {
+            await this.ensureOwner(key.owner, key.updatedAt);
+            this.keys.set(key.id, copy(key));
+            this.byDigest.set(key.digest, key.id);
+          }
+        }
+        return skipped;
+      },
+      close: async () => {},
+    };
   }
 
   async close(): Promise<void> {}

@@ -1,9 +1,21 @@
 import type { KeyStore } from "../../ports/key-store.js";
-import { BUCKET_MS, type LastUse, type UsageCount, type UsageQuery, type UsageRow, type UsageStore } from "../../ports/usage-recorder.js";
+import {
+  BUCKET_MS,
+  type LastUse,
+  type RecentRequest,
+  type RecentRequestCursor,
+  type StoredRecentRequest,
+  type UsageCount,
+  type UsageQuery,
+  type UsageRow,
+  type UsageStore,
+} from "../../ports/usage-recorder.js";
 
 /** Usage in memory, for the memory store and tests; last uses go to the key store's records. */
 export class MemoryUsageStore implements UsageStore {
   private readonly counts = new Map<string, UsageCount>();
+  /** Each key's recent requests, oldest first, and its next sequence number. */
+  private readonly recent = new Map<string, { next: number; requests: StoredRecentRequest[] }>();
 
   constructor(private readonly keys: KeyStore) {}
 
@@ -19,6 +31,26 @@ export class MemoryUsageStore implements UsageStore {
       if (key && (key.lastUsedAt === null || key.lastUsedAt < use.at))
         await this.keys.updateKey(use.keyId, { lastUsedAt: use.at, lastUsedIp: use.ip }, null);
     }
+  }
+
+  async writeRecentRequests(requests: readonly RecentRequest[], keep: number): Promise<void> {
+    for (const request of requests) {
+      let log = this.recent.get(request.keyId);
+      if (!log) {
+        log = { next: 0, requests: [] };
+        this.recent.set(request.keyId, log);
+      }
+      log.requests.push({ ...request, missingScopes: [...request.missingScopes], seq: log.next++ });
+      if (log.requests.length > keep) log.requests.splice(0, log.requests.length - keep);
+    }
+  }
+
+  async listRecentRequests(keyId: string, keep: number, limit: number, after: RecentRequestCursor | null): Promise<StoredRecentRequest[]> {
+    return (this.recent.get(keyId)?.requests ?? [])
+      .slice(-keep)
+      .filter((r) => after === null || r.at < after.at || (r.at === after.at && r.seq < after.seq))
+      .sort((a, b) => b.at - a.at || b.seq - a.seq)
+      .slice(0, limit);
   }
 
   async queryUsage(query: UsageQuery): Promise<UsageRow[]> {

@@ -1,4 +1,5 @@
-import type { Pool, PoolClient } from "pg";
+import type { ClientBase, Pool } from "pg";
+import { recentRequestsSchema } from "../recent-requests-sql.js";
 
 /** One schema change for PostgreSQL: applied once, by name, in a transaction. Never edit an applied one. */
 export interface PostgresMigration {
@@ -10,18 +11,33 @@ export interface PostgresMigration {
 const MIGRATION_LOCK = 0x6b657977;
 
 /**
+ * Migration statements are not bound by the per-query KEYWARD_STORE_TIMEOUT_MS (5 s, meant for
+ * requests): one may build an index over every key (minutes at millions), and a start beside a
+ * loaded database must not fail on it (one did, in the kill -9 loop at a load average of 12).
+ * This still ends a hung one. node-postgres takes a per-query `query_timeout`.
+ */
+const MIGRATION_TIMEOUT_MS = 15 * 60_000;
+const migrationStatement = (text: string, values?: unknown[]) => ({
+  text,
+  query_timeout: MIGRATION_TIMEOUT_MS,
+  ...(values ? { values } : {}),
+});
+
+/**
  * Applies the migrations of one module that are not yet recorded in `schema_migrations`,
  * holding an advisory lock so that several instances starting at once do not race.
  */
-export async function applyPostgresMigrations(client: PoolClient, migrations: readonly PostgresMigration[]): Promise<void> {
+export async function applyPostgresMigrations(client: ClientBase, migrations: readonly PostgresMigration[]): Promise<void> {
   await client.query("BEGIN");
   try {
-    await client.query("SELECT pg_advisory_xact_lock($1)", [MIGRATION_LOCK]);
-    await client.query("CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at BIGINT NOT NULL)");
+    await client.query(migrationStatement("SELECT pg_advisory_xact_lock($1)", [MIGRATION_LOCK]));
+    await client.query(
+      migrationStatement("CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at BIGINT NOT NULL)"),
+    );
     const applied = new Set((await client.query<{ name: string }>("SELECT name FROM schema_migrations")).rows.map((r) => r.name));
     for (const migration of migrations) {
       if (applied.has(migration.name)) continue;
-      await client.query(migration.sql);
+      await client.query(migrationStatement(migration.sql));
       await client.query("INSERT INTO schema_migrations (name, applied_at) VALUES ($1, $2)", [migration.name, Date.now()]);
     }
     await client.query("COMMIT");
@@ -29,6 +45,48 @@ export async function applyPostgresMigrations(client: PoolClient, migrations: re
     await client.query("ROLLBACK");
     throw error;
   }
+}
+
+/**
+ * The trigram index behind name search (`GET /v1/keys?q=`, a substring anywhere in the name): a
+ * btree cannot serve `ILIKE '%…%'`, a GIN index of pg_trgm can. Checked at every start rather
+ * than as a one-time migration, so a database where pg_trgm could not be created (no CREATE
+ * privilege, the contrib package missing) gets the index on the first start after an operator
+ * runs `CREATE EXTENSION pg_trgm`. The extension is created if missing (it is a trusted
+ * extension: a database owner may); the opclass is named by the extension's own schema, which
+ * need not be on the search path. Answers whether the index exists.
+ */
+export async function ensureNameSearchIndex(client: ClientBase): Promise<boolean> {
+  const exists = async () =>
+    (await client.query<{ found: boolean }>("SELECT to_regclass('keys_name_trgm') IS NOT NULL AS found")).rows[0]?.found;
+  if (await exists()) return true;
+  await client.query("BEGIN");
+  try {
+    await client.query(migrationStatement("SELECT pg_advisory_xact_lock($1)", [MIGRATION_LOCK]));
+    await client.query(
+      migrationStatement(`
+    DO $$
+    DECLARE trgm name;
+    BEGIN
+      IF to_regclass('keys_name_trgm') IS NOT NULL THEN RETURN; END IF;
+      SELECT extnamespace::regnamespace::name INTO trgm FROM pg_extension WHERE extname = 'pg_trgm';
+      IF trgm IS NULL THEN
+        BEGIN
+          CREATE EXTENSION IF NOT EXISTS pg_trgm;
+        EXCEPTION WHEN OTHERS THEN
+          RETURN;
+        END;
+        SELECT extnamespace::regnamespace::name INTO trgm FROM pg_extension WHERE extname = 'pg_trgm';
+      END IF;
+      EXECUTE format('CREATE INDEX keys_name_trgm ON keys USING gin (name %I.gin_trgm_ops)', trgm);
+    END $$;`),
+    );
+    await client.query("COMMIT");
+  } catch (error) {
+    await client.query("ROLLBACK");
+    throw error;
+  }
+  return Boolean(await exists());
 }
 
 /** Applies one module's migrations on a connection taken from `pool` (for stores that share the key store's pool). */
@@ -118,6 +176,27 @@ export const CORE_POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
     ALTER TABLE keys ADD COLUMN awaiting_pickup BOOLEAN NOT NULL DEFAULT false;
     `,
   },
+  {
+    // The console's key search (GET /v1/keys: q, status filters; docs/benchmarks.md, key search):
+    // the last four characters of a ref, and the rare statuses (disabled, awaiting pickup). The
+    // name's trigram index needs pg_trgm: ensureNameSearchIndex, at every start.
+    name: "core/key-search",
+    sql: `
+    CREATE INDEX keys_ref_last4 ON keys (right(ref, 4), created_at DESC, id DESC);
+    CREATE INDEX keys_disabled ON keys (created_at DESC, id DESC) WHERE NOT enabled;
+    CREATE INDEX keys_awaiting_pickup ON keys (created_at DESC, id DESC) WHERE awaiting_pickup;
+    `,
+  },
+  {
+    // Imports (docs/migrating.md): a key in a declared legacy format (its digest is the old
+    // system's, `legacy:…`), and the id it had there, which a repeated import matches on.
+    name: "core/imports",
+    sql: `
+    ALTER TABLE keys ADD COLUMN legacy_format TEXT;
+    ALTER TABLE keys ADD COLUMN external_id TEXT;
+    CREATE UNIQUE INDEX keys_external_id ON keys (external_id) WHERE external_id IS NOT NULL;
+    `,
+  },
 ];
 
 /** Quota counters: one row per key lineage and window (see src/core/quota-window.ts). */
@@ -153,6 +232,11 @@ export const USAGE_POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
     CREATE INDEX usage_counts_key ON usage_counts (key_id, minute);
     CREATE INDEX usage_counts_owner ON usage_counts (owner, minute);
     `,
+  },
+  {
+    // Each key's recent requests (docs/usage.md): a ring of slots per key, overwritten in place.
+    name: "usage/0002_recent_requests",
+    sql: recentRequestsSchema("BIGINT", "", true),
   },
 ];
 

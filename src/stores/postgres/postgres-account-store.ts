@@ -1,5 +1,5 @@
 import type pg from "pg";
-import type { KeyRequestRecord, SessionRecord, UserRecord } from "../../core/accounts.js";
+import type { KeyRequestRecord, SessionRecord, UserLinkPurpose, UserLinkRecord, UserRecord } from "../../core/accounts.js";
 import { KeywardError } from "../../core/errors.js";
 import type { AuditEvent, KeyRecord } from "../../core/model.js";
 import type {
@@ -23,9 +23,13 @@ import {
   rowToKeyRequest,
   rowToSession,
   rowToUser,
+  rowToUserLink,
   type SessionRow,
   sessionToValues,
+  type UserLinkRow,
   type UserRow,
+  userLinksSchema,
+  userLinkToValues,
   userToValues,
   userUpdate,
 } from "../account-rows.js";
@@ -36,6 +40,7 @@ import { appendChained, ENSURE_OWNER, INSERT_KEY, inTransaction } from "./postgr
 export const ACCOUNTS_POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
   { name: "accounts/0001_users_sessions_key_requests", sql: accountsSchema("BIGINT", "") },
   { name: "accounts/0002_authority", sql: accountsAuthoritySchema("true", "false") },
+  { name: "accounts/0003_user_links", sql: userLinksSchema("BIGINT", "") },
 ];
 
 const SQL = Object.fromEntries(Object.entries(ACCOUNT_SQL).map(([name, sql]) => [name, numberPlaceholders(sql)])) as Record<
@@ -95,10 +100,53 @@ export class PostgresAccountStore implements AccountStore {
       const update = userUpdate(id, changes, now);
       const row = (await client.query<UserRow>(`${numberPlaceholders(update.sql)} RETURNING *`, update.values)).rows[0];
       if (!row) return null;
-      if (endsSessions(changes)) await client.query(SQL.deleteUserSessions, [id]);
+      if (endsSessions(changes)) {
+        await client.query(SQL.deleteUserSessions, [id]);
+        await client.query(SQL.deleteUserLinks, [id]);
+      }
       await appendChained(client, audit);
       return rowToUser(row);
     });
+  }
+
+  async insertUserLink(link: UserLinkRecord, audit: AuditEvent): Promise<void> {
+    await this.write(async (client) => {
+      // Locking the user's row serialises concurrent issues for one user: one link survives.
+      await client.query("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", [link.userId]);
+      await client.query(SQL.deleteUserLinks, [link.userId]);
+      await client.query(SQL.insertUserLink, userLinkToValues(link));
+      await appendChained(client, audit);
+    });
+  }
+
+  async getUserLink(digest: string): Promise<UserLinkRecord | null> {
+    const row = await this.one<UserLinkRow>(SQL.getUserLink, [digest]);
+    return row ? rowToUserLink(row) : null;
+  }
+
+  async consumeUserLink(
+    digest: string,
+    userId: string,
+    purpose: UserLinkPurpose,
+    passwordHash: string,
+    audit: AuditEvent,
+    now: number,
+  ): Promise<UserRecord | null> {
+    return this.write(async (client) => {
+      const user = (await client.query<UserRow>("SELECT * FROM users WHERE id = $1 FOR UPDATE", [userId])).rows[0];
+      if (!user || Number(user.disabled) === 1) return null;
+      if (((await client.query(SQL.consumeUserLink, [digest, userId, purpose, now])).rowCount ?? 0) === 0) return null;
+      const update = userUpdate(userId, { passwordHash, mustChangePassword: false }, now);
+      const row = (await client.query<UserRow>(`${numberPlaceholders(update.sql)} RETURNING *`, update.values)).rows[0] as UserRow;
+      await client.query(SQL.deleteUserSessions, [userId]);
+      await client.query(SQL.deleteUserLinks, [userId]);
+      await appendChained(client, audit);
+      return rowToUser(row);
+    });
+  }
+
+  async deleteExpiredUserLinks(now: number): Promise<number> {
+    return (await this.pool.query(SQL.deleteExpiredUserLinks, [now])).rowCount ?? 0;
   }
 
   async setSetupToken(digest: string, expiresAt: number): Promise<void> {

@@ -6,6 +6,7 @@ import type {
   AuditFilter,
   AuditPage,
   CreationCap,
+  KeyImportSession,
   KeyListFilter,
   KeyLookup,
   KeyPage,
@@ -26,7 +27,8 @@ import {
   rowToKey,
 } from "../rows.js";
 import { bindNumbered, buildAuditWhere, buildCreatedSinceCount, buildKeyListWhere } from "../sql-filters.js";
-import { AUDIT_POSTGRES_MIGRATIONS, applyPostgresMigrations, CORE_POSTGRES_MIGRATIONS } from "./migrations.js";
+import { AUDIT_POSTGRES_MIGRATIONS, applyPostgresMigrations, CORE_POSTGRES_MIGRATIONS, ensureNameSearchIndex } from "./migrations.js";
+import { PostgresKeyImport } from "./postgres-key-import.js";
 
 export interface PostgresKeyStoreOptions {
   connectionString: string;
@@ -87,6 +89,11 @@ const toOwner = (row: OwnerRow): OwnerRecord => ({
 export class PostgresKeyStore implements KeyStore {
   readonly pool: pg.Pool;
   private readonly schema: string | undefined;
+  /**
+   * Whether name search has its trigram index (pg_trgm), known once `migrate()` ran: without it
+   * `GET /v1/keys?q=` scans the keys table for names (the service warns at start).
+   */
+  nameSearchIndexed: boolean | null = null;
 
   constructor(options: PostgresKeyStoreOptions) {
     if (options.schema !== undefined && !/^[a-z_][a-z0-9_]{0,62}$/.test(options.schema)) throw new RangeError("invalid schema name");
@@ -120,6 +127,7 @@ export class PostgresKeyStore implements KeyStore {
       if (this.schema) await client.query(`CREATE SCHEMA IF NOT EXISTS ${this.schema}`);
       await applyPostgresMigrations(client, CORE_POSTGRES_MIGRATIONS);
       await applyPostgresMigrations(client, AUDIT_POSTGRES_MIGRATIONS);
+      this.nameSearchIndexed = await ensureNameSearchIndex(client);
     } finally {
       client.release();
     }
@@ -143,7 +151,7 @@ export class PostgresKeyStore implements KeyStore {
 
   async listKeys(filter: KeyListFilter, limit: number, after: KeyPageCursor | null): Promise<KeyPage> {
     const params: unknown[] = [];
-    const where = buildKeyListWhere(filter, after, bindNumbered(params), true);
+    const where = buildKeyListWhere(filter, after, bindNumbered(params), "postgres");
     params.push(limit + 1);
     const rows = (
       await this.pool.query<KeyRow>(`SELECT * FROM keys ${where} ORDER BY created_at DESC, id DESC LIMIT $${params.length}`, params)
@@ -275,8 +283,15 @@ export class PostgresKeyStore implements KeyStore {
     );
   }
 
-  async countKeys(): Promise<number> {
-    return Number((await this.pool.query<{ n: string }>("SELECT COUNT(*) AS n FROM keys")).rows[0]?.n ?? 0);
+  async countKeys(filter?: KeyListFilter): Promise<number> {
+    const params: unknown[] = [];
+    const where = filter ? buildKeyListWhere(filter, null, bindNumbered(params), "postgres") : "";
+    return Number((await this.pool.query<{ n: string }>(`SELECT COUNT(*) AS n FROM keys ${where}`, params)).rows[0]?.n ?? 0);
+  }
+
+  /** Bulk writes of an import (docs/migrating.md): one multi-row insert per batch. */
+  async openImport(options: { dryRun: boolean }): Promise<KeyImportSession> {
+    return PostgresKeyImport.open(this.pool, options.dryRun);
   }
 
   async close(): Promise<void> {

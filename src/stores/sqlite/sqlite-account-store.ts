@@ -1,5 +1,5 @@
 import type Database from "better-sqlite3";
-import type { KeyRequestRecord, SessionRecord, UserRecord } from "../../core/accounts.js";
+import type { KeyRequestRecord, SessionRecord, UserLinkPurpose, UserLinkRecord, UserRecord } from "../../core/accounts.js";
 import { AUDIT_GENESIS_HASH } from "../../core/audit-chain.js";
 import { KeywardError } from "../../core/errors.js";
 import type { AuditEvent, KeyRecord } from "../../core/model.js";
@@ -22,10 +22,14 @@ import {
   rowToKeyRequest,
   rowToSession,
   rowToUser,
+  rowToUserLink,
   type SessionRow,
   ACCOUNT_SQL as SQL,
   sessionToValues,
+  type UserLinkRow,
   type UserRow,
+  userLinksSchema,
+  userLinkToValues,
   userToValues,
   userUpdate,
 } from "../account-rows.js";
@@ -36,6 +40,7 @@ import { prepareKeyWrites } from "./sqlite-key-rows.js";
 export const ACCOUNTS_SQLITE_MIGRATIONS: readonly SqliteMigration[] = [
   { name: "accounts/0001_users_sessions_key_requests", sql: accountsSchema("INTEGER", " STRICT") },
   { name: "accounts/0002_authority", sql: accountsAuthoritySchema("1", "0") },
+  { name: "accounts/0003_user_links", sql: userLinksSchema("INTEGER", " STRICT") },
 ];
 
 /**
@@ -91,10 +96,51 @@ export class SqliteAccountStore implements AccountStore {
     return this.write(() => {
       const update = userUpdate(id, changes, now);
       if (this.db.prepare(update.sql).run(...update.values).changes === 0) return null;
-      if (endsSessions(changes)) this.db.prepare(SQL.deleteUserSessions).run(id);
+      if (endsSessions(changes)) {
+        this.db.prepare(SQL.deleteUserSessions).run(id);
+        this.db.prepare(SQL.deleteUserLinks).run(id);
+      }
       this.appendChained(audit);
       return rowToUser(this.db.prepare<[string], UserRow>(SQL.getUser).get(id) as UserRow);
     });
+  }
+
+  async insertUserLink(link: UserLinkRecord, audit: AuditEvent): Promise<void> {
+    this.write(() => {
+      this.db.prepare(SQL.deleteUserLinks).run(link.userId);
+      this.db.prepare(SQL.insertUserLink).run(...userLinkToValues(link));
+      this.appendChained(audit);
+    });
+  }
+
+  async getUserLink(digest: string): Promise<UserLinkRecord | null> {
+    const row = this.db.prepare<[string], UserLinkRow>(SQL.getUserLink).get(digest);
+    return row ? rowToUserLink(row) : null;
+  }
+
+  async consumeUserLink(
+    digest: string,
+    userId: string,
+    purpose: UserLinkPurpose,
+    passwordHash: string,
+    audit: AuditEvent,
+    now: number,
+  ): Promise<UserRecord | null> {
+    return this.write(() => {
+      const user = this.db.prepare<[string], UserRow>(SQL.getUser).get(userId);
+      if (!user || Number(user.disabled) === 1) return null;
+      if (this.db.prepare(SQL.consumeUserLink).run(digest, userId, purpose, now).changes === 0) return null;
+      const update = userUpdate(userId, { passwordHash, mustChangePassword: false }, now);
+      this.db.prepare(update.sql).run(...update.values);
+      this.db.prepare(SQL.deleteUserSessions).run(userId);
+      this.db.prepare(SQL.deleteUserLinks).run(userId);
+      this.appendChained(audit);
+      return rowToUser(this.db.prepare<[string], UserRow>(SQL.getUser).get(userId) as UserRow);
+    });
+  }
+
+  async deleteExpiredUserLinks(now: number): Promise<number> {
+    return this.db.prepare(SQL.deleteExpiredUserLinks).run(now).changes;
   }
 
   async setSetupToken(digest: string, expiresAt: number): Promise<void> {

@@ -6,6 +6,7 @@ import type {
   AuditFilter,
   AuditPage,
   CreationCap,
+  KeyImportSession,
   KeyListFilter,
   KeyLookup,
   KeyPage,
@@ -26,6 +27,7 @@ import {
 import { bindQuestionMark, buildAuditWhere, buildCreatedSinceCount, buildKeyListWhere } from "../sql-filters.js";
 import { isDiskDatabase, narrowSidecars, prepareDatabaseFile, writeRefusalOf } from "./file-modes.js";
 import { AUDIT_SQLITE_MIGRATIONS, applySqliteMigrations, CORE_SQLITE_MIGRATIONS } from "./migrations.js";
+import { SqliteKeyImport } from "./sqlite-key-import.js";
 import { prepareKeyWrites, SELECT_KEY_ROWS } from "./sqlite-key-rows.js";
 
 export interface SqliteKeyStoreOptions {
@@ -132,7 +134,7 @@ export class SqliteKeyStore implements KeyStore {
 
   async listKeys(filter: KeyListFilter, limit: number, after: KeyPageCursor | null): Promise<KeyPage> {
     const params: unknown[] = [];
-    const where = buildKeyListWhere(filter, after, bindQuestionMark(params), 1);
+    const where = buildKeyListWhere(filter, after, bindQuestionMark(params), "sqlite");
     const rows = this.db
       .prepare<unknown[], KeyRow>(`${SELECT_KEY_ROWS} ${where} ORDER BY k.created_at DESC, k.id DESC LIMIT ?`)
       .all(...params, limit + 1);
@@ -254,8 +256,16 @@ export class SqliteKeyStore implements KeyStore {
     return this.s.setMetaOnce.run(name, value).changes === 1;
   }
 
-  async countKeys(): Promise<number> {
-    return this.s.countKeys.get()?.n ?? 0;
+  async countKeys(filter?: KeyListFilter): Promise<number> {
+    if (!filter) return this.s.countKeys.get()?.n ?? 0;
+    const params: unknown[] = [];
+    const where = buildKeyListWhere(filter, null, bindQuestionMark(params), "sqlite");
+    return this.db.prepare<unknown[], { n: number }>(`SELECT COUNT(*) AS n FROM keys ${where}`).get(...params)?.n ?? 0;
+  }
+
+  /** Bulk writes of an import (docs/migrating.md): prepared inserts, one immediate transaction per batch. */
+  async openImport(options: { dryRun: boolean }): Promise<KeyImportSession> {
+    return SqliteKeyImport.open(this.db, options.dryRun);
   }
 
   /**

@@ -1,6 +1,26 @@
 import type Database from "better-sqlite3";
 import type { OutcomeCode } from "../../core/outcomes.js";
-import { BUCKET_MS, type LastUse, type UsageCount, type UsageQuery, type UsageRow, type UsageStore } from "../../ports/usage-recorder.js";
+import {
+  BUCKET_MS,
+  type LastUse,
+  type RecentRequest,
+  type RecentRequestCursor,
+  type StoredRecentRequest,
+  type UsageCount,
+  type UsageQuery,
+  type UsageRow,
+  type UsageStore,
+} from "../../ports/usage-recorder.js";
+import {
+  countsByKey,
+  RECENT_REQUEST_COLUMNS,
+  RECENT_REQUESTS_KEPT_META,
+  type RecentRequestRow,
+  recentRequestsQuery,
+  recentRequestValues,
+  rowToRecentRequest,
+  UPSERT_RECENT_REQUEST_SET,
+} from "../recent-requests-sql.js";
 import { buildUsageQuery } from "../usage-sql.js";
 import { applySqliteMigrations, USAGE_SQLITE_MIGRATIONS } from "./migrations.js";
 import { closeRelaxedConnection, openRelaxedConnection } from "./relaxed-connection.js";
@@ -34,6 +54,10 @@ export interface SqliteUsageStoreOptions {
 export class SqliteUsageStore implements UsageStore {
   private readonly addCount: Database.Statement<[number, string, string, string, number]>;
   private readonly touchKey: Database.Statement<[string, number, string | null]>;
+  private readonly lastSeq: Database.Statement<[string], { seq: number | null }>;
+  private readonly putRecent: Database.Statement<unknown[]>;
+  /** The ring size this process has made the table agree with. */
+  private recentKept = -1;
   private readonly db: Database.Database;
   readonly journal: SqliteUsageJournal;
   /** The WAL checkpointer, when one runs. */
@@ -49,6 +73,11 @@ export class SqliteUsageStore implements UsageStore {
        ON CONFLICT (minute, key_id, outcome) DO UPDATE SET count = count + excluded.count`,
     );
     this.touchKey = db.prepare(ADVANCE_LAST_USE);
+    this.lastSeq = db.prepare("SELECT MAX(seq) AS seq FROM recent_requests WHERE key_id = ?");
+    this.putRecent = db.prepare(
+      `INSERT INTO recent_requests (${RECENT_REQUEST_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (key_id, slot) DO UPDATE SET ${UPSERT_RECENT_REQUEST_SET}`,
+    );
     this.journal = new SqliteUsageJournal(db, (counts, lastUses) => this.apply(counts, lastUses));
   }
 
@@ -59,6 +88,42 @@ export class SqliteUsageStore implements UsageStore {
   private apply(counts: readonly UsageCount[], lastUses: readonly LastUse[]): void {
     for (const c of counts) this.addCount.run(c.minute, c.keyId, c.owner, c.outcome, c.count);
     for (const use of lastUses) this.touchKey.run(use.keyId, use.at, use.ip);
+  }
+
+  /**
+   * One immediate transaction (the only writer meanwhile): each key's sequence goes on from its
+   * largest, then each request overwrites its slot.
+   */
+  async writeRecentRequests(requests: readonly RecentRequest[], keep: number): Promise<void> {
+    if (requests.length === 0 || keep < 1) return;
+    this.db
+      .transaction(() => {
+        this.agreeOnKept(keep);
+        const starts = new Map<string, number>();
+        for (const [keyId] of countsByKey(requests)) starts.set(keyId, ((this.lastSeq.get(keyId) as { seq: number | null }).seq ?? -1) + 1);
+        for (const values of recentRequestValues(requests, starts, keep)) this.putRecent.run(...values);
+      })
+      .immediate();
+  }
+
+  /** A smaller ring than the table was last written with: the slots past it go, once. */
+  private agreeOnKept(keep: number): void {
+    if (this.recentKept === keep) return;
+    const row = this.db.prepare<[string], { value: string }>("SELECT value FROM meta WHERE name = ?").get(RECENT_REQUESTS_KEPT_META);
+    if (row === undefined || Number(row.value) > keep) this.db.prepare("DELETE FROM recent_requests WHERE slot >= ?").run(keep);
+    if (row === undefined || Number(row.value) !== keep)
+      this.db
+        .prepare("INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value")
+        .run(RECENT_REQUESTS_KEPT_META, String(keep));
+    this.recentKept = keep;
+  }
+
+  async listRecentRequests(keyId: string, keep: number, limit: number, after: RecentRequestCursor | null): Promise<StoredRecentRequest[]> {
+    const query = recentRequestsQuery(keyId, keep, limit, after);
+    return this.db
+      .prepare<unknown[], RecentRequestRow>(query.sql)
+      .all(...query.values)
+      .map((row) => rowToRecentRequest(keyId, row));
   }
 
   async queryUsage(query: UsageQuery): Promise<UsageRow[]> {

@@ -1,0 +1,91 @@
+// Who is who: people by email (and name, when the API has one), keys by name and ref; ids
+// second. Administrators read GET /v1/users once per page; members know only themselves.
+import { api, isAdmin, me } from "./api.js";
+import { h } from "./dom.js";
+
+let users = null;
+let usersAt = 0;
+
+/** Every dashboard user by id (admins); a member gets just themselves. Cached for 30 s. */
+export async function people({ fresh = false } = {}) {
+  if (!isAdmin()) {
+    const self = me();
+    return new Map(self ? [[self.id, self]] : []);
+  }
+  if (fresh || !users || Date.now() - usersAt > 30_000) {
+    const answer = await api("GET", "/v1/users");
+    users = new Map(answer.data.map((u) => [u.id, u]));
+    usersAt = Date.now();
+  }
+  return users;
+}
+
+export const forgetPeople = () => {
+  users = null;
+};
+
+/** A user by email (case-insensitive), or null. */
+export async function userByEmail(email) {
+  const wanted = email.trim().toLowerCase();
+  for (const user of (await people()).values()) if (user.email.toLowerCase() === wanted) return user;
+  return null;
+}
+
+/** "Ada Lovelace <ada@example.com>" or the email alone. */
+export const personName = (user) => (user.name ? `${user.name} (${user.email})` : user.email);
+
+/**
+ * An owner or actor for people: a user's email linked to their page (admins), an application's
+ * id, a key's name and ref; the raw id second, in small type.
+ */
+export function whoEl(ref, directory, keys = new Map()) {
+  if (!ref) return "—";
+  if (ref.type === "user") {
+    const user = directory.get(ref.id);
+    if (!user) return h("span", {}, "user ", h("code", { class: "small" }, ref.id));
+    const label = personName(user);
+    return isAdmin() ? h("a", { href: `#/users/${user.id}` }, label) : label;
+  }
+  if (ref.type === "application") return h("span", {}, "application ", h("code", {}, ref.id));
+  if (ref.type === "admin_key" || ref.type === "key") {
+    const key = keys.get(ref.id);
+    return key
+      ? h("span", {}, "key ", h("a", { href: `#/keys/${key.id}` }, key.name), " ", h("code", { class: "small ref" }, key.ref))
+      : h("span", {}, "key ", h("code", { class: "small" }, ref.id));
+  }
+  if (ref.type === "cli") return h("span", {}, "command line (", ref.id, ")");
+  if (ref.type === "system") return "Keyward (first start)";
+  return h("span", {}, `${ref.type} `, h("code", {}, ref.id));
+}
+
+const keyCache = new Map();
+
+/**
+ * Key objects for ids (for names and refs in requests and the audit log): read in parallel, at
+ * most 6 at a time, cached for the page's life; ids you may not see map to null.
+ */
+export async function lookupKeys(ids) {
+  const wanted = [...new Set(ids.filter((id) => typeof id === "string" && id.startsWith("key_") && !keyCache.has(id)))];
+  let next = 0;
+  const worker = async () => {
+    while (next < wanted.length) {
+      const id = wanted[next++];
+      try {
+        keyCache.set(id, await api("GET", `/v1/keys/${encodeURIComponent(id)}`));
+      } catch {
+        keyCache.set(id, null);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(6, wanted.length) }, worker));
+  return new Map(ids.filter((id) => keyCache.get(id)).map((id) => [id, keyCache.get(id)]));
+}
+
+export const forgetKeys = () => keyCache.clear();
+
+/** A key's name linked to its page, with its ref beneath; the id when it cannot be read. */
+export function keyEl(id, keys) {
+  const key = keys.get(id);
+  if (!key) return h("code", { class: "small" }, id);
+  return h("span", { class: "key-name" }, h("a", { href: `#/keys/${key.id}` }, key.name), " ", h("code", { class: "small ref" }, key.ref));
+}
