@@ -11,6 +11,7 @@ import type { KeyChanges, KeyStatus, OwnerType, QuotaSpec, RateLimitSpec, Reques
 import type { Keyward } from "../engine/keyward.js";
 import { loadConfig } from "../service/config.js";
 import { createAdminKey, openKeyward } from "../service/open-keyward.js";
+import type { ImportCommandOptions } from "./import.js";
 import {
   cidrsOf,
   collectCidr,
@@ -438,30 +439,17 @@ export function buildCli(): Command {
     .option("--batch-size <n>", "records per transaction", parseInteger, 5_000)
     .option("--no-progress", "no progress line on a terminal")
     .option("--json", "print the report as JSON")
-    .action(
-      async (
-        file: string,
-        options: {
-          format?: string;
-          inputFormat?: string;
-          dryRun?: boolean;
-          strict?: boolean;
-          batchSize: number;
-          progress: boolean;
-          json?: boolean;
-        },
-      ) => {
-        const { describeImport, importFromFile, importReportJson } = await import("./import.js");
-        await withKeyward(async (keyward) => {
-          // The CLI writes straight into the store: the operator, the one actor besides an admin key that may import.
-          const context = cliContext();
-          enforceAuthority(unboundedAuthority(context.actor), { type: "keys.import" });
-          const report = await importFromFile(keyward, file, options, context);
-          out(options.json ? JSON.stringify(importReportJson(report), null, 2) : describeImport(report));
-          if (report.failed > 0 || !report.completed) process.exitCode = 1;
-        });
-      },
-    );
+    .action(async (file: string, options: ImportCommandOptions & { json?: boolean }) => {
+      const { describeImport, importFromFile, importReportJson } = await import("./import.js");
+      await withKeyward(async (keyward) => {
+        // The CLI writes straight into the store: the operator, the one actor besides an admin key that may import.
+        const context = cliContext();
+        enforceAuthority(unboundedAuthority(context.actor), { type: "keys.import" });
+        const report = await importFromFile(keyward, file, options, context);
+        out(options.json ? JSON.stringify(importReportJson(report), null, 2) : describeImport(report));
+        if (report.failed > 0 || !report.completed) process.exitCode = 1;
+      });
+    });
 
   program
     .command("scan <path>")

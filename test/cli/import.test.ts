@@ -1,10 +1,9 @@
-import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { assertBuilt, CLI, runCliProcess } from "../helpers/process.js";
+import { runCliProcess } from "../helpers/process.js";
 
 let dir: string;
 let env: Record<string, string>;
@@ -25,26 +24,7 @@ const hex = (key: string) => createHash("sha256").update(key).digest("hex");
 const json = (stdout: string) => JSON.parse(stdout) as Record<string, unknown>;
 
 /** `keyward import -` with `input` on standard input. */
-function importFromStdin(input: string, args: string[] = []): Promise<{ code: number; stdout: string; stderr: string }> {
-  assertBuilt();
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, "import", "-", ...args], {
-      env: { ...process.env, ...env },
-      stdio: ["pipe", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (c: Buffer) => {
-      stdout += c.toString();
-    });
-    child.stderr.on("data", (c: Buffer) => {
-      stderr += c.toString();
-    });
-    child.once("error", reject);
-    child.once("exit", (code) => resolve({ code: code ?? -1, stdout, stderr }));
-    child.stdin.end(input);
-  });
-}
+const importFromStdin = (input: string, args: string[] = []) => runCliProcess(["import", "-", ...args], env, input);
 
 describe("keyward import", () => {
   it("imports a CSV of SHA-256-hex digests, reports bad lines (exit 1), and a second run changes nothing (exit 0)", async () => {
