@@ -1,26 +1,12 @@
-// `keyward copy-store` from SQLite to PostgreSQL at scale (issue 23): the time an operator's
-// service is down while its store moves (docs/deploy.md, "Outgrowing one machine"). The source
-// holds N keys (the engine's own records and rows, as createKey writes them), one audit event per
-// key (a valid hash chain), and N usage counts; the copy runs as the real command in a child
-// process (batches, progress rows, then verification: counts, the audit chain re-verified on the
-// target, 200 keys looked up by digest on both sides). `keyward export` of the same store is timed
-// too. See docs/benchmarks.md, "copy-store".
+// `keyward copy-store` from SQLite to PostgreSQL at scale, alone (issue 23); `npm run bench`
+// runs the same measurement as its copy-store group (bench/scenarios/copy-store.js). See
+// docs/benchmarks.md, "copy-store".
 //
 //   npm run build && DATABASE_URL=postgres://… node bench/copy-store.js              # 100,000 keys
 //   node bench/copy-store.js --keys 1000000 --batch-size 2000
-//
-// PostgreSQL: a scratch schema, dropped at the end.
-import { execFileSync, spawnSync } from "node:child_process";
-import { randomBytes } from "node:crypto";
-import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { cpus, tmpdir } from "node:os";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import pg from "pg";
-import { generateId } from "../dist/core/random.js";
-import { AUDIT_INSERT_COLUMNS, chainedAuditRowValues } from "../dist/stores/rows.js";
-import { applySqliteMigrations, USAGE_SQLITE_MIGRATIONS } from "../dist/stores/sqlite/migrations.js";
-import { SqliteKeyStore } from "../dist/stores/sqlite/sqlite-key-store.js";
-import { buildKeys, insertSqlite } from "./lib/seed.js";
+import { measureCopyStore } from "./scenarios/copy-store.js";
 
 function parseArgs(argv) {
   const flags = { keys: 100_000, batchSize: 1_000, out: "bench/results/copy-store-latest.json", profile: null };
@@ -38,109 +24,12 @@ function parseArgs(argv) {
 const flags = parseArgs(process.argv.slice(2));
 const databaseUrl = process.env.DATABASE_URL;
 if (!databaseUrl) throw new Error("set DATABASE_URL (postgres://…): the copy's target");
-const dir = mkdtempSync(join(tmpdir(), "keyward-bench-copy-"));
-const file = join(dir, "keyward.db");
-const schema = `kw_bench_copy_${randomBytes(4).toString("hex")}`;
-const cli = join(import.meta.dirname, "..", "bin", "keyward.js");
-
-async function seed() {
-  const started = performance.now();
-  // Opening with the real store applies the core migrations; the command applies the others.
-  const store = new SqliteKeyStore({ filename: file });
-  await store.migrate();
-  const db = store.db;
-  const keys = buildKeys(flags.keys).map((k) => k.record);
-  insertSqlite(db, keys);
-  db.pragma("synchronous = OFF");
-  const insertAudit = db.prepare(
-    `INSERT INTO audit_events (${AUDIT_INSERT_COLUMNS}) VALUES (${AUDIT_INSERT_COLUMNS.split(",").map(() => "?")})`,
-  );
-  applySqliteMigrations(db, USAGE_SQLITE_MIGRATIONS);
-  const insertUsage = db.prepare("INSERT INTO usage_counts (minute, key_id, owner, outcome, count) VALUES (?, ?, ?, ?, ?)");
-  db.transaction(() => {
-    let prev = "0".repeat(64);
-    for (const key of keys) {
-      const values = chainedAuditRowValues(
-        {
-          id: generateId("evt"),
-          at: key.createdAt,
-          actor: { type: "cli", id: "bench" },
-          action: "key.create",
-          targetType: "key",
-          targetId: key.id,
-          ip: null,
-          userAgent: null,
-          requestId: null,
-          changes: null,
-          details: { name: key.name },
-        },
-        prev,
-      );
-      insertAudit.run(...values);
-      prev = values[values.length - 1];
-      insertUsage.run(Math.floor(key.createdAt / 60_000) * 60_000, key.id, "application:bench", "VALID", 3);
-    }
-  })();
-  db.pragma("synchronous = FULL");
-  await store.close();
-  return (performance.now() - started) / 1000;
-}
-
-function run(args, env = {}) {
-  const started = performance.now();
-  const profile = flags.profile ? ["--cpu-prof", `--cpu-prof-dir=${flags.profile}`] : [];
-  const result = spawnSync(process.execPath, [...profile, cli, ...args], {
-    env: { ...process.env, KEYWARD_HASH_SECRET: "", KEYWARD_DATABASE_SCHEMA: schema, ...env },
-    encoding: "utf8",
-    maxBuffer: 64 * 1024 * 1024,
-  });
-  const seconds = (performance.now() - started) / 1000;
-  if (result.status !== 0) throw new Error(`keyward ${args[0]} exited ${result.status}: ${result.stderr}`);
-  return { seconds, stdout: result.stdout };
-}
-
-const client = new pg.Client({ connectionString: databaseUrl });
-await client.connect();
-try {
-  const seedSeconds = await seed();
-  const sourceBytes = statSync(file).size;
-  console.log(`seeded ${flags.keys} keys, ${flags.keys} audit events, ${flags.keys} usage counts in ${seedSeconds.toFixed(1)} s`);
-
-  const exported = run(["export", "--out", join(dir, "export.jsonl")], { KEYWARD_DATABASE_URL: `sqlite:${file}` });
-  const exportBytes = statSync(join(dir, "export.jsonl")).size;
-  console.log(`export: ${exported.seconds.toFixed(1)} s, ${(exportBytes / 1e6).toFixed(0)} MB`);
-
-  const copied = run(["copy-store", "--from", `sqlite:${file}`, "--to", databaseUrl, "--batch-size", String(flags.batchSize), "--json"]);
-  const report = JSON.parse(copied.stdout);
-  if (!report.ok) throw new Error(`copy-store did not verify: ${copied.stdout}`);
-  const copySeconds = report.elapsedMs / 1000;
-  console.log(
-    `copy-store: ${copied.seconds.toFixed(1)} s end to end (copy and verify ${copySeconds.toFixed(1)} s), ${Math.round(flags.keys / copied.seconds)} keys/s`,
-  );
-  for (const t of report.tables) console.log(`  ${t.table.padEnd(24)} ${String(t.target).padStart(9)} rows  ${t.seconds.toFixed(1)} s`);
-  console.log(`  verification ${report.verifySeconds.toFixed(1)} s`);
-  console.log(`  audit chain on the target: ${report.auditChain.target.events} events, ok=${report.auditChain.target.ok}`);
-
-  const result = {
-    at: new Date().toISOString(),
-    machine: { cpus: cpus().length, node: process.version },
-    keys: flags.keys,
-    batchSize: flags.batchSize,
-    seedSeconds,
-    sourceBytes,
-    exportSeconds: exported.seconds,
-    exportBytes,
-    copyStoreSeconds: copied.seconds,
-    copyAndVerifySeconds: copySeconds,
-    tables: report.tables,
-    auditChain: report.auditChain.target,
-    sample: report.sample,
-    postgres: execFileSync("psql", ["--version"], { encoding: "utf8" }).trim(),
-  };
-  mkdirSync(join(flags.out, ".."), { recursive: true });
-  writeFileSync(flags.out, `${JSON.stringify(result, null, 2)}\n`);
-} finally {
-  await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`).catch(() => {});
-  await client.end();
-  rmSync(dir, { recursive: true, force: true });
-}
+const result = await measureCopyStore({
+  keys: flags.keys,
+  batchSize: flags.batchSize,
+  databaseUrl,
+  profile: flags.profile,
+  log: (line) => console.log(line),
+});
+mkdirSync(join(flags.out, ".."), { recursive: true });
+writeFileSync(flags.out, `${JSON.stringify(result, null, 2)}\n`);

@@ -9,6 +9,7 @@ import { Fixtures } from "./lib/fixtures.js";
 import { measureInterleaved } from "./lib/measure.js";
 import { renderReport } from "./lib/report.js";
 import { ensurePeers, ensureWrk, has, peersReady } from "./lib/setup.js";
+import { runCopyStore } from "./scenarios/copy-store.js";
 import { runHttp } from "./scenarios/http.js";
 import { runInproc } from "./scenarios/inproc.js";
 import { runLimits } from "./scenarios/limits-bench.js";
@@ -16,9 +17,9 @@ import { runPeer } from "./scenarios/peer.js";
 import { runScale } from "./scenarios/scale.js";
 import { evaluateTargets } from "./targets.js";
 
-const GROUPS = ["inproc", "http", "peer", "scale", "limits"];
+const GROUPS = ["inproc", "http", "peer", "scale", "limits", "copy-store"];
 const USAGE = `usage: node bench/run.js [--smoke] [--only ${GROUPS.join(",")}] [--duration S] [--runs N]
-  [--keys N] [--connections N] [--targets name,name] [--out file] [--no-setup] [--setup-only]
+  [--keys N] [--connections N] [--copy-store-keys N] [--targets name,name] [--out file] [--no-setup] [--setup-only]
 
 --smoke installs nothing: rows whose tools are missing (wrk, the peers of bench/peers) are
 skipped with a line saying so. \`npm run bench:setup\` (--setup-only) installs them.`;
@@ -62,6 +63,8 @@ function parseArgs(argv) {
     scaleCounts: smoke ? [1_000, 10_000] : [1_000, 100_000, 1_000_000],
     memoryKeys: smoke ? 1_000 : 100_000,
     floodKeys: smoke ? 20_000 : 1_000_000,
+    // keyward copy-store, SQLite → PostgreSQL (bench/scenarios/copy-store.js).
+    copyStoreKeys: number("copy-store-keys", smoke ? 2_000 : 100_000),
     targets: flags.targets ? String(flags.targets).split(",") : null,
     out: flags.out ?? (smoke ? ".tmp/bench-smoke.json" : "bench/results/latest.json"),
   };
@@ -75,7 +78,11 @@ async function main() {
   process.chdir(root);
   // PostgreSQL: wherever DATABASE_URL points; under CI it must be there (the default local one).
   const databaseUrl = process.env.DATABASE_URL ?? (process.env.CI ? "postgres://postgres@127.0.0.1:5432/test" : null);
-  if (!databaseUrl) log("DATABASE_URL is not set: the PostgreSQL rows are left out");
+  if (!databaseUrl) {
+    log("DATABASE_URL is not set: the PostgreSQL rows are left out");
+    // copy-store's target is PostgreSQL: without one the group has no row at all.
+    opts.only = opts.only.filter((group) => group !== "copy-store");
+  }
   if (opts.setupOnly) {
     ensureWrk(log);
     ensurePeers(log);
@@ -91,7 +98,7 @@ async function main() {
     const skips = [];
     if (!databaseUrl) {
       skips.push({
-        suite: "bench smoke > the PostgreSQL rows (inproc cache miss, scale)",
+        suite: "bench smoke > the PostgreSQL rows (inproc cache miss, scale, copy-store)",
         missing: "DATABASE_URL: the benchmark uses PostgreSQL only where it points (under CI, the default local one)",
         obtain: "DATABASE_URL=postgres://postgres@127.0.0.1:5432/test npm test, with that PostgreSQL running",
       });
@@ -133,6 +140,7 @@ async function main() {
       ["peer", runPeer],
       ["scale", runScale],
       ["limits", runLimits],
+      ["copy-store", runCopyStore],
     ]) {
       if (!opts.only.includes(group)) continue;
       log(`== ${group}`);

@@ -94,12 +94,41 @@ export function renderReport(report) {
     out.push("", "## Limits stage on a cache-hit verify()", "");
     out.push(
       table(
-        ["limiter", "calls/s", "ns/call", "vs no limiter"],
-        results.limits.rows.map((r) => [r.name, range(r.opsPerSec), int(r.nsPerOp.median), pct(r.ratioToNoLimiter)]),
+        ["limiter", "calls/s", "ns/call", "vs no limiter", "vs memory limiter"],
+        results.limits.rows.map((r) => [
+          r.name,
+          range(r.opsPerSec),
+          int(r.nsPerOp.median),
+          pct(r.ratioToNoLimiter),
+          pct(r.ratioToMemoryLimiter),
+        ]),
       ),
     );
     if (results.limits.pending.length > 0)
       out.push("", `Pending (TODO at merge): ${results.limits.pending.join(", ")} LimitEnforcer adapters.`);
+  }
+  if (results["copy-store"]) {
+    const c = results["copy-store"];
+    out.push("", "## keyward copy-store: SQLite → PostgreSQL", "");
+    out.push(
+      table(
+        ["keys", "copy-store end to end", "keys/s", "tables", "verification", "export (file size)"],
+        [
+          [
+            int(c.keys),
+            `${fixed(c.copyStoreSeconds, 1)} s`,
+            int(c.keysPerSecond),
+            c.tables
+              .filter((t) => t.target > 0)
+              .map((t) => `${t.table} ${fixed(t.seconds, 1)} s`)
+              .join(", "),
+            `${fixed(c.verifySeconds, 1)} s`,
+            `${fixed(c.exportSeconds, 1)} s (${fixed(c.exportBytes / 1e6, 0)} MB)`,
+          ],
+        ],
+      ),
+    );
+    out.push("", `Audit chain re-verified on the target: ${int(c.auditChain.events)} events, ${c.auditChain.ok ? "ok" : "**broken**"}.`);
   }
   out.push("", "## Targets", "");
   out.push(

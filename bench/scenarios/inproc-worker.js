@@ -46,6 +46,22 @@ async function loopFor(seconds, step) {
   return i / ((performance.now() - started) / 1000);
 }
 
+/**
+ * `width` callers, each awaiting `step(i)` one after another, all at once (requests in flight
+ * together, as in a server), for `seconds`; returns calls per second in all. Each caller reads
+ * the time every 16 calls.
+ */
+async function loopConcurrent(seconds, width, step) {
+  const end = performance.now() + seconds * 1000;
+  let i = 0;
+  const started = performance.now();
+  const caller = async () => {
+    while (performance.now() < end) for (let j = 0; j < 16; j++) await step(i++);
+  };
+  await Promise.all(Array.from({ length: width }, caller));
+  return i / ((performance.now() - started) / 1000);
+}
+
 function loopForSync(seconds, step) {
   const end = performance.now() + seconds * 1000;
   let i = 0;
@@ -89,7 +105,9 @@ const kinds = {
    * verify() with every key in the cache: the hot path. `limiter` names an entry of
    * LIMIT_ENFORCERS. With `usage`, every verification is tracked as docs/usage.md wires it (the
    * SQLite usage store and its journal, on the key store's file), and the loop lets the event
-   * loop turn every 1,024 calls so the recorder's timer flushes and folds as in a server.
+   * loop turn every 1,024 calls so the recorder's timer flushes and folds as in a server. With
+   * `concurrency` N, N calls are in flight at once instead of one (issue 24: the Redis limiter
+   * decides concurrent calls in one script call).
    */
   async verifyHit() {
     const keys = shuffled(readLines(spec.keysFile, spec.keys));
@@ -109,8 +127,9 @@ const kinds = {
     const turn = () => new Promise((resolve) => setImmediate(resolve));
     const verifyNext = (i) => keyward.verify(keys[i % keys.length], options);
     const step = usage ? (i) => ((i & 1023) === 0 ? turn().then(() => verifyNext(i)) : verifyNext(i)) : verifyNext;
-    await loopFor(0.2, step);
-    const opsPerSec = await loopFor(spec.seconds, step);
+    const loop = spec.concurrency ? (seconds) => loopConcurrent(seconds, spec.concurrency, step) : (seconds) => loopFor(seconds, step);
+    await loop(0.2);
+    const opsPerSec = await loop(spec.seconds);
     expectValid(await keyward.verify(keys[0], options));
     const flushes = usage?.stats.flushes;
     await limits?.close();

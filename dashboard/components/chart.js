@@ -187,7 +187,7 @@ export function usageTimeline({ params = {}, title = "Requests", initial = "24h"
     try {
       const usage = await api(
         "GET",
-        `/v1/usage${query({ ...params, bucket: range.bucket, since: new Date(starts[0]).toISOString(), limit: ROW_LIMIT })}`,
+        `/v1/usage${query({ ...params, bucket: range.bucket, group_by: "outcome", since: new Date(starts[0]).toISOString(), limit: ROW_LIMIT })}`,
       );
       if (mine !== generation) return;
       const rows = Array.isArray(usage?.data) ? usage.data : [];

@@ -140,3 +140,17 @@ export async function busy(button, action) {
     button.classList.remove("is-busy");
   }
 }
+
+/** The server's password rule (docs/security.md): 12 to 256 characters. */
+export const PASSWORD_MIN = 12;
+export const PASSWORD_MAX = 256;
+
+/** A new-password input with the server's length rule, so the browser checks what the server will. */
+export const newPasswordInput = (name, { required = true } = {}) =>
+  h("input", { type: "password", name, required, minlength: PASSWORD_MIN, maxlength: PASSWORD_MAX, autocomplete: "new-password" });
+
+/** The field error for a new password the server would refuse, or null. */
+export function passwordProblem(fieldName, value) {
+  if (value.length >= PASSWORD_MIN && value.length <= PASSWORD_MAX) return null;
+  return { field: fieldName, message: `Use ${PASSWORD_MIN} to ${PASSWORD_MAX} characters (this one has ${value.length}).` };
+}

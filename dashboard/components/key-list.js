@@ -4,7 +4,8 @@
 import { api, query } from "../lib/api.js";
 import { h, uid } from "../lib/dom.js";
 import { expiryEl, keyState, relative, stateBadges, timeEl } from "../lib/format.js";
-import { people, userByEmail, whoEl } from "../lib/people.js";
+import { people, userByEmail, userIdsOf, whoEl } from "../lib/people.js";
+import { filterField, filterForm, searchInput } from "./filters.js";
 import { keyActions } from "./key-actions.js";
 import { pagedTable } from "./table.js";
 
@@ -58,17 +59,7 @@ export function keyList({
   requests = true,
 }) {
   const params = hashParams();
-  const searchId = uid("search");
-  const search = h("input", {
-    type: "search",
-    id: searchId,
-    name: "q",
-    value: params.get("q") ?? "",
-    autocomplete: "off",
-    spellcheck: "false",
-    maxlength: 100,
-    "aria-describedby": `${searchId}-hint`,
-  });
+  const search = searchInput({ value: params.get("q") ?? "" });
   const owner = ownerFilter
     ? h("input", { id: uid("owner"), name: "owner", value: params.get("owner") ?? "", autocomplete: "off", maxlength: 320 })
     : null;
@@ -169,12 +160,12 @@ export function keyList({
     fetchPage: async ({ cursor, limit }) => {
       if (!resolved) return { data: [], next_cursor: null };
       // The exact count reads every match: asked for with the first page only, and kept for the next ones.
-      const [page, reqs, dir] = await Promise.all([
+      const [page, reqs] = await Promise.all([
         api("GET", `/v1/keys${query({ ...resolved, limit, cursor, include_total: cursor ? undefined : true })}`),
         requests ? openRequests().catch(() => new Map()) : new Map(),
-        showOwner ? people() : new Map(),
       ]);
-      directory = dir;
+      // The owners on this page, looked up by id (never every user).
+      directory = showOwner ? await people(userIdsOf(page.data.map((k) => k.owner))) : new Map();
       const byId = new Map(page.data.map((k) => [k.id, k]));
       // A successor's predecessor is usually on the same page; otherwise it is read, so the state says "rotating".
       const missing = page.data.filter((k) => k.rotated_from && !byId.has(k.rotated_from)).map((k) => k.rotated_from);
@@ -210,44 +201,19 @@ export function keyList({
     expiring.checked = false;
     void apply();
   };
-  const form = h(
-    "form",
-    {
-      class: "filters",
-      role: "search",
-      "aria-label": `Find ${label.toLowerCase()}`,
-      onsubmit: (event) => {
-        event.preventDefault();
-        void apply();
-      },
-    },
-    h(
-      "div",
-      { class: "field grow" },
-      h("label", { for: searchId }, "Search"),
-      search,
-      h("p", { class: "hint", id: `${searchId}-hint` }, "Name, the last four characters of the key, or its id."),
-    ),
-    owner
-      ? h(
-          "div",
-          { class: "field" },
-          h("label", { for: owner.id }, "Owner"),
-          owner,
-          h("p", { class: "hint" }, "An email, or an application id."),
-          ownerNote,
-        )
-      : null,
-    h("div", { class: "field" }, h("label", { for: environment.id }, "Environment"), environment),
-    h("div", { class: "field" }, h("label", { for: status.id }, "Status"), status),
-    h("div", { class: "field check" }, h("label", {}, expiring, "Expiring within 7 days")),
-    h(
-      "div",
-      { class: "field buttons-row" },
-      h("button", { type: "submit" }, "Search"),
-      h("button", { type: "button", class: "secondary", onclick: clear }, "Clear"),
-    ),
-  );
+  const form = filterForm({
+    label: `Find ${label.toLowerCase()}`,
+    search,
+    hint: "Name, the last four characters of the key, or its id.",
+    fields: [
+      owner ? filterField("Owner", owner, h("p", { class: "hint" }, "An email, or an application id."), ownerNote) : null,
+      filterField("Environment", environment),
+      filterField("Status", status),
+      h("div", { class: "field check" }, h("label", {}, expiring, "Expiring within 7 days")),
+    ].filter(Boolean),
+    onApply: apply,
+    onClear: clear,
+  });
   for (const control of [environment, status, expiring]) control.addEventListener("change", () => void apply());
   void apply();
   return { node: h("div", { class: "key-list" }, form, list.node), reload: () => list.refresh() };

@@ -1,9 +1,18 @@
 // A one-time invite or password-reset link, shown to the administrator to send (the token is in
 // this answer only; the server keeps its hash). Like the setup link, it travels in the URL
-// fragment, which browsers never send to a server.
+// fragment, which browsers never send to a server. When the server emailed it (SMTP configured,
+// docs/dashboard.md), the panel says so, or why it could not, so the admin sends it by hand.
 import { h, uid } from "../lib/dom.js";
 import { fmtTime, relative } from "../lib/format.js";
 import { copyButton } from "./copy.js";
+
+/** The line about emailing the link: none when the server has no mail settings (or was asked not to send). */
+function deliveryNote(delivery) {
+  if (delivery?.status === "sent") return h("p", { class: "delivery", role: "status" }, `Emailed to ${delivery.to}.`);
+  if (delivery?.status === "failed")
+    return h("p", { class: "delivery error", role: "alert" }, `Could not email: ${delivery.reason} — copy the link and send it yourself.`);
+  return null;
+}
 
 export function linkPanel(link, email) {
   const titleId = uid("link-title");
@@ -26,6 +35,7 @@ export function linkPanel(link, email) {
       ` (${relative(link.expires_at)}); a newer link replaces it.`,
       link.purpose === "reset" ? " Their current password keeps working until they use it." : " They choose their own password.",
     ),
+    deliveryNote(link.delivery),
     h("div", { class: "row" }, input, copyButton({ text: () => input.value, label: "Copy link", fallbackInput: input, className: "" })),
     h(
       "button",

@@ -57,7 +57,7 @@ export const expiringSoon = (key, now = Date.now()) =>
   key.status === "active" && key.expires_at !== null && new Date(key.expires_at).getTime() - now <= EXPIRING_SOON_MS;
 
 /** The management scopes (docs/api.md): a key holding one can manage keys, users or the audit log. */
-export const MANAGEMENT_SCOPES = ["admin", "keys:read", "keys:write", "keys:verify", "users:write", "audit:read"];
+export const MANAGEMENT_SCOPES = ["admin", "keys:read", "keys:write", "keys:verify", "users:write", "audit:read", "portal:create"];
 
 /** Why a key (or the settings of one about to be created) is powerful: [] when it is not. */
 export function powerReasons(scopes, expiresAt) {
@@ -92,6 +92,8 @@ export function keyState(key, context = {}, now = Date.now()) {
   if (request?.status === "approved" && !request.claimed_at) states.push({ tone: "pending", text: "production key awaiting pickup" });
   if (expiringSoon(key, now)) states.push({ tone: "warn", text: "expiring soon" });
   if (isPowerful(key)) states.push({ tone: "power", text: "powerful" });
+  // Imported in a declared legacy format (docs/migrating.md): rotating it issues a Keyward key.
+  if (key.format?.startsWith("legacy:")) states.push({ tone: "muted", text: "legacy" });
   return states;
 }
 
@@ -141,6 +143,8 @@ export function askedSummary(asked) {
   if (asked.concurrency) parts.push(`${asked.concurrency} in flight`);
   if (asked.quota) parts.push(quotaText(asked.quota));
   if (asked.allowed_cidrs.length > 0) parts.push(asked.allowed_cidrs.join(" "));
+  const lifetime = asked.expires_after_approval_seconds;
+  if (lifetime) parts.push(`expires ${plural(Math.max(1, Math.round(lifetime / 86_400)), "day")} after approval`);
   return parts.join(" · ");
 }
 

@@ -1,34 +1,74 @@
 // Who is who: people by email (and name, when the API has one), keys by name and ref; ids
-// second. Administrators read GET /v1/users once per page; members know only themselves.
-import { api, isAdmin, me } from "./api.js";
+// second. Administrators look people up by id as pages need them (GET /v1/users/{id}, cached),
+// never by reading every user; members know only themselves.
+import { api, isAdmin, me, query } from "./api.js";
 import { h } from "./dom.js";
 
-let users = null;
-let usersAt = 0;
+/** Users read so far, by id (null: not readable). Cleared by forgetPeople() and after 5 minutes. */
+const userCache = new Map();
+let cacheSince = 0;
+/** When the first page (below) was last read. */
+let firstPageAt = 0;
 
-/** Every dashboard user by id (admins); a member gets just themselves. Cached for 30 s. */
-export async function people({ fresh = false } = {}) {
+/**
+ * Dashboard users by id (admins); a member gets just themselves. With `ids`, those users are
+ * looked up (in parallel, at most 6 at a time, cached); without, the first 200 users (a bound,
+ * for directories that name nobody in particular) and whoever was looked up before.
+ */
+export async function people(ids = null, { fresh = false } = {}) {
   if (!isAdmin()) {
     const self = me();
     return new Map(self ? [[self.id, self]] : []);
   }
-  if (fresh || !users || Date.now() - usersAt > 30_000) {
-    const answer = await api("GET", "/v1/users");
-    users = new Map(answer.data.map((u) => [u.id, u]));
-    usersAt = Date.now();
+  if (fresh || Date.now() - cacheSince > 300_000) {
+    userCache.clear();
+    cacheSince = Date.now();
+    firstPageAt = 0;
   }
-  return users;
+  if (ids === null) {
+    if (Date.now() - firstPageAt > 30_000) {
+      const answer = await api("GET", `/v1/users${query({ limit: 200 })}`);
+      for (const user of answer.data) userCache.set(user.id, user);
+      firstPageAt = Date.now();
+    }
+  } else {
+    const wanted = [...new Set(ids.filter((id) => typeof id === "string" && /^usr_[0-9A-Za-z]{16,40}$/.test(id) && !userCache.has(id)))];
+    let next = 0;
+    const worker = async () => {
+      while (next < wanted.length) {
+        const id = wanted[next++];
+        try {
+          userCache.set(id, await api("GET", `/v1/users/${encodeURIComponent(id)}`));
+        } catch {
+          userCache.set(id, null);
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(6, wanted.length) }, worker));
+  }
+  return new Map([...userCache].filter(([, user]) => user !== null));
 }
 
 export const forgetPeople = () => {
-  users = null;
+  userCache.clear();
+  firstPageAt = 0;
 };
 
-/** A user by email (case-insensitive), or null. */
+/** The user ids among owners, actors and targets (`{type, id}`), for `people(ids)`. */
+export const userIdsOf = (refs) => refs.filter((ref) => ref?.type === "user").map((ref) => ref.id);
+
+/** A user by email (case-insensitive), or null: searched on the server. */
 export async function userByEmail(email) {
   const wanted = email.trim().toLowerCase();
-  for (const user of (await people()).values()) if (user.email.toLowerCase() === wanted) return user;
-  return null;
+  if (!isAdmin()) {
+    const self = me();
+    return self && self.email.toLowerCase() === wanted ? self : null;
+  }
+  if (wanted === "" || wanted.length > 320) return null;
+  const answer = await api("GET", `/v1/users${query({ q: wanted, limit: 200 })}`);
+  const user = answer.data.find((u) => u.email.toLowerCase() === wanted) ?? null;
+  if (user) userCache.set(user.id, user);
+  return user;
 }
 
 /** "Ada Lovelace <ada@example.com>" or the email alone. */

@@ -5,7 +5,7 @@ import { hashParams } from "../components/key-list.js";
 import { apiPages, pagedTable } from "../components/table.js";
 import { h, section } from "../lib/dom.js";
 import { timeEl } from "../lib/format.js";
-import { keyEl, lookupKeys, people, userByEmail, whoEl } from "../lib/people.js";
+import { keyEl, lookupKeys, people, userByEmail, userIdsOf, whoEl } from "../lib/people.js";
 import { intro, page } from "../lib/router.js";
 
 const ACTIONS = [
@@ -29,6 +29,8 @@ const ACTIONS = [
   "user.invite_accepted",
   "user.password_reset_issued",
   "user.password_reset",
+  "user.link_email_sent",
+  "user.link_email_failed",
   "user.password_change_required",
   "user.password_change_waived",
   "session.signed_in",
@@ -122,7 +124,10 @@ export function auditPage() {
         () => filters,
         async (rows) => {
           const ids = rows.flatMap((e) => [e.actor.type.endsWith("key") ? e.actor.id : null, e.target.type === "key" ? e.target.id : null]);
-          const [directory, keys] = await Promise.all([people(), lookupKeys(ids.filter(Boolean))]);
+          const [directory, keys] = await Promise.all([
+            people(userIdsOf(rows.flatMap((e) => [e.actor, e.target]))),
+            lookupKeys(ids.filter(Boolean)),
+          ]);
           return { directory, keys };
         },
       )(args);

@@ -11,7 +11,7 @@ import { dataTable, pagedTable } from "../components/table.js";
 import { ApiError, api, isAdmin, me, query } from "../lib/api.js";
 import { dl, h, section, toast } from "../lib/dom.js";
 import { expiryEl, isPowerful, keyState, limitPairs, num, powerReasons, relative, stateBadges, timeEl } from "../lib/format.js";
-import { lookupKeys, people, whoEl } from "../lib/people.js";
+import { lookupKeys, people, userIdsOf, whoEl } from "../lib/people.js";
 import { navigate, page, setSection } from "../lib/router.js";
 
 const keyLink = (key, fallbackId) =>
@@ -74,7 +74,7 @@ function recentAudit(key) {
     const events = await api("GET", `/v1/audit-events${query({ key_id: key.id, limit: 10 })}`);
     if (events.data.length === 0) return h("p", { class: "muted" }, "No audit events.");
     const [directory, keys] = await Promise.all([
-      people(),
+      people(userIdsOf(events.data.flatMap((e) => [e.actor, e.target]))),
       lookupKeys(events.data.filter((e) => e.actor.type.endsWith("key")).map((e) => e.actor.id)),
     ]);
     return [
@@ -102,7 +102,7 @@ export async function keyDetailPage(id) {
     maybeKey(key.rotated_from),
     maybeKey(key.replaced_by),
     key.environment === "sandbox" ? openRequests().catch(() => new Map()) : new Map(),
-    people().catch(() => new Map()),
+    people(userIdsOf([key.owner])).catch(() => new Map()),
   ]);
   const revealSlot = h("div", { class: "reveal" });
   // Redraws the page, but never under a key still on screen (its "I have stored it" redraws then).
@@ -119,6 +119,9 @@ export async function keyDetailPage(id) {
       ["Id", idChip(key.id)],
       ["Owner", whoEl(key.owner, directory)],
       ["Environment", key.environment],
+      // An imported key (docs/migrating.md): its legacy format and its id in the system it came from.
+      key.format?.startsWith("legacy:") ? ["Format", `legacy (${key.format.slice("legacy:".length)})`] : null,
+      key.external_id ? ["External id", h("code", {}, key.external_id)] : null,
       ["Scopes", key.scopes.length > 0 ? key.scopes.join(", ") : "none"],
       ["State", stateBadges(keyState(key, context))],
       isPowerful(key) ? ["Powerful", power.join(", ")] : null,

@@ -5,7 +5,7 @@ import { apiPages, pagedTable } from "../components/table.js";
 import { api } from "../lib/api.js";
 import { h, section, toast, uid } from "../lib/dom.js";
 import { askedSummary, badge, timeEl } from "../lib/format.js";
-import { keyEl, lookupKeys, people, personName, whoEl } from "../lib/people.js";
+import { keyEl, lookupKeys, people, personName, userIdsOf, whoEl } from "../lib/people.js";
 import { intro, page } from "../lib/router.js";
 
 const FILTERS = [
@@ -68,7 +68,10 @@ export function requestsPage() {
       "/v1/key-requests",
       () => ({ status: status.value }),
       async (rows) => {
-        const [directory, keys] = await Promise.all([people(), lookupKeys(rows.flatMap((r) => [r.sandbox_key_id, r.issued_key_id]))]);
+        const [directory, keys] = await Promise.all([
+          people(userIdsOf(rows.flatMap((r) => [r.owner, r.requested_by]))),
+          lookupKeys(rows.flatMap((r) => [r.sandbox_key_id, r.issued_key_id])),
+        ]);
         return { directory, keys };
       },
     ),

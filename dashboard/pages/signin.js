@@ -1,5 +1,5 @@
 // Signing in, the first administrator's setup, and a deployment not set up yet.
-import { busy, field, formError, formErrors } from "../components/form.js";
+import { busy, field, formError, formErrors, newPasswordInput, passwordProblem } from "../components/form.js";
 import { ApiError, api, state } from "../lib/api.js";
 import { h } from "../lib/dom.js";
 import { timeEl } from "../lib/format.js";
@@ -9,14 +9,9 @@ import { navigate, page } from "../lib/router.js";
 function credentialsForm({ submitLabel, newPassword = false, onSubmit, before = [] }) {
   const summary = formError();
   const email = h("input", { type: "email", name: "email", required: true, autocomplete: "username", maxlength: 320 });
-  const password = h("input", {
-    type: "password",
-    name: "password",
-    required: true,
-    autocomplete: newPassword ? "new-password" : "current-password",
-    minlength: newPassword ? 12 : null,
-    maxlength: 256,
-  });
+  const password = newPassword
+    ? newPasswordInput("password")
+    : h("input", { type: "password", name: "password", required: true, autocomplete: "current-password", maxlength: 256 });
   const fields = {
     email: field({ label: "Email", control: email }),
     password: field({
@@ -40,8 +35,7 @@ function credentialsForm({ submitLabel, newPassword = false, onSubmit, before = 
           if (!email.value.trim()) problems.push({ field: "email", message: "Enter your email address." });
           else if (!email.validity.valid) problems.push({ field: "email", message: "Enter an email address, like name@example.com." });
           if (!password.value) problems.push({ field: "password", message: "Enter your password." });
-          else if (newPassword && (password.value.length < 12 || password.value.length > 256))
-            problems.push({ field: "password", message: `Use 12 to 256 characters (this one has ${password.value.length}).` });
+          else if (newPassword && passwordProblem("password", password.value)) problems.push(passwordProblem("password", password.value));
           if (problems.length > 0) return errors.show(problems);
           try {
             await onSubmit(email.value.trim(), password.value);
@@ -63,18 +57,51 @@ function credentialsForm({ submitLabel, newPassword = false, onSubmit, before = 
   return form;
 }
 
+/** Why single sign-on sent the person back here (`#/signin?error=…`, docs/dashboard.md). */
+const SSO_ERRORS = {
+  sso_failed: "Single sign-on did not complete. Start again; if it keeps failing, ask an administrator.",
+  sso_denied: "The identity provider did not sign you in, or you cancelled. Start again to retry.",
+  sso_unavailable: "The identity provider cannot be reached right now. Try again in a moment.",
+  sso_bad_return_to: "That sign-in link pointed outside Keyward, so it was not followed. Start again from this page.",
+  sso_too_many: "Too many sign-ins were started from your address in the last minute. Wait a minute, then start again.",
+  sso_email_missing: "The identity provider did not share an email address, which Keyward needs to sign you in.",
+  sso_email_unverified: "Your email address is not verified with the identity provider, so it cannot be used to sign in here.",
+  sso_domain_not_allowed: "Accounts with this email domain may not sign in to this Keyward.",
+  sso_account_disabled: "Your Keyward account is disabled. Ask an administrator.",
+  sso_account_linked: "This email belongs to a Keyward account linked to another identity. Ask an administrator.",
+};
+
+/** What the sign-in page offers: from `GET /v1/setup` (`sso`, `password_sign_in` appear when SSO is configured). */
+async function signInMethods() {
+  const setup = await api("GET", "/v1/setup").catch(() => ({}));
+  return { sso: setup.sso === true, passwords: setup.password_sign_in !== false, start: setup.sso_start ?? "/v1/session/oidc/start" };
+}
+
+/** A plain link to the provider (no script): back here on `#${next}` once signed in. */
+function ssoLink(start, next) {
+  const returnTo = `${location.pathname}#${next}`;
+  return h("a", { class: "button", href: `${start}?return_to=${encodeURIComponent(returnTo)}` }, "Sign in with SSO");
+}
+
 /** `next`: the page to go back to (already checked by the router). */
-export function signInPage(next = "/keys") {
-  page(
-    "Sign in",
-    credentialsForm({
-      submitLabel: "Sign in",
-      onSubmit: async (email, password) => {
-        state.session = await api("POST", "/v1/session", { email, password });
-        navigate(`#${next}`);
-      },
-    }),
-  );
+export async function signInPage(next = "/keys") {
+  const error = new URLSearchParams(location.hash.split("?")[1] ?? "").get("error");
+  const methods = await signInMethods();
+  const parts = [];
+  if (error && Object.hasOwn(SSO_ERRORS, error)) parts.push(h("p", { role: "alert" }, SSO_ERRORS[error]));
+  if (methods.sso) parts.push(h("p", { class: "buttons-row" }, ssoLink(methods.start, next)));
+  if (methods.passwords)
+    parts.push(
+      credentialsForm({
+        submitLabel: "Sign in",
+        before: methods.sso ? [h("p", { class: "muted" }, "Or sign in with your Keyward password.")] : [],
+        onSubmit: async (email, password) => {
+          state.session = await api("POST", "/v1/session", { email, password });
+          navigate(`#${next}`);
+        },
+      }),
+    );
+  page("Sign in", ...parts);
 }
 
 export async function setupPage(token) {
@@ -111,9 +138,18 @@ export async function setupPage(token) {
   );
 }
 
-export function notSetUpPage() {
+export async function notSetUpPage() {
+  const methods = await signInMethods();
   page(
     "Keyward is not set up yet",
+    methods.sso
+      ? h(
+          "p",
+          {},
+          "An administrator can sign in with SSO when the identity provider puts them in an admin group: ",
+          ssoLink(methods.start, "/keys"),
+        )
+      : null,
     h(
       "p",
       {},
@@ -170,14 +206,7 @@ export async function linkPage(purpose, token) {
     return;
   }
   const summary = formError();
-  const password = h("input", {
-    type: "password",
-    name: "password",
-    required: true,
-    minlength: 12,
-    maxlength: 256,
-    autocomplete: "new-password",
-  });
+  const password = newPasswordInput("password");
   const email = h("input", { type: "email", name: "email", value: found.email, readonly: true, autocomplete: "username" });
   const repeat = h("input", { type: "password", name: "repeat", required: true, maxlength: 256, autocomplete: "new-password" });
   const fields = {
@@ -203,8 +232,8 @@ export async function linkPage(purpose, token) {
           event.preventDefault();
           void busy(submit, async () => {
             errors.clear();
-            if (password.value.length < 12 || password.value.length > 256)
-              return errors.show([{ field: "password", message: `Use 12 to 256 characters (this one has ${password.value.length}).` }]);
+            const tooShortOrLong = passwordProblem("password", password.value);
+            if (tooShortOrLong) return errors.show([tooShortOrLong]);
             if (repeat.value !== password.value)
               return errors.show([{ field: "repeat", message: "The two passwords differ: type the same one twice." }]);
             try {
@@ -240,14 +269,7 @@ export function forcedPasswordPage(next) {
     maxlength: 256,
   });
   const repeat = h("input", { type: "password", name: "repeat", required: true, maxlength: 256, autocomplete: "new-password" });
-  const fresh = h("input", {
-    type: "password",
-    name: "new_password",
-    required: true,
-    minlength: 12,
-    maxlength: 256,
-    autocomplete: "new-password",
-  });
+  const fresh = newPasswordInput("new_password");
   const fields = {
     current_password: field({ label: "Current password", control: current }),
     new_password: field({ label: "New password", control: fresh, hint: "12 to 256 characters, different from the current one." }),
@@ -269,8 +291,8 @@ export function forcedPasswordPage(next) {
             errors.clear();
             const problems = [];
             if (!current.value) problems.push({ field: "current_password", message: "Enter your current password." });
-            if (fresh.value.length < 12 || fresh.value.length > 256)
-              problems.push({ field: "new_password", message: `Use 12 to 256 characters (this one has ${fresh.value.length}).` });
+            const tooShortOrLong = passwordProblem("new_password", fresh.value);
+            if (tooShortOrLong) problems.push(tooShortOrLong);
             else if (fresh.value === current.value)
               problems.push({ field: "new_password", message: "Choose a password different from the current one." });
             else if (repeat.value !== fresh.value)

@@ -2,13 +2,15 @@
 // usage and what they did recently.
 import { usageTimeline } from "../components/chart.js";
 import { idChip } from "../components/copy.js";
+import { confirmDialog } from "../components/dialog.js";
 import { keyList } from "../components/key-list.js";
+import { sessionTable } from "../components/session-list.js";
 import { loadInto } from "../components/states.js";
-import { dataTable } from "../components/table.js";
-import { ApiError, api, listAll, me, query } from "../lib/api.js";
-import { dl, h, section } from "../lib/dom.js";
-import { askedSummary, timeEl } from "../lib/format.js";
-import { keyEl, lookupKeys, people, whoEl } from "../lib/people.js";
+import { apiPages, dataTable, pagedTable } from "../components/table.js";
+import { ApiError, api, me, query } from "../lib/api.js";
+import { dl, h, section, toast } from "../lib/dom.js";
+import { askedSummary, plural, timeEl } from "../lib/format.js";
+import { keyEl, lookupKeys, people, userIdsOf, whoEl } from "../lib/people.js";
 import { navigate, page, setSection } from "../lib/router.js";
 import { requestState } from "./my-keys.js";
 import { issueLink, requirePassword, toggleUser, userBadges } from "./users.js";
@@ -24,35 +26,74 @@ export async function userDetailPage(id) {
     empty: "No keys.",
     reveal: (panel) => revealSlot.replaceChildren(panel),
   });
-  const requestSlot = h("div");
-  loadInto(requestSlot, async () => {
-    const { data, complete } = await listAll("/v1/key-requests", {}, 600);
-    const theirs = data.filter((r) => r.owner.type === "user" && r.owner.id === user.id);
-    if (theirs.length === 0)
-      return h("p", { class: "muted" }, complete ? "No production key requests." : "None among the latest 600 requests.");
-    const lookup = await lookupKeys(theirs.map((r) => r.sandbox_key_id));
-    return dataTable({
-      caption: "Production key requests",
-      rows: theirs,
-      rowAttrs: (r) => ({ "data-request-id": r.id }),
-      columns: [
-        { label: "Sandbox key", cell: (r) => keyEl(r.sandbox_key_id, lookup) },
-        { label: "Asks for", cell: (r) => askedSummary(r.asked) },
-        { label: "Status", cell: (r) => requestState(r) },
-        { label: "Asked", cell: (r) => timeEl(r.created_at) },
+  // This person's requests, asked of the server by owner and read page by page.
+  const requests = pagedTable({
+    label: "Production key requests",
+    caption: "Production key requests",
+    empty: "No production key requests.",
+    pageSize: 20,
+    rowAttrs: (r) => ({ "data-request-id": r.id }),
+    fetchPage: apiPages(
+      "/v1/key-requests",
+      () => ({ owner_type: "user", owner_id: user.id }),
+      async (rows) => ({ keys: await lookupKeys(rows.map((r) => r.sandbox_key_id)) }),
+    ),
+    columns: [
+      { label: "Sandbox key", cell: (r, ctx) => keyEl(r.sandbox_key_id, ctx.keys ?? new Map()) },
+      { label: "Asks for", cell: (r) => askedSummary(r.asked) },
+      { label: "Status", cell: (r) => requestState(r) },
+      { label: "Asked", cell: (r) => timeEl(r.created_at) },
+    ],
+  });
+  void requests.reload();
+  const sessionSlot = h("div");
+  const sessionsPath = `/v1/users/${encodeURIComponent(user.id)}/sessions`;
+  const endSessions = async (sessions, one) => {
+    const count = one ? 1 : sessions.length;
+    const includesMine = (one ? [one] : sessions).some((s) => s.current);
+    const ok = await confirmDialog({
+      title: one ? `End a session of ${user.email}` : `End all sessions of ${user.email}`,
+      impact: [
+        `${plural(count, "session")} will be signed out${one?.ip ? ` (the one from ${one.ip})` : ""}.`,
+        includesMine
+          ? "That includes this session: you will be signed out too."
+          : `${user.email} can sign in again; their keys keep working.`,
       ],
+      confirm: one ? "End session" : "End all sessions",
+      danger: true,
     });
+    if (!ok) return;
+    try {
+      const { ended } = await api("DELETE", one ? `${sessionsPath}/${encodeURIComponent(one.id)}` : sessionsPath);
+      toast(`${plural(ended, "session")} ended`);
+    } catch (error) {
+      toast(error.message, { error: true });
+    }
+    if (!includesMine) await reloadSessions();
+  };
+  const reloadSessions = loadInto(sessionSlot, async () => {
+    const { data } = await api("GET", sessionsPath);
+    if (data.length === 0)
+      return h("p", { class: "muted", "data-empty": "" }, "No live sessions: they are not signed in to the dashboard.");
+    return [
+      sessionTable({ sessions: data, caption: `Sessions of ${user.email}`, end: (s) => endSessions(data, s) }),
+      h(
+        "div",
+        { class: "buttons-row" },
+        h("button", { type: "button", class: "danger", onclick: () => endSessions(data, null) }, "End all sessions"),
+      ),
+    ];
   });
   const auditSlot = h("div");
   loadInto(auditSlot, async () => {
-    const [byThem, aboutThem, directory] = await Promise.all([
+    const [byThem, aboutThem] = await Promise.all([
       api("GET", `/v1/audit-events${query({ actor_id: user.id, limit: 20 })}`),
       api("GET", `/v1/audit-events${query({ key_id: user.id, limit: 20 })}`),
-      people(),
     ]);
     const events = [...byThem.data, ...aboutThem.data.filter((e) => !byThem.data.some((b) => b.id === e.id))]
       .sort((a, b) => (a.at < b.at ? 1 : -1))
       .slice(0, 20);
+    const directory = await people(userIdsOf(events.flatMap((e) => [e.actor, e.target])));
     if (events.length === 0) return h("p", { class: "muted" }, "No audit events.");
     return [
       dataTable({
@@ -106,11 +147,8 @@ export async function userDetailPage(id) {
     linkSlot,
     revealSlot,
     section("Keys", keys.node),
-    section("Production key requests", requestSlot),
-    section(
-      "Sessions",
-      h("p", { class: "muted" }, "The API does not list a person's sessions. Disabling the user ends all of them at once."),
-    ),
+    section("Production key requests", requests.node),
+    section("Sessions", sessionSlot),
     section("Usage", usageTimeline({ params: { owner: `user:${user.id}` }, title: `Requests with keys of ${user.email}` })),
     section("Recent activity", auditSlot),
   );

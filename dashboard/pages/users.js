@@ -2,10 +2,10 @@
 // to their keys said first).
 import { idChip } from "../components/copy.js";
 import { confirmDialog } from "../components/dialog.js";
-import { busy, field, formError, formErrors } from "../components/form.js";
+import { filterField, filterForm, searchInput } from "../components/filters.js";
+import { busy, field, formError, formErrors, newPasswordInput, passwordProblem } from "../components/form.js";
 import { linkPanel } from "../components/link-panel.js";
-import { loadInto } from "../components/states.js";
-import { dataTable } from "../components/table.js";
+import { pagedTable } from "../components/table.js";
 import { api, me, query } from "../lib/api.js";
 import { h, section, toast, uid } from "../lib/dom.js";
 import { badge, num, plural, timeEl } from "../lib/format.js";
@@ -133,7 +133,7 @@ function createUserForm(onCreated, showLink) {
     h("label", {}, inviteRadio, "Invite link: they choose their password"),
     h("label", {}, passwordRadio, "Set an initial password"),
   );
-  const password = h("input", { type: "password", name: "password", minlength: 12, maxlength: 256, autocomplete: "new-password" });
+  const password = newPasswordInput("password", { required: false });
   const role = h("select", { name: "role" }, h("option", { value: "member" }, "Member"), h("option", { value: "admin" }, "Administrator"));
   const fields = {
     email: field({ label: "Email", control: email }),
@@ -167,8 +167,8 @@ function createUserForm(onCreated, showLink) {
           const problems = [];
           if (!email.value.trim() || !email.validity.valid)
             problems.push({ field: "email", message: "Enter an email address, like name@example.com." });
-          if (passwordRadio.checked && (password.value.length < 12 || password.value.length > 256))
-            problems.push({ field: "password", message: `Use 12 to 256 characters (this one has ${password.value.length}).` });
+          const tooShortOrLong = passwordRadio.checked ? passwordProblem("password", password.value) : null;
+          if (tooShortOrLong) problems.push(tooShortOrLong);
           if (problems.length > 0) return errors.show(problems);
           try {
             const body = { email: email.value.trim(), role: role.value, ...(passwordRadio.checked ? { password: password.value } : {}) };
@@ -193,100 +193,123 @@ function createUserForm(onCreated, showLink) {
 }
 
 export function usersPage() {
-  const listSlot = h("div");
   const linkSlot = h("div", { class: "reveal" });
-  const filterId = uid("filter");
-  const filter = h("input", { type: "search", id: filterId, autocomplete: "off", spellcheck: "false" });
-  let all = [];
-  const draw = () => {
-    const text = filter.value.trim().toLowerCase();
-    const rows = text
-      ? all.filter(
-          (u) => u.email.toLowerCase().includes(text) || (u.name ?? "").toLowerCase().includes(text) || u.id === filter.value.trim(),
-        )
-      : all;
-    const status = h(
-      "p",
-      { class: "muted", "aria-live": "polite" },
-      text ? `${plural(rows.length, "user")} of ${num(all.length)} match` : `${plural(all.length, "user")}`,
-    );
-    if (rows.length === 0) return [status, h("p", { "data-empty": "" }, text ? "No users match." : "No users.")];
-    return [
-      status,
-      dataTable({
-        caption: "Users",
-        rows,
-        rowAttrs: (u) => ({ "data-user-id": u.id }),
-        columns: [
-          {
-            label: "Email",
-            cell: (u) =>
-              h("span", {}, h("a", { href: `#/users/${u.id}` }, u.email), u.name ? h("span", { class: "block small" }, u.name) : null),
-          },
-          { label: "Role", cell: (u) => (u.role === "admin" ? "administrator" : "member") },
-          { label: "Status", cell: (u) => userBadges(u) },
-          { label: "Created", cell: (u) => timeEl(u.created_at) },
-          { label: "Id", cell: (u) => idChip(u.id) },
-          {
-            label: "",
-            className: "actions",
-            cell: (u) =>
-              u.id === me().id
-                ? h("span", { class: "muted small" }, "you")
-                : h(
-                    "span",
-                    { class: "actions" },
-                    u.password_set === false
-                      ? h(
-                          "button",
-                          {
-                            type: "button",
-                            class: "link",
-                            "aria-label": `New invite link for ${u.email}`,
-                            onclick: () => issueLink(u, "invite", (panel) => linkSlot.replaceChildren(panel)),
-                          },
-                          "New invite link",
-                        )
-                      : null,
-                    h(
+  const search = searchInput({ maxlength: 320 });
+  const role = h(
+    "select",
+    { name: "role", id: uid("role") },
+    [
+      ["", "Any role"],
+      ["admin", "Administrators"],
+      ["member", "Members"],
+    ].map(([v, l]) => h("option", { value: v }, l)),
+  );
+  const state = h(
+    "select",
+    { name: "state", id: uid("state") },
+    [
+      ["", "Any status"],
+      ["false", "Active"],
+      ["true", "Disabled"],
+    ].map(([v, l]) => h("option", { value: v }, l)),
+  );
+  /** The filters the list was drawn with, and the number of matches from its first page. */
+  let filters = {};
+  let total = null;
+  const filtering = () => Object.keys(filters).length > 0;
+  const list = pagedTable({
+    label: "Users",
+    caption: "Users",
+    rowAttrs: (u) => ({ "data-user-id": u.id }),
+    empty: () => [
+      h("p", { "data-empty": "" }, filtering() ? "No users match." : "No users."),
+      filtering() ? h("button", { type: "button", class: "secondary", onclick: () => void clear() }, "Clear filters") : null,
+    ],
+    // Searched, filtered and paged by the server (docs/api.md): the count is asked with the first page only.
+    fetchPage: async ({ cursor, limit }) => {
+      const page = await api("GET", `/v1/users${query({ ...filters, limit, cursor, include_total: cursor ? undefined : true })}`);
+      if (!cursor) total = typeof page.total === "number" ? page.total : null;
+      return { ...page, total: total ?? undefined };
+    },
+    columns: [
+      {
+        label: "Email",
+        cell: (u) =>
+          h("span", {}, h("a", { href: `#/users/${u.id}` }, u.email), u.name ? h("span", { class: "block small" }, u.name) : null),
+      },
+      { label: "Role", cell: (u) => (u.role === "admin" ? "administrator" : "member") },
+      { label: "Status", cell: (u) => userBadges(u) },
+      { label: "Created", cell: (u) => timeEl(u.created_at) },
+      { label: "Id", cell: (u) => idChip(u.id) },
+      {
+        label: "",
+        className: "actions",
+        cell: (u) =>
+          u.id === me().id
+            ? h("span", { class: "muted small" }, "you")
+            : h(
+                "span",
+                { class: "actions" },
+                u.password_set === false
+                  ? h(
                       "button",
                       {
                         type: "button",
                         class: "link",
-                        "aria-label": `${u.disabled ? "Enable" : "Disable"} ${u.email}`,
-                        onclick: async () => {
-                          if (await toggleUser(u)) await reload();
-                        },
+                        "aria-label": `New invite link for ${u.email}`,
+                        onclick: () => issueLink(u, "invite", (panel) => linkSlot.replaceChildren(panel)),
                       },
-                      u.disabled ? "Enable" : "Disable",
-                    ),
-                  ),
-          },
-        ],
-      }),
-    ];
-  };
-  const reload = loadInto(listSlot, async () => {
-    all = (await api("GET", "/v1/users")).data;
-    return draw();
+                      "New invite link",
+                    )
+                  : null,
+                h(
+                  "button",
+                  {
+                    type: "button",
+                    class: "link",
+                    "aria-label": `${u.disabled ? "Enable" : "Disable"} ${u.email}`,
+                    onclick: async () => {
+                      if (await toggleUser(u)) await list.refresh();
+                    },
+                  },
+                  u.disabled ? "Enable" : "Disable",
+                ),
+              ),
+      },
+    ],
   });
-  filter.addEventListener("input", () => listSlot.replaceChildren(...draw()));
+  const apply = () => {
+    const q = search.value.trim();
+    filters = { ...(q ? { q } : {}), ...(role.value ? { role: role.value } : {}), ...(state.value ? { disabled: state.value } : {}) };
+    return list.reload();
+  };
+  const clear = () => {
+    search.value = "";
+    role.value = "";
+    state.value = "";
+    return apply();
+  };
+  for (const control of [role, state]) control.addEventListener("change", () => void apply());
+  void apply();
   page(
     "Users",
     intro("People who sign in to this dashboard. Disabling someone signs them out and stops their keys."),
     createUserForm(
-      () => reload(),
+      () => void list.reload(),
       (panel) => linkSlot.replaceChildren(panel),
     ),
     linkSlot,
     section(
       "People",
-      h(
-        "div",
-        { class: "filters", role: "search", "aria-label": "Find users" },
-        h("div", { class: "field grow" }, h("label", { for: filterId }, "Search by email, name or id"), filter),
-      ),
-      listSlot,
+      filterForm({
+        label: "Find users",
+        search,
+        hint: "Part of the email, or the user's id.",
+        fields: [filterField("Role", role), filterField("Status", state)],
+        onApply: apply,
+        onClear: clear,
+      }),
+      list.node,
     ),
   );
 }

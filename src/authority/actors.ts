@@ -1,5 +1,5 @@
 import type { Environment } from "../core/key-format.js";
-import type { Actor, KeyRecord } from "../core/model.js";
+import type { Actor, KeyRecord, OwnerRef } from "../core/model.js";
 import { findMissingScopes, MANAGEMENT_SCOPES, scopeCovers } from "../core/scopes.js";
 import type { Authority, Bound, MemberRights } from "./model.js";
 
@@ -71,6 +71,35 @@ export function adminRoleBound(grantable: readonly string[]): Bound {
     reach: "all",
     owner: null,
     tightenOnly: false,
+  };
+}
+
+/** What a portal session's policy lets its holder do (docs/embedding.md). */
+export interface PortalBoundPolicy {
+  scopes: readonly string[];
+  environments: readonly Environment[];
+  maxExpiresInDays: number;
+  mayRequestProduction: boolean;
+}
+
+/** The management scopes a portal session holds, over its owner's keys only. */
+export const PORTAL_MANAGEMENT_SCOPES: readonly string[] = ["keys:read", "keys:write"];
+
+/**
+ * A portal session: its owner's keys only, conferring the policy's scopes and environments, with
+ * an expiry within the policy's longest; tighten-only; production only by request, if allowed.
+ */
+export function portalBound(owner: OwnerRef, policy: PortalBoundPolicy): Bound {
+  return {
+    source: "portal",
+    management: PORTAL_MANAGEMENT_SCOPES,
+    grantable: policy.scopes,
+    environments: policy.environments,
+    reach: "owner",
+    owner,
+    tightenOnly: true,
+    maxLifetimeMs: policy.maxExpiresInDays * 86_400_000,
+    productionRequests: policy.mayRequestProduction,
   };
 }
 

@@ -32,13 +32,15 @@ export const rightsOf = (key: Pick<KeyRecord, "owner" | "environment" | "scopes"
 });
 
 function whose(bound: Bound): string {
+  if (bound.source === "portal") return "this portal session";
   return bound.source === "member" ? "your role" : bound.source === "admin_role" ? "the admin role" : "this key";
 }
 
 /** Scopes `bound` may not confer: outside its ceiling, or management scopes it lacks. */
 function scopesBeyond(bound: Bound, scopes: readonly string[]): string[] {
   const outside = bound.grantable === "all" ? [] : findMissingScopes(bound.grantable, scopes);
-  const escalating = findEscalatingScopes(bound.management, scopes);
+  // A portal session's management scopes reach its own keys only: it confers none of them.
+  const escalating = findEscalatingScopes(bound.source === "portal" ? [] : bound.management, scopes);
   return [...new Set([...outside, ...escalating])];
 }
 
@@ -67,7 +69,10 @@ function reachRefusal(bound: Bound, key: KeyRecord): Decision | null {
 }
 
 function confersRefusal(bound: Bound, rights: KeyRights): Decision | null {
-  if (bound.reach === "owner" && !sameOwner(rights.owner, bound.owner)) return refuse("members create keys for themselves only");
+  if (bound.reach === "owner" && !sameOwner(rights.owner, bound.owner))
+    return refuse(
+      bound.source === "portal" ? "a portal session creates keys for its owner only" : "members create keys for themselves only",
+    );
   const beyond = beyondRights(bound, rights);
   return beyond ? refuse(beyond) : null;
 }
@@ -113,6 +118,15 @@ function updateRefusal(bound: Bound, action: Extract<Action, { type: "key.update
   return null;
 }
 
+/** A bound with a longest lifetime (a portal session's policy): every key it creates expires, and within it. */
+function lifetimeRefusal(bound: Bound, expiry: { at: number | null; now: number } | undefined): Decision | null {
+  if (bound.maxLifetimeMs === undefined) return null;
+  if (!expiry || expiry.at === null) return refuse(`${whose(bound)} creates keys with an expiry only`);
+  if (expiry.at - expiry.now > bound.maxLifetimeMs)
+    return refuse(`${whose(bound)} creates keys expiring within ${Math.floor(bound.maxLifetimeMs / 86_400_000)} days only`);
+  return null;
+}
+
 const awaitingPickup = (key: KeyRecord): Decision => ({
   allowed: false,
   code: "KEY_AWAITING_PICKUP",
@@ -137,16 +151,25 @@ function decideForBound(bound: Bound, action: Action): Decision | null {
       if (action.type === "key.revoke" && action.key.awaitingPickup && bound.reach === "owner") return awaitingPickup(action.key);
       return null;
     case "key.create":
-      return confersRefusal(bound, action.rights);
+      // A portal session mints plain keys: no delegation ceiling, whatever it would name.
+      if (bound.source === "portal" && action.rights.delegation) return refuse("a portal session sets no delegation ceiling");
+      return confersRefusal(bound, action.rights) ?? lifetimeRefusal(bound, action.expiry);
     case "key.update":
       return updateRefusal(bound, action);
     case "key.rotate": {
       const reach = reachRefusal(bound, action.key);
       if (reach) return reach;
+      // A portal session is handed the rights of the key it rotates: within its policy, production
+      // only when it may pick up approved production keys (docs/embedding.md).
+      if (bound.source === "portal") {
+        const environments = bound.productionRequests ? [...bound.environments, "production" as const] : bound.environments;
+        return confersRefusal({ ...bound, environments }, rightsOf(action.key));
+      }
       // A member already holds its own key; anyone else is handed a key's rights by rotating it.
       return bound.reach === "owner" ? null : confersRefusal(bound, rightsOf(action.key));
     }
     case "key_request.create":
+      if (bound.productionRequests === false) return refuse(`${whose(bound)} may not ask for production keys`);
       return action.forItself ? null : reachRefusal(bound, action.sandbox);
     case "key_request.read":
       return bound.reach === "owner" && !sameOwner(action.request.owner, bound.owner) ? notFound("such key request") : null;
@@ -156,27 +179,43 @@ function decideForBound(bound: Bound, action: Action): Decision | null {
     case "key_request.reject":
       return bound.tightenOnly || bound.reach === "owner" ? refuse("only an administrator may reject") : null;
     case "key_request.claim":
-      return null;
+      return bound.productionRequests === false ? refuse(`${whose(bound)} may not pick up production keys`) : null;
     case "user.create":
       if (action.role === "admin")
         return bound.source === "admin_role" ? null : refuse("only an administrator may create an administrator");
       return bound.source === "admin_role" ? null : memberRightsRefusal(bound, action.member);
     case "user.update":
-    case "user.credentials": {
+    case "user.credentials":
+    case "user.sessions": {
       if (action.user.role === "admin")
         return bound.source === "admin_role" ? null : refuse("only an administrator may manage an administrator");
       if (bound.source === "admin_role") return null;
       const member = memberRightsRefusal(bound, action.member);
       if (member) return member;
       // Enabling or disabling a user enables or disables every key the user holds; a link to the
-      // account hands them all over.
+      // account hands them all over; ending sessions is limited to people no mightier than the caller.
       for (const key of action.keys) if (reachRefusal(bound, key)) return refuse(`the user holds ${key.id}, beyond the caller's reach`);
       return null;
     }
     case "owner.update":
+      if (bound.source === "portal") return refuse("a portal session may not manage owners");
       for (const key of action.keys) {
         if (reachRefusal(bound, key)) return refuse(`the owner holds ${key.id}, beyond the caller's reach`);
       }
+      return null;
+    case "portal_session.create": {
+      // Opening one confers what its policy lets the holder mint: decided as delegating those rights is.
+      if (bound.reach === "owner") return refuse("only an admin key or a portal:create key may open a portal session");
+      for (const environment of action.environments) {
+        const beyond = beyondRights(bound, { owner: action.owner, environment, scopes: action.scopes, delegation: null });
+        if (beyond) return refuse(beyond);
+      }
+      return null;
+    }
+    case "portal_session.manage":
+      if (bound.reach === "owner") return refuse("only an admin key or a portal:create key may manage portal sessions");
+      if (bound.source === "key" && !(action.openedBy && action.caller && sameOwner(action.openedBy, action.caller)))
+        return notFound("such portal session");
       return null;
     case "keys.import":
       // Every bound refuses: an import may confer any right on any owner.
@@ -210,6 +249,7 @@ function decideUnbounded(authority: Authority, action: Action): Decision {
       return ALLOW;
     case "key_request.claim": {
       const { request, claimant } = action;
+      if (claimant.type === "portal") return sameOwner(request.owner, claimant.owner) ? ALLOW : notFound("such key request");
       const allowed =
         claimant.type === "key"
           ? claimant.id === request.sandboxKeyId

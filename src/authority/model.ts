@@ -9,8 +9,11 @@ import type { ControlField } from "./controls.js";
  * member-owned key has its own ceiling and its owner's member policy.
  */
 export interface Bound {
-  /** Who set this bound, for messages: the key's ceiling, the member policy, the admin role. */
-  source: "key" | "member" | "admin_role";
+  /**
+   * Who set this bound, for messages: the key's ceiling, the member policy, the admin role, or a
+   * portal session's policy (docs/embedding.md).
+   */
+  source: "key" | "member" | "admin_role" | "portal";
   /** Management scopes held (`admin` covers them all): nothing conferred may exceed them. */
   management: readonly string[];
   /** Scopes it may confer; "all" for no limit. */
@@ -25,6 +28,10 @@ export interface Bound {
   owner: OwnerRef | null;
   /** Controls of keys in reach may be tightened, and loosened only where this actor set them. */
   tightenOnly: boolean;
+  /** Keys it creates must expire, at most this long after they are made (portal sessions). */
+  maxLifetimeMs?: number;
+  /** False: it may neither ask for a production key nor pick one up (portal sessions that may not). */
+  productionRequests?: boolean;
 }
 
 export interface Authority {
@@ -53,7 +60,12 @@ export interface MemberRights {
  */
 export type Action =
   | { type: "key.read"; key: KeyRecord }
-  | { type: "key.create"; rights: KeyRights }
+  | {
+      type: "key.create";
+      rights: KeyRights;
+      /** The expiry asked for and the time now: what a bound with `maxLifetimeMs` decides on. */
+      expiry?: { at: number | null; now: number };
+    }
   | {
       type: "key.update";
       key: KeyRecord;
@@ -68,7 +80,12 @@ export type Action =
   | { type: "key_request.approve"; request: KeyRequestRecord; asked: AskedKey }
   | { type: "key_request.reject"; request: KeyRequestRecord }
   /** Picking up an approved key: its plaintext goes to the requester (the sandbox key, or the person who asked) only. */
-  | { type: "key_request.claim"; request: KeyRequestRecord; claimant: { type: "key" | "user"; id: string } }
+  | {
+      type: "key_request.claim";
+      request: KeyRequestRecord;
+      /** A portal session claims for its owner: any approved request of that owner. */
+      claimant: { type: "key" | "user"; id: string } | { type: "portal"; id: string; owner: OwnerRef };
+    }
   | { type: "user.create"; role: UserRole; member: MemberRights }
   | { type: "user.update"; user: UserRecord; disabled: boolean; member: MemberRights; keys: readonly KeyRecord[] }
   /**
@@ -76,7 +93,19 @@ export type Action =
    * role, member rights and keys, so it is decided as managing that user is.
    */
   | { type: "user.credentials"; user: UserRecord; member: MemberRights; keys: readonly KeyRecord[] }
+  /**
+   * Ending a user's dashboard sessions (docs/authority.md): decided as managing that user is, so
+   * no caller signs out someone with more rights than it holds.
+   */
+  | { type: "user.sessions"; user: UserRecord; member: MemberRights; keys: readonly KeyRecord[] }
   | { type: "owner.update"; owner: OwnerRef; disabled: boolean; user: UserRecord | null; keys: readonly KeyRecord[] }
+  /**
+   * Opening a portal session (docs/embedding.md): it hands its holder the power to mint keys of
+   * `owner` within `policy`, so it is decided as conferring those rights is.
+   */
+  | { type: "portal_session.create"; owner: OwnerRef; scopes: readonly string[]; environments: readonly Environment[] }
+  /** Reading or revoking a portal session: an admin, or a key of the owner of the key that opened it. */
+  | { type: "portal_session.manage"; openedBy: OwnerRef | null; caller: OwnerRef | null }
   | { type: "leaks.report" }
   /**
    * Importing keys (docs/migrating.md): any owner, any scopes, any environment, keys whose
@@ -106,7 +135,10 @@ export const ACTION_TYPES: readonly ActionType[] = [
   "user.create",
   "user.update",
   "user.credentials",
+  "user.sessions",
   "owner.update",
+  "portal_session.create",
+  "portal_session.manage",
   "leaks.report",
   "keys.import",
   "webhooks.manage",

@@ -58,6 +58,9 @@ function describeKey(key: PublicKey): string {
     `created      ${key.created_at}`,
     `expires      ${key.expires_at ?? "never"}`,
   ];
+  // An imported key (docs/migrating.md): its legacy format, and its id in the system it came from.
+  if (key.format !== "keyward") lines.push(`format       ${key.format}`);
+  if (key.external_id !== null) lines.push(`external id  ${key.external_id}`);
   if (key.rate_limit)
     lines.push(
       `rate limit   ${key.rate_limit.requests} per ${key.rate_limit.per_seconds} s${key.rate_limit.burst ? ` (burst ${key.rate_limit.burst})` : ""}`,
@@ -252,7 +255,17 @@ export function buildCli(): Command {
       .requiredOption("--owner <owner>", "user:<id> or application:<id>", parseOwner)
       .requiredOption("--name <name>", "a name to recognise it by")
       .option("--environment <environment>", "sandbox or production", "sandbox")
-      .option("--scopes <scopes>", "comma-separated scopes", parseList, [] as string[]),
+      .option("--scopes <scopes>", "comma-separated scopes", parseList, [] as string[])
+      .option(
+        "--grantable-scopes <scopes>",
+        "a key with keys:write or portal:create: the scopes it may confer, comma-separated (its delegation ceiling)",
+        parseList,
+      )
+      .option(
+        "--grantable-environments <environments>",
+        "with --grantable-scopes: sandbox, production or both (default sandbox)",
+        parseList,
+      ),
   )
     .option("--json", "print JSON")
     .action(
@@ -262,9 +275,13 @@ export function buildCli(): Command {
           name: string;
           environment: string;
           scopes: string[];
+          grantableScopes?: string[];
+          grantableEnvironments?: string[];
           json?: boolean;
         },
       ) => {
+        if (options.grantableEnvironments && !options.grantableScopes)
+          throw usageError("--grantable-environments needs --grantable-scopes");
         await withKeyward(async (keyward) => {
           const settings = keySettings(options, keyward.clock.now());
           const created = await keyward.createKey(
@@ -273,12 +290,18 @@ export function buildCli(): Command {
               name: options.name,
               environment: options.environment as "sandbox" | "production",
               scopes: options.scopes,
-              expiresAt: settings.expiresAt ?? null,
-              rateLimit: settings.rateLimit ?? null,
-              concurrency: settings.concurrency ?? null,
-              quota: settings.quota ?? null,
-              allowedCidrs: settings.allowedCidrs ?? [],
-              metadata: settings.metadata ?? {},
+              expiresAt: settings.expiresAt,
+              rateLimit: settings.rateLimit,
+              concurrency: settings.concurrency,
+              quota: settings.quota,
+              allowedCidrs: settings.allowedCidrs,
+              metadata: settings.metadata,
+              delegation: options.grantableScopes
+                ? {
+                    scopes: options.grantableScopes,
+                    environments: (options.grantableEnvironments ?? ["sandbox"]) as ("sandbox" | "production")[],
+                  }
+                : null,
             },
             cliContext(),
           );

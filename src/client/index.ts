@@ -3,6 +3,7 @@ import { isKeywardError, KeywardError } from "../core/errors.js";
 import { hashApiKey } from "../core/hashing.js";
 import { DEFAULT_KEY_PREFIX, type Environment, parseApiKey } from "../core/key-format.js";
 import type { VerifiedKey } from "../core/key-view.js";
+import { LEGACY_KEY_CHARS, LEGACY_MAX_KEY_LENGTH, LegacyKeyShapes } from "../core/legacy-formats.js";
 import type { DenialCode } from "../core/outcomes.js";
 import { findMissingScopes } from "../core/scopes.js";
 import type { VerifyOptions } from "../engine/keyward.js";
@@ -16,6 +17,13 @@ export interface KeywardClientOptions {
   serviceKey: string;
   /** The deployment's key prefix, so malformed keys are refused locally. Default `kw`. */
   prefix?: string;
+  /**
+   * The deployment's legacy formats, as `KEYWARD_LEGACY_FORMATS` declares them (only `prefix` or
+   * `pattern` is read; no secret is needed): with them, the adapters read a legacy key sent as
+   * `Authorization: Bearer` as a key instead of a foreign token (docs/middleware.md). Legacy keys
+   * in the other carriers, or passed to `verify()`, are sent to the service without them.
+   */
+  legacyFormats?: readonly { prefix?: string | null; pattern?: string | null }[];
   /** How long a verified key is trusted from cache. Default 5,000 ms. */
   cacheMaxAgeMs?: number;
   /** How long an unknown key is remembered. Default 5,000 ms. */
@@ -78,8 +86,20 @@ interface Entry {
   at: number;
 }
 
-// Outcomes that do not depend on the request: safe to answer from cache for any route.
-const KEY_LEVEL_DENIALS = new Set(["NOT_FOUND", "DISABLED", "REVOKED", "EXPIRED", "LEGACY_KEY_RETIRED"]);
+/**
+ * What the service answers MALFORMED whatever legacy formats it declares (docs/middleware.md):
+ * longer than any key, a character no carrier carries (controls, spaces, non-ASCII), or shaped
+ * like a key of this deployment (`kw_…`) with a wrong length or checksum (no legacy format ever
+ * claims those). Anything else may be a legacy key: the service decides.
+ */
+function malformedEverywhere(key: string, prefix: string): boolean {
+  if (key.length > LEGACY_MAX_KEY_LENGTH || !LEGACY_KEY_CHARS.test(key)) return true;
+  return key.startsWith(`${prefix}_`) && parseApiKey(key, prefix) === null;
+}
+
+// Outcomes that do not depend on the request: safe to answer from cache for any route (MALFORMED:
+// a string of no format the service declares, sent on because it might have been a legacy key).
+const KEY_LEVEL_DENIALS = new Set(["MALFORMED", "NOT_FOUND", "DISABLED", "REVOKED", "EXPIRED", "LEGACY_KEY_RETIRED"]);
 
 /**
  * Verifies keys against a remote Keyward service (`POST /v1/keys/verify`), for apps that do not
@@ -94,14 +114,17 @@ const KEY_LEVEL_DENIALS = new Set(["NOT_FOUND", "DISABLED", "REVOKED", "EXPIRED"
  */
 export class KeywardClient implements Verifier {
   readonly prefix: string;
+  /** The shapes of `legacyFormats`, for the adapters' carrier parsing. */
+  readonly legacy: LegacyKeyShapes;
   private readonly cache: LRUCache<string, Entry>;
   private readonly inflight = new Map<string, Promise<ServiceAnswer>>();
-  private readonly options: Required<Omit<KeywardClientOptions, "prefix">>;
+  private readonly options: Required<Omit<KeywardClientOptions, "prefix" | "legacyFormats">>;
   /** Set while the service refuses this client's own calls (its key, scope or URL); cleared by the next 200. */
   private misconfigured: KeywardError | null = null;
 
   constructor(options: KeywardClientOptions) {
     this.prefix = options.prefix ?? DEFAULT_KEY_PREFIX;
+    this.legacy = new LegacyKeyShapes(options.legacyFormats ?? [], this.prefix);
     this.options = {
       cacheMaxAgeMs: 5_000,
       negativeCacheMaxAgeMs: 5_000,
@@ -118,7 +141,7 @@ export class KeywardClient implements Verifier {
 
   async verify(key: string | null, options: VerifyOptions = {}): Promise<VerifierResult> {
     if (!key) return { valid: false, code: "MISSING" };
-    if (!parseApiKey(key, this.prefix)) return { valid: false, code: "MALFORMED" };
+    if (malformedEverywhere(key, this.prefix)) return { valid: false, code: "MALFORMED" };
     // Cached per key and client address (a key's CIDR allow-list is checked by the service).
     const cacheKey = `${hashApiKey(key)}|${options.ip ?? ""}`;
     const now = Date.now();

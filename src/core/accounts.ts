@@ -36,6 +36,12 @@ export interface UserLinkRecord {
 
 /** A dashboard session, stored by the SHA-256 digest of its cookie token (never the token itself). */
 export interface SessionRecord {
+  /**
+   * The session's public id (`ses_…`), shown in session lists and used to end one session. A
+   * separate random value, not derived from the token or its digest: it reveals nothing about
+   * either, and needs no server secret (docs/dashboard.md).
+   */
+  id: string;
   digest: string;
   userId: string;
   /** Sent back in `X-CSRF-Token` on every unsafe request the session makes. */
@@ -82,10 +88,17 @@ export interface AskedKey {
   quota: QuotaSpec | null;
   allowedCidrs: string[];
   metadata: Record<string, unknown>;
+  /**
+   * The production key expires this long after approval: the asker's longest allowed expiry (a
+   * portal session's policy, docs/embedding.md), so approval never issues a key the asker could
+   * not have made. Absent: no expiry, as the sandbox key's own expiry is not carried over.
+   */
+  lifetimeMs?: number;
 }
 
 export const USER_ID_KIND = "usr";
 export const KEY_REQUEST_ID_KIND = "kreq";
+export const SESSION_ID_KIND = "ses";
 
 /** Emails are compared case-insensitively: stored trimmed and lower-cased. */
 export function normalizeEmail(email: string): string {

@@ -1,4 +1,5 @@
 import { KEY_CHECKSUM_LENGTH, KEY_SECRET_LENGTH, MAX_KEY_LENGTH } from "./key-format.js";
+import { LEGACY_MAX_KEY_LENGTH } from "./legacy-formats.js";
 import { percentDecode, percentDecodeOnce } from "./url-text.js";
 
 /** Headers as Node's `req.headersDistinct`: every value of a repeated header kept apart. */
@@ -13,9 +14,20 @@ export type ExtractedCredential =
   | { kind: "error"; code: "MALFORMED"; foreign: boolean }
   | { kind: "error"; code: "AMBIGUOUS_CREDENTIALS" | "KEY_IN_URL" };
 
+/**
+ * The declared legacy key formats as the carriers see them (docs/key-format.md): a cheap check of
+ * a string's prefix or pattern, never a lookup. Non-null: the string is a key of a format.
+ * The engine's `legacy` (LegacyFormats) is one; so is `keyward/client`'s.
+ */
+export interface LegacyKeyMatcher {
+  match(presented: string): unknown;
+}
+
 export interface ExtractOptions {
   /** The deployment prefix; a query value shaped like a key of it counts as a key in the URL. */
   prefix: string;
+  /** The declared legacy formats: a `Bearer` token of one is a key, not a foreign token. Default none. */
+  legacy?: LegacyKeyMatcher;
   /** Accept `?api_key=` as a carrier of last resort instead of refusing it (off by default). */
   allowQueryKeys?: boolean;
 }
@@ -27,6 +39,8 @@ export const QUERY_KEY_PARAMETERS = ["api_key", "apikey", "key", "access_token"]
 const TOKEN_CHARS = /^[\x21-\x7e]+$/;
 // A raw header larger than this is refused before decoding (a Basic value of a max-length key is far smaller).
 const MAX_CARRIER_LENGTH = 1024;
+// The longest token taken as a key: room for a Keyward key twice over, and for any legacy key (docs/migrating.md).
+const MAX_TOKEN_LENGTH = Math.max(MAX_KEY_LENGTH * 2, LEGACY_MAX_KEY_LENGTH);
 
 function headerValues(headers: DistinctHeaders, name: string): string[] {
   const value = headers[name];
@@ -37,7 +51,7 @@ function headerValues(headers: DistinctHeaders, name: string): string[] {
 type Parsed = { ok: true; key: string } | { ok: false; foreign: boolean; ambiguous?: true };
 
 function parseToken(value: string): Parsed {
-  if (value.length === 0 || value.length > MAX_KEY_LENGTH * 2 || !TOKEN_CHARS.test(value)) return { ok: false, foreign: false };
+  if (value.length === 0 || value.length > MAX_TOKEN_LENGTH || !TOKEN_CHARS.test(value)) return { ok: false, foreign: false };
   return { ok: true, key: value };
 }
 
@@ -61,7 +75,7 @@ function decodeBasic(value: string, prefix: string): Parsed {
   return parseToken(candidate);
 }
 
-function parseAuthorization(raw: string, prefix: string): { carrier: Carrier; parsed: Parsed } {
+function parseAuthorization(raw: string, prefix: string, legacy: LegacyKeyMatcher | undefined): { carrier: Carrier; parsed: Parsed } {
   const value = raw.trim();
   const space = value.search(/\s/);
   const scheme = (space < 0 ? value : value.slice(0, space)).toLowerCase();
@@ -73,16 +87,27 @@ function parseAuthorization(raw: string, prefix: string): { carrier: Carrier; pa
       return { carrier: "apikey", parsed: single ? parseToken(rest) : { ok: false, foreign: false } };
     case "bearer": {
       if (!single) return { carrier: "bearer", parsed: { ok: false, foreign: false } };
-      const parsed = parseToken(rest);
-      // A bearer token that is not shaped like our key (a JWT from the app's SSO) is foreign.
-      if (parsed.ok && !rest.startsWith(`${prefix}_`)) return { carrier: "bearer", parsed: { ok: false, foreign: true } };
-      return { carrier: "bearer", parsed };
+      // A bearer token that is not shaped like our key (a JWT from the app's SSO) is foreign,
+      // however long: neither `<prefix>_…` nor a key of a declared legacy format (its prefix or
+      // pattern, no lookup).
+      if (!rest.startsWith(`${prefix}_`) && (legacy === undefined || legacy.match(rest) === null))
+        return { carrier: "bearer", parsed: { ok: false, foreign: true } };
+      return { carrier: "bearer", parsed: parseToken(rest) };
     }
     case "basic":
       return { carrier: "basic", parsed: single ? decodeBasic(rest, prefix) : { ok: false, foreign: false } };
     default:
       return { carrier: "bearer", parsed: { ok: false, foreign: true } };
   }
+}
+
+/** Whether an over-long Authorization value belongs to someone else: not `ApiKey`, `Basic` or a `Bearer <prefix>_…`. */
+function isForeignScheme(raw: string, prefix: string): boolean {
+  const value = raw.trimStart();
+  const head = value.slice(0, 16).toLowerCase();
+  if (head.startsWith("apikey ") || head.startsWith("basic ")) return false;
+  if (head.startsWith("bearer ")) return !value.slice(7).trimStart().startsWith(`${prefix}_`);
+  return true;
 }
 
 const QUERY_KEY_NAMES: ReadonlySet<string> = new Set(QUERY_KEY_PARAMETERS);
@@ -234,9 +259,11 @@ export function extractCredential(headers: DistinctHeaders, search: string, opti
   const authRaw = authorization[0];
   if (authRaw !== undefined) {
     if (authRaw.length > MAX_CARRIER_LENGTH) {
-      malformed = { kind: "error", code: "MALFORMED", foreign: false };
+      // Too long for any key of ours or a declared format, but a JWT with many claims is often
+      // longer: it stays foreign (left to the app in optional mode), as a short one is.
+      malformed = { kind: "error", code: "MALFORMED", foreign: isForeignScheme(authRaw, options.prefix) };
     } else {
-      const { carrier, parsed } = parseAuthorization(authRaw, options.prefix);
+      const { carrier, parsed } = parseAuthorization(authRaw, options.prefix, options.legacy);
       if (parsed.ok) found.push({ key: parsed.key, carrier, rank: carrier === "apikey" ? 0 : carrier === "bearer" ? 1 : 3 });
       else if (parsed.ambiguous) return { kind: "error", code: "AMBIGUOUS_CREDENTIALS" };
       else malformed = { kind: "error", code: "MALFORMED", foreign: parsed.foreign };

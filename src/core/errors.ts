@@ -155,6 +155,29 @@ export const ERROR_REGISTRY = {
     solve:
       "An administrator requires you to choose a new password before anything else: change it with POST /v1/session/password (the dashboard shows the page), then retry.",
   },
+  PASSWORD_SIGN_IN_DISABLED: {
+    status: 403,
+    title: "Password sign-in is off",
+    solve:
+      'This deployment signs people in through single sign-on only (KEYWARD_PASSWORD_SIGN_IN=off): use "Sign in with SSO" (GET /v1/session/oidc/start); passwords cannot be used, set, changed or reset.',
+  },
+  PORTAL_TOKEN_INVALID: {
+    status: 401,
+    title: "Invalid portal token",
+    solve:
+      "Send the token of a portal session as `Authorization: Portal <token>` (never in a cookie or a URL), exactly as `POST /v1/portal-sessions` returned it: this one is unknown or malformed.",
+  },
+  PORTAL_SESSION_EXPIRED: {
+    status: 401,
+    title: "Portal session expired",
+    solve: "The portal session has passed its `expires_at`: the host application opens a new one (`POST /v1/portal-sessions`).",
+  },
+  PORTAL_SESSION_REVOKED: {
+    status: 401,
+    title: "Portal session revoked",
+    solve:
+      "The portal session was revoked, or the key that opened it was revoked, disabled or has expired: the host application opens a new one.",
+  },
   KEY_CREATION_CAPPED: {
     status: 429,
     title: "Too many keys created",

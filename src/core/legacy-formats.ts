@@ -39,6 +39,11 @@ export interface LegacyFormat {
 export const LEGACY_DIGEST_PREFIX = "legacy:";
 /** Longer presented strings are never matched against a legacy format (nor hashed). */
 export const LEGACY_MAX_KEY_LENGTH = 256;
+/**
+ * The characters of a legacy key: printable ASCII without spaces, what the HTTP carriers carry
+ * (docs/api.md, Authentication). Anything else is never a key of any format.
+ */
+export const LEGACY_KEY_CHARS = /^[\x21-\x7e]+$/;
 export const LEGACY_FORMAT_NAME = /^[a-z0-9][a-z0-9_-]{0,31}$/;
 const SECRET_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
 
@@ -118,6 +123,52 @@ export function keyFormatLabel(legacyFormat: string | null): string {
   return legacyFormat === null ? "keyward" : `legacy:${legacyFormat}`;
 }
 
+/** Which strings are keys of a format: all a carrier or a remote client needs to know of it (no digest, no secret). */
+export type LegacyKeyShape = Pick<LegacyFormat, "prefix" | "pattern">;
+
+/**
+ * Whether `presented` is a key of a format of this `shape`: at most LEGACY_MAX_KEY_LENGTH of
+ * LEGACY_KEY_CHARS, never shaped like a Keyward key (`keywardStart`, `kw_`), and of the prefix
+ * or the (anchored) pattern.
+ */
+export function fitsShape(shape: LegacyKeyShape, presented: string, keywardStart: string): boolean {
+  if (presented.length > LEGACY_MAX_KEY_LENGTH || presented.startsWith(keywardStart) || !LEGACY_KEY_CHARS.test(presented)) return false;
+  if (shape.prefix !== null) return presented.length > shape.prefix.length && presented.startsWith(shape.prefix);
+  return (shape.pattern as RegExp).test(presented);
+}
+
+/**
+ * The shapes of the declared formats alone, as `KEYWARD_LEGACY_FORMATS` declares them (`prefix` or
+ * `pattern`; every other field is ignored, so no secret is needed): what `keyward/client` takes to
+ * read a legacy key sent as `Authorization: Bearer` (docs/middleware.md). Throws a RangeError for an
+ * entry with neither, or a pattern that is not a regular expression.
+ */
+export class LegacyKeyShapes {
+  readonly list: readonly LegacyKeyShape[];
+  private readonly keywardStart: string;
+
+  constructor(declared: readonly { prefix?: string | null; pattern?: string | null }[], keywardPrefix: string) {
+    this.keywardStart = `${keywardPrefix}_`;
+    this.list = declared.map((entry, index) => {
+      if (typeof entry.prefix === "string" && entry.prefix.length > 0) return { prefix: entry.prefix, pattern: null };
+      if (typeof entry.pattern === "string" && entry.pattern.length > 0) {
+        try {
+          return { prefix: null, pattern: new RegExp(`^(?:${entry.pattern})$`) };
+        } catch (error) {
+          throw new RangeError(`legacyFormats[${index}].pattern is not a valid regular expression: ${(error as Error).message}`);
+        }
+      }
+      throw new RangeError(`legacyFormats[${index}] needs either prefix or pattern`);
+    });
+  }
+
+  /** The first shape `presented` fits, or null. */
+  match(presented: string): LegacyKeyShape | null {
+    for (const shape of this.list) if (fitsShape(shape, presented, this.keywardStart)) return shape;
+    return null;
+  }
+}
+
 /**
  * The declared formats of one deployment. `match` is on the verify path of strings that are not
  * Keyward keys: it never matches a string shaped like a key of `keywardPrefix` (`kw_…`), so a
@@ -142,11 +193,9 @@ export class LegacyFormats {
     return this.byName.get(name);
   }
 
-  /** Whether `presented` is a key of `format` (the length and Keyward-shape rules of `match` included). */
+  /** Whether `presented` is a key of `format` (the length, character and Keyward-shape rules of `match` included). */
   fits(format: LegacyFormat, presented: string): boolean {
-    if (presented.length > LEGACY_MAX_KEY_LENGTH || presented.startsWith(this.keywardStart)) return false;
-    if (format.prefix !== null) return presented.length > format.prefix.length && presented.startsWith(format.prefix);
-    return (format.pattern as RegExp).test(presented);
+    return fitsShape(format, presented, this.keywardStart);
   }
 
   /** The first declared format `presented` is a key of, or null. */

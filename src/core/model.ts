@@ -93,7 +93,7 @@ export type KeyLifecycleChanges = KeyChanges &
   Partial<Pick<KeyRecord, "revokedAt" | "revokedReason" | "replacedBy" | "graceEndsAt" | "lastUsedAt" | "lastUsedIp" | "awaitingPickup">>;
 
 export interface Actor {
-  type: "admin_key" | "key" | "user" | "system" | "cli";
+  type: "admin_key" | "key" | "user" | "system" | "cli" | "portal";
   id: string;
 }
 
@@ -103,6 +103,11 @@ export interface RequestContext {
   ip?: string | undefined;
   userAgent?: string | undefined;
   requestId?: string | undefined;
+  /**
+   * The host application's person behind a portal session (docs/embedding.md): recorded in the
+   * details of every audit event made through it, beside the actor `{type: "portal", id}`.
+   */
+  hostActor?: { id: string; email: string | null } | undefined;
 }
 
 /** One audit record, written in the same transaction as the change it records. */
@@ -111,7 +116,7 @@ export interface AuditEvent {
   at: number;
   actor: Actor;
   action: string;
-  targetType: "key" | "owner" | "key_request" | "user" | "system" | "webhook";
+  targetType: "key" | "owner" | "key_request" | "user" | "system" | "webhook" | "portal_session";
   targetId: string;
   ip: string | null;
   userAgent: string | null;

@@ -5,7 +5,7 @@ export const MAX_SCOPE_LENGTH = 128;
 export const MAX_SCOPES_PER_KEY = 64;
 
 /** Scopes that call the management API. `admin` grants all of them. */
-export const MANAGEMENT_SCOPES = ["keys:read", "keys:write", "keys:verify", "users:write", "audit:read"] as const;
+export const MANAGEMENT_SCOPES = ["keys:read", "keys:write", "keys:verify", "users:write", "audit:read", "portal:create"] as const;
 export type ManagementScope = (typeof MANAGEMENT_SCOPES)[number];
 
 export function isValidScope(scope: string): boolean {

@@ -8,6 +8,7 @@ import {
   type KeyRequestRecord,
   NO_PASSWORD,
   normalizeEmail,
+  SESSION_ID_KIND,
   type SessionRecord,
   USER_ID_KIND,
   type UserLinkPurpose,
@@ -20,7 +21,7 @@ import { newKeyRecord } from "../core/new-key-record.js";
 import { hashPassword, MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, verifyPassword, verifyPasswordAgainstNothing } from "../core/passwords.js";
 import { generateId, generateRandomBase62 } from "../core/random.js";
 import { findMissingScopes } from "../core/scopes.js";
-import type { AccountStore, DecisionResult, KeyRequestFilter } from "../ports/account-store.js";
+import type { AccountStore, DecisionResult, EndSessions, KeyRequestFilter, UserListFilter } from "../ports/account-store.js";
 import { buildAuditEvent } from "./audit.js";
 import type { Keyward, Page } from "./keyward.js";
 import { SignInThrottle } from "./sign-in-throttle.js";
@@ -106,9 +107,9 @@ function encodeCursor(cursor: { createdAt: number; id: string } | null): string 
   return cursor === null ? null : Buffer.from(`${cursor.createdAt}.${cursor.id}`).toString("base64url");
 }
 
-function decodeCursor(value: string | undefined): { createdAt: number; id: string } | null {
+function decodeCursor(value: string | undefined, kind = KEY_REQUEST_ID_KIND): { createdAt: number; id: string } | null {
   if (!value) return null;
-  const match = /^(\d{1,15})\.(kreq_[0-9A-Za-z]{16,40})$/.exec(Buffer.from(value, "base64url").toString("utf8"));
+  const match = new RegExp(`^(\\d{1,15})\\.(${kind}_[0-9A-Za-z]{16,40})$`).exec(Buffer.from(value, "base64url").toString("utf8"));
   if (!match) throw new KeywardError("INVALID_CURSOR", "cursor is not one this server issued");
   return { createdAt: Number(match[1]), id: match[2] as string };
 }
@@ -144,6 +145,29 @@ const DECISION_ERRORS: Record<Exclude<DecisionResult, "done">, KeywardError> = {
 };
 
 /**
+ * A new dashboard session for `userId` and its cookie token: the token is returned once and only
+ * its digest is stored (docs/dashboard.md, "Sessions"). Password and SSO sign-in both open theirs here.
+ */
+export function newSession(
+  userId: string,
+  context: { ip?: string | undefined; userAgent?: string | undefined },
+  now: number,
+): { token: string; session: SessionRecord } {
+  const token = randomBytes(32).toString("base64url");
+  const session: SessionRecord = {
+    id: generateId(SESSION_ID_KIND),
+    digest: digestToken(token),
+    userId,
+    csrfToken: randomBytes(24).toString("base64url"),
+    createdAt: now,
+    lastSeenAt: now,
+    ip: context.ip ?? null,
+    userAgent: context.userAgent?.slice(0, 256) ?? null,
+  };
+  return { token, session };
+}
+
+/**
  * People and their requests: dashboard users, sign-in and sessions, the first-admin setup and
  * production key requests. Every change writes its audit event in the same transaction.
  */
@@ -152,7 +176,7 @@ export class Accounts {
   readonly sessionMaxMs: number;
   private readonly setupTokenTtlMs: number;
   readonly linkTtlMs: Record<UserLinkPurpose, number>;
-  private readonly maxSessionsPerUser: number;
+  readonly maxSessionsPerUser: number;
   readonly throttle: SignInThrottle;
   /** Recent good sign-in addresses (buckets) per account, looked up in the audit trail. */
   private readonly goodAddresses: LRUCache<string, { buckets: Set<string>; at: number }>;
@@ -365,6 +389,13 @@ export class Accounts {
     return user;
   }
 
+  /** A page of users, oldest first (`limit` 1–200, default 50), and the cursor of the next. */
+  async listUsers(filter: UserListFilter, page: { limit?: number; cursor?: string }): Promise<Page<UserRecord>> {
+    const limit = Math.min(Math.max(page.limit ?? 50, 1), 200);
+    const result = await this.store.listUsers(filter, limit, decodeCursor(page.cursor, USER_ID_KIND));
+    return { data: result.users, nextCursor: encodeCursor(result.next) };
+  }
+
   async getUser(id: string): Promise<UserRecord> {
     const user = await this.store.getUser(id);
     if (!user) throw new KeywardError("RESOURCE_NOT_FOUND", "no such user");
@@ -560,16 +591,7 @@ export class Accounts {
     this.throttle.succeed(normalized, context.ip);
     if (context.ip) this.goodAddresses.get(normalized)?.buckets.add(this.throttle.bucket(context.ip));
     await this.purgeExpiredSessions(now);
-    const token = randomBytes(32).toString("base64url");
-    const session: SessionRecord = {
-      digest: digestToken(token),
-      userId: user.id,
-      csrfToken: randomBytes(24).toString("base64url"),
-      createdAt: now,
-      lastSeenAt: now,
-      ip: context.ip ?? null,
-      userAgent: context.userAgent?.slice(0, 256) ?? null,
-    };
+    const { token, session } = newSession(user.id, context, now);
     const audit = buildAuditEvent({ ...context, actor: { type: "user", id: user.id } }, now, "session.signed_in", {
       type: "user",
       id: user.id,
@@ -599,6 +621,32 @@ export class Accounts {
     return { session, user };
   }
 
+  /** The user's live sessions (not past the idle or absolute timeout), newest first. */
+  async listSessions(userId: string): Promise<SessionRecord[]> {
+    const now = this.now();
+    return this.store.listUserSessions(userId, now - this.sessionIdleMs, now - this.sessionMaxMs);
+  }
+
+  /**
+   * Ends sessions of a user (one, all, or all but the caller's own), with one `session.ended`
+   * audit event (its `count`) in the same transaction. Expired sessions are purged first, so the
+   * count is of live sessions and an expired one is not found. Returns how many ended.
+   */
+  async endSessions(userId: string, which: EndSessions, context: RequestContext): Promise<number> {
+    const now = this.now();
+    await this.purgeExpiredSessions(now);
+    const scope = which.sessionId !== undefined ? "one" : which.exceptDigest !== undefined ? "others" : "all";
+    const ended = await this.store.endUserSessions(userId, which, (count) =>
+      buildAuditEvent(context, now, "session.ended", { type: "user", id: userId }, null, {
+        count,
+        scope,
+        ...(which.sessionId !== undefined ? { session_id: which.sessionId } : {}),
+      }),
+    );
+    if (which.sessionId !== undefined && ended === 0) throw new KeywardError("RESOURCE_NOT_FOUND", "no such session");
+    return ended;
+  }
+
   async signOut(token: string): Promise<void> {
     await this.store.deleteSession(digestToken(token));
   }
@@ -611,6 +659,7 @@ export class Accounts {
     requestedBy: KeyRequestRecord["requestedBy"],
     reason: string | null,
     context: RequestContext,
+    options: { lifetimeMs?: number } = {},
   ): Promise<KeyRequestRecord> {
     const now = this.now();
     if (sandboxKey.environment !== "sandbox")
@@ -631,7 +680,7 @@ export class Accounts {
       decisionReason: null,
       issuedKeyId: null,
       claimedAt: null,
-      asked: askedOf(sandboxKey),
+      asked: options.lifetimeMs === undefined ? askedOf(sandboxKey) : { ...askedOf(sandboxKey), lifetimeMs: options.lifetimeMs },
     };
     const audit = buildAuditEvent(context, now, "key_request.created", { type: "key_request", id: request.id }, null, {
       sandbox_key_id: sandboxKey.id,
@@ -686,6 +735,7 @@ export class Accounts {
       quota: asked.quota,
       allowedCidrs: asked.allowedCidrs,
       metadata: asked.metadata,
+      expiresAt: asked.lifetimeMs === undefined ? null : now + asked.lifetimeMs,
       awaitingPickup: true,
     });
     const audits = [

@@ -71,6 +71,7 @@ export function buildAuditEvent(
     userAgent: context.userAgent?.slice(0, 256) ?? null,
     requestId: context.requestId ?? null,
     changes,
-    details,
+    // Through a portal session: the host's person who opened it (docs/embedding.md).
+    details: context.hostActor ? { ...(details ?? {}), host_actor: context.hostActor } : details,
   };
 }

@@ -30,7 +30,7 @@ import { KeyLimitEnforcer } from "../limits/key-limit-enforcer.js";
 import { MemoryRateLimiter } from "../limits/memory-rate-limiter.js";
 import { type Clock, systemClock } from "../ports/clock.js";
 import { type EngineObserver, noopEngineObserver } from "../ports/engine-observer.js";
-import type { CreationCap, KeyListFilter, KeyLookup, KeyPageCursor, KeyStore } from "../ports/key-store.js";
+import type { CreationCap, KeyChangeBatch, KeyListFilter, KeyLookup, KeyPageCursor, KeyStore } from "../ports/key-store.js";
 import type { Lease, LimitEnforcer, LimiterMode, LimitsSnapshot, RateLimitState } from "../ports/limits.js";
 import {
   noopUsageRecorder,
@@ -186,6 +186,9 @@ export class Keyward {
   private readonly random: RandomBytes;
   private readonly inflight = new Map<string, Promise<CachedKey | null>>();
   private tokenCheck: Promise<void> | null = null;
+  /** The change feed's poll in flight, and where the next one starts (docs/architecture.md, the change feed). */
+  private feedPoll: Promise<void> | null = null;
+  private feedCursor: string | null = null;
   private readonly invalidationListeners: ((message: InvalidationMessage) => void)[] = [];
   private readonly committedListeners: CommittedListener[] = [];
   private readonly observer: EngineObserver;
@@ -198,7 +201,10 @@ export class Keyward {
     this.prefix = options.prefix ?? DEFAULT_KEY_PREFIX;
     if (!isValidKeyPrefix(this.prefix)) throw new KeywardError("INVALID_CONFIGURATION", "key prefix must match [a-z][a-z0-9]{1,15}");
     this.store = options.store;
-    this.cache = new VerifyCache(options.cache);
+    // With a change feed the maximum age is a safety net: minutes, not seconds (docs/configuration.md).
+    const feed = options.store.pollKeyChanges !== undefined;
+    this.cache = new VerifyCache({ ...options.cache, maxAgeMs: options.cache?.maxAgeMs ?? (feed ? 300_000 : 5_000) });
+    if (feed && this.cache.maxAgeMs > 0) this.cache.useChangeFeed();
     this.clock = options.clock ?? systemClock;
     this.hashSecrets = options.hashSecrets ?? [];
     // Keys with limits are never unlimited: without a configured limiter, this process counts.
@@ -364,8 +370,13 @@ export class Keyward {
    * STORE_UNAVAILABLE (503), never NOT_FOUND, so clients do not rotate keys for an outage.
    */
   private async lookup(presented: string, digest: string, now: number, ip: string | undefined): Promise<CachedKey | null> {
-    const cached = this.cache.get(digest);
-    if (cached && (now - cached.fetchedAt < this.cache.maxAgeMs || (await this.renewByChangeToken(cached, now)))) {
+    let cached = this.cache.get(digest);
+    if (cached && this.cache.needsFeed(cached, now)) {
+      // The feed has not been polled lately (no traffic, or a slow poll): catch up, then judge again.
+      await this.catchUpFeed();
+      cached = this.cache.get(digest);
+    }
+    if (cached && (this.cache.isFresh(cached, now) || (await this.renewByChangeToken(cached, now)))) {
       this.observer.cacheLookup("hit");
       return cached;
     }
@@ -439,9 +450,11 @@ export class Keyward {
     }
   }
 
-  /** A usable cache entry, without I/O; keeps the store's change token read while traffic flows. */
+  /** A usable cache entry, without I/O; keeps the store's change feed polled (or its change token read) while traffic flows. */
   private cachedEntry(digest: string, now: number): CachedKey | undefined {
-    if (this.store.changeToken && this.cache.maxAgeMs > 0 && this.cache.changeTokenDue(now)) {
+    if (this.cache.feedInUse) {
+      if (this.cache.feedDue(now)) this.pollChanges().catch(() => {});
+    } else if (this.store.changeToken && this.cache.maxAgeMs > 0 && this.cache.changeTokenDue(now)) {
       this.checkChangeToken().catch(() => {});
     }
     return this.cache.fresh(digest, now);
@@ -449,7 +462,7 @@ export class Keyward {
 
   /** An entry past its maximum age is renewed, not re-read, when the store's change token has not moved. */
   private async renewByChangeToken(entry: CachedKey, now: number): Promise<boolean> {
-    if (!this.store.changeToken || this.cache.maxAgeMs <= 0) return false;
+    if (!this.store.changeToken || this.cache.maxAgeMs <= 0 || this.cache.feedInUse) return false;
     if (this.cache.renew(entry, now)) return true;
     try {
       await this.checkChangeToken();
@@ -471,7 +484,58 @@ export class Keyward {
     return this.tokenCheck;
   }
 
+  /**
+   * One poll of the change feed at a time: drops exactly the entries of keys and owners changed
+   * since the last one (everything, when the store answers `reset`). Changes from the feed are
+   * not forwarded to other instances: each reads the feed itself.
+   */
+  private pollChanges(): Promise<void> {
+    this.feedPoll ??= (async () => {
+      const startedAt = this.clock.now();
+      this.cache.feedPollStarted(startedAt);
+      try {
+        const batch = await (this.store.pollKeyChanges as (after: string | null) => Promise<KeyChangeBatch>)(this.feedCursor);
+        this.applyChanges(batch);
+        this.feedCursor = batch.cursor;
+        this.cache.feedSynced(startedAt);
+      } catch (error) {
+        this.cache.feedFailed();
+        throw error;
+      }
+    })().finally(() => {
+      this.feedPoll = null;
+    });
+    return this.feedPoll;
+  }
+
+  /** Polls the feed and waits for it at most the refresh wait: a hung store counts as a failing feed (entries then age as without one). */
+  private catchUpFeed(): Promise<void> {
+    const poll = this.pollChanges().catch(() => {});
+    if (this.cache.refreshWaitMs <= 0) return poll;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.cache.feedFailed();
+        resolve();
+      }, this.cache.refreshWaitMs);
+      void poll.then(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  private applyChanges(batch: KeyChangeBatch): void {
+    if (batch.reset) this.cache.invalidateAll();
+    for (const key of batch.keys) this.cache.invalidateKey(key.id, key.digest ?? undefined);
+    for (const owner of batch.owners) this.cache.invalidateOwner(owner);
+    // As for any invalidation: no request joins a read that started before the change.
+    if (batch.reset || batch.keys.length > 0 || batch.owners.length > 0) this.inflight.clear();
+  }
+
   private async fetch(presented: string, digest: string, now: number): Promise<CachedKey | null> {
+    // A read before the feed's first poll is not covered by it: wait for that poll (once).
+    if (this.cache.feedInUse && !this.cache.feedBaselined) await this.catchUpFeed();
+    const feedCovered = this.cache.feedBaselined;
     const epoch = this.cache.epoch;
     let lookup: KeyLookup | null = await this.store.findKeyByDigest(digest);
     // Keys hashed under an older secret version still verify while they are phased out (a legacy digest has no versions).
@@ -482,7 +546,7 @@ export class Keyward {
       this.cache.setMissing(digest, now, epoch);
       return null;
     }
-    return this.cache.setFound(digest, lookup, now, epoch);
+    return this.cache.setFound(digest, lookup, now, epoch, feedCovered);
   }
 
   // ---------------------------------------------------------------- management
@@ -520,12 +584,12 @@ export class Keyward {
       environment: input.environment,
       scopes: input.scopes,
       now,
-      expiresAt: input.expiresAt ?? null,
-      rateLimit: input.rateLimit ?? null,
-      concurrency: input.concurrency ?? null,
-      quota: input.quota ?? null,
-      allowedCidrs: input.allowedCidrs ?? [],
-      metadata: input.metadata ?? {},
+      expiresAt: input.expiresAt,
+      rateLimit: input.rateLimit,
+      concurrency: input.concurrency,
+      quota: input.quota,
+      allowedCidrs: input.allowedCidrs,
+      metadata: input.metadata,
       delegation: input.delegation ?? null,
     });
     const audit = buildAuditEvent(context, now, "key.created", { type: "key", id }, null, {

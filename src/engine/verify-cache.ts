@@ -1,7 +1,7 @@
 import { LRUCache } from "lru-cache";
 import { type ParsedCidr, parseCidr } from "../core/cidr.js";
 import { toVerifiedKey, type VerifiedKey } from "../core/key-view.js";
-import type { KeyRecord } from "../core/model.js";
+import type { KeyRecord, OwnerRef } from "../core/model.js";
 import type { KeyLookup } from "../ports/key-store.js";
 
 export interface VerifyCacheOptions {
@@ -10,8 +10,20 @@ export interface VerifyCacheOptions {
    * many are held (two generations, see GenerationCache). Default 100,000 (about 0.75 KB each).
    */
   maxEntries?: number;
-  /** After this age an entry is re-read from the store. Default 5,000 ms: the cross-instance staleness bound when the invalidation channel is down. */
+  /**
+   * After this age an entry is re-read from the store. Default 5,000 ms: the cross-instance
+   * staleness bound when the invalidation channel is down. With a change feed it is a safety net
+   * (the engine defaults it to 300,000 ms then): the feed keeps entries current.
+   */
   maxAgeMs?: number;
+  /**
+   * With a change feed (KeyStore.pollKeyChanges): how often it is polled while traffic flows.
+   * An entry is used without a poll for at most twice this (the revocation bound without Redis,
+   * docs/security.md). Default 500 ms.
+   */
+  changePollMs?: number;
+  /** With a change feed that fails (its poll errors or hangs): entries are used for this long after their read, as without a feed. Default 5,000 ms (never above `maxAgeMs`). */
+  unsyncedMaxAgeMs?: number;
   /** Unknown digests remembered at most. Default 100,000: a flood of random keys stays O(1) and bounded. */
   negativeMaxEntries?: number;
   /** Default 5,000 ms. A key created on this instance clears its negative entry at once. */
@@ -33,6 +45,20 @@ export interface CachedKey {
   /** The handler's view of the key, built once per fetch and frozen, since every request shares it. */
   view: VerifiedKey;
   fetchedAt: number;
+  /** Read after the change feed's first poll: later changes to it reach this cache through the feed. */
+  feedCovered: boolean;
+}
+
+/** The change feed's state (KeyStore.pollKeyChanges), kept by the engine's polls. */
+interface FeedState {
+  /** When the latest poll started (successful or not): polls are due every `changePollMs`. */
+  polledAt: number;
+  /** When the latest successful poll started: every change committed before it has been applied. */
+  syncedAt: number;
+  /** Whether a poll has succeeded: entries read after that are covered by the feed. */
+  baselined: boolean;
+  /** Whether the latest poll failed (or hung past the refresh wait). */
+  failing: boolean;
 }
 
 /** The last read of the store's change token (see KeyStore.changeToken). */
@@ -91,6 +117,11 @@ export class GenerationCache<V> {
   clear(): void {
     this.current.clear();
     this.previous.clear();
+  }
+
+  /** Every entry, both generations (a copy: the caller may delete while it iterates). */
+  entries(): [string, V][] {
+    return [...this.previous.entries(), ...this.current.entries()];
   }
 
   get size(): number {
@@ -176,6 +207,9 @@ export class VerifyCache {
   private readonly digestsById = new Map<string, string>();
   private readonly shared = new SharedKeyParts();
   private changeToken: ChangeTokenState | null = null;
+  private feed: FeedState | null = null;
+  readonly changePollMs: number;
+  readonly unsyncedMaxAgeMs: number;
   private invalidations = 0;
 
   constructor(options: VerifyCacheOptions = {}) {
@@ -183,6 +217,8 @@ export class VerifyCache {
     this.negativeMaxAgeMs = options.negativeMaxAgeMs ?? 5_000;
     this.staleWindowMs = options.staleWindowMs ?? 300_000;
     this.refreshWaitMs = options.refreshWaitMs ?? 250;
+    this.changePollMs = options.changePollMs ?? 500;
+    this.unsyncedMaxAgeMs = Math.min(options.unsyncedMaxAgeMs ?? 5_000, this.maxAgeMs);
     this.positive = new GenerationCache(options.maxEntries ?? 100_000, (entry) => {
       if (this.digestsById.get(entry.lookup.key.id) === entry.lookup.key.digest) this.digestsById.delete(entry.lookup.key.id);
     });
@@ -205,12 +241,70 @@ export class VerifyCache {
     return this.positive.get(digest);
   }
 
-  /** The entry for `digest` if it may be used as it is at `now` (young enough, or renewed by the change token). */
+  /** The entry for `digest` if it may be used as it is at `now` (young enough, kept current by the change feed, or renewed by the change token). */
   fresh(digest: string, now: number): CachedKey | undefined {
     const entry = this.positive.get(digest);
     if (entry === undefined) return undefined;
-    if (now - entry.fetchedAt < this.maxAgeMs || this.renew(entry, now)) return entry;
+    if (this.isFresh(entry, now) || (this.feed === null && this.renew(entry, now))) return entry;
     return undefined;
+  }
+
+  /**
+   * Whether `entry` may be used at `now` without the store. Without a feed: younger than the
+   * maximum age. With one: younger than the maximum age (the safety net), read after the feed's
+   * first poll, and the feed polled within twice its interval; while the feed fails, younger
+   * than the unsynced age, as without a feed.
+   */
+  isFresh(entry: CachedKey, now: number): boolean {
+    const age = now - entry.fetchedAt;
+    if (age >= this.maxAgeMs) return false;
+    const feed = this.feed;
+    if (feed === null) return true;
+    if (entry.feedCovered && now - feed.syncedAt < 2 * this.changePollMs) return true;
+    return feed.failing && age < this.unsyncedMaxAgeMs;
+  }
+
+  /** Whether a poll of the feed (rather than a re-read) would make `entry` fresh at `now`. */
+  needsFeed(entry: CachedKey, now: number): boolean {
+    const feed = this.feed;
+    if (feed === null || !entry.feedCovered || now - entry.fetchedAt >= this.maxAgeMs) return false;
+    return now - feed.syncedAt >= 2 * this.changePollMs && (!feed.failing || now - feed.polledAt >= this.changePollMs);
+  }
+
+  /** Entries are kept current by a change feed from now on (the engine polls it). */
+  useChangeFeed(): void {
+    this.feed ??= { polledAt: Number.NEGATIVE_INFINITY, syncedAt: Number.NEGATIVE_INFINITY, baselined: false, failing: false };
+  }
+
+  get feedInUse(): boolean {
+    return this.feed !== null;
+  }
+
+  /** Whether a poll of the feed has succeeded: reads from now on are covered by it. */
+  get feedBaselined(): boolean {
+    return this.feed?.baselined === true;
+  }
+
+  /** Whether the feed should be polled at `now` (while traffic flows). */
+  feedDue(now: number): boolean {
+    return this.feed !== null && now - this.feed.polledAt >= this.changePollMs;
+  }
+
+  feedPollStarted(at: number): void {
+    if (this.feed) this.feed.polledAt = at;
+  }
+
+  /** A poll that started at `startedAt` succeeded and its changes were applied. */
+  feedSynced(startedAt: number): void {
+    const feed = this.feed;
+    if (!feed) return;
+    feed.syncedAt = Math.max(feed.syncedAt, startedAt);
+    feed.baselined = true;
+    feed.failing = false;
+  }
+
+  feedFailed(): void {
+    if (this.feed) this.feed.failing = true;
   }
 
   /**
@@ -244,7 +338,7 @@ export class VerifyCache {
     return at !== undefined && now - at < this.negativeMaxAgeMs;
   }
 
-  setFound(digest: string, lookup: KeyLookup, now: number, readEpoch = this.invalidations): CachedKey {
+  setFound(digest: string, lookup: KeyLookup, now: number, readEpoch = this.invalidations, feedCovered = false): CachedKey {
     this.shared.compact(lookup.key, digest);
     const cidrs = lookup.key.allowedCidrs;
     const entry: CachedKey = {
@@ -252,6 +346,7 @@ export class VerifyCache {
       cidrs: cidrs.length === 0 ? NO_PARSED_CIDRS : cidrs.map(parseCidr).filter((c): c is ParsedCidr => c !== null),
       view: freezeView(toVerifiedKey(lookup.key)),
       fetchedAt: now,
+      feedCovered,
     };
     if (readEpoch !== this.invalidations) return entry;
     this.positive.set(digest, entry);
@@ -281,6 +376,17 @@ export class VerifyCache {
   clearMissing(): void {
     this.invalidations++;
     this.negative.clear();
+  }
+
+  /** Drops every entry of keys held by `owner` (a change feed's owner change: rare, so a scan is fine). */
+  invalidateOwner(owner: OwnerRef): void {
+    this.invalidations++;
+    for (const [digest, entry] of this.positive.entries()) {
+      const held = entry.lookup.key.owner;
+      if (held.type !== owner.type || held.id !== owner.id) continue;
+      this.positive.delete(digest);
+      if (this.digestsById.get(entry.lookup.key.id) === digest) this.digestsById.delete(entry.lookup.key.id);
+    }
   }
 
   /** Owner changes touch many keys; they are rare, so dropping every positive entry is simplest and safe. */

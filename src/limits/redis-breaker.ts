@@ -13,6 +13,11 @@ export class RedisBreaker {
     private readonly now: () => number = () => performance.now(),
   ) {}
 
+  /** True while no failure is outstanding: every call may go to Redis (no probe pending). */
+  get closed(): boolean {
+    return this.openUntil === 0;
+  }
+
   /** True while calls skip Redis (a failure was seen less than `openMs` ago, or a probe is out). */
   get open(): boolean {
     return this.openUntil !== 0 && !this.mayProbe(this.now());

@@ -4,16 +4,7 @@ import type { GcraParams } from "../core/rate-limit.js";
 import type { LimiterMode, RateLimiter, RateOutcome } from "../ports/limits.js";
 import { MemoryRateLimiter } from "./memory-rate-limiter.js";
 import { RedisBreaker } from "./redis-breaker.js";
-import {
-  ACQUIRE_SLOT_SCRIPT,
-  COUNT_SLOTS_SCRIPT,
-  connectLimiterRedis,
-  PEEK_RATE_SCRIPT,
-  PING_SCRIPT,
-  RATE_SCRIPT,
-  type RedisScript,
-  runScript,
-} from "./redis-scripts.js";
+import { type BatchEntry, connectLimiterRedis, runBatch } from "./redis-scripts.js";
 
 /** What the limiter does when Redis cannot answer in time (docs/security.md, bounds: Redis down or slow). */
 export type LimiterFailurePolicy = "degrade" | "open" | "closed";
@@ -45,12 +36,31 @@ export interface RedisRateLimiterOptions {
 /** Lease removals kept for sending again at most; past it the oldest is left to expire by its lease time. */
 const MAX_STRAY_LEASES = 10_000;
 
+/** Decisions sent in one script call at most (docs/limits.md, "Batching in Redis"); more waiting go out as several calls, in order. */
+export const MAX_BATCH = 256;
+/**
+ * Batches out at once at most: with one, the process sits idle for each round trip; a few overlap
+ * the round trips and still send far fewer calls than decisions (docs/benchmarks.md measures
+ * both: within noise of each other on the bench machine). Order holds: one connection runs them
+ * in turn.
+ */
+export const MAX_IN_FLIGHT = 4;
+
+/** A call waiting for the next batch. */
+type Waiting = BatchEntry & { answer: (reply: unknown) => void };
+
 /**
  * Rate and concurrency counters shared by every instance through Redis (atomic Lua scripts,
  * `EVALSHA` with an `EVAL` fallback). A call that fails or takes longer than the timeout
  * falls back by policy; while Redis is disconnected calls skip it at once, so an outage costs
  * no waiting and no retry storm, and operation returns to shared when it reconnects. After a
  * timeout a breaker skips Redis for `breakMs`, then probes it (docs/limits.md).
+ *
+ * Calls are batched (docs/limits.md, "Batching in Redis"): while a script call is out, the calls that
+ * arrive wait and then go together in one `EVALSHA` that decides them one after another, in the
+ * order they arrived; with nothing out, a call goes at once (within the same turn of the event
+ * loop, together with the calls made in that turn). A batch that fails or is skipped answers
+ * each of its calls as a call of its own would have been answered.
  *
  * A call that timed out still runs if Redis wakes up later. For a concurrency slot that would
  * leave a lease in Redis that no request holds (the request took its slot from the fallback,
@@ -72,6 +82,11 @@ export class RedisRateLimiter implements RateLimiter {
   private readonly strayLeases = new Map<string, { key: string; leaseId: string; sending: boolean }>();
   private strayRetry: NodeJS.Timeout | null = null;
   private closed = false;
+  /** Calls waiting for the next batch, in arrival order. */
+  private waiting: Waiting[] = [];
+  /** Batches sent and not answered yet. */
+  private inFlight = 0;
+  private flushQueued = false;
 
   constructor(options: RedisRateLimiterOptions) {
     this.policy = options.failurePolicy ?? "degrade";
@@ -94,7 +109,7 @@ export class RedisRateLimiter implements RateLimiter {
   }
 
   async consumeRate(lineageId: string, params: GcraParams, cost: number, now: number): Promise<RateOutcome> {
-    const reply = await this.run(RATE_SCRIPT, `${this.prefix}rl:${lineageId}`, [params.intervalMs, params.toleranceMs, cost]);
+    const reply = await this.run({ op: "r", key: `${this.prefix}rl:${lineageId}`, args: [params.intervalMs, params.toleranceMs, cost] });
     if (reply === FAILED || reply === SKIPPED) {
       if (this.unanswered() === "open") return { allowed: true, aheadMs: 0 };
       return this.fallback.consumeRate(lineageId, params, cost, now);
@@ -104,7 +119,7 @@ export class RedisRateLimiter implements RateLimiter {
   }
 
   async peekRate(lineageId: string, now: number): Promise<number> {
-    const reply = await this.run(PEEK_RATE_SCRIPT, `${this.prefix}rl:${lineageId}`, []);
+    const reply = await this.run({ op: "p", key: `${this.prefix}rl:${lineageId}`, args: [] });
     if (reply === FAILED || reply === SKIPPED) {
       this.unanswered();
       return this.fallback.peekRate(lineageId, now);
@@ -114,7 +129,7 @@ export class RedisRateLimiter implements RateLimiter {
 
   async acquireSlot(lineageId: string, max: number, leaseId: string, leaseMs: number, now: number): Promise<boolean> {
     const key = `${this.prefix}cc:${lineageId}`;
-    const reply = await this.run(ACQUIRE_SLOT_SCRIPT, key, [max, leaseMs, leaseId]);
+    const reply = await this.run({ op: "a", key, args: [max, leaseMs, leaseId] });
     if (reply === FAILED || reply === SKIPPED) {
       // The acquire may still run when Redis wakes up: undo it, whatever this request gets.
       if (reply === FAILED) this.strayLease(key, leaseId, true);
@@ -147,7 +162,7 @@ export class RedisRateLimiter implements RateLimiter {
   }
 
   async countSlots(lineageId: string, now: number): Promise<number> {
-    const reply = await this.run(COUNT_SLOTS_SCRIPT, `${this.prefix}cc:${lineageId}`, []);
+    const reply = await this.run({ op: "c", key: `${this.prefix}cc:${lineageId}`, args: [] });
     if (reply === FAILED || reply === SKIPPED) {
       this.unanswered();
       return this.fallback.countSlots(lineageId, now);
@@ -160,7 +175,7 @@ export class RedisRateLimiter implements RateLimiter {
    * and says where decisions are taken. Never throws, whatever the policy.
    */
   async health(): Promise<LimiterMode> {
-    await this.run(PING_SCRIPT, `${this.prefix}ping`, []);
+    await this.run({ op: "n", key: `${this.prefix}ping`, args: [] });
     return this.modeNow;
   }
 
@@ -176,26 +191,85 @@ export class RedisRateLimiter implements RateLimiter {
   }
 
   /**
-   * Runs a script by its SHA, loading it with EVAL when Redis does not have it yet: its reply,
-   * FAILED when it was sent and not answered in time (it may still run later), SKIPPED when it
-   * was not sent (disconnected, or the breaker is open).
+   * Decides one entry through Redis: its reply, FAILED when it was sent and not answered in time
+   * (it may still run later), SKIPPED when it was not sent (disconnected, or the breaker is
+   * open): answered at once. After a failure, the breaker's probe goes alone and at once, and
+   * the calls behind it skip Redis until it is answered, as without batching. Otherwise the
+   * entry joins the next batch, which goes out at the end of this turn of the event loop when no
+   * batch is out, or as soon as the batches out are answered.
    */
-  private async run(script: RedisScript, key: string, args: (string | number)[]): Promise<unknown> {
+  private run(entry: BatchEntry): Promise<unknown> {
     if (this.redis.status !== "ready") {
       this.notAnswered(new Error(`redis is ${this.redis.status}`), false);
-      return SKIPPED;
+      return Promise.resolve(SKIPPED);
     }
-    if (!this.breaker.enter()) return SKIPPED;
+    if (!this.breaker.closed) {
+      if (!this.breaker.enter()) return Promise.resolve(SKIPPED);
+      return new Promise((answer) => this.send([{ ...entry, answer } as Waiting], true));
+    }
+    return new Promise((answer) => {
+      this.waiting.push({ ...entry, answer } as Waiting);
+      if (this.inFlight < MAX_IN_FLIGHT && !this.flushQueued) {
+        this.flushQueued = true;
+        queueMicrotask(() => {
+          this.flushQueued = false;
+          if (this.inFlight < MAX_IN_FLIGHT) this.flush();
+        });
+      }
+    });
+  }
+
+  /** Sends every waiting call, in batches of at most MAX_BATCH, in arrival order (one connection keeps it). */
+  private flush(): void {
+    const waiting = this.waiting;
+    if (waiting.length === 0) return;
+    this.waiting = [];
+    for (let from = 0; from < waiting.length; from += MAX_BATCH) this.send(waiting.slice(from, from + MAX_BATCH));
+  }
+
+  /**
+   * One batch, one script call (EVALSHA, EVAL when the script is not loaded). Each call in it is
+   * answered as if it had been sent alone: all SKIPPED when the batch cannot be sent, all FAILED
+   * when it is not answered in time, and an entry whose command failed inside the script FAILED
+   * with the others answered.
+   */
+  private send(batch: Waiting[], entered = false): void {
+    if (this.redis.status !== "ready") {
+      this.notAnswered(new Error(`redis is ${this.redis.status}`), false);
+      for (const entry of batch) entry.answer(SKIPPED);
+      return;
+    }
+    if (!entered && !this.breaker.enter()) {
+      for (const entry of batch) entry.answer(SKIPPED);
+      return;
+    }
     // Removals still owed go first: on one connection Redis runs them before this call.
     this.sendStrayReleases();
-    try {
-      const reply = await runScript(this.redis, script, key, args);
-      this.answered();
-      return reply;
-    } catch (error) {
-      this.notAnswered(error as Error);
-      return FAILED;
-    }
+    this.inFlight++;
+    runBatch(this.redis, batch).then(
+      (replies) => {
+        this.answered();
+        let failed: Error | undefined;
+        for (let i = 0; i < batch.length; i++) {
+          const reply = replies[i];
+          if (reply instanceof Error) failed = reply;
+          batch[i]?.answer(reply instanceof Error ? FAILED : reply);
+        }
+        if (failed) this.notAnswered(failed);
+        this.batchDone();
+      },
+      (error: unknown) => {
+        this.notAnswered(error instanceof Error ? error : new Error(String(error)));
+        for (const entry of batch) entry.answer(FAILED);
+        this.batchDone();
+      },
+    );
+  }
+
+  /** When the last batch out is answered, the calls that arrived meanwhile go out together. */
+  private batchDone(): void {
+    this.inFlight--;
+    if (this.inFlight < MAX_IN_FLIGHT) this.flush();
   }
 
   private answered(): void {

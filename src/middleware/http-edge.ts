@@ -1,4 +1,4 @@
-import { type DistinctHeaders, extractCredential, keyInUrlPath } from "../core/carriers.js";
+import { type DistinctHeaders, extractCredential, keyInUrlPath, type LegacyKeyMatcher } from "../core/carriers.js";
 import { isKeywardError } from "../core/errors.js";
 import type { Environment } from "../core/key-format.js";
 import { OUTCOME_HTTP_STATUS } from "../core/outcomes.js";
@@ -57,6 +57,12 @@ export type VerifierResult = Exclude<VerifyResult, { valid: true }> | Omit<Extra
  */
 export interface Verifier<R extends VerifierResult = VerifierResult> {
   readonly prefix: string;
+  /**
+   * The declared legacy key formats (docs/migrating.md), built once: a `Bearer` token of one is
+   * read as a key instead of a foreign token. The engine's `legacy`; `keyward/client`'s
+   * `legacyFormats` option. Absent: no Bearer token but `<prefix>_…` is ours.
+   */
+  readonly legacy?: LegacyKeyMatcher;
   verify(key: string | null, options?: VerifyOptions): Promise<R>;
   /** Optional: the result itself when it is known without waiting, else a promise (Keyward.verifyInline). */
   verifyInline?(key: string | null, options?: VerifyOptions): R | Promise<R>;
@@ -141,6 +147,7 @@ export function authenticateRequestInline<R extends VerifierResult>(
   }
   const extracted = extractCredential(request.headers, request.search, {
     prefix: keyward.prefix,
+    legacy: keyward.legacy,
     allowQueryKeys: options.allowQueryKeys ?? false,
   });
   if (extracted.kind === "error" && extracted.code !== "MALFORMED") {

@@ -13,8 +13,12 @@ import { quote, type RawStore, type Row, type Run, type TableInfo, toColumn } fr
  * numbers and hashes, so the chain re-verifies on the target.
  */
 
-/** Tables not copied as rows: each store keeps its own (migrations, SQLite internals, the usage journal folded before copying). */
-const NOT_COPIED = new Set(["schema_migrations", "meta", "sqlite_sequence", "usage_journal", "usage_writers"]);
+/**
+ * Tables not copied as rows: each store keeps its own (migrations, SQLite internals, the usage
+ * journal folded before copying, the change feed that only the source's readers follow, and
+ * sign-ins in flight at the provider).
+ */
+const NOT_COPIED = new Set(["schema_migrations", "meta", "sqlite_sequence", "usage_journal", "usage_writers", "key_changes", "oidc_flows"]);
 /** Tables a fresh store already has rows in (migrations write them): not a sign of an earlier life. */
 const SEEDED = new Set([...NOT_COPIED, "webhook_cursor"]);
 /** Copied first, in this order (referenced tables before those referring to them); the rest follow by name. */
@@ -34,7 +38,7 @@ const ORDER = [
   "audit_events",
 ];
 /** Meta rows that belong to one store and are never copied. */
-const LOCAL_META = (name: string) => name === "change_seq" || name.startsWith(META_PREFIX);
+const LOCAL_META = (name: string) => name === "change_seq" || name.startsWith("key_changes_") || name.startsWith(META_PREFIX);
 
 const META_PREFIX = "copy_store.";
 const META = {

@@ -75,6 +75,18 @@ export interface KeyImportSession {
   close(): Promise<void>;
 }
 
+/** What changed since a change-feed cursor (KeyStore.pollKeyChanges). */
+export interface KeyChangeBatch {
+  /** Where the next poll starts. */
+  cursor: string;
+  /** Keys changed, each with the digest it was cached under (and a second entry for a new digest). */
+  keys: { id: string; digest: string | null }[];
+  /** Owners changed (disabled, enabled, deleted): every key they hold. */
+  owners: OwnerRef[];
+  /** Changes may be missing from the list (pruned before this poll, or too many to list): drop every cached key. */
+  reset: boolean;
+}
+
 export interface AuditFilter {
   actorId?: string;
   targetId?: string;
@@ -135,6 +147,13 @@ export interface KeyStore {
    * re-reading each key when its maximum age passes. Stores without one re-read per key.
    */
   changeToken?(): Promise<number | string>;
+  /**
+   * Optional: the keys and owners changed (by any process) since `after`, the cursor an earlier
+   * call answered (null: start a feed, nothing listed). Stores with one keep every cached key
+   * current by one cheap read per poll, whatever the number of keys (docs/architecture.md, the
+   * change feed); the engine then prefers it to `changeToken`.
+   */
+  pollKeyChanges?(after: string | null): Promise<KeyChangeBatch>;
   /**
    * Optional: one small write (a meta row), for readiness after a write failed for lack of space
    * or permission: it succeeds again once the store can be written.

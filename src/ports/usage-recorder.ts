@@ -94,6 +94,12 @@ export interface UsageQuery {
   bucket: UsageBucket;
   since: number;
   until: number;
+  /**
+   * `key` (default): a row per bucket, key and outcome. `outcome`: a row per bucket and outcome,
+   * summed over every key (keyId empty), so a whole deployment's chart stays a few hundred rows
+   * however many keys it has (docs/usage.md).
+   */
+  groupBy?: "key" | "outcome";
   /** At most this many rows. */
   limit: number;
 }

@@ -4,6 +4,7 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, 
 import type { Logger } from "pino";
 import { Accounts } from "../engine/accounts.js";
 import type { Keyward } from "../engine/keyward.js";
+import { PortalSessions } from "../engine/portal-sessions.js";
 import type { AccountStore } from "../ports/account-store.js";
 import type { WebhookStore } from "../ports/webhook-store.js";
 import { accountStoreFor } from "./account-store-factory.js";
@@ -14,6 +15,8 @@ import { installErrorHandling } from "./errors.js";
 import { API_SECURITY_HEADERS, forwardAuthFastLane, requestIdOf } from "./forward-auth.js";
 import { lazyChildLoggerFactory } from "./logger.js";
 import type { ServiceMetrics } from "./metrics.js";
+import { installPortalCors } from "./portal-cors.js";
+import { portalStoreFor } from "./portal-store-factory.js";
 import { collectRoutes } from "./route-list.js";
 import { registerAccountRoutes } from "./routes/accounts.js";
 import { registerAuditRoutes } from "./routes/audit.js";
@@ -22,8 +25,10 @@ import { registerKeyImportRoutes } from "./routes/key-import.js";
 import { registerKeyRequestRoutes } from "./routes/key-requests.js";
 import { registerKeyRoutes } from "./routes/keys.js";
 import { registerLeakRoutes } from "./routes/leaks.js";
+import { installPasswordSignInGuard, registerOidcRoutes } from "./routes/oidc.js";
 import { registerOperationRoutes } from "./routes/operations.js";
 import { registerOwnerRoutes } from "./routes/owners.js";
+import { registerPortalSessionRoutes } from "./routes/portal-sessions.js";
 import { registerUsageRoutes } from "./routes/usage.js";
 import { registerVerificationRoutes } from "./routes/verification.js";
 import { registerWebhookRoutes } from "./routes/webhooks.js";
@@ -164,9 +169,15 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     : null;
   if (accounts) {
     installCsrfGuard(app, config.dashboard);
+    installPasswordSignInGuard(app, config.sso);
     scheduleAccountSweeps(app, accounts, config.dashboard.sessionPurgeMs, options.logger);
   }
   const ctx: ServiceContext = createServiceContext(options.keyward, config, options.metrics, accounts, options.invalidation ?? null);
+  // Portal sessions (docs/embedding.md): beside the accounts, on the key store's database.
+  const portalStore = accounts ? portalStoreFor(options.keyward.store) : null;
+  if (portalStore) await portalStore.migrate();
+  ctx.portals = portalStore ? new PortalSessions(options.keyward, portalStore) : null;
+  installPortalCors(app, config.portalOrigins);
   ctx.storeHealth = storeHealth;
   registerOperationRoutes(app, ctx);
   registerKeyRoutes(app, ctx);
@@ -186,7 +197,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   });
   if (accounts) {
     registerAccountRoutes(app, ctx, accounts);
+    registerOidcRoutes(app, ctx, accounts, config.sso.oidc);
     registerKeyRequestRoutes(app, ctx, accounts);
+    if (ctx.portals) registerPortalSessionRoutes(app, ctx, ctx.portals);
     if (config.dashboard.enabled) registerDashboardRoutes(app);
   }
   await app.ready();

@@ -1,9 +1,10 @@
-import { adminRoleBound, keyAuthority, type MemberPolicy, memberBound, memberRights } from "../authority/actors.js";
+import { adminRoleBound, keyAuthority, type MemberPolicy, memberBound, memberRights, portalBound } from "../authority/actors.js";
 import { CONTROL_NAMES, type ControlField, loosenedControls } from "../authority/controls.js";
 import { decide } from "../authority/decide.js";
 import type { Action, Authority, MemberRights } from "../authority/model.js";
 import { KeywardError } from "../core/errors.js";
 import { type Actor, type AuditEvent, computeKeyStatus, type KeyChanges, type KeyRecord, type OwnerRef } from "../core/model.js";
+import type { PortalSessionRecord } from "../core/portal-policy.js";
 import type { Page } from "../engine/keyward.js";
 import type { ServiceContext } from "./context.js";
 import type { Caller } from "./sessions.js";
@@ -35,6 +36,11 @@ export async function authorityOf(ctx: ServiceContext, caller: Caller): Promise<
   }
   const key = await ctx.keyward.getKey(caller.result.key.id);
   return keyAuthority(key, await ownerRole(ctx, key.owner), memberPolicyOf(ctx));
+}
+
+/** A portal session's authority (docs/embedding.md): one bound, its owner's keys within its policy. */
+export function portalAuthority(session: PortalSessionRecord): Authority {
+  return { actor: { type: "portal", id: session.id }, bounds: [portalBound(session.owner, session.policy)] };
 }
 
 /** Throws the decision's problem unless `authority` may do `action`. */

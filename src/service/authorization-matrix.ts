@@ -11,8 +11,13 @@ import type { ActionType } from "../authority/model.js";
  *   `none` = refused (403).
  * - `holder`: any valid key, acting on itself (introspection, forward auth, asking for a production key).
  * - `session`: a dashboard session only.
+ * - `portal`: a portal session only (`Authorization: Portal <token>`, docs/embedding.md).
+ *
+ * A portal session is also taken by the routes `PORTAL_ROUTES` names (portal-cors.ts), bounded
+ * to its owner's keys and its policy (docs/authority.md, "Portal sessions"); every other route
+ * refuses a portal token with 403.
  */
-export type Access = "public" | "key" | "key-or-session" | "holder" | "holder-or-session" | "session";
+export type Access = "public" | "key" | "key-or-session" | "holder" | "holder-or-session" | "session" | "portal";
 
 export interface MatrixEntry {
   access: Access;
@@ -107,9 +112,14 @@ export const AUTHORIZATION_MATRIX: Record<string, MatrixEntry> = {
   "GET /v1/setup": { access: "public", scopes: [], note: "tells only whether setup is pending" },
   "POST /v1/setup": { access: "public", scopes: [], note: "needs the one-time setup token" },
   "POST /v1/session": { access: "public", scopes: [], note: "email and password; throttled" },
+  "GET /v1/session/oidc/start": { access: "public", scopes: [], note: "SSO: 302 to the provider; 404 unless configured" },
+  "GET /v1/session/oidc/callback": { access: "public", scopes: [], note: "SSO: state, PKCE, ID token checked; opens a session" },
   "GET /v1/session": { access: "session", scopes: [] },
   "DELETE /v1/session": { access: "session", scopes: [] },
   "POST /v1/session/password": { access: "session", scopes: [], note: "needs the current password; ends every session of the user" },
+  "GET /v1/session/all": { access: "session", scopes: [], note: "the caller's own sessions only" },
+  "DELETE /v1/session/others": { access: "session", scopes: [], note: "the caller's own sessions only, this one kept" },
+  "DELETE /v1/session/:session_id": { access: "session", scopes: [], note: "the caller's own sessions only (another's is 404)" },
   "GET /v1/users": { access: "key-or-session", scopes: ["users:write"], actions: ["users.read"], members: "none" },
   "POST /v1/users": { access: "key-or-session", scopes: ["users:write"], actions: ["user.create"], members: "none" },
   "GET /v1/users/:id": { access: "key-or-session", scopes: ["users:write"], actions: ["users.read"], members: "none" },
@@ -119,6 +129,21 @@ export const AUTHORIZATION_MATRIX: Record<string, MatrixEntry> = {
     actions: ["user.update"],
     members: "none",
     note: "disable or enable; require a new password at next sign-in",
+  },
+  "GET /v1/users/:id/sessions": { access: "key-or-session", scopes: ["users:write"], actions: ["users.read"], members: "none" },
+  "DELETE /v1/users/:id/sessions": {
+    access: "key-or-session",
+    scopes: ["users:write"],
+    actions: ["user.sessions"],
+    members: "none",
+    note: "decided as managing the user is: nobody signs out someone with more rights",
+  },
+  "DELETE /v1/users/:id/sessions/:session_id": {
+    access: "key-or-session",
+    scopes: ["users:write"],
+    actions: ["user.sessions"],
+    members: "none",
+    note: "decided as managing the user is: nobody signs out someone with more rights",
   },
   "POST /v1/users/:id/invite": {
     access: "key-or-session",
@@ -166,6 +191,28 @@ export const AUTHORIZATION_MATRIX: Record<string, MatrixEntry> = {
     members: "own",
     note: "the sandbox key or the requester",
   },
+
+  "POST /v1/portal-sessions": {
+    access: "key",
+    scopes: ["portal:create"],
+    actions: ["portal_session.create"],
+    note: "decided as delegating is: the policy lies within the opening key's ceiling",
+  },
+  "GET /v1/portal-sessions/:id": {
+    access: "key",
+    scopes: ["portal:create"],
+    actions: ["portal_session.manage"],
+    note: "an admin key, or a key of the owner of the key that opened it (others: 404)",
+  },
+  "DELETE /v1/portal-sessions/:id": {
+    access: "key",
+    scopes: ["portal:create"],
+    actions: ["portal_session.manage"],
+    note: "an admin key, or a key of the owner of the key that opened it (others: 404)",
+  },
+  "GET /v1/portal/session": { access: "portal", scopes: [], actions: [], note: "the calling portal session itself" },
+  "GET /portal": { access: "public", scopes: [], note: "the hosted page; the token comes in the URL fragment" },
+  "GET /embed/:file": { access: "public", scopes: [], note: "<keyward-keys> and the hosted page's files, from an allow-list" },
 
   "GET /dashboard": { access: "public", scopes: [], note: "redirect" },
   "GET /dashboard/": { access: "public", scopes: [], note: "static page; data needs a session" },

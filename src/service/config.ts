@@ -5,6 +5,8 @@ import { DEFAULT_KEY_PREFIX, isValidKeyPrefix } from "../core/key-format.js";
 import { type LegacyFormat, parseLegacyFormats } from "../core/legacy-formats.js";
 import { parseSecretsKeys, type SecretsKey } from "../core/secret-box.js";
 import type { LimiterFailurePolicy } from "../limits/redis-rate-limiter.js";
+import { loadSsoConfig, type SsoConfig } from "./oidc/config.js";
+import { loadPortalOrigins } from "./portal-config.js";
 import { parseTrustProxy } from "./trust-proxy.js";
 
 /** Every setting of `keyward serve` and the CLI; docs/configuration.md lists them with defaults. */
@@ -20,7 +22,10 @@ export interface ServiceConfig {
   allowQueryKeys: boolean;
   /** Addresses/CIDRs of proxies whose `X-Forwarded-For` is believed. Empty: believe none. */
   trustProxy: string[];
-  cacheMaxAgeMs: number;
+  /** `KEYWARD_CACHE_MAX_AGE_MS`; null: the engine's default (300,000 ms with a change feed, 5,000 without). */
+  cacheMaxAgeMs: number | null;
+  /** `KEYWARD_CHANGE_POLL_MS`: how often the store's change feed is polled while traffic flows. */
+  changePollMs: number;
   staleWindowMs: number;
   /** How long a request for a cached key past its maximum age waits for the store before it is answered from cache. */
   refreshWaitMs: number;
@@ -78,6 +83,23 @@ export interface ServiceConfig {
   };
   /** The dashboard and its session API (docs/dashboard.md). */
   dashboard: DashboardConfig;
+  /** `KEYWARD_PORTAL_ORIGINS`: host pages that may call the portal routes cross-origin (docs/embedding.md). */
+  portalOrigins: readonly string[];
+  /** `KEYWARD_PUBLIC_URL`: the origin (and path) invite and reset links are built on; null: the request's own. */
+  publicUrl: string | null;
+  /** Emailing invite and reset links (docs/configuration.md, "Email"); null: not configured, links are only shown. */
+  mail: MailConfig | null;
+  /** Single sign-on and password sign-in (docs/sso.md): `KEYWARD_OIDC_*`, `KEYWARD_PASSWORD_SIGN_IN`. */
+  sso: SsoConfig;
+}
+
+export interface MailConfig {
+  /** `KEYWARD_SMTP_URL`: `smtp://` (STARTTLS when offered) or `smtps://` (TLS from the start), with optional credentials. */
+  smtpUrl: string;
+  /** `KEYWARD_MAIL_FROM`: the sender, `keyward@example.com` or `Keyward <keyward@example.com>`. */
+  from: string;
+  /** `KEYWARD_SMTP_TIMEOUT_MS`: the most one email may take, connecting included. */
+  timeoutMs: number;
 }
 
 export interface DashboardConfig {
@@ -158,7 +180,8 @@ export function loadConfig(env: Env = process.env): ServiceConfig {
     realm: env.KEYWARD_REALM || "keyward",
     allowQueryKeys: flag(env, "KEYWARD_ALLOW_QUERY_KEYS", false),
     trustProxy: parseTrustProxy(env.KEYWARD_TRUST_PROXY),
-    cacheMaxAgeMs: integer(env, "KEYWARD_CACHE_MAX_AGE_MS", 5_000, 0, 60_000),
+    cacheMaxAgeMs: env.KEYWARD_CACHE_MAX_AGE_MS ? integer(env, "KEYWARD_CACHE_MAX_AGE_MS", 0, 0, 3_600_000) : null,
+    changePollMs: integer(env, "KEYWARD_CHANGE_POLL_MS", 500, 50, 5_000),
     staleWindowMs: integer(env, "KEYWARD_STALE_WINDOW_MS", 300_000, 0, 3_600_000),
     refreshWaitMs: integer(env, "KEYWARD_REFRESH_WAIT_MS", 250, 0, 60_000),
     storeTimeoutMs: integer(env, "KEYWARD_STORE_TIMEOUT_MS", 5_000, 100, 600_000),
@@ -195,7 +218,78 @@ export function loadConfig(env: Env = process.env): ServiceConfig {
       allowPrivate: flag(env, "KEYWARD_WEBHOOK_ALLOW_PRIVATE", false),
     },
     dashboard: loadDashboardConfig(env),
+    portalOrigins: loadPortalOrigins(env),
+    publicUrl: loadPublicUrl(env),
+    mail: loadMailConfig(env),
+    sso: loadSsoConfig(env),
   };
+}
+
+/** `KEYWARD_PUBLIC_URL`: an http(s) origin with an optional path, kept without its trailing slash. */
+function loadPublicUrl(env: Env): string | null {
+  const raw = env.KEYWARD_PUBLIC_URL?.trim();
+  if (!raw) return null;
+  const refuse = () =>
+    new KeywardError(
+      "INVALID_CONFIGURATION",
+      "KEYWARD_PUBLIC_URL must be an http:// or https:// URL with an optional path (no credentials, query or fragment)",
+    );
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw refuse();
+  }
+  if (
+    (url.protocol !== "http:" && url.protocol !== "https:") ||
+    url.username ||
+    url.password ||
+    url.search ||
+    url.hash ||
+    raw.includes("#")
+  )
+    throw refuse();
+  return `${url.origin}${url.pathname.replace(/\/+$/, "")}`;
+}
+
+/** A sender: an address, or a display name and an address in angle brackets; no control characters. */
+const MAIL_FROM = /^(?:[^\u0000-\u001f\u007f<>@]*<[^\s<>@]+@[^\s<>@]+>|[^\s<>@]+@[^\s<>@]+)$/;
+
+/**
+ * `KEYWARD_SMTP_URL` and `KEYWARD_MAIL_FROM` (docs/configuration.md, "Email"): both or neither.
+ * Messages never echo the URL: it may hold the mail server's password.
+ */
+function loadMailConfig(env: Env): MailConfig | null {
+  const raw = env.KEYWARD_SMTP_URL?.trim();
+  const from = env.KEYWARD_MAIL_FROM?.trim();
+  const timeoutMs = integer(env, "KEYWARD_SMTP_TIMEOUT_MS", 10_000, 100, 60_000);
+  if (!raw) {
+    if (from)
+      throw new KeywardError("INVALID_CONFIGURATION", "KEYWARD_MAIL_FROM is set but KEYWARD_SMTP_URL is not: set both to email links");
+    return null;
+  }
+  let url: URL | null = null;
+  try {
+    url = new URL(raw);
+  } catch {
+    url = null;
+  }
+  if (!url || (url.protocol !== "smtp:" && url.protocol !== "smtps:") || !url.hostname)
+    throw new KeywardError(
+      "INVALID_CONFIGURATION",
+      "KEYWARD_SMTP_URL must be an smtp:// or smtps:// URL: smtp://user:password@mail.example.com:587 (credentials percent-encoded)",
+    );
+  if (!from)
+    throw new KeywardError(
+      "INVALID_CONFIGURATION",
+      "KEYWARD_MAIL_FROM is required when KEYWARD_SMTP_URL is set: the sender of link emails",
+    );
+  if (!MAIL_FROM.test(from))
+    throw new KeywardError(
+      "INVALID_CONFIGURATION",
+      "KEYWARD_MAIL_FROM must be an email address, or a name and an address: Keyward <keyward@example.com>",
+    );
+  return { smtpUrl: raw, from, timeoutMs };
 }
 
 /**

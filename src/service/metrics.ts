@@ -4,6 +4,13 @@ import type { CacheLookupResult, EngineObserver } from "../ports/engine-observer
 import type { UsageEvent, UsageRecorder } from "../ports/usage-recorder.js";
 import type { UsageBufferStats } from "../usage/buffered-usage-recorder.js";
 
+/** A key store's statement counts (PostgresKeyStore.statementCounts). */
+export interface StoreStatementCounts {
+  readonly keyLookups: number;
+  readonly changePolls: number;
+  readonly changePrunes: number;
+}
+
 /** How a webhook delivery attempt ended: delivered, failed but retried later, or given up for good. */
 export type WebhookDeliveryOutcome = "delivered" | "retry" | "failed";
 
@@ -53,7 +60,10 @@ export class ServiceMetrics {
   readonly usageBufferEvents: Gauge;
   readonly usageDroppedEvents: Counter;
   readonly recentRequestsDropped: Counter;
+  /** Statements the key store ran, by kind (PostgreSQL): what keeping caches current costs the database. */
+  readonly storeStatements: Counter<"kind">;
   private usageStats: UsageBufferStats | undefined;
+  private statementCounts: StoreStatementCounts | undefined;
   private readonly outcomeTally = new TallyByLabel<OutcomeCode>();
   private readonly cacheLookupTally = new TallyByLabel<CacheLookupResult>();
 
@@ -158,6 +168,21 @@ export class ServiceMetrics {
         this.inc(usage()?.recentRequestsDropped ?? 0);
       },
     });
+    const statements = () => this.statementCounts;
+    this.storeStatements = new Counter({
+      name: "keyward_store_statements_total",
+      help: "Statements the PostgreSQL key store ran, by kind: key_lookup (cache misses and re-reads), change_poll and change_prune (the change feed)",
+      labelNames: ["kind"],
+      registers,
+      collect() {
+        const counts = statements();
+        if (!counts) return;
+        this.reset();
+        this.inc({ kind: "key_lookup" }, counts.keyLookups);
+        this.inc({ kind: "change_poll" }, counts.changePolls);
+        this.inc({ kind: "change_prune" }, counts.changePrunes);
+      },
+    });
     for (const outcome of ["delivered", "retry", "failed"]) this.webhookDeliveries.inc({ outcome }, 0);
     this.limiterDegraded.set(0);
   }
@@ -182,6 +207,11 @@ export class ServiceMetrics {
   /** For the limiter: true while it runs degraded (per instance) because the shared store is down. */
   setLimiterDegraded(degraded: boolean): void {
     this.limiterDegraded.set(degraded ? 1 : 0);
+  }
+
+  /** Exposes the key store's statement counts, read at scrape time. */
+  watchStoreStatements(counts: StoreStatementCounts): void {
+    this.statementCounts = counts;
   }
 
   /** Exposes the usage buffer's size and drops, read at scrape time. */

@@ -13,7 +13,7 @@ import { BufferedUsageRecorder } from "../usage/buffered-usage-recorder.js";
 import type { ServiceConfig } from "./config.js";
 import { errorText } from "./error-text.js";
 import { checkHashSecrets } from "./hash-secret-guard.js";
-import type { ServiceMetrics } from "./metrics.js";
+import type { ServiceMetrics, StoreStatementCounts } from "./metrics.js";
 import { openStores, openWebhookStore, type Stores } from "./store-factory.js";
 
 /**
@@ -58,7 +58,12 @@ const engineSettings = (config: ServiceConfig) => ({
   prefix: config.prefix,
   hashSecrets: config.hashSecrets,
   legacyFormats: config.legacyFormats,
-  cache: { maxAgeMs: config.cacheMaxAgeMs, staleWindowMs: config.staleWindowMs, refreshWaitMs: config.refreshWaitMs },
+  cache: {
+    ...(config.cacheMaxAgeMs !== null ? { maxAgeMs: config.cacheMaxAgeMs } : {}),
+    changePollMs: config.changePollMs,
+    staleWindowMs: config.staleWindowMs,
+    refreshWaitMs: config.refreshWaitMs,
+  },
 });
 
 /**
@@ -93,6 +98,8 @@ export function assembleKeyward(config: ServiceConfig, stores: Stores, parts: Se
     onFlushError: (error) => logger?.warn({ err: errorText(error) }, "usage flush failed; kept in the buffer"),
   });
   metrics?.watchUsageBuffer(recorder.stats);
+  const counted = stores.keys as { statementCounts?: StoreStatementCounts };
+  if (counted.statementCounts) metrics?.watchStoreStatements(counted.statementCounts);
   const usage: UsageRecorder = metrics ? metrics.usageRecorder(recorder) : recorder;
   return new Keyward({
     store: stores.keys,

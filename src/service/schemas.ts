@@ -244,6 +244,8 @@ export const UsageQuerySchema = Type.Object(
     owner: Type.Optional(Type.String({ maxLength: 200, pattern: "^(user|application):.+$" })),
     outcome: Type.Optional(Type.Union(OUTCOME_CODES.map((code) => Type.Literal(code)))),
     bucket: Type.Optional(Type.Union([Type.Literal("minute"), Type.Literal("hour"), Type.Literal("day")])),
+    /** `key` (default): a row per bucket, key and outcome; `outcome`: summed over keys, no `key_id`. */
+    group_by: Type.Optional(Type.Union([Type.Literal("key"), Type.Literal("outcome")])),
     since: Type.Optional(Timestamp),
     until: Type.Optional(Timestamp),
     limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000 })),
@@ -255,7 +257,18 @@ export const UsageResponseSchema = Type.Object({
   bucket: Type.String(),
   since: Timestamp,
   until: Timestamp,
-  data: Type.Array(Type.Object({ start: Timestamp, key_id: Nullable(Type.String()), outcome: Type.String(), count: Type.Integer() })),
+  group_by: Type.Union([Type.Literal("key"), Type.Literal("outcome")]),
+  /** True when more rows matched than `limit`: the data is cut short (ask for a wider bucket or `group_by=outcome`). */
+  has_more: Type.Boolean(),
+  data: Type.Array(
+    Type.Object({
+      start: Timestamp,
+      /** Absent with `group_by=outcome`; null for requests whose key was missing or unknown. */
+      key_id: Type.Optional(Nullable(Type.String())),
+      outcome: Type.String(),
+      count: Type.Integer(),
+    }),
+  ),
 });
 
 export const RecentRequestsQuery = Type.Object(
@@ -317,11 +330,24 @@ export const SetupBody = Type.Object(
   { additionalProperties: false },
 );
 
-/** Without `password`, the person is invited: the answer carries a one-time invite link. */
+/** Whether an issued link is emailed to the user (docs/api.md): default true when SMTP is configured. */
+const SendEmail = Type.Optional(
+  Type.Boolean({ description: "email the link to the user when SMTP is configured (default true); false: only return it" }),
+);
+
+/** Without `password`, the person is invited: the answer carries a one-time invite link (emailed unless `send_email` is false). */
 export const CreateUserBody = Type.Object(
-  { email: Email, password: Type.Optional(Password), role: Type.Union([Type.Literal("admin"), Type.Literal("member")]) },
+  {
+    email: Email,
+    password: Type.Optional(Password),
+    role: Type.Union([Type.Literal("admin"), Type.Literal("member")]),
+    send_email: SendEmail,
+  },
   { additionalProperties: false },
 );
+
+/** `POST /v1/users/{id}/invite` and `/password-reset` (the body is optional). */
+export const IssueLinkBody = Type.Object({ send_email: SendEmail }, { additionalProperties: false });
 
 export const UpdateUserBody = Type.Object(
   { disabled: Type.Optional(Type.Boolean()), must_change_password: Type.Optional(Type.Boolean()) },
@@ -334,9 +360,16 @@ export const UserLinkSchema = Type.Object({
   token: Type.String(),
   /** `/dashboard/#/invite/<token>` or `/dashboard/#/reset/<token>`, for the dashboard's own origin. */
   path: Type.String(),
-  /** `path` on the origin this request reached (its `Host` and scheme as the service sees them). */
+  /** `path` on `KEYWARD_PUBLIC_URL` when set, else on the origin this request reached (its `Host` and scheme as the service sees them). */
   url: Type.String(),
   expires_at: Timestamp,
+  /** Whether the link was emailed to the user; the link is in this answer whatever it says. */
+  delivery: Type.Union([
+    Type.Object({ status: Type.Literal("sent"), to: Type.String() }),
+    Type.Object({ status: Type.Literal("failed"), reason: Type.String() }),
+    Type.Object({ status: Type.Literal("not_configured") }),
+    Type.Object({ status: Type.Literal("not_requested") }),
+  ]),
 });
 
 export const LinkTokenBody = Type.Object({ token: Type.String({ minLength: 1, maxLength: 64 }) }, { additionalProperties: false });
@@ -366,6 +399,55 @@ export const UserSchema = Type.Object({
   created_at: Timestamp,
 });
 
+/** `GET /v1/users`: paged oldest first, searched and filtered on the server. */
+export const ListUsersQuery = Type.Object(
+  {
+    ...PageQuery,
+    q: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 320,
+        pattern: "^[^\\u0000-\\u001f\\u007f]+$",
+        description: "part of the email (case-insensitive), or a user id (that user)",
+      }),
+    ),
+    role: Type.Optional(Type.Union([Type.Literal("admin"), Type.Literal("member")])),
+    disabled: Type.Optional(Type.Boolean()),
+    include_total: Type.Optional(Type.Boolean({ description: "also count every match (`total`)" })),
+  },
+  { additionalProperties: false },
+);
+
+/** A page of users; `total` only when asked for (`include_total=true`). */
+export const UserListSchema = Type.Object({
+  data: Type.Array(UserSchema),
+  next_cursor: Nullable(Type.String()),
+  has_more: Type.Boolean(),
+  total: Type.Optional(Type.Integer()),
+});
+
+const SessionId = Type.String({ pattern: "^ses_[0-9A-Za-z]{16,40}$" });
+
+export const UserSessionParams = Type.Object({ id: Type.String({ pattern: "^usr_[0-9A-Za-z]{16,40}$" }), session_id: SessionId });
+
+export const OwnSessionParams = Type.Object({ session_id: SessionId });
+
+/** A live dashboard session: never its token, its digest or its CSRF token. */
+export const SessionInfoSchema = Type.Object({
+  /** The public id (`ses_…`): random, unrelated to the token. */
+  id: Type.String(),
+  created_at: Timestamp,
+  last_seen_at: Timestamp,
+  ip: Nullable(Type.String()),
+  user_agent: Nullable(Type.String()),
+  /** The session this request came with. */
+  current: Type.Boolean(),
+});
+
+export const SessionListSchema = Type.Object({ data: Type.Array(SessionInfoSchema) });
+
+export const EndedSessionsSchema = Type.Object({ ended: Type.Integer({ minimum: 0 }) });
+
 /** A created user; `invite` when it was created without a password. */
 export const CreatedUserSchema = Type.Composite([UserSchema, Type.Object({ invite: Type.Optional(UserLinkSchema) })]);
 
@@ -381,6 +463,8 @@ export const KeyRequestIdParams = Type.Object({ id: Type.String({ pattern: "^kre
 export const ListKeyRequestsQuery = Type.Object(
   {
     ...PageQuery,
+    owner_type: Type.Optional(Type.Union([Type.Literal("user"), Type.Literal("application")])),
+    owner_id: Type.Optional(Type.String({ maxLength: 128 })),
     status: Type.Optional(Type.Union([Type.Literal("pending"), Type.Literal("approved"), Type.Literal("rejected")])),
   },
   { additionalProperties: false },
@@ -409,6 +493,8 @@ export const KeyRequestSchema = Type.Object({
       quota: Nullable(QuotaSchema),
       allowed_cidrs: Type.Array(Type.String()),
       metadata: Type.Record(Type.String(), Type.Unknown()),
+      /** The production key expires this long after approval (a portal session's longest expiry); null: never. */
+      expires_after_approval_seconds: Nullable(Type.Integer()),
     }),
   ),
 });

@@ -4,7 +4,8 @@ import type { Logger } from "pino";
 import type { Authority } from "../authority/model.js";
 import type { SessionRecord, UserRecord } from "../core/accounts.js";
 import { KeywardError } from "../core/errors.js";
-import type { Actor, KeyRecord, RequestContext } from "../core/model.js";
+import type { Actor, KeyRecord, OwnerRef, RequestContext } from "../core/model.js";
+import type { PortalSessionRecord } from "../core/portal-policy.js";
 import { findMissingScopes } from "../core/scopes.js";
 import { normalisedPath } from "../core/url-text.js";
 import type { Accounts } from "../engine/accounts.js";
@@ -37,22 +38,47 @@ export type Caller =
 export type AuthorizedCaller = Caller & { authority: Authority };
 
 /**
+ * A host application's person through a portal session (`Authorization: Portal <token>`,
+ * docs/embedding.md): only the routes that opt in take one (`requirePortalOrCaller`).
+ */
+export interface PortalCaller {
+  kind: "portal";
+  actor: Actor;
+  scopes: readonly string[];
+  portal: PortalSessionRecord;
+}
+
+/** A caller of the routes a portal token may call: a key, a dashboard session or a portal session. */
+export type OwnerScopedCaller = AuthorizedCaller | (PortalCaller & { authority: Authority });
+
+/** The owner whose keys alone this caller may see and touch (a member, a portal session's owner), or null. */
+export function ownerScope(caller: { authority: Authority }): OwnerRef | null {
+  return caller.authority.bounds.find((bound) => bound.reach === "owner")?.owner ?? null;
+}
+
+/**
  * The user whose keys alone this caller may see and touch: a member signed in to the dashboard,
  * or any key a member owns. Null for callers that reach beyond one owner.
  */
-export function ownerOnly(caller: AuthorizedCaller): string | null {
+export function ownerOnly(caller: { authority: Authority }): string | null {
   return caller.authority.bounds.find((bound) => bound.reach === "owner")?.owner?.id ?? null;
 }
 
 /** A key the caller may see: a member's view of another owner's key is simply not there (404), never "forbidden". */
-export async function getVisibleKey(keyward: Keyward, caller: AuthorizedCaller, id: string): Promise<KeyRecord> {
+export async function getVisibleKey(keyward: Keyward, caller: { authority: Authority }, id: string): Promise<KeyRecord> {
   const key = await keyward.getKey(id);
   enforce(caller.authority, { type: "key.read", key });
   return key;
 }
 
-export function callerContext(request: FastifyRequest, caller: Caller): RequestContext {
-  return { actor: caller.actor, ip: request.ip, userAgent: request.headers["user-agent"], requestId: request.id };
+export function callerContext(request: FastifyRequest, caller: Caller | PortalCaller): RequestContext {
+  return {
+    actor: caller.actor,
+    ip: request.ip,
+    userAgent: request.headers["user-agent"],
+    requestId: request.id,
+    ...(caller.kind === "portal" ? { hostActor: caller.portal.hostActor } : {}),
+  };
 }
 
 function readCookies(request: FastifyRequest): { secure: string | null; plain: string | null } {

@@ -9,7 +9,8 @@ import type { ServiceConfig } from "./config.js";
  */
 export async function printSetupLink(keyward: Keyward, config: ServiceConfig, url: string, print: (line: string) => void): Promise<void> {
   const store = accountStoreFor(keyward.store);
-  if (!store || !config.dashboard.enabled) return;
+  // With passwords off (docs/sso.md) there is no setup link: the first admin signs in through SSO.
+  if (!store || !config.dashboard.enabled || !config.sso.passwordSignIn) return;
   await store.migrate();
   const token = await new Accounts(keyward, store).issueSetupToken();
   if (token) print(`  Create the first dashboard admin (link works once, for 24 hours): ${url}/dashboard/#/setup/${token}\n`);

@@ -8,7 +8,8 @@ import type {
   UserRole,
 } from "../core/accounts.js";
 import type { OwnerType } from "../core/model.js";
-import type { KeyRequestCursor, KeyRequestFilter, UserChanges } from "../ports/account-store.js";
+import type { EndSessions, KeyRequestCursor, KeyRequestFilter, UserChanges, UserCursor, UserListFilter } from "../ports/account-store.js";
+import { containsPattern } from "./sql-filters.js";
 
 /**
  * Rows and SQL shared by the SQLite and PostgreSQL account stores. Booleans are stored as 0/1
@@ -35,6 +36,7 @@ export interface UserLinkRow {
 }
 
 export interface SessionRow {
+  id: string;
   digest: string;
   user_id: string;
   csrf_token: string;
@@ -92,6 +94,7 @@ export const userLinkToValues = (link: UserLinkRecord): unknown[] => [
 ];
 
 export const rowToSession = (row: SessionRow): SessionRecord => ({
+  id: row.id,
   digest: row.digest,
   userId: row.user_id,
   csrfToken: row.csrf_token,
@@ -129,6 +132,7 @@ export const userToValues = (u: UserRecord): unknown[] => [
 ];
 
 export const sessionToValues = (s: SessionRecord): unknown[] => [
+  s.id,
   s.digest,
   s.userId,
   s.csrfToken,
@@ -163,7 +167,6 @@ export const ACCOUNT_SQL = {
   insertUser: `INSERT INTO users (id, email, role, password_hash, disabled, must_change_password, created_at, updated_at) VALUES (${marks(8)}) ON CONFLICT DO NOTHING`,
   getUser: "SELECT * FROM users WHERE id = ?",
   getUserByEmail: "SELECT * FROM users WHERE email = ?",
-  listUsers: "SELECT * FROM users ORDER BY created_at, id LIMIT ?",
   deleteUserSessions: "DELETE FROM sessions WHERE user_id = ?",
   // One live link per user: issuing one deletes the others (docs/dashboard.md).
   deleteUserLinks: "DELETE FROM user_links WHERE user_id = ?",
@@ -178,7 +181,10 @@ export const ACCOUNT_SQL = {
   setSetupToken:
     "INSERT INTO setup_token (id, digest, expires_at) VALUES (1, ?, ?) ON CONFLICT (id) DO UPDATE SET digest = excluded.digest, expires_at = excluded.expires_at",
   matchSetupToken: "SELECT 1 AS ok FROM setup_token WHERE digest = ? AND expires_at > ?",
-  insertSession: `INSERT INTO sessions (digest, user_id, csrf_token, created_at, last_seen_at, ip, user_agent) VALUES (${marks(7)})`,
+  insertSession: `INSERT INTO sessions (id, digest, user_id, csrf_token, created_at, last_seen_at, ip, user_agent) VALUES (${marks(8)})`,
+  // Live: the complement of deleteExpiredSessions.
+  listUserSessions:
+    "SELECT * FROM sessions WHERE user_id = ? AND last_seen_at >= ? AND created_at >= ? ORDER BY created_at DESC, id DESC LIMIT 1000",
   getSession: "SELECT * FROM sessions WHERE digest = ?",
   touchSession: "UPDATE sessions SET last_seen_at = ? WHERE digest = ?",
   deleteSession: "DELETE FROM sessions WHERE digest = ?",
@@ -229,6 +235,66 @@ export function userUpdate(id: string, changes: UserChanges, now: number): { sql
  */
 export const endsSessions = (changes: UserChanges): boolean => changes.disabled === true || changes.passwordHash !== undefined;
 
+/** WHERE clause (and its values) for a user listing or count. */
+function userWhere(filter: UserListFilter, after: UserCursor | null): { clause: string; values: unknown[] } {
+  const where: string[] = [];
+  const values: unknown[] = [];
+  if (filter.search) {
+    // Emails are stored lower-cased (normalizeEmail), so LIKE with a lower-cased pattern is
+    // case-insensitive on both databases, with the same folding as the stored emails.
+    const email = "email LIKE ? ESCAPE '\\'";
+    where.push(filter.search.id ? `(${email} OR id = ?)` : email);
+    values.push(containsPattern(filter.search.email.toLowerCase()));
+    if (filter.search.id) values.push(filter.search.id);
+  }
+  if (filter.role) {
+    where.push("role = ?");
+    values.push(filter.role);
+  }
+  if (filter.disabled !== undefined) {
+    // The column is 0/1 on both databases.
+    where.push(`disabled = ${filter.disabled ? 1 : 0}`);
+  }
+  if (after) {
+    where.push("(created_at > ? OR (created_at = ? AND id > ?))");
+    values.push(after.createdAt, after.createdAt, after.id);
+  }
+  return { clause: where.length > 0 ? `WHERE ${where.join(" AND ")}` : "", values };
+}
+
+/** `SELECT … FROM users` for a filter and page, oldest first (`limit + 1` rows: the extra one says a next page exists). */
+export function userQuery(filter: UserListFilter, limit: number, after: UserCursor | null): { sql: string; values: unknown[] } {
+  const { clause, values } = userWhere(filter, after);
+  return { sql: `SELECT * FROM users ${clause} ORDER BY created_at, id LIMIT ?`, values: [...values, limit + 1] };
+}
+
+export function userCountQuery(filter: UserListFilter): { sql: string; values: unknown[] } {
+  const { clause, values } = userWhere(filter, null);
+  return { sql: `SELECT COUNT(*) AS n FROM users ${clause}`, values };
+}
+
+/** The page and the cursor after it, from `limit + 1` rows. */
+export function pageOfUsers(rows: UserRow[], limit: number): { users: UserRecord[]; next: UserCursor | null } {
+  const users = rows.slice(0, limit).map(rowToUser);
+  const last = users[users.length - 1];
+  return { users, next: rows.length > limit && last ? { createdAt: last.createdAt, id: last.id } : null };
+}
+
+/** `DELETE FROM sessions …` for the sessions of a user that `which` names. */
+export function endSessionsQuery(userId: string, which: EndSessions): { sql: string; values: unknown[] } {
+  let sql = "DELETE FROM sessions WHERE user_id = ?";
+  const values: unknown[] = [userId];
+  if (which.sessionId !== undefined) {
+    sql += " AND id = ?";
+    values.push(which.sessionId);
+  }
+  if (which.exceptDigest !== undefined) {
+    sql += " AND digest <> ?";
+    values.push(which.exceptDigest);
+  }
+  return { sql, values };
+}
+
 /** `SELECT … FROM key_requests` for a filter and page, newest first. */
 export function keyRequestQuery(
   filter: KeyRequestFilter,
@@ -237,9 +303,16 @@ export function keyRequestQuery(
 ): { sql: string; values: unknown[] } {
   const where: string[] = [];
   const values: unknown[] = [];
-  if (filter.owner) {
-    where.push("owner_type = ? AND owner_id = ?");
-    values.push(filter.owner.type, filter.owner.id);
+  const ownerType = filter.owner?.type ?? filter.ownerType;
+  const ownerId = filter.owner?.id ?? filter.ownerId;
+  if (ownerType) {
+    where.push("owner_type = ?");
+    values.push(ownerType);
+    // Both types spelled out: the owner index leads with the type, and an owner id alone would scan.
+  } else if (ownerId) where.push("owner_type IN ('user', 'application')");
+  if (ownerId) {
+    where.push("owner_id = ?");
+    values.push(ownerId);
   }
   if (filter.status) {
     where.push("status = ?");
@@ -324,6 +397,22 @@ export function accountsAuthoritySchema(trueValue: string, falseValue: string): 
   ALTER TABLE key_requests ADD COLUMN asked TEXT;
   UPDATE keys SET awaiting_pickup = ${trueValue} WHERE awaiting_pickup = ${falseValue} AND id IN
     (SELECT issued_key_id FROM key_requests WHERE status = 'approved' AND claimed_at IS NULL AND issued_key_id IS NOT NULL);
+  `;
+}
+
+/**
+ * Public session ids and user paging (docs/api.md): every session gets a random `ses_…` id,
+ * independent of its token (existing sessions get one here, so nobody is signed out by the
+ * upgrade), and users are paged in creation order by an index. `fill` is the dialect's
+ * expression for a fresh random id.
+ */
+export function sessionIdsSchema(fill: string): string {
+  return `
+  ALTER TABLE sessions ADD COLUMN id TEXT;
+  UPDATE sessions SET id = ${fill} WHERE id IS NULL;
+  CREATE UNIQUE INDEX sessions_id ON sessions (id);
+  CREATE INDEX sessions_user_created ON sessions (user_id, created_at DESC);
+  CREATE INDEX users_created ON users (created_at, id);
   `;
 }
 

@@ -16,6 +16,12 @@ export function buildUsageQuery(query: UsageQuery, placeholder: (index: number) 
   if (query.owner !== undefined) where.push(`owner = ${bind(query.owner)}`);
   if (query.outcome !== undefined) where.push(`outcome = ${bind(query.outcome)}`);
   const start = `(minute - (minute % ${width}))`;
+  if (query.groupBy === "outcome")
+    return {
+      sql: `SELECT ${start} AS start, '' AS key_id, outcome, SUM(count) AS count FROM usage_counts
+            WHERE ${where.join(" AND ")} GROUP BY ${start}, outcome ORDER BY start, outcome LIMIT ${bind(query.limit)}`,
+      params,
+    };
   return {
     sql: `SELECT ${start} AS start, key_id, outcome, SUM(count) AS count FROM usage_counts
           WHERE ${where.join(" AND ")} GROUP BY ${start}, key_id, outcome ORDER BY start, key_id, outcome LIMIT ${bind(query.limit)}`,

@@ -142,6 +142,44 @@ describe("decide()", () => {
       code: "OWNER_FOLLOWS_USER",
     });
   });
+
+  it("ends a person's sessions only for callers no less mighty than that person", () => {
+    const member = { management: ["keys:read", "keys:write"], scopes: ["read", "write"], environments: ["sandbox"] as Environment[] };
+    const person = (role: "admin" | "member") => ({
+      id: "usr_x",
+      email: "x@example.com",
+      role,
+      passwordHash: "",
+      disabled: false,
+      mustChangePassword: false,
+      createdAt: 0,
+      updatedAt: 0,
+    });
+    const adminSession: Authority = { actor: { type: "user", id: "usr_a" }, bounds: [adminRoleBound(["*"])] };
+    const memberSession: Authority = { actor: { type: "user", id: "usr_m" }, bounds: [memberBound("usr_m", POLICY)] };
+    const usersOnly = keyAuthority(makeKey({ scopes: ["users:write"], owner: { type: "application", id: "p" } }), null, POLICY);
+    const manager = keyAuthority(
+      makeKey({
+        scopes: ["users:write", "keys:read", "keys:write", "read", "write"],
+        environment: "sandbox",
+        owner: { type: "application", id: "p" },
+      }),
+      null,
+      POLICY,
+    );
+    const ends = (authority: Authority, role: "admin" | "member", keys: KeyRecord[] = []) =>
+      decide(authority, { type: "user.sessions", user: person(role), member, keys }).allowed;
+    expect(ends(unboundedAuthority({ type: "admin_key", id: "key_admin" }), "admin")).toBe(true);
+    expect(ends(adminSession, "admin")).toBe(true);
+    expect(ends(adminSession, "member")).toBe(true);
+    expect(ends(memberSession, "member")).toBe(false);
+    expect(ends(usersOnly, "member")).toBe(false);
+    expect(ends(manager, "member")).toBe(true);
+    expect(ends(manager, "admin")).toBe(false);
+    // A member holding a key beyond the caller's reach is mightier than it.
+    const production = makeKey({ owner: { type: "user", id: "usr_x" }, environment: "production", scopes: ["read"] });
+    expect(ends(manager, "member", [production])).toBe(false);
+  });
 });
 
 describe("loosenedControls()", () => {

@@ -29,7 +29,7 @@ export interface RateLimit {
 /** Who set a control (or disabled a key): a member (or a key a member owns), anyone else, or nobody. */
 export type SetBy = "member" | "other" | null;
 
-export const MANAGEMENT_SCOPES = ["keys:read", "keys:write", "keys:verify", "users:write", "audit:read"] as const;
+export const MANAGEMENT_SCOPES = ["keys:read", "keys:write", "keys:verify", "users:write", "audit:read", "portal:create"] as const;
 /** The management scopes a member's dashboard session holds. */
 export const MEMBER_ROLE_SCOPES: readonly string[] = ["keys:read", "keys:write"];
 
@@ -86,6 +86,8 @@ export interface Bound {
   label: string;
   /** The member this bound confines to their own keys, or null. */
   member: string | null;
+  /** The portal session this bound is the policy of (its owner's keys only), or null. */
+  portal: ModelPortal | null;
   /** The route gate: does it hold this management scope? */
   holds(managementScope: string): boolean;
   confersScope(scope: string): boolean;
@@ -122,6 +124,7 @@ export function delegateBound(key: KeyShape, label: string): Bound {
   return {
     label: `the ceiling of ${label}`,
     member: null,
+    portal: null,
     holds: (m) => holds(key.scopes, m),
     confersScope,
     confersEnv,
@@ -134,11 +137,56 @@ export function memberBound(userId: string, label: string, memberKeyScopes: read
   return {
     label: `the member policy of ${label}`,
     member: userId,
+    portal: null,
     holds: (m) => MEMBER_ROLE_SCOPES.includes(m),
     confersScope: (s) => holds(memberKeyScopes, s) && managementIn(s).every((m) => holds(MEMBER_ROLE_SCOPES, m)),
     confersEnv: (e) => e === "sandbox",
     reaches: (target) => ownedBy(target.owner, userId),
   };
+}
+
+/**
+ * A portal session (docs/embedding.md, docs/authority.md "Portal sessions"): its owner's keys
+ * only, conferring the policy's scopes (never a management scope) in the policy's environments,
+ * with an expiry within the policy's longest; holds keys:read and keys:write over those keys and
+ * nothing else, and only on the portal routes (create, list, read, rotate, revoke, ask, claim).
+ */
+export interface ModelPortal {
+  id: string;
+  token: string;
+  label: string;
+  owner: OwnerRef;
+  scopes: string[];
+  envs: Env[];
+  maxDays: number;
+  mayRequestProduction: boolean;
+}
+
+export const PORTAL_ROLE_SCOPES: readonly string[] = ["keys:read", "keys:write"];
+
+export function portalBound(portal: ModelPortal): Bound {
+  const confersScope = (s: string) => holds(portal.scopes, s) && !isManagement(s) && s !== "admin";
+  const confersEnv = (e: Env) => portal.envs.includes(e);
+  return {
+    label: `the policy of ${portal.label}`,
+    member: null,
+    portal,
+    holds: (m) => PORTAL_ROLE_SCOPES.includes(m),
+    confersScope,
+    confersEnv,
+    reaches: (target) => target.owner.type === portal.owner.type && target.owner.id === portal.owner.id,
+  };
+}
+
+/** Within a portal's policy: its owner, its scopes, its environments (production once approved, when it may ask). */
+export function withinPortalPolicy(portal: ModelPortal, key: KeyShape): string | null {
+  if (key.owner.type !== portal.owner.type || key.owner.id !== portal.owner.id) return "another owner";
+  const outside = key.scopes.filter((s) => !holds(portal.scopes, s) || isManagement(s));
+  if (outside.length > 0) return `scopes ${fmt(outside)} outside the policy`;
+  if (!portal.envs.includes(key.env) && !(key.env === "production" && portal.mayRequestProduction))
+    return `${key.env}, which the policy does not allow`;
+  if (key.ceilingScopes !== null || key.ceilingEnvs !== null) return "a delegation ceiling";
+  return null;
 }
 
 export interface Authority {
@@ -171,9 +219,13 @@ export class Verdict {
 
 // ---------------------------------------------------------------- the model
 
-export type Actor = { kind: "key"; keyId: string } | { kind: "session"; userId: string };
+export type Actor = { kind: "key"; keyId: string } | { kind: "session"; userId: string } | { kind: "portal"; portalId: string };
 export const sameActor = (a: Actor, b: Actor): boolean =>
-  a.kind === "key" ? b.kind === "key" && a.keyId === b.keyId : b.kind === "session" && a.userId === b.userId;
+  a.kind === "key"
+    ? b.kind === "key" && a.keyId === b.keyId
+    : a.kind === "portal"
+      ? b.kind === "portal" && a.portalId === b.portalId
+      : b.kind === "session" && a.userId === b.userId;
 
 export interface Controls {
   cidrs: string[];
@@ -199,6 +251,8 @@ export interface ModelKey extends KeyShape, Controls {
   setBy: { cidrs: SetBy; rateLimit: SetBy; expiresAt: SetBy };
   /** The actor whose authority conferred its current rights (created, last widened, rotated or approved it). */
   conferredBy: string;
+  /** The portal session that conferred them, when one did: the key must lie within its policy. */
+  portalId?: string;
 }
 
 export interface ModelUser {
@@ -286,6 +340,11 @@ export class Model {
   readonly requests: ModelRequest[] = [];
   /** Owners of this run: every key and user the checks look at belongs to one of them. */
   readonly owners: OwnerRef[] = [];
+  /** Portal sessions of this run, by id. */
+  readonly portals = new Map<string, ModelPortal>();
+
+  /** The run's first key's creation time (the test sets it): portal expiries are judged against it. */
+  runStart = 0;
 
   constructor(
     readonly tag: string,
@@ -316,13 +375,24 @@ export class Model {
     return owner.type === "user" ? `user:${this.users.get(owner.id)?.label ?? owner.id}` : `app:${owner.id}`;
   }
   actorLabel(actor: Actor): string {
+    if (actor.kind === "portal") return this.portal(actor.portalId).label;
     return actor.kind === "key" ? this.key(actor.keyId).label : `session of ${this.user(actor.userId).label}`;
+  }
+  portal(id: string): ModelPortal {
+    const portal = this.portals.get(id);
+    if (!portal) throw new Error(`model: no portal ${id}`);
+    return portal;
   }
   keysOf(owner: OwnerRef): ModelKey[] {
     return [...this.keys.values()].filter((k) => k.owner.type === owner.type && k.owner.id === owner.id);
   }
 
   authority(actor: Actor): Authority {
+    if (actor.kind === "portal") {
+      const portal = this.portal(actor.portalId);
+      const bound = portalBound(portal);
+      return { label: portal.label, bounds: [bound], gate: (m) => bound.holds(m) };
+    }
     if (actor.kind === "session") {
       const user = this.user(actor.userId);
       const label = `session of ${user.label}`;
@@ -345,6 +415,8 @@ export class Model {
    * refused); "unknown": a session whose user was disabled and enabled again, or a rate-limited key.
    */
   actorState(actor: Actor): { state: "live" | "dead" | "unknown"; why: string } {
+    // Portal sessions of a run are opened by the CLI's key for 4 hours and never revoked.
+    if (actor.kind === "portal") return { state: "live", why: "" };
     if (actor.kind === "session") {
       const user = this.user(actor.userId);
       if (user.disabled) return { state: "dead", why: "its user is disabled" };
@@ -402,6 +474,16 @@ export class Model {
     Model.ceilingHeld(v, request.ceilingScopes, request.scopes);
     for (const bound of a.bounds) {
       if (bound.member && !ownedBy(request.owner, bound.member)) v.refuse(`${bound.label}: a member creates keys for themselves only`);
+      if (bound.portal) {
+        const portal = bound.portal;
+        if (!bound.reaches({ ...request, env: request.env })) v.refuse(`${bound.label}: a portal session creates keys for its owner only`);
+        if (request.ceilingScopes !== null || request.ceilingEnvs !== null) v.refuse(`${bound.label}: a portal session sets no ceiling`);
+        const expires = request.controls.expiresAt;
+        if (expires === null) v.refuse(`${bound.label}: keys created through a portal session must expire`);
+        // Judged against the run's start: a step's own clock is a little later, never earlier.
+        else if (expires - this.runStart > portal.maxDays * 86_400_000)
+          v.refuse(`${bound.label}: the expiry is beyond ${portal.maxDays} days`);
+      }
       this.confer(v, bound, request);
     }
     const plain =
@@ -432,6 +514,7 @@ export class Model {
 
   judgePatch(actor: Actor, key: ModelKey, change: Change): Verdict {
     const { v, a } = this.begin(actor, Model.needs("keys:write"));
+    if (actor.kind === "portal") v.refuse(`${a.label}: changing a key is not a portal route`);
     const memberBounds = a.bounds.filter((b) => b.member !== null);
     const conferring =
       (change.kind === "scopes" && change.scopes.some((s) => !holds(key.scopes, s))) ||
@@ -507,14 +590,21 @@ export class Model {
     if (key.revoked) v.refuse(`${key.label} is revoked: a successor would restore it`);
     if (key.replacedBy !== null) v.refuse(`${key.label} was already rotated`);
     if (key.awaitingPickup) v.refuse(`${key.label} is awaiting pickup: no rotation`);
+    // Rotating hands over the key's rights: a portal session only within its policy.
+    for (const bound of a.bounds) {
+      if (!bound.portal) continue;
+      const outside = withinPortalPolicy(bound.portal, { ...key, ceilingScopes: null, ceilingEnvs: null });
+      if (outside) v.refuse(`${bound.label}: ${key.label} has ${outside}`);
+      else if (key.ceilingScopes !== null || key.ceilingEnvs !== null) v.notes.push(`${key.label} has a ceiling`);
+    }
     return v;
   }
 
   judgeRevoke(actor: Actor, key: ModelKey): Verdict {
     const { v, a, live } = this.begin(actor, Model.needs("keys:write"));
     this.reach(v, a, actor, key, false);
-    if (key.awaitingPickup && a.bounds.some((b) => b.member !== null))
-      v.refuse(`a member may not revoke ${key.label}, which is awaiting pickup`);
+    if (key.awaitingPickup && a.bounds.some((b) => b.member !== null || b.portal !== null))
+      v.refuse(`a member or portal session may not revoke ${key.label}, which is awaiting pickup`);
     if (key.revoked) v.notes.push(`${key.label} is already revoked`);
     else if (live && isUnbounded(a))
       v.allowed = key.awaitingPickup ? "an admin may revoke a key awaiting pickup" : "an admin revokes a key";
@@ -524,8 +614,8 @@ export class Model {
   /** What a member gets: keys:read, keys:write, the member scopes, sandbox. */
   private confersMember(v: Verdict, a: Authority): void {
     for (const bound of a.bounds) {
-      if (bound.member) {
-        v.refuse(`${bound.label}: members do not manage users or owners`);
+      if (bound.member || bound.portal) {
+        v.refuse(`${bound.label}: members and portal sessions do not manage users or owners`);
         continue;
       }
       for (const s of new Set([...MEMBER_ROLE_SCOPES, ...this.memberKeyScopes]))
@@ -574,7 +664,8 @@ export class Model {
       if (user && user.disabled !== disabled)
         v.refuse(`the owner ${this.ownerLabel(owner)} follows its user (disabled: ${user.disabled}): 409 OWNER_FOLLOWS_USER`);
     }
-    for (const bound of a.bounds) if (bound.member) v.refuse(`${bound.label}: members do not manage owners`);
+    for (const bound of a.bounds)
+      if (bound.member || bound.portal) v.refuse(`${bound.label}: members and portal sessions do not manage owners`);
     if (!isUnbounded(a)) this.ownerKeysInReach(v, a, owner);
     return v;
   }
@@ -608,6 +699,17 @@ export class Model {
     return v;
   }
 
+  /** A portal session asks for a production key for one of its owner's sandbox keys. */
+  judgeAskByPortal(portalId: string, key: ModelKey): Verdict {
+    const v = new Verdict();
+    const portal = this.portal(portalId);
+    if (!portal.mayRequestProduction) v.refuse(`${portal.label} may not ask for production keys`);
+    if (portal.owner.type !== key.owner.type || portal.owner.id !== key.owner.id)
+      v.refuse(`${key.label} is not ${portal.label}'s owner's key`);
+    else if (portal.mayRequestProduction && this.askable(key)) v.allowed = "a portal session asks production for its owner's sandbox key";
+    return v;
+  }
+
   /** Stale: the sandbox key was revoked, disabled or expired since, or widened beyond what was asked. */
   staleness(request: ModelRequest): string | null {
     const key = this.key(request.sandboxKeyId);
@@ -623,13 +725,15 @@ export class Model {
 
   judgeApprove(actor: Actor, request: ModelRequest): Verdict {
     const { v, a, live } = this.begin(actor, Model.needs("keys:write"));
-    for (const bound of a.bounds) if (bound.member) v.refuse(`${bound.label}: members do not approve key requests`);
+    for (const bound of a.bounds)
+      if (bound.member || bound.portal) v.refuse(`${bound.label}: members and portal sessions do not approve key requests`);
     if (request.status !== "pending") v.refuse(`${request.label} is ${request.status}, not pending`);
     const stale = this.staleness(request);
     if (stale) v.refuse(`409 KEY_REQUEST_STALE: ${stale}`);
     // Approving confers what was asked, in production.
     for (const bound of a.bounds)
-      if (!bound.member) this.confer(v, bound, { env: "production", scopes: request.asked.scopes, ceilingScopes: null, ceilingEnvs: null });
+      if (!bound.member && !bound.portal)
+        this.confer(v, bound, { env: "production", scopes: request.asked.scopes, ceilingScopes: null, ceilingEnvs: null });
     const sandbox = this.key(request.sandboxKeyId);
     if (live && isUnbounded(a) && sandbox.replacedBy === null && !this.isOwnerDisabled(sandbox.owner))
       v.allowed = "an admin approves a fresh, pending request";
@@ -638,7 +742,8 @@ export class Model {
 
   judgeReject(actor: Actor, request: ModelRequest): Verdict {
     const { v, a } = this.begin(actor, Model.needs("keys:write"));
-    for (const bound of a.bounds) if (bound.member) v.refuse(`${bound.label}: members do not reject key requests`);
+    for (const bound of a.bounds)
+      if (bound.member || bound.portal) v.refuse(`${bound.label}: members and portal sessions do not reject key requests`);
     if (request.status !== "pending") v.refuse(`${request.label} is ${request.status}, not pending`);
     return v;
   }
@@ -647,6 +752,9 @@ export class Model {
   private counterpart(request: ModelRequest, actor: Actor): boolean {
     const sandbox = this.key(request.sandboxKeyId);
     if (request.requester.kind === "key") return actor.kind === "session" && ownedBy(sandbox.owner, actor.userId);
+    // A portal session asks on behalf of the sandbox key: that key, and the person who owns it, are its counterparts.
+    if (request.requester.kind === "portal")
+      return (actor.kind === "key" && actor.keyId === sandbox.id) || (actor.kind === "session" && ownedBy(sandbox.owner, actor.userId));
     return actor.kind === "key" && actor.keyId === sandbox.id;
   }
 
@@ -659,6 +767,14 @@ export class Model {
     if (request.claimed) v.refuse(`${request.label} was already claimed: the plaintext is handed over once`);
     const issued = request.issuedKeyId ? this.keys.get(request.issuedKeyId) : undefined;
     if (issued?.revoked) v.refuse(`${issued.label} was revoked before pickup`);
+    if (actor.kind === "portal") {
+      // A portal session picks up its owner's approved keys, and only when its policy lets it ask for production.
+      const portal = this.portal(actor.portalId);
+      if (!portal.mayRequestProduction) v.refuse(`${label} may not pick up production keys`);
+      if (portal.owner.type !== request.owner.type || portal.owner.id !== request.owner.id)
+        v.refuse(`${request.label} is not for ${label}'s owner`);
+      return v;
+    }
     if (sameActor(actor, request.requester)) {
       if (state.state === "live" && issued && !issued.revoked && !request.claimed && !this.isOwnerDisabled(issued.owner))
         v.allowed = "the requester picks up the approved key";
@@ -678,20 +794,26 @@ export class Model {
     this.keys.set(key.id, key);
   }
 
+  /** `actor` conferred the key's rights now: a portal's policy bounds it only while that portal is the conferrer. */
+  private conferredNow(key: ModelKey, actor: Actor): void {
+    key.conferredBy = this.actorLabel(actor);
+    key.portalId = actor.kind === "portal" ? actor.portalId : undefined;
+  }
+
   applyPatch(key: ModelKey, change: Change, actor: Actor): void {
     const member = this.authority(actor).bounds.some((b) => b.member !== null);
     const setter = (before: SetBy, tightening: boolean): SetBy =>
       member ? (before === "other" && tightening ? "other" : "member") : "other";
     switch (change.kind) {
       case "scopes": {
-        if (change.scopes.some((s) => !holds(key.scopes, s))) key.conferredBy = this.actorLabel(actor);
+        if (change.scopes.some((s) => !holds(key.scopes, s))) this.conferredNow(key, actor);
         key.scopes = [...new Set(change.scopes)];
         break;
       }
       case "ceiling":
         key.ceilingScopes = change.scopes;
         key.ceilingEnvs = change.envs;
-        key.conferredBy = this.actorLabel(actor);
+        this.conferredNow(key, actor);
         break;
       case "enabled":
         if (key.enabled !== change.enabled) key.disabledBy = change.enabled ? null : member ? "member" : "other";
@@ -749,6 +871,17 @@ export class Model {
         continue;
       }
       const by = `conferred by ${key.conferredBy}`;
+      if (key.portalId !== undefined) {
+        const portal = this.portal(key.portalId);
+        const outside = withinPortalPolicy(portal, {
+          owner: listed.owner,
+          env: listed.environment,
+          scopes: listed.scopes,
+          ceilingScopes: listed.grantable_scopes ?? null,
+          ceilingEnvs: listed.grantable_environments ?? null,
+        });
+        if (outside) problems.push(`invariant 5: ${key.label}, ${by}, lies outside ${portal.label}'s owner and policy: ${outside}`);
+      }
       if (listed.owner.type !== key.owner.type || listed.owner.id !== key.owner.id)
         problems.push(`invariant 1: ${key.label} is owned by ${this.ownerLabel(listed.owner)}, expected ${this.ownerLabel(key.owner)}`);
       if (listed.environment !== key.env) problems.push(`invariant 1: ${key.label} is ${listed.environment}, but ${key.env} was ${by}`);

@@ -21,6 +21,7 @@ import {
   type ListedUser,
   Model,
   type ModelKey,
+  type ModelPortal,
   type ModelRequest,
   type ModelUser,
   managementIn,
@@ -33,7 +34,8 @@ import {
 // The authority invariant of docs/authority.md, checked by a model-based property over real HTTP,
 // on SQLite and on PostgreSQL: fast-check generates sequences of management actions by every kind
 // of actor (admin key, admin session, member session, member-owned keys, delegates with and
-// without ceilings, sandbox and production, disabled, revoked), sends them to the service, and
+// without ceilings, sandbox and production, disabled, revoked, portal sessions with their
+// policies), sends them to the service, and
 // after every step compares the whole store with its own oracle (./model-oracle.ts, which does
 // not import src/authority). See the oracle's header for what "refuse", "allow" and "may" mean.
 //
@@ -148,7 +150,7 @@ interface KeyPick {
  * one of the two dashboard sessions (the actors the dashboard gives every person).
  */
 interface ActorPick {
-  among: "all" | "gated" | "sessions";
+  among: "all" | "gated" | "sessions" | "portals";
   n: number;
 }
 type Command =
@@ -170,6 +172,8 @@ type Command =
   | { t: "patchOwner"; actor: ActorPick; owner: number; disabled: boolean }
   | { t: "askByKey"; sandboxOnly: boolean; key: number }
   | { t: "askBySession"; ownKey: boolean; target: number }
+  /** A portal session asks production for one of its owner's keys (or, to probe, anyone's). */
+  | { t: "askByPortal"; portal: number; ownKey: boolean; target: number }
   | { t: "approve"; byAdmin: boolean; actor: number; ready: boolean; request: number }
   | { t: "reject"; actor: number; ready: boolean; request: number }
   | { t: "claim"; byRequester: boolean; actor: number; ready: boolean; request: number }
@@ -183,6 +187,7 @@ const actorPickArb: fc.Arbitrary<ActorPick> = fc.record({
     { arbitrary: fc.constant("all" as const), weight: 2 },
     { arbitrary: fc.constant("gated" as const), weight: 2 },
     { arbitrary: fc.constant("sessions" as const), weight: 1 },
+    { arbitrary: fc.constant("portals" as const), weight: 1 },
   ),
   n: pickArb,
 });
@@ -204,7 +209,20 @@ const changeArb: fc.Arbitrary<AbstractChange> = fc.oneof(
   { arbitrary: fc.option(ceilingArb, { nil: null }).map((ceiling) => ({ kind: "ceiling" as const, ceiling })), weight: 2 },
 );
 
+/** A key created by one of the portal sessions: fitted to its policy, or probing beyond it. */
+const portalCreateArb: fc.Arbitrary<Command> = fc.record({
+  t: fc.constant("createKey" as const),
+  actor: fc.record({ among: fc.constant("portals" as const), n: pickArb }),
+  fit: fc.boolean(),
+  owner: pickArb,
+  env: envArb,
+  scopes: scopesArb,
+  ceiling: fc.option(ceilingArb, { nil: null, freq: 3 }),
+  controls: fc.record({ cidrs: fc.constant(false), rateLimit: fc.constant(false), expiry: expiryArb }),
+});
+
 const commandArb: fc.Arbitrary<Command> = fc.oneof(
+  { arbitrary: portalCreateArb, weight: 3 },
   {
     arbitrary: fc.record({
       t: fc.constant("createKey" as const),
@@ -243,6 +261,10 @@ const commandArb: fc.Arbitrary<Command> = fc.oneof(
   },
   { arbitrary: fc.record({ t: fc.constant("askByKey" as const), sandboxOnly: fc.boolean(), key: pickArb }), weight: 3 },
   { arbitrary: fc.record({ t: fc.constant("askBySession" as const), ownKey: fc.boolean(), target: pickArb }), weight: 1 },
+  {
+    arbitrary: fc.record({ t: fc.constant("askByPortal" as const), portal: pickArb, ownKey: fc.boolean(), target: pickArb }),
+    weight: 1,
+  },
   {
     arbitrary: fc.record({
       t: fc.constant("approve" as const),
@@ -324,6 +346,7 @@ function headersFor(w: World, who: Who, withBody: boolean): Record<string, strin
     if (plaintext === null) throw new Error(`no plaintext for ${who.keyId}`);
     return { ...json, authorization: `Bearer ${plaintext}` };
   }
+  if (who.kind === "portal") return { ...json, authorization: `Portal ${w.model.portal(who.portalId).token}` };
   const session = w.sessions.get(who.userId);
   if (!session) throw new Error(`no session for ${who.userId}`);
   return { ...json, cookie: session.cookie, "x-csrf-token": session.csrf, origin: w.h.url };
@@ -337,14 +360,15 @@ function send(w: World, who: Who, method: string, path: string, body?: unknown):
   });
 }
 
-/** Every key the actors hold, the run's admin key first, then the two sessions, then the other keys. */
+/** Every key the actors hold, the run's admin key first, then the two sessions, the portal sessions, then the other keys. */
 function actors(w: World): Actor[] {
   const keys: Actor[] = [...w.model.keys.values()].filter((k) => k.plaintext !== null).map((k) => ({ kind: "key", keyId: k.id }));
   const sessions: Actor[] = [
     { kind: "session", userId: w.adminUserId },
     { kind: "session", userId: w.memberUserId },
   ];
-  return [...keys.slice(0, 1), ...sessions, ...keys.slice(1)];
+  const portals: Actor[] = [...w.model.portals.keys()].map((portalId) => ({ kind: "portal", portalId }));
+  return [...keys.slice(0, 1), ...sessions, ...portals, ...keys.slice(1)];
 }
 const pick = <T>(list: readonly T[], n: number): T | undefined => (list.length === 0 ? undefined : list[n % list.length]);
 
@@ -363,7 +387,15 @@ function pickActor(w: World, command: Extract<Command, { actor: ActorPick }>): A
   const gates = GATES[command.t] ?? [];
   const gated = all.filter((a) => gates.some((g) => w.model.authority(a).gate(g)));
   const sessions = all.filter((a) => a.kind === "session");
-  const among = command.actor.among === "sessions" ? sessions : command.actor.among === "gated" && gated.length > 0 ? gated : all;
+  const portals = all.filter((a) => a.kind === "portal");
+  const among =
+    command.actor.among === "sessions"
+      ? sessions
+      : command.actor.among === "portals" && portals.length > 0
+        ? portals
+        : command.actor.among === "gated" && gated.length > 0
+          ? gated
+          : all;
   return pick(among, command.actor.n) as Actor;
 }
 
@@ -550,8 +582,36 @@ async function setUpKey(w: World, by: Who, label: string, request: CreateRequest
   const key = newModelKey(field(json, "id"), label, field(json, "key"), request, conferredBy, member);
   w.model.addKey(key);
   w.created++;
-  if (w.runStart === 0) w.runStart = Date.parse(field(json, "created_at"));
+  if (w.runStart === 0) {
+    w.runStart = Date.parse(field(json, "created_at"));
+    w.model.runStart = w.runStart;
+  }
   return key;
+}
+
+/** A portal session opened by the CLI's key (unbounded), for 4 hours, with keys expiring within 30 days. */
+async function setUpPortal(
+  w: World,
+  label: string,
+  owner: OwnerRef,
+  policy: { scopes: string[]; envs: Env[]; mayRequestProduction: boolean },
+): Promise<ModelPortal> {
+  const reply = await send(w, { kind: "root" }, "POST", "/v1/portal-sessions", {
+    owner,
+    policy: {
+      scopes: policy.scopes,
+      environments: policy.envs,
+      max_expires_in_days: 30,
+      may_request_production: policy.mayRequestProduction,
+    },
+    actor: { id: `${w.tag}-${label}-person` },
+    expires_in_seconds: 4 * 3600,
+  });
+  if (reply.status !== 201) fail(w, `setup: portal ${label}: ${reply.status} ${reply.text}`);
+  const json = parse(reply.text);
+  const portal: ModelPortal = { id: field(json, "id"), token: field(json, "token"), label, owner, maxDays: 30, ...policy };
+  w.model.portals.set(portal.id, portal);
+  return portal;
 }
 
 async function setUpUser(w: World, role: Role, name: string): Promise<ModelUser> {
@@ -630,6 +690,16 @@ async function setUp(h: Harness, tag: string): Promise<World> {
   await setUpKey(w, asAdmin, "custKey", plainRequest(app("cust"), "production", ["read", "payments:refund"]));
   // The member's production key, claimed: members may rotate, tighten and revoke it, not widen it.
   await setUpProductionKey(w, memberKey, asAdmin, "memberProdKey");
+  // Portal sessions, opened by the CLI's key: one for the member (production by request), one for
+  // the customer application (read only, sandbox only), one for an owner with no keys yet.
+  await setUpPortal(w, "portalMember", memberOwner, { scopes: ["read", "write"], envs: ["sandbox"], mayRequestProduction: true });
+  await setUpPortal(w, "portalCust", app("cust"), { scopes: ["read"], envs: ["sandbox"], mayRequestProduction: false });
+  await setUpPortal(w, "portalNew", app("new"), {
+    scopes: ["read", "orders:*"],
+    envs: ["sandbox", "production"],
+    mayRequestProduction: false,
+  });
+  model.owners.push(app("new"));
   // A disabled and a revoked delegate.
   const disabled = await setUpKey(w, asAdmin, "disabledKey", plainRequest(app("cust"), "sandbox", ["read", "keys:read", "keys:write"]));
   const revoked = await setUpKey(w, asAdmin, "revokedKey", plainRequest(app("cust"), "sandbox", ["read", "keys:read", "keys:write"]));
@@ -639,7 +709,7 @@ async function setUp(h: Harness, tag: string): Promise<World> {
   model.applyPatch(disabled, { kind: "enabled", enabled: false }, asAdmin);
   model.applyRevoke(revoked);
   w.trace.push(
-    `setup: adminKey, session of admin, session of member, memberMgmtKey, memberKey, delegSandbox, delegProd, delegCeiling, usersKey, usersFullKey, adminUserKey, custKey, memberProdKey (req1, claimed), disabledKey, revokedKey`,
+    `setup: adminKey, session of admin, session of member, memberMgmtKey, memberKey, delegSandbox, delegProd, delegCeiling, usersKey, usersFullKey, adminUserKey, custKey, memberProdKey (req1, claimed), portalMember, portalCust, portalNew, disabledKey, revokedKey`,
   );
   await checkState(w);
   return w;
@@ -659,10 +729,12 @@ async function checkState(w: World): Promise<void> {
     cursor = page.next_cursor ?? null;
     if (cursor === null || data.some((k) => Date.parse(k.created_at) < w.runStart)) break;
   }
-  const users = await send(w, { kind: "root" }, "GET", "/v1/users");
+  // The first page of users (paged since issue 21): complete when no next page follows.
+  const users = await send(w, { kind: "root" }, "GET", "/v1/users?limit=200");
   if (users.status !== 200) fail(w, `listing users: ${users.status} ${users.text}`);
-  const listedUsers = (parse(users.text) as { data?: ListedUser[] }).data ?? [];
-  const problems = w.model.checkState(keys, listedUsers, listedUsers.length < 1000);
+  const userPage = parse(users.text) as { data?: ListedUser[]; next_cursor?: string | null };
+  const listedUsers = userPage.data ?? [];
+  const problems = w.model.checkState(keys, listedUsers, (userPage.next_cursor ?? null) === null);
   if (problems.length > 0) fail(w, problems.join("\n  "));
 }
 
@@ -752,16 +824,34 @@ function fitCreate(w: World, actor: Actor, request: CreateRequest): CreateReques
   const scopes = kept.length > 0 ? kept : fallback ? [fallback] : request.scopes;
   const other: Env = request.env === "sandbox" ? "production" : "sandbox";
   const member = bounds.find((b) => b.member !== null)?.member;
+  const portal = bounds.find((b) => b.portal !== null)?.portal;
   const ceilingScopes = request.ceilingScopes?.filter((c) => scopeOk(c) && managementIn(c).every((m) => holds(scopes, m))) ?? null;
   const ceilingEnvs = request.ceilingEnvs?.filter(envOk) ?? null;
-  const ceiling = ceilingScopes && ceilingScopes.length > 0 && ceilingEnvs && ceilingEnvs.length > 0;
+  const ceiling = !portal && ceilingScopes && ceilingScopes.length > 0 && ceilingEnvs && ceilingEnvs.length > 0;
+  // A portal session mints for its owner, with an expiry (within its longest).
+  const controls = portal && request.controls.expiresAt === null ? { ...request.controls, expiresAt: expiryAt(w, 1) } : request.controls;
   return {
     ...request,
-    owner: member ? { type: "user", id: member } : request.owner,
+    controls,
+    owner: member ? { type: "user", id: member } : portal ? portal.owner : request.owner,
     env: envOk(request.env) || !envOk(other) ? request.env : other,
     scopes,
     ceilingScopes: ceiling ? ceilingScopes : null,
     ceilingEnvs: ceiling ? ceilingEnvs : null,
+  };
+}
+/**
+ * A portal session's probe beyond its policy: its own owner (mostly) and an expiry, so what is
+ * judged is the generated scopes and environment, not the missing expiry or the other owner.
+ */
+function probePortal(w: World, actor: Extract<Actor, { kind: "portal" }>, request: CreateRequest, n: number): CreateRequest {
+  const portal = w.model.portal(actor.portalId);
+  return {
+    ...request,
+    owner: n % 4 === 0 ? request.owner : portal.owner,
+    ceilingScopes: n % 3 === 0 ? request.ceilingScopes : null,
+    ceilingEnvs: n % 3 === 0 ? request.ceilingEnvs : null,
+    controls: { ...request.controls, expiresAt: request.controls.expiresAt ?? expiryAt(w, 2) },
   };
 }
 const allKeys = (w: World): ModelKey[] => [...w.model.keys.values()];
@@ -787,7 +877,11 @@ async function step(w: World, command: Command): Promise<void> {
           expiresAt: expiryAt(w, command.controls.expiry),
         },
       };
-      const request = command.fit ? fitCreate(w, actor, generated) : generated;
+      const request = command.fit
+        ? fitCreate(w, actor, generated)
+        : actor.kind === "portal"
+          ? probePortal(w, actor, generated, command.owner)
+          : generated;
       const verdict = m.judgeCreate(actor, request);
       const reply = await send(w, actor, "POST", "/v1/keys", createBody(w, request));
       const label = `#${w.created + 1}`;
@@ -796,7 +890,9 @@ async function step(w: World, command: Command): Promise<void> {
       const what = `${who(actor)} creates ${label}: ${m.ownerLabel(request.owner)} ${request.env} ${fmt(request.scopes)}${ceiling}${controls}`;
       if (!judgeReply(w, what, verdict, reply, true)) return;
       const json = parse(reply.text);
-      m.addKey(newModelKey(field(json, "id"), label, field(json, "key"), request, who(actor), isMemberBound(w, actor)));
+      const created = newModelKey(field(json, "id"), label, field(json, "key"), request, who(actor), isMemberBound(w, actor));
+      if (actor.kind === "portal") created.portalId = actor.portalId;
+      m.addKey(created);
       w.created++;
       return;
     }
@@ -834,7 +930,9 @@ async function step(w: World, command: Command): Promise<void> {
         awaitingPickup: false,
         fromApproval: false,
         conferredBy: who(actor),
+        ...(actor.kind === "portal" ? { portalId: actor.portalId } : {}),
       };
+      if (actor.kind !== "portal") delete successor.portalId;
       m.addKey(successor);
       w.created++;
       key.replacedBy = successor.id;
@@ -888,6 +986,18 @@ async function step(w: World, command: Command): Promise<void> {
       const reply = await send(w, actor, "PATCH", `/v1/owners/${owner.type}/${owner.id}`, { disabled: command.disabled });
       if (!judgeReply(w, `${who(actor)} sets owner ${m.ownerLabel(owner)} disabled=${command.disabled}`, verdict, reply, false)) return;
       m.ownerDisabled.set(`${owner.type}:${owner.id}`, command.disabled);
+      return;
+    }
+    case "askByPortal": {
+      const portal = pick([...m.portals.values()], command.portal);
+      if (!portal) return;
+      const own = allKeys(w).filter((k) => k.owner.type === portal.owner.type && k.owner.id === portal.owner.id);
+      const key = pick(command.ownKey && own.length > 0 ? own : allKeys(w), command.target) as ModelKey;
+      const requester: Actor = { kind: "portal", portalId: portal.id };
+      const verdict = m.judgeAskByPortal(portal.id, key);
+      const reply = await send(w, requester, "POST", "/v1/key-requests", { key_id: key.id });
+      if (!judgeReply(w, `${who(requester)} asks production for ${key.label} (req${m.requests.length + 1})`, verdict, reply, false)) return;
+      recordRequest(w, key, requester, reply);
       return;
     }
     case "askByKey":

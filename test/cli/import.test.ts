@@ -49,6 +49,10 @@ describe("keyward import", () => {
     const verified = await runCliProcess(["verify", keys[1] as string, "--scopes", "read", "--json"], env);
     expect(verified.code).toBe(0);
     expect(json(verified.stdout)).toMatchObject({ valid: true, key: { name: "key 1", owner: { type: "application", id: "acct-1" } } });
+    // keys show names the legacy format and the old system's id.
+    const shown = await runCliProcess(["keys", "show", (json(verified.stdout).key as { id: string }).id], env);
+    expect(shown.stdout).toMatch(/^format +legacy:xapi$/m);
+    expect(shown.stdout).toMatch(/^external id +2$/m);
 
     const good = join(dir, "good.csv");
     writeFileSync(

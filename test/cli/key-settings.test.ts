@@ -189,6 +189,7 @@ describe("keyward keys create / update / end-grace with settings", () => {
       [[...base, "--expires-in", "1d", "--expires-at", "2099-01-01T00:00:00Z"], /not both/],
       [[...base, "--metadata", "a=b", "--metadata-json", "{}"], /not both/],
       [[...base, "--cidr", "none", "--cidr", "10.0.0.0/8"], /alone/],
+      [[...base, "--grantable-environments", "sandbox"], /--grantable-environments needs --grantable-scopes/],
       [["keys", "update", "key_AAAAAAAAAAAAAAAAAAAA"], /nothing to change/],
       [["keys", "update", "key_AAAAAAAAAAAAAAAAAAAA", "--enable", "--disable"], /not both/],
     ];
@@ -198,6 +199,55 @@ describe("keyward keys create / update / end-grace with settings", () => {
       expect(result.stderr, args.join(" ")).toMatch(message);
       expect(result.stdout, args.join(" ")).toBe("");
     }
+  });
+
+  it("creates a key with a delegation ceiling: what a portal:create or keys:write key may confer", async () => {
+    const created = json(
+      (
+        await runCliProcess(
+          [
+            "keys",
+            "create",
+            "--owner",
+            "application:host",
+            "--name",
+            "portal",
+            "--environment",
+            "production",
+            "--scopes",
+            "portal:create",
+            "--grantable-scopes",
+            "read,write",
+            "--grantable-environments",
+            "sandbox,production",
+            "--json",
+          ],
+          env,
+        )
+      ).stdout,
+    );
+    expect(created).toMatchObject({ grantable_scopes: ["read", "write"], grantable_environments: ["sandbox", "production"] });
+    const sandboxOnly = json(
+      (
+        await runCliProcess(
+          [
+            "keys",
+            "create",
+            "--owner",
+            "application:host",
+            "--name",
+            "p2",
+            "--scopes",
+            "keys:write",
+            "--grantable-scopes",
+            "read",
+            "--json",
+          ],
+          env,
+        )
+      ).stdout,
+    );
+    expect(sandboxOnly).toMatchObject({ grantable_scopes: ["read"], grantable_environments: ["sandbox"] });
   });
 
   it("end-grace stops the key a rotation replaced, at once", async () => {

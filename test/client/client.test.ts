@@ -6,10 +6,12 @@ import { KeywardError } from "../../src/core/errors.js";
 import { createKeyOverHttp, jsonHeaders, startTestService, type TestService } from "../helpers/service.js";
 import { startExpressApp, startFastifyApp, startHonoApp, startNodeApp } from "../middleware/apps.js";
 
+// The service declares a legacy format (docs/migrating.md): its imported keys verify through the client too.
+const LEGACY_FORMATS = JSON.stringify([{ name: "acme", prefix: "acme_", digest: "sha256_hex" }]);
 let service: TestService;
 let verifierKey: string;
 beforeEach(async () => {
-  service = await startTestService();
+  service = await startTestService({ env: { KEYWARD_LEGACY_FORMATS: LEGACY_FORMATS } });
   verifierKey = (await createKeyOverHttp(service, { scopes: ["keys:verify"], owner: { type: "application", id: "gw" } })).key;
 });
 afterEach(async () => {
@@ -50,6 +52,54 @@ describe("service up", () => {
     expect((await client.verify(target.key)).code).toBe("REVOKED");
     expect((await client.verify(target.key)).code).toBe("REVOKED");
     expect(await verifyCalls()).toBe(atRevoke + 2);
+  });
+
+  it("sends a legacy key on to the service, which verifies it; garbage is still MALFORMED", async () => {
+    const legacy = `acme_${Math.random().toString(36).slice(2)}${Math.random().toString(36).slice(2)}`;
+    service.plant(legacy);
+    const imported = await service.call("/v1/keys/import", {
+      method: "POST",
+      headers: { authorization: `Bearer ${service.adminKey}`, "content-type": "application/x-ndjson" },
+      body: JSON.stringify({ owner: "user:carol", key: legacy, scopes: ["read"] }),
+    });
+    expect(imported.json()).toMatchObject({ created: 1 });
+    const client = new KeywardClient({ url: service.url, serviceKey: verifierKey });
+    expect(await client.verify(legacy, { scopes: ["read"] })).toMatchObject({
+      valid: true,
+      code: "VALID",
+      key: { owner: { id: "carol" } },
+    });
+    expect(await client.verify(legacy, { scopes: ["write"] })).toMatchObject({ valid: false, code: "INSUFFICIENT_SCOPE" });
+    // A plausible string of no declared format: the service decides, MALFORMED.
+    const before = await verifyCalls();
+    expect(await client.verify("garbage-token")).toEqual({ valid: false, code: "MALFORMED" });
+    expect(await verifyCalls()).toBe(before + 2);
+    // MALFORMED whatever the service declares: refused locally, without a call.
+    const local = await verifyCalls();
+    for (const garbage of ["has space", "tab\there", "ctl\u0001", "é-not-ascii", "x".repeat(257), "kw_live_typo"])
+      expect(await client.verify(garbage), JSON.stringify(garbage)).toEqual({ valid: false, code: "MALFORMED" });
+    expect(await verifyCalls()).toBe(local);
+  });
+
+  it("reads a legacy Bearer token as a key in the adapters when given the formats; a JWT stays foreign", async () => {
+    const legacy = `acme_${Math.random().toString(36).slice(2)}${Math.random().toString(36).slice(2)}`;
+    service.plant(legacy);
+    await service.call("/v1/keys/import", {
+      method: "POST",
+      headers: { authorization: `Bearer ${service.adminKey}`, "content-type": "application/x-ndjson" },
+      body: JSON.stringify({ owner: "user:carol", key: legacy, scopes: ["read"] }),
+    });
+    const client = new KeywardClient({ url: service.url, serviceKey: verifierKey, legacyFormats: JSON.parse(LEGACY_FORMATS) });
+    const app = await startHonoApp(client);
+    try {
+      const allowed = await fetch(`${app.url}/read`, { headers: { authorization: `Bearer ${legacy}` } });
+      expect(allowed.status).toBe(200);
+      const jwt = await fetch(`${app.url}/optional`, { headers: { authorization: "Bearer eyJhbGciOiJIUzI1NiJ9.e30.c2ln" } });
+      expect(jwt.status).toBe(200);
+      expect(await jwt.json()).toEqual({ key: null, owner: null });
+    } finally {
+      await app.close();
+    }
   });
 
   it("single-flights concurrent misses for the same key", async () => {

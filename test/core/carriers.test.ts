@@ -2,6 +2,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { type DistinctHeaders, extractCredential } from "../../src/core/carriers.js";
 import { generateApiKey } from "../../src/core/key-format.js";
+import { LegacyFormats, parseLegacyFormats } from "../../src/core/legacy-formats.js";
 import { fuzz } from "../helpers/fuzz.js";
 
 const key = generateApiKey({ environment: "sandbox" });
@@ -60,9 +61,39 @@ describe("malformed", () => {
     expect(result).toMatchObject({ kind: "error", code: "MALFORMED" });
   });
 
+  it("a Bearer token of a declared legacy format is a key; a JWT, however long, stays foreign", () => {
+    const legacy = new LegacyFormats(
+      parseLegacyFormats(
+        '[{"name":"acme","prefix":"acme_","digest":"sha256_hex"},{"name":"crm","pattern":"crm-[0-9a-f]{8}","digest":"sha256"}]',
+        undefined,
+        "kw",
+      ),
+      "kw",
+    );
+    const withLegacy = (headers: DistinctHeaders) => extractCredential(headers, "", { prefix: "kw", legacy });
+    expect(withLegacy({ authorization: "Bearer acme_0123456789" })).toEqual({ kind: "key", key: "acme_0123456789", carrier: "bearer" });
+    expect(withLegacy({ authorization: "Bearer crm-0123abcd" })).toEqual({ kind: "key", key: "crm-0123abcd", carrier: "bearer" });
+    expect(withLegacy({ authorization: "Bearer crm-0123abcdef" })).toEqual({ kind: "error", code: "MALFORMED", foreign: true });
+    expect(withLegacy({ authorization: `Bearer ${key}` })).toEqual({ kind: "key", key, carrier: "bearer" });
+    // Without the formats (the default), the same token is foreign as ever.
+    expect(extract({ authorization: "Bearer acme_0123456789" })).toEqual({ kind: "error", code: "MALFORMED", foreign: true });
+    const longJwt = `eyJhbGciOiJSUzI1NiJ9.${"e".repeat(400)}.${"s".repeat(86)}`;
+    expect(withLegacy({ authorization: `Bearer ${longJwt}` })).toEqual({ kind: "error", code: "MALFORMED", foreign: true });
+    // A legacy key as long as a legacy key may be (256) passes every carrier.
+    const long = `acme_${"a".repeat(251)}`;
+    expect(withLegacy({ "x-api-key": long, authorization: `Bearer ${long}` })).toEqual({ kind: "key", key: long, carrier: "bearer" });
+  });
+
   it("a JWT bearer or another scheme is marked foreign (for optional mode)", () => {
     expect(extract({ authorization: "Bearer eyJhbGciOiJIUzI1NiJ9.e30.sig" })).toEqual({ kind: "error", code: "MALFORMED", foreign: true });
     expect(extract({ authorization: "Digest username=x" })).toEqual({ kind: "error", code: "MALFORMED", foreign: true });
+    // Past the 1,024-character carrier bound: a big JWT or another scheme stays foreign; ours do not.
+    const bigJwt = `eyJhbGciOiJSUzI1NiJ9.${"e".repeat(2_000)}.sig`;
+    expect(extract({ authorization: `Bearer ${bigJwt}` })).toEqual({ kind: "error", code: "MALFORMED", foreign: true });
+    expect(extract({ authorization: `Negotiate ${"Y".repeat(2_000)}` })).toEqual({ kind: "error", code: "MALFORMED", foreign: true });
+    expect(extract({ authorization: `Bearer ${key}${"x".repeat(2_000)}` })).toEqual({ kind: "error", code: "MALFORMED", foreign: false });
+    expect(extract({ authorization: `ApiKey ${"x".repeat(2_000)}` })).toEqual({ kind: "error", code: "MALFORMED", foreign: false });
+    expect(extract({ authorization: `Basic ${"x".repeat(2_000)}` })).toEqual({ kind: "error", code: "MALFORMED", foreign: false });
     expect(extract({ authorization: `Bearer ${key}x y` })).toEqual({ kind: "error", code: "MALFORMED", foreign: false });
   });
 });

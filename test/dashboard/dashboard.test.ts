@@ -1,10 +1,11 @@
 import { createServer, type Server } from "node:http";
 import { join } from "node:path";
-import { AxeBuilder } from "@axe-core/playwright";
 import type { BrowserContext, Page } from "playwright-core";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { findChromium, launchBrowser, SCREENSHOT_DIR } from "../helpers/browser.js";
-import { createMember, issueSetupToken, type SignedIn, setupAdmin } from "../helpers/people.js";
+import { generateId } from "../../src/core/random.js";
+import { accountStoreFor } from "../../src/service/account-store-factory.js";
+import { expectAccessible, findChromium, launchBrowser, SCREENSHOT_DIR } from "../helpers/browser.js";
+import { createMember, issueSetupToken, type SignedIn, setupAdmin, signIn } from "../helpers/people.js";
 import { jsonHeaders, startTestService, type TestService } from "../helpers/service.js";
 
 /** The system's Chromium, else the one an npm package ships (helpers/browser.ts); null where neither runs. */
@@ -33,7 +34,8 @@ afterAll(async () => {
 });
 beforeEach(async () => {
   if (!chromium) return;
-  service = await startTestService();
+  // A declared legacy format (docs/migrating.md), for the pages that show imported keys.
+  service = await startTestService({ env: { KEYWARD_LEGACY_FORMATS: '[{"name":"acme","prefix":"acme_","digest":"sha256_hex"}]' } });
   await context.clearCookies();
   page = await context.newPage();
   external = [];
@@ -84,21 +86,7 @@ const shot = (name: string) => page.screenshot({ path: join(SCREENSHOT_DIR, `${n
  * Runs axe on the page as it is now (issue 21: every page state the suite visits); fails on any
  * critical or serious violation, naming the rule and the elements.
  */
-async function axe(state: string): Promise<void> {
-  const results = await new AxeBuilder({ page }).analyze();
-  const bad = results.violations
-    .filter((v) => v.impact === "critical" || v.impact === "serious")
-    .map(
-      (v) =>
-        `${state}: ${v.id} (${v.impact}) ${v.help} — ${v.nodes
-          .map((n) => n.target.join(" "))
-          .slice(0, 4)
-          .join(" | ")}`,
-    );
-  expect(bad).toEqual([]);
-  // And nothing the code meant to leave out shows as text.
-  expect(await page.locator("body").textContent(), state).not.toMatch(/\bnull\b|\bundefined\b|\[object Object\]|\bNaN\b/);
-}
+const axe = (state: string) => expectAccessible(page, state);
 
 async function signInThroughPage(email: string, password: string, landing = "My API keys"): Promise<void> {
   await page.goto(`${service.url}/dashboard/#/signin`);
@@ -753,8 +741,38 @@ describe.runIf(chromium)("dashboard", { timeout: 120_000 }, () => {
     const keys: Array<{ id: string; key: string }> = [];
     for (const name of ["One", "Two", "Three", "Gone"]) keys.push(await createKeyAsAdmin(bob.userId, name));
     await service.call(`/v1/keys/${keys[3]?.id}/revoke`, { method: "POST", headers: jsonHeaders(service.adminKey), body: "{}" });
+    // 60 more people: the list pages through the server, and searches there.
+    const accounts = accountStoreFor(service.store);
+    for (let i = 0; i < 60; i++) {
+      const at = Date.now() + i;
+      const email = `person${String(i).padStart(2, "0")}@example.com`;
+      await accounts?.insertUser(
+        {
+          id: generateId("usr"),
+          email,
+          role: "member",
+          passwordHash: "",
+          disabled: false,
+          mustChangePassword: false,
+          createdAt: at,
+          updatedAt: at,
+        },
+        null,
+      );
+    }
     await signInThroughPage(ADMIN.email, ADMIN.password);
     await open("users", "Users");
+    await expect.poll(pageStatus).toBe("Showing 1–50 of 62");
+    await page.getByRole("button", { name: "Next page" }).click();
+    await expect.poll(pageStatus).toBe("Showing 51–62 of 62");
+    await row("person59@example.com").waitFor();
+    await axe("users, second page");
+    await page.getByLabel("Search").fill("PERSON0");
+    await page.getByRole("button", { name: "Search", exact: true }).click();
+    await expect.poll(pageStatus).toBe("Showing 1–10 of 10");
+    await page.getByLabel("Search").fill("bob@");
+    await page.getByRole("button", { name: "Search", exact: true }).click();
+    await expect.poll(pageStatus).toBe("Showing 1–1 of 1");
     await page.getByRole("button", { name: `Disable ${BOB.email}` }).click();
     await page.locator("dialog[open]").waitFor();
     await axe("disable user dialog");
@@ -774,6 +792,37 @@ describe.runIf(chromium)("dashboard", { timeout: 120_000 }, () => {
     await auditAction("user.enabled").first().waitFor();
     await axe("user page");
     await shot("user-detail");
+
+    // Bob signs in from three places: the page lists them; one ends, then all.
+    const bobs = [];
+    for (let i = 0; i < 3; i++) bobs.push(await signIn(service, BOB.email, BOB.password));
+    await page.reload();
+    const sessions = page.locator("tr[data-session-id]");
+    await expect.poll(() => sessions.count()).toBe(3);
+    await axe("user page, sessions");
+    await sessions
+      .first()
+      .getByRole("button", { name: /^End the session/ })
+      .click();
+    await confirmDialog("End session", {}, ["1 session will be signed out", "(the one from 127.0.0.1)"]);
+    await expect.poll(() => sessions.count()).toBe(2);
+    await page.getByRole("button", { name: "End all sessions" }).click();
+    await page.locator("dialog[open]").waitFor();
+    await axe("end all sessions dialog");
+    await confirmDialog("End all sessions", {}, ["2 sessions will be signed out"]);
+    await page.getByText("No live sessions").waitFor();
+    for (const bob of bobs) expect((await service.call("/v1/session", { headers: { cookie: bob.cookie } })).status).toBe(401);
+
+    // Your own sessions: this one, and the one setup opened; sign out the other.
+    await open("account", "Your account");
+    const mine = page.locator("tr[data-session-id]");
+    await expect.poll(() => mine.count()).toBe(2);
+    await page.locator("tr[data-current]").getByText("this session").waitFor();
+    await axe("account, sessions");
+    await page.getByRole("button", { name: "Sign out other sessions" }).click();
+    await confirmDialog("Sign out other sessions", {}, ["1 session will be signed out", "This session stays signed in."]);
+    await page.getByText("You are signed in here only.").waitFor();
+    expect((await service.call("/v1/session", { headers: { cookie: admin.cookie } })).status).toBe(401);
   });
 
   it("a session that ends says so, and sign-in returns to the page that was asked for", async () => {
@@ -922,5 +971,32 @@ describe.runIf(chromium)("dashboard", { timeout: 120_000 }, () => {
     // Last used is fresh, with the address beside it.
     await page.locator("main").getByText("from 127.0.0.1").first().waitFor();
     await axe("request log");
+
+    // An imported key of a legacy format: its format, its external id and a legacy badge, on its page and in the list.
+    const legacy = `acme_${"0123456789abcdef".repeat(2)}${Date.now()}`;
+    service.plant(legacy);
+    const imported = await service.call("/v1/keys/import", {
+      method: "POST",
+      headers: { authorization: `Bearer ${service.adminKey}`, "content-type": "application/x-ndjson" },
+      body: JSON.stringify({ owner: `user:${admin.userId}`, name: "Imported key", key: legacy, external_id: "crm-1042", scopes: ["read"] }),
+    });
+    expect(imported.json()).toMatchObject({ created: 1 });
+    const legacyId = ((await (await introspect(legacy)).json()) as { id: string }).id;
+    await open(`keys/${legacyId}`, "Imported key");
+    const settings = page.locator("main dl").first();
+    await settings.getByText("legacy (acme)").waitFor();
+    expect(await settings.textContent()).toContain("crm-1042");
+    expect(await settings.locator(".badge", { hasText: /^legacy$/ }).count()).toBe(1);
+    await axe("legacy key detail");
+    await open("keys", "My API keys");
+    const row = page.locator("tbody tr", { hasText: "Imported key" });
+    await row.waitFor();
+    expect(await row.locator(".badge", { hasText: /^legacy$/ }).count()).toBe(1);
+    expect(
+      await page
+        .locator("tbody tr", { hasText: "Logged key" })
+        .locator(".badge", { hasText: /^legacy$/ })
+        .count(),
+    ).toBe(0);
   });
 });

@@ -16,7 +16,9 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { promisify } from "node:util";
-import { type BrowserContext, chromium } from "playwright-core";
+import { AxeBuilder } from "@axe-core/playwright";
+import { type BrowserContext, chromium, type Page } from "playwright-core";
+import { expect } from "vitest";
 import { lacking } from "./prerequisites.js";
 import { REPO_ROOT } from "./process.js";
 
@@ -212,4 +214,23 @@ export async function launchBrowser(browser: Chromium): Promise<{ context: Brows
       rmSync(profile, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * The page state is accessible and shows nothing the code meant to leave out: axe finds no
+ * critical or serious violation, and no `null`, `undefined`, `[object Object]` or `NaN` is text.
+ */
+export async function expectAccessible(page: Page, state: string): Promise<void> {
+  const results = await new AxeBuilder({ page }).analyze();
+  const bad = results.violations
+    .filter((v) => v.impact === "critical" || v.impact === "serious")
+    .map(
+      (v) =>
+        `${state}: ${v.id} (${v.impact}) ${v.help} — ${v.nodes
+          .map((n) => n.target.join(" "))
+          .slice(0, 4)
+          .join(" | ")}`,
+    );
+  expect(bad).toEqual([]);
+  expect(await page.locator("body").textContent(), state).not.toMatch(/\bnull\b|\bundefined\b|\[object Object\]|\bNaN\b/);
 }

@@ -5,9 +5,11 @@ import { MemoryRateLimiter } from "../../src/limits/memory-rate-limiter.js";
 import { RedisRateLimiter } from "../../src/limits/redis-rate-limiter.js";
 import {
   ACQUIRE_SLOT_SCRIPT,
+  BATCH_SCRIPT,
   COUNT_SLOTS_SCRIPT,
   FAILED_ATTEMPT_SCRIPT,
   PEEK_RATE_SCRIPT,
+  PING_SCRIPT,
   RATE_SCRIPT,
 } from "../../src/limits/redis-scripts.js";
 import { backendsAvailable, REDIS_URL, uniqueRedisPrefix } from "../helpers/backends.js";
@@ -37,7 +39,15 @@ describe.runIf(haveBackends)("redis", () => {
   it("the scripts' SHAs are what Redis computes, so EVALSHA finds them", async () => {
     const redis = new Redis(REDIS_URL);
     try {
-      for (const script of [RATE_SCRIPT, PEEK_RATE_SCRIPT, ACQUIRE_SLOT_SCRIPT, COUNT_SLOTS_SCRIPT, FAILED_ATTEMPT_SCRIPT]) {
+      for (const script of [
+        RATE_SCRIPT,
+        PEEK_RATE_SCRIPT,
+        ACQUIRE_SLOT_SCRIPT,
+        COUNT_SLOTS_SCRIPT,
+        PING_SCRIPT,
+        BATCH_SCRIPT,
+        FAILED_ATTEMPT_SCRIPT,
+      ]) {
         expect(script.sha).toBe(createHash("sha1").update(script.lua).digest("hex"));
         expect(await redis.script("LOAD", script.lua)).toBe(script.sha);
       }
@@ -52,9 +62,18 @@ describe.runIf(haveBackends)("redis", () => {
     try {
       await untilShared(limiter);
       await admin.script("FLUSH");
+      // Alone: the acquire's script of its own.
       expect(await limiter.acquireSlot("k", 1, "lease_1", 60_000, Date.now())).toBe(true);
       expect(limiter.mode).toBe("shared");
-      expect(await admin.script("EXISTS", ACQUIRE_SLOT_SCRIPT.sha)).toEqual([1]);
+      expect(await admin.script("EXISTS", ACQUIRE_SLOT_SCRIPT.sha, BATCH_SCRIPT.sha)).toEqual([1, 0]);
+      // Together: the batch script.
+      const now = Date.now();
+      expect(await Promise.all(["lease_2", "lease_3"].map((lease) => limiter.acquireSlot("k", 2, lease, 60_000, now)))).toEqual([
+        true,
+        false,
+      ]);
+      expect(limiter.mode).toBe("shared");
+      expect(await admin.script("EXISTS", BATCH_SCRIPT.sha)).toEqual([1]);
     } finally {
       await limiter.close();
       admin.disconnect();

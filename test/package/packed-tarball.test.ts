@@ -203,7 +203,9 @@ describe("the packed tarball", () => {
       expect((entry?.mode ?? 0) & 0o111, `bin ${file} is executable`).not.toBe(0);
       expect(readFileSync(join(REPO, file), "utf8").startsWith("#!/usr/bin/env node\n")).toBe(true);
     }
-    expect(unpackedSize, "the unpacked package stays small").toBeLessThan(1_500_000);
+    // A guard against packing what is not the product (bench results, tests, stale builds), not a
+    // feature budget: 1.6 MB unpacked with SSO, portal sessions and the embeddable element.
+    expect(unpackedSize, "the unpacked package stays small").toBeLessThan(2_000_000);
   });
 
   it("installs as a real copy that the fresh project resolves inside its own node_modules", async () => {

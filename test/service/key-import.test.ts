@@ -111,6 +111,26 @@ describe("POST /v1/keys/import", () => {
     expect(response.json()).toMatchObject({ code: "UNSUPPORTED_MEDIA_TYPE" });
   });
 
+  it("takes a legacy key as Authorization: Bearer (API and forward auth); a JWT-looking Bearer is still MALFORMED", async () => {
+    const key = legacyKey("acme_");
+    service.plant(key);
+    expect((await importOver(service.adminKey, JSON.stringify({ owner: "user:frank", key, scopes: ["read"] }))).json()).toMatchObject({
+      created: 1,
+    });
+    const introspected = await service.call("/v1/introspect", { headers: { authorization: `Bearer ${key}` } });
+    expect(introspected.status).toBe(200);
+    expect(introspected.json()).toMatchObject({ format: "legacy:acme", owner: { type: "user", id: "frank" } });
+    const authz = await service.call("/v1/authz?scopes=read", { headers: { authorization: `Bearer ${key}` } });
+    expect(authz.status).toBe(200);
+    const unknown = await service.call("/v1/introspect", { headers: { authorization: `Bearer ${legacyKey("acme_")}` } });
+    expect(unknown.json()).toMatchObject({ code: "NOT_FOUND" });
+    for (const token of ["eyJhbGciOiJIUzI1NiJ9.e30.c2ln", `eyJhbGciOiJSUzI1NiJ9.${"e".repeat(300)}.${"s".repeat(86)}`]) {
+      const foreign = await service.call("/v1/introspect", { headers: { authorization: `Bearer ${token}` } });
+      expect(foreign.status).toBe(401);
+      expect(foreign.json()).toMatchObject({ code: "MALFORMED" });
+    }
+  });
+
   it("answers LEGACY_KEY_RETIRED (401) for a key of a format past its sunset", async () => {
     const key = legacyKey("gone_");
     service.plant(key);

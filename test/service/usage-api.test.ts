@@ -43,6 +43,40 @@ describe("GET /v1/usage", () => {
     expect(unknown.data).toEqual([expect.objectContaining({ key_id: null, count: 1 })]);
   });
 
+  it("sums over keys with group_by=outcome and says when rows were cut short", async () => {
+    // Carol's keys only: the admin key's own management calls are counted too, under its owner.
+    const carol = { owner: { type: "user", id: "carol" } };
+    const keys = [
+      await createKeyOverHttp(service, carol),
+      await createKeyOverHttp(service, carol),
+      await createKeyOverHttp(service, carol),
+    ];
+    for (const key of keys) expect((await service.call("/v1/authz", { headers: { "x-api-key": key.key } })).status).toBe(200);
+    await service.call("/v1/authz", { headers: { "x-api-key": keys[0]?.key ?? "", "x-keyward-scopes": "write" } });
+    await service.call("/v1/authz");
+    const byKey = (await usage("owner=user:carol&bucket=day")).json() as {
+      group_by: string;
+      has_more: boolean;
+      data: { key_id?: string | null; outcome: string; count: number }[];
+    };
+    expect(byKey).toMatchObject({ group_by: "key", has_more: false });
+    expect(byKey.data).toHaveLength(4);
+    const cut = (await usage("owner=user:carol&bucket=day&limit=2")).json() as { has_more: boolean; data: unknown[] };
+    expect(cut).toMatchObject({ has_more: true });
+    expect(cut.data).toHaveLength(2);
+    const grouped = (await usage("owner=user:carol&bucket=day&group_by=outcome")).json() as {
+      group_by: string;
+      has_more: boolean;
+      data: Record<string, unknown>[];
+    };
+    expect(grouped).toMatchObject({ group_by: "outcome", has_more: false });
+    expect(grouped.data.map(({ outcome, count }) => `${outcome} ${count}`).sort()).toEqual(["INSUFFICIENT_SCOPE 1", "VALID 3"]);
+    expect(grouped.data.every((row) => !("key_id" in row))).toBe(true);
+    const whole = (await usage("bucket=day&group_by=outcome")).json() as { data: { outcome: string; count: number }[] };
+    expect(whole.data.find((row) => row.outcome === "MISSING")?.count).toBe(1);
+    expect((await usage("group_by=owner")).status).toBe(400);
+  });
+
   it("refuses bad filters with field errors, and callers without keys:read", async () => {
     expect((await usage("bucket=week")).status).toBe(400);
     expect((await usage("owner=alice")).status).toBe(400);

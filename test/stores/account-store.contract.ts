@@ -95,7 +95,16 @@ export function describeAccountStoreContract(name: string, open: () => Promise<A
       withStore(async ({ accounts }) => {
         const u = user("a@example.com");
         await accounts.insertUser(u, null);
-        const session = { digest: "d1", userId: u.id, csrfToken: "c", createdAt: NOW, lastSeenAt: NOW, ip: null, userAgent: null };
+        const session = {
+          id: generateId("ses"),
+          digest: "d1",
+          userId: u.id,
+          csrfToken: "c",
+          createdAt: NOW,
+          lastSeenAt: NOW,
+          ip: null,
+          userAgent: null,
+        };
         await accounts.insertSession(session, audit("session.signed_in"));
         expect(await accounts.getSession("d1")).toEqual(session);
         const updated = await accounts.updateUser(u.id, { disabled: true }, audit("user.disabled"), NOW + 1);
@@ -122,7 +131,7 @@ export function describeAccountStoreContract(name: string, open: () => Promise<A
         expect(await accounts.getUserLink("old")).toBeNull();
         expect(await accounts.getUserLink("new")).toEqual(link("new"));
         await accounts.insertSession(
-          { digest: "s1", userId: u.id, csrfToken: "c", createdAt: NOW, lastSeenAt: NOW, ip: null, userAgent: null },
+          { id: generateId("ses"), digest: "s1", userId: u.id, csrfToken: "c", createdAt: NOW, lastSeenAt: NOW, ip: null, userAgent: null },
           audit("session.signed_in"),
         );
         // Wrong purpose, or expired at `now`: nothing changes.
@@ -158,6 +167,7 @@ export function describeAccountStoreContract(name: string, open: () => Promise<A
         await accounts.insertUser(u, null);
         await accounts.insertUser(other, null);
         const session = (digest: string, userId: string, createdAt: number) => ({
+          id: generateId("ses"),
           digest,
           userId,
           csrfToken: "c",
@@ -188,9 +198,18 @@ export function describeAccountStoreContract(name: string, open: () => Promise<A
         const u = user("a@example.com");
         await accounts.insertUser(u, null);
         const base = { userId: u.id, csrfToken: "c", ip: "203.0.113.1", userAgent: "ua" };
-        await accounts.insertSession({ ...base, digest: "idle", createdAt: NOW, lastSeenAt: NOW }, audit("session.signed_in"));
-        await accounts.insertSession({ ...base, digest: "old", createdAt: NOW - 100, lastSeenAt: NOW + 50 }, audit("session.signed_in"));
-        await accounts.insertSession({ ...base, digest: "live", createdAt: NOW, lastSeenAt: NOW + 50 }, audit("session.signed_in"));
+        await accounts.insertSession(
+          { ...base, id: generateId("ses"), digest: "idle", createdAt: NOW, lastSeenAt: NOW },
+          audit("session.signed_in"),
+        );
+        await accounts.insertSession(
+          { ...base, id: generateId("ses"), digest: "old", createdAt: NOW - 100, lastSeenAt: NOW + 50 },
+          audit("session.signed_in"),
+        );
+        await accounts.insertSession(
+          { ...base, id: generateId("ses"), digest: "live", createdAt: NOW, lastSeenAt: NOW + 50 },
+          audit("session.signed_in"),
+        );
         expect(await accounts.deleteExpiredSessions(NOW + 10, NOW - 10)).toBe(2);
         expect(await accounts.getSession("idle")).toBeNull();
         expect(await accounts.getSession("old")).toBeNull();
@@ -263,6 +282,106 @@ export function describeAccountStoreContract(name: string, open: () => Promise<A
         expect(second.requests.map((r) => r.id)).toEqual(ids.slice(2));
         expect(second.next).toBeNull();
         expect((await accounts.listKeyRequests({ status: "approved" }, 10, null)).requests).toEqual([]);
+      }),
+    );
+
+    it(
+      "pages users oldest first, searches email (case-insensitive) or an exact id, filters role and state, and counts",
+      withStore(async ({ accounts }) => {
+        const made: UserRecord[] = [];
+        for (let i = 0; i < 23; i++) {
+          const u = { ...user(`person${String(i).padStart(2, "0")}@Example.com`.toLowerCase(), i % 5 === 0 ? "admin" : "member") };
+          u.createdAt = NOW + Math.floor(i / 2); // pairs share an instant: the id breaks the tie
+          u.disabled = i % 7 === 0;
+          made.push(u);
+          await accounts.insertUser(u, null);
+        }
+        const order = [...made].sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1)).map((u) => u.id);
+        const seen: string[] = [];
+        let after = null;
+        do {
+          const page: Awaited<ReturnType<AccountStore["listUsers"]>> = await accounts.listUsers({}, 5, after);
+          seen.push(...page.users.map((u) => u.id));
+          after = page.next;
+        } while (after);
+        expect(seen).toEqual(order);
+        expect(await accounts.countUsers({})).toBe(23);
+        const search = await accounts.listUsers({ search: { email: "PERSON1" } }, 50, null);
+        expect(search.users.map((u) => u.email).sort()).toEqual(made.filter((u) => u.email.startsWith("person1")).map((u) => u.email));
+        expect(await accounts.countUsers({ search: { email: "person1" } })).toBe(10);
+        // LIKE's wildcards are literal.
+        expect((await accounts.listUsers({ search: { email: "%" } }, 50, null)).users).toEqual([]);
+        const target = made[17] as UserRecord;
+        expect((await accounts.listUsers({ search: { email: target.id, id: target.id } }, 50, null)).users.map((u) => u.id)).toEqual([
+          target.id,
+        ]);
+        const admins = await accounts.listUsers({ role: "admin", disabled: false }, 50, null);
+        expect(admins.users.map((u) => u.id).sort()).toEqual(
+          made
+            .filter((u) => u.role === "admin" && !u.disabled)
+            .map((u) => u.id)
+            .sort(),
+        );
+        expect(await accounts.countUsers({ disabled: true })).toBe(made.filter((u) => u.disabled).length);
+      }),
+    );
+
+    it(
+      "lists a user's live sessions newest first, and ends one, the others or all with one audit event in the same transaction",
+      withStore(async ({ keys, accounts }) => {
+        const u = user("a@example.com");
+        const other = user("b@example.com");
+        await accounts.insertUser(u, null);
+        await accounts.insertUser(other, null);
+        const session = (digest: string, userId: string, createdAt: number, lastSeenAt = createdAt) => ({
+          id: generateId("ses"),
+          digest,
+          userId,
+          csrfToken: "c",
+          createdAt,
+          lastSeenAt,
+          ip: "203.0.113.1",
+          userAgent: "ua",
+        });
+        const s1 = session("d1", u.id, NOW + 1);
+        const s2 = session("d2", u.id, NOW + 2);
+        const s3 = session("d3", u.id, NOW + 3);
+        const idle = session("d4", u.id, NOW - 50, NOW - 50);
+        const theirs = session("d5", other.id, NOW + 1);
+        for (const s of [s1, s2, s3, idle, theirs]) await accounts.insertSession(s, audit("session.signed_in"));
+        const live = await accounts.listUserSessions(u.id, NOW, NOW - 10);
+        expect(live.map((s) => s.id)).toEqual([s3.id, s2.id, s1.id]);
+        expect(live[0]).toEqual(s3);
+        const ended = (n: number) =>
+          buildAuditEvent({ actor: { type: "system", id: "test" } }, NOW, "session.ended", { type: "user", id: u.id }, null, { count: n });
+        // Another user's session id ends nothing and writes nothing.
+        expect(await accounts.endUserSessions(u.id, { sessionId: theirs.id }, ended)).toBe(0);
+        expect(await accounts.endUserSessions(u.id, { sessionId: s1.id }, ended)).toBe(1);
+        expect(await accounts.getSession("d1")).toBeNull();
+        expect(await accounts.endUserSessions(u.id, { exceptDigest: "d3" }, ended)).toBe(2);
+        expect(await accounts.getSession("d3")).not.toBeNull();
+        expect(await accounts.endUserSessions(u.id, {}, ended)).toBe(1);
+        expect(await accounts.endUserSessions(u.id, {}, ended)).toBe(0);
+        expect(await accounts.getSession("d5")).not.toBeNull();
+        expect((await auditActions(keys)).filter((a) => a === "session.ended")).toHaveLength(3);
+        const counts = (await keys.listAuditEvents({ action: "session.ended" }, 10, null)).events.map((e) => e.details?.count);
+        expect(counts).toEqual([1, 2, 1]);
+      }),
+    );
+
+    it(
+      "lists requests by owner type and id apart",
+      withStore(async ({ accounts }) => {
+        const mine = request(makeKey({ owner: { type: "user", id: "usr_a" } }));
+        const app = request(makeKey({ owner: { type: "application", id: "usr_a" } }), NOW + 1);
+        const theirs = request(makeKey({ owner: { type: "user", id: "usr_b" } }), NOW + 2);
+        for (const r of [mine, app, theirs]) await accounts.insertKeyRequest(r, audit("key_request.created"));
+        const ids = async (filter: Parameters<AccountStore["listKeyRequests"]>[0]) =>
+          (await accounts.listKeyRequests(filter, 10, null)).requests.map((r) => r.id);
+        expect(await ids({ ownerType: "user", ownerId: "usr_a" })).toEqual([mine.id]);
+        expect(await ids({ ownerId: "usr_a" })).toEqual([app.id, mine.id]);
+        expect(await ids({ ownerType: "user" })).toEqual([theirs.id, mine.id]);
+        expect(await ids({ ownerType: "user", ownerId: "usr_a", status: "approved" })).toEqual([]);
       }),
     );
   });

@@ -68,6 +68,25 @@ function usageStoreContract(name: string, open: () => Promise<{ keys: KeyStore; 
       expect(unidentified).toEqual([{ start: Date.UTC(2026, 10, 23), keyId: "", outcome: "NOT_FOUND", count: 9 }]);
     });
 
+    it("sums over keys by outcome for a whole deployment's chart", async () => {
+      const other = "key_grouped_other";
+      await usage.writeUsage([count(T0, "VALID", 5), count(T0, "VALID", 6, other), count(T0 + MINUTE, "NOT_FOUND", 2, "")], []);
+      const since = T0 - 86_400_000;
+      const until = T0 + 86_400_000;
+      const byKey = await usage.queryUsage({ bucket: "day", since, until, limit: 1_000 });
+      const grouped = await usage.queryUsage({ bucket: "day", since, until, limit: 1_000, groupBy: "outcome" });
+      expect(grouped.every((row) => row.keyId === "")).toBe(true);
+      expect(new Set(grouped.map((row) => row.outcome)).size).toBe(grouped.length);
+      // The same totals per outcome as the per-key rows, in one row each.
+      const totals = (rows: typeof byKey) => {
+        const sum: Record<string, number> = {};
+        for (const row of rows) sum[row.outcome] = (sum[row.outcome] ?? 0) + row.count;
+        return sum;
+      };
+      expect(totals(grouped)).toEqual(totals(byKey));
+      expect(byKey.length).toBeGreaterThan(grouped.length);
+    });
+
     it("moves last_used_at and the client address forward, never back", async () => {
       await usage.writeUsage([], [{ keyId, at: T0 + 5_000, ip: "203.0.113.9" }]);
       await usage.writeUsage([], [{ keyId, at: T0 + 1_000, ip: "198.51.100.1" }]);

@@ -1,5 +1,6 @@
 import type { Static } from "@sinclair/typebox";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import type { Authority } from "../../authority/model.js";
 import type { KeyRequestRecord } from "../../core/accounts.js";
 import { KeywardError } from "../../core/errors.js";
 import { toPublicKey } from "../../core/key-view.js";
@@ -16,11 +17,11 @@ import {
   RejectKeyRequestBody,
 } from "../schemas.js";
 import {
-  type AuthorizedCaller,
   type Caller,
   callerContext,
   carriesApiKey,
-  ownerOnly,
+  type OwnerScopedCaller,
+  ownerScope,
   readSessionCookie,
   resolveSessionCaller,
 } from "../sessions.js";
@@ -49,20 +50,32 @@ export const keyRequestJson = (r: KeyRequestRecord) => ({
         quota: r.asked.quota,
         allowed_cidrs: r.asked.allowedCidrs,
         metadata: r.asked.metadata,
+        expires_after_approval_seconds: r.asked.lifetimeMs === undefined ? null : Math.floor(r.asked.lifetimeMs / 1000),
       }
     : null,
 });
 
+/** The shortest longest-expiry among the asker's bounds (a portal policy's), for the production key it asks for. */
+function lifetimeOf(authority: Authority): { lifetimeMs?: number } {
+  const limits = authority.bounds.flatMap((bound) => (bound.maxLifetimeMs === undefined ? [] : [bound.maxLifetimeMs]));
+  return limits.length === 0 ? {} : { lifetimeMs: Math.min(...limits) };
+}
+
 const errors = { 400: ProblemSchema, 401: ProblemSchema, 403: ProblemSchema, 404: ProblemSchema, 409: ProblemSchema };
 
-/** A key holder (any valid key) or a dashboard session: who may ask for, and pick up, a production key. */
-type Requester = AuthorizedCaller;
+/**
+ * A key holder (any valid key), a dashboard session or a portal session (docs/embedding.md): who
+ * may ask for, and pick up, a production key.
+ */
+type Requester = OwnerScopedCaller;
 
 /** Production key requests (docs/api.md): asked from a sandbox key, decided by an admin, picked up once by the requester. */
 export function registerKeyRequestRoutes(app: FastifyInstance, ctx: ServiceContext, accounts: Accounts): void {
   const { keyward } = ctx;
 
   async function requester(request: FastifyRequest, reply: FastifyReply): Promise<Requester | null> {
+    const portal = await ctx.portalCaller(request, ["keys:read"]);
+    if (portal) return portal;
     let caller: Caller;
     if (!carriesApiKey(request) && readSessionCookie(request) !== null)
       caller = await resolveSessionCaller(accounts, request, ["keys:read"]);
@@ -90,7 +103,7 @@ export function registerKeyRequestRoutes(app: FastifyInstance, ctx: ServiceConte
       const body = request.body ?? {};
       // A key asks for itself; on behalf of another key it needs keys:write and that key within its reach.
       const self = who.kind === "key" ? who.result.key.id : null;
-      if (who.kind === "user" && !body.key_id)
+      if (who.kind !== "key" && !body.key_id)
         throw new KeywardError("VALIDATION_FAILED", "body.key_id: required", { errors: [{ field: "body.key_id", message: "required" }] });
       const sandboxId = body.key_id ?? (self as string);
       const forItself = sandboxId === self;
@@ -101,9 +114,17 @@ export function registerKeyRequestRoutes(app: FastifyInstance, ctx: ServiceConte
       const actor = who.actor;
       const created = await accounts.requestProductionKey(
         sandbox,
-        who.kind === "key" ? { type: "key", id: who.result.key.id } : { type: "user", id: who.user.id },
+        // A portal session asks on behalf of the sandbox key (its audit event names the session).
+        who.kind === "key"
+          ? { type: "key", id: who.result.key.id }
+          : who.kind === "portal"
+            ? { type: "key", id: sandbox.id }
+            : { type: "user", id: who.user.id },
         body.reason ?? null,
-        { actor, ip: request.ip, userAgent: request.headers["user-agent"], requestId: request.id },
+        who.kind === "portal"
+          ? callerContext(request, who)
+          : { actor, ip: request.ip, userAgent: request.headers["user-agent"], requestId: request.id },
+        lifetimeOf(who.authority),
       );
       return reply.code(201).send(keyRequestJson(created));
     },
@@ -114,23 +135,26 @@ export function registerKeyRequestRoutes(app: FastifyInstance, ctx: ServiceConte
     {
       schema: {
         tags: ["key requests"],
-        summary: "Key requests, newest first: an admin sees all, a member their own",
+        summary: "Key requests, newest first, filtered by owner and status: an admin sees all, a member their own",
         querystring: ListKeyRequestsQuery,
       },
     },
     async (request, reply) => {
-      const caller = await ctx.requireCaller(request, reply, ["keys:read"]);
+      const caller = await ctx.requirePortalOrCaller(request, reply, ["keys:read"]);
       if (!caller) return reply;
       const q = request.query;
-      const only = ownerOnly(caller);
+      const only = ownerScope(caller);
       const page = await accounts.listKeyRequests(
         {
-          ...(only !== null ? { owner: { type: "user" as const, id: only } } : {}),
+          ...(q.owner_type ? { ownerType: q.owner_type } : {}),
+          ...(q.owner_id ? { ownerId: q.owner_id } : {}),
+          // A member's own requests, whatever owner was asked for (as GET /v1/keys does).
+          ...(only !== null ? { owner: only } : {}),
           ...(q.status ? { status: q.status } : {}),
         },
         { ...(q.limit ? { limit: q.limit } : {}), ...(q.cursor ? { cursor: q.cursor } : {}) },
       );
-      return { data: page.data.map(keyRequestJson), next_cursor: page.nextCursor };
+      return { data: page.data.map(keyRequestJson), next_cursor: page.nextCursor, has_more: page.nextCursor !== null };
     },
   );
 
@@ -145,7 +169,7 @@ export function registerKeyRequestRoutes(app: FastifyInstance, ctx: ServiceConte
       },
     },
     async (request, reply) => {
-      const caller = await ctx.requireCaller(request, reply, ["keys:read"]);
+      const caller = await ctx.requirePortalOrCaller(request, reply, ["keys:read"]);
       if (!caller) return reply;
       const found = await accounts.getKeyRequest(request.params.id);
       enforce(caller.authority, { type: "key_request.read", request: found });
@@ -209,15 +233,20 @@ export function registerKeyRequestRoutes(app: FastifyInstance, ctx: ServiceConte
       const who = await requester(request, reply);
       if (!who) return reply;
       const found = await accounts.getKeyRequest(request.params.id);
-      const claimant = who.kind === "key" ? { type: "key" as const, id: who.result.key.id } : { type: "user" as const, id: who.user.id };
+      const claimant =
+        who.kind === "key"
+          ? { type: "key" as const, id: who.result.key.id }
+          : who.kind === "portal"
+            ? { type: "portal" as const, id: who.portal.id, owner: who.portal.owner }
+            : { type: "user" as const, id: who.user.id };
       enforce(who.authority, { type: "key_request.claim", request: found, claimant });
       const actor = who.actor;
-      const claimed = await accounts.claimKeyRequest(found.id, {
-        actor,
-        ip: request.ip,
-        userAgent: request.headers["user-agent"],
-        requestId: request.id,
-      });
+      const claimed = await accounts.claimKeyRequest(
+        found.id,
+        who.kind === "portal"
+          ? callerContext(request, who)
+          : { actor, ip: request.ip, userAgent: request.headers["user-agent"], requestId: request.id },
+      );
       reply.header("cache-control", "no-store");
       return reply.code(201).send({ key: claimed.key, ...toPublicKey(claimed.record, keyward.clock.now()) });
     },

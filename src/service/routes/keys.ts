@@ -9,6 +9,7 @@ import type { CreateKeyInput } from "../../engine/key-input.js";
 import type { CreationCap } from "../../ports/key-store.js";
 import { enforce, enforceKeyUpdate } from "../authority-gate.js";
 import type { ServiceContext } from "../context.js";
+import { enforcePortalKeyCap } from "../portal-gate.js";
 import {
   CreateKeyBody,
   EndedGraceSchema,
@@ -22,7 +23,7 @@ import {
   RotateKeyBody,
   UpdateKeyBody,
 } from "../schemas.js";
-import { type AuthorizedCaller, callerContext, getVisibleKey, ownerOnly } from "../sessions.js";
+import { callerContext, getVisibleKey, type OwnerScopedCaller, ownerScope } from "../sessions.js";
 
 const parseTime = (value: string | null | undefined): number | null | undefined =>
   value === undefined ? undefined : value === null ? null : timestampField(value, "body.expires_at");
@@ -43,12 +44,15 @@ function ceilingAfterUpdate(key: KeyRecord, body: Static<typeof UpdateKeyBody>):
   };
 }
 
-/** Members (and their keys) create keys at a capped rate, counted in the insert's own transaction. */
-function memberCap(ctx: ServiceContext, caller: AuthorizedCaller): CreationCap | undefined {
-  const member = ownerOnly(caller);
-  if (member === null) return undefined;
+/**
+ * Members (and their keys) and portal sessions create keys at a capped rate, counted in the
+ * insert's own transaction.
+ */
+function memberCap(ctx: ServiceContext, caller: OwnerScopedCaller): CreationCap | undefined {
+  const owner = ownerScope(caller);
+  if (owner === null) return undefined;
   return {
-    owner: { type: "user", id: member },
+    owner,
     since: ctx.keyward.clock.now() - 3_600_000,
     max: ctx.config.dashboard.memberKeyCreatesPerHour,
   };
@@ -72,14 +76,16 @@ export function registerKeyRoutes(app: FastifyInstance, ctx: ServiceContext): vo
       },
     },
     async (request, reply) => {
-      const caller = await ctx.requireCaller(request, reply, ["keys:write"]);
+      const caller = await ctx.requirePortalOrCaller(request, reply, ["keys:write"]);
       if (!caller) return reply;
       const body = request.body;
       const delegation = ceilingOfNewKey(body);
       enforce(caller.authority, {
         type: "key.create",
         rights: { owner: body.owner, environment: body.environment, scopes: body.scopes, delegation },
+        expiry: { at: parseTime(body.expires_at) ?? null, now: now() },
       });
+      if (caller.kind === "portal") await enforcePortalKeyCap(ctx, caller.portal);
       const input: CreateKeyInput = {
         owner: body.owner,
         name: body.name,
@@ -111,11 +117,11 @@ export function registerKeyRoutes(app: FastifyInstance, ctx: ServiceContext): vo
       },
     },
     async (request, reply) => {
-      const caller = await ctx.requireCaller(request, reply, ["keys:read"]);
+      const caller = await ctx.requirePortalOrCaller(request, reply, ["keys:read"]);
       if (!caller) return reply;
       const q = request.query;
-      const only = ownerOnly(caller);
-      const own = only !== null ? { ownerType: "user" as const, ownerId: only } : null;
+      const only = ownerScope(caller);
+      const own = only !== null ? { ownerType: only.type, ownerId: only.id } : null;
       const search = q.q === undefined ? null : parseKeySearch(q.q);
       const filter = {
         ...(q.owner_id ? { ownerId: q.owner_id } : {}),
@@ -148,7 +154,7 @@ export function registerKeyRoutes(app: FastifyInstance, ctx: ServiceContext): vo
       },
     },
     async (request, reply) => {
-      const caller = await ctx.requireCaller(request, reply, ["keys:read"]);
+      const caller = await ctx.requirePortalOrCaller(request, reply, ["keys:read"]);
       if (!caller) return reply;
       return toPublicKey(await getVisibleKey(ctx.keyward, caller, request.params.id), now());
     },
@@ -201,7 +207,7 @@ export function registerKeyRoutes(app: FastifyInstance, ctx: ServiceContext): vo
       },
     },
     async (request, reply) => {
-      const caller = await ctx.requireCaller(request, reply, ["keys:write"]);
+      const caller = await ctx.requirePortalOrCaller(request, reply, ["keys:write"]);
       if (!caller) return reply;
       enforce(caller.authority, { type: "key.rotate", key: await getVisibleKey(ctx.keyward, caller, request.params.id) });
       const rotated = await keyward.rotateKey(request.params.id, request.body?.grace_seconds ?? 0, callerContext(request, caller));
@@ -223,7 +229,7 @@ export function registerKeyRoutes(app: FastifyInstance, ctx: ServiceContext): vo
       },
     },
     async (request, reply) => {
-      const caller = await ctx.requireCaller(request, reply, ["keys:write"]);
+      const caller = await ctx.requirePortalOrCaller(request, reply, ["keys:write"]);
       if (!caller) return reply;
       enforce(caller.authority, { type: "key.revoke", key: await getVisibleKey(ctx.keyward, caller, request.params.id) });
       const revoked = await keyward.revoke(request.params.id, request.body?.reason ?? null, callerContext(request, caller));

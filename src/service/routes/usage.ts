@@ -13,7 +13,7 @@ import {
   UsageQuerySchema,
   UsageResponseSchema,
 } from "../schemas.js";
-import { getVisibleKey, ownerOnly } from "../sessions.js";
+import { getVisibleKey, ownerScope } from "../sessions.js";
 
 const DEFAULT_SPAN_MS = 86_400_000;
 
@@ -33,14 +33,14 @@ export function registerUsageRoutes(app: FastifyInstance, ctx: ServiceContext): 
       },
     },
     async (request, reply) => {
-      const caller = await ctx.requireCaller(request, reply, ["keys:read"]);
+      const caller = await ctx.requirePortalOrCaller(request, reply, ["keys:read"]);
       if (!caller) return reply;
       enforce(caller.authority, { type: "usage.read" });
       const q = request.query;
-      // Members signed in to the dashboard see their own keys' usage only; another key is not there.
+      // Members and portal sessions see their own keys' usage only; another key is not there.
       if (q.key_id !== undefined) await getVisibleKey(ctx.keyward, caller, q.key_id);
-      const only = ownerOnly(caller);
-      const owner = only !== null ? `user:${only}` : q.owner;
+      const only = ownerScope(caller);
+      const owner = only !== null ? `${only.type}:${only.id}` : q.owner;
       if (only !== null && q.owner !== undefined && q.owner !== owner) throw new KeywardError("RESOURCE_NOT_FOUND", "no such owner");
       const bucket = q.bucket ?? "hour";
       const until = q.until ? timestampField(q.until, "querystring.until") : ctx.keyward.clock.now();
@@ -51,11 +51,15 @@ export function registerUsageRoutes(app: FastifyInstance, ctx: ServiceContext): 
         });
       // Whole buckets: the first bucket starts at or before `since`.
       const from = since - (since % BUCKET_MS[bucket]);
+      const groupBy = q.group_by ?? "key";
+      const limit = q.limit ?? 1_000;
+      // One row past the limit says whether the answer was cut short.
       const rows = await ctx.keyward.queryUsage({
         bucket,
         since: from,
         until,
-        limit: q.limit ?? 1_000,
+        groupBy,
+        limit: limit + 1,
         ...(q.key_id !== undefined ? { keyId: q.key_id } : {}),
         ...(owner !== undefined ? { owner } : {}),
         ...(q.outcome !== undefined ? { outcome: q.outcome } : {}),
@@ -64,9 +68,11 @@ export function registerUsageRoutes(app: FastifyInstance, ctx: ServiceContext): 
         bucket,
         since: new Date(from).toISOString(),
         until: new Date(until).toISOString(),
-        data: rows.map((row) => ({
+        group_by: groupBy,
+        has_more: rows.length > limit,
+        data: rows.slice(0, limit).map((row) => ({
           start: new Date(row.start).toISOString(),
-          key_id: row.keyId === "" ? null : row.keyId,
+          ...(groupBy === "key" ? { key_id: row.keyId === "" ? null : row.keyId } : {}),
           outcome: row.outcome,
           count: row.count,
         })),

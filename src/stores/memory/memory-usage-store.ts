@@ -62,10 +62,11 @@ export class MemoryUsageStore implements UsageStore {
       if (query.owner !== undefined && c.owner !== query.owner) continue;
       if (query.outcome !== undefined && c.outcome !== query.outcome) continue;
       const start = c.minute - (c.minute % width);
-      const id = `${start} ${c.keyId} ${c.outcome}`;
+      const keyId = query.groupBy === "outcome" ? "" : c.keyId;
+      const id = `${start} ${keyId} ${c.outcome}`;
       const row = buckets.get(id);
       if (row) row.count += c.count;
-      else buckets.set(id, { start, keyId: c.keyId, outcome: c.outcome, count: c.count });
+      else buckets.set(id, { start, keyId, outcome: c.outcome, count: c.count });
     }
     return [...buckets.values()]
       .sort((a, b) => a.start - b.start || a.keyId.localeCompare(b.keyId) || a.outcome.localeCompare(b.outcome))

@@ -197,6 +197,50 @@ export const CORE_POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
     CREATE UNIQUE INDEX keys_external_id ON keys (external_id) WHERE external_id IS NOT NULL;
     `,
   },
+  {
+    // The change feed (docs/architecture.md): one row per changed key or owner, written by
+    // triggers in the transaction of the change, with that transaction's id, so a reader can
+    // tell which rows its last snapshot could not see. Last uses (last_used_at, last_used_ip,
+    // the usage flush) are left out by the UPDATE OF list; a new column belongs in it
+    // (test/stores/postgres-change-feed.test.ts checks). New keys need no row: no instance
+    // has a cached entry for a digest that did not exist.
+    name: "core/key-changes",
+    sql: `
+    CREATE TABLE key_changes (
+      seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+      xid xid8 NOT NULL DEFAULT pg_current_xact_id(),
+      key_id TEXT,
+      digest TEXT,
+      owner_type TEXT,
+      owner_id TEXT,
+      changed_at BIGINT NOT NULL DEFAULT (extract(epoch FROM clock_timestamp()) * 1000)::bigint
+    );
+    CREATE INDEX key_changes_xid ON key_changes (xid);
+    CREATE INDEX key_changes_changed_at ON key_changes (changed_at);
+    CREATE FUNCTION keyward_key_changed() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+    BEGIN
+      IF TG_OP <> 'INSERT' THEN
+        INSERT INTO key_changes (key_id, digest) VALUES (OLD.id, OLD.digest);
+      END IF;
+      IF TG_OP = 'UPDATE' AND NEW.digest IS DISTINCT FROM OLD.digest THEN
+        INSERT INTO key_changes (key_id, digest) VALUES (NEW.id, NEW.digest);
+      END IF;
+      RETURN NULL;
+    END $$;
+    CREATE TRIGGER keys_changed_update AFTER UPDATE OF id, digest, hash_version, ref, name, owner_type, owner_id,
+      environment, scopes, enabled, created_at, updated_at, expires_at, revoked_at, revoked_reason, rate_limit,
+      concurrency, quota, allowed_cidrs, metadata, rotated_from, replaced_by, grace_ends_at, lineage_id, delegation,
+      awaiting_pickup, legacy_format, external_id
+      ON keys FOR EACH ROW EXECUTE FUNCTION keyward_key_changed();
+    CREATE TRIGGER keys_changed_delete AFTER DELETE ON keys FOR EACH ROW EXECUTE FUNCTION keyward_key_changed();
+    CREATE FUNCTION keyward_owner_changed() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+    BEGIN
+      INSERT INTO key_changes (owner_type, owner_id) VALUES (OLD.type, OLD.id);
+      RETURN NULL;
+    END $$;
+    CREATE TRIGGER owners_changed AFTER UPDATE OR DELETE ON owners FOR EACH ROW EXECUTE FUNCTION keyward_owner_changed();
+    `,
+  },
 ];
 
 /** Quota counters: one row per key lineage and window (see src/core/quota-window.ts). */
@@ -297,6 +341,35 @@ export const WEBHOOK_POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
       PRIMARY KEY (key_id, expires_at)
     );
     CREATE INDEX keys_expires_at ON keys (expires_at) WHERE expires_at IS NOT NULL;
+    `,
+  },
+];
+
+/** Portal sessions (docs/embedding.md): their token is stored as a SHA-256 digest only. */
+export const PORTAL_POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
+  {
+    name: "portal/0001_sessions",
+    sql: `
+    CREATE TABLE portal_sessions (
+      id TEXT PRIMARY KEY,
+      digest TEXT NOT NULL UNIQUE,
+      owner_type TEXT NOT NULL CHECK (owner_type IN ('user', 'application')),
+      owner_id TEXT NOT NULL,
+      policy TEXT NOT NULL,
+      host_actor_id TEXT NOT NULL,
+      host_actor_email TEXT,
+      created_by_type TEXT NOT NULL,
+      created_by_id TEXT NOT NULL,
+      created_by_owner_type TEXT,
+      created_by_owner_id TEXT,
+      created_at BIGINT NOT NULL,
+      expires_at BIGINT NOT NULL,
+      revoked_at BIGINT,
+      allowed_origin TEXT,
+      return_url TEXT,
+      app_name TEXT
+    );
+    CREATE INDEX portal_sessions_expires_at ON portal_sessions (expires_at);
     `,
   },
 ];

@@ -6,33 +6,53 @@ import type {
   AccountStore,
   ClaimedSecret,
   DecisionResult,
+  EndSessions,
   KeyRequestCursor,
   KeyRequestFilter,
+  OidcFlowRecord,
+  OidcLinkRecord,
   UserChanges,
+  UserCursor,
+  UserListFilter,
 } from "../../ports/account-store.js";
 import {
   ACCOUNT_SQL,
   accountsAuthoritySchema,
   accountsSchema,
+  endSessionsQuery,
   endsSessions,
   type KeyRequestRow,
   keyRequestQuery,
   keyRequestToValues,
   numberPlaceholders,
   pageOfKeyRequests,
+  pageOfUsers,
   rowToKeyRequest,
   rowToSession,
   rowToUser,
   rowToUserLink,
   type SessionRow,
+  sessionIdsSchema,
   sessionToValues,
   type UserLinkRow,
   type UserRow,
+  userCountQuery,
   userLinksSchema,
   userLinkToValues,
+  userQuery,
   userToValues,
   userUpdate,
 } from "../account-rows.js";
+import {
+  OIDC_SQL,
+  type OidcFlowRow,
+  type OidcLinkRow,
+  oidcFlowToValues,
+  oidcLinkToValues,
+  oidcSchema,
+  rowToOidcFlow,
+  rowToOidcLink,
+} from "../oidc-rows.js";
 import { keyToRowValues } from "../rows.js";
 import { applyPostgresMigrations, type PostgresMigration } from "./migrations.js";
 import { appendChained, ENSURE_OWNER, INSERT_KEY, inTransaction } from "./postgres-key-store.js";
@@ -41,10 +61,17 @@ export const ACCOUNTS_POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
   { name: "accounts/0001_users_sessions_key_requests", sql: accountsSchema("BIGINT", "") },
   { name: "accounts/0002_authority", sql: accountsAuthoritySchema("true", "false") },
   { name: "accounts/0003_user_links", sql: userLinksSchema("BIGINT", "") },
+  { name: "accounts/0004_session_ids", sql: sessionIdsSchema("'ses_' || replace(gen_random_uuid()::text, '-', '')") },
+  { name: "accounts/0005_oidc", sql: oidcSchema("BIGINT", "") },
 ];
 
 const SQL = Object.fromEntries(Object.entries(ACCOUNT_SQL).map(([name, sql]) => [name, numberPlaceholders(sql)])) as Record<
   keyof typeof ACCOUNT_SQL,
+  string
+>;
+
+const OIDC_PG = Object.fromEntries(Object.entries(OIDC_SQL).map(([name, sql]) => [name, numberPlaceholders(sql)])) as Record<
+  keyof typeof OIDC_SQL,
   string
 >;
 
@@ -69,8 +96,10 @@ export class PostgresAccountStore implements AccountStore {
     }
   }
 
-  async countUsers(): Promise<number> {
-    return Number((await this.one<{ n: string }>(SQL.countUsers, []))?.n ?? 0);
+  async countUsers(filter?: UserListFilter): Promise<number> {
+    if (!filter) return Number((await this.one<{ n: string }>(SQL.countUsers, []))?.n ?? 0);
+    const query = userCountQuery(filter);
+    return Number((await this.one<{ n: string }>(numberPlaceholders(query.sql), query.values))?.n ?? 0);
   }
 
   async insertUser(user: UserRecord, audit: AuditEvent | null): Promise<boolean> {
@@ -91,8 +120,9 @@ export class PostgresAccountStore implements AccountStore {
     return row ? rowToUser(row) : null;
   }
 
-  async listUsers(limit: number): Promise<UserRecord[]> {
-    return (await this.pool.query<UserRow>(SQL.listUsers, [limit])).rows.map(rowToUser);
+  async listUsers(filter: UserListFilter, limit: number, after: UserCursor | null) {
+    const query = userQuery(filter, limit, after);
+    return pageOfUsers((await this.pool.query<UserRow>(numberPlaceholders(query.sql), query.values)).rows, limit);
   }
 
   async updateUser(id: string, changes: UserChanges, audit: AuditEvent, now: number): Promise<UserRecord | null> {
@@ -199,6 +229,19 @@ export class PostgresAccountStore implements AccountStore {
     await this.pool.query(SQL.deleteSession, [digest]);
   }
 
+  async listUserSessions(userId: string, idleBefore: number, createdBefore: number): Promise<SessionRecord[]> {
+    return (await this.pool.query<SessionRow>(SQL.listUserSessions, [userId, idleBefore, createdBefore])).rows.map(rowToSession);
+  }
+
+  async endUserSessions(userId: string, which: EndSessions, audit: (ended: number) => AuditEvent): Promise<number> {
+    return this.write(async (client) => {
+      const query = endSessionsQuery(userId, which);
+      const ended = (await client.query(numberPlaceholders(query.sql), query.values)).rowCount ?? 0;
+      if (ended > 0) await appendChained(client, audit(ended));
+      return ended;
+    });
+  }
+
   async deleteExpiredSessions(idleBefore: number, createdBefore: number): Promise<number> {
     return (await this.pool.query(SQL.deleteExpiredSessions, [idleBefore, createdBefore])).rowCount ?? 0;
   }
@@ -280,5 +323,41 @@ export class PostgresAccountStore implements AccountStore {
         await appendChained(client, audit);
       },
     );
+  }
+
+  // ---------------------------------------------------------------- single sign-on (docs/sso.md)
+
+  async getOidcLink(issuer: string, subject: string): Promise<OidcLinkRecord | null> {
+    const row = await this.one<OidcLinkRow>(OIDC_PG.getLink, [issuer, subject]);
+    return row ? rowToOidcLink(row) : null;
+  }
+
+  async insertOidcLink(link: OidcLinkRecord, user: UserRecord | null, audits: AuditEvent[]): Promise<"created" | "conflict"> {
+    const conflict = new Error("oidc link conflict");
+    try {
+      return await this.write(async (client) => {
+        if (user && (await client.query(SQL.insertUser, userToValues(user))).rowCount === 0) throw conflict;
+        // ON CONFLICT DO NOTHING covers both keys: the subject, and one subject per user and issuer.
+        if ((await client.query(OIDC_PG.insertLink, oidcLinkToValues(link))).rowCount === 0) throw conflict;
+        for (const audit of audits) await appendChained(client, audit);
+        return "created" as const;
+      });
+    } catch (error) {
+      if (error === conflict) return "conflict";
+      throw error;
+    }
+  }
+
+  async insertOidcFlow(flow: OidcFlowRecord): Promise<void> {
+    await this.pool.query(OIDC_PG.insertFlow, oidcFlowToValues(flow));
+  }
+
+  async takeOidcFlow(stateDigest: string): Promise<OidcFlowRecord | null> {
+    const row = await this.one<OidcFlowRow>(OIDC_PG.takeFlow, [stateDigest]);
+    return row ? rowToOidcFlow(row) : null;
+  }
+
+  async deleteExpiredOidcFlows(now: number): Promise<number> {
+    return (await this.pool.query(OIDC_PG.deleteExpiredFlows, [now])).rowCount ?? 0;
   }
 }

@@ -6,6 +6,7 @@ import type {
   AuditFilter,
   AuditPage,
   CreationCap,
+  KeyChangeBatch,
   KeyImportSession,
   KeyListFilter,
   KeyLookup,
@@ -14,6 +15,13 @@ import type {
   KeyStore,
   RotateResult,
 } from "../../ports/key-store.js";
+import {
+  CHANGE_FEED_MAX_ROWS,
+  CHANGE_PRUNE_EVERY_MS,
+  DEFAULT_CHANGE_RETENTION_MS,
+  type KeyChangeRow,
+  toChangeBatch,
+} from "../key-changes.js";
 import {
   AUDIT_INSERT_COLUMNS,
   type AuditRow,
@@ -41,6 +49,55 @@ export interface PostgresKeyStoreOptions {
    * hangs rather than refuses: a network black hole, a frozen server). Default 5,000.
    */
   queryTimeoutMs?: number;
+  /** How long change-feed rows are kept (docs/architecture.md, the change feed). Default one hour. */
+  changeRetentionMs?: number;
+}
+
+/** Statements the store ran, by kind: what keeps cached keys current costs (docs/deploy.md, sizing). */
+export interface PostgresStatementCounts {
+  /** `findKeyByDigest`: cache misses and re-reads. */
+  keyLookups: number;
+  /** `pollKeyChanges`: one per change-feed poll. */
+  changePolls: number;
+  /** Deletions of old change rows (about once a minute per store object). */
+  changePrunes: number;
+}
+
+/**
+ * One poll of the change feed, in one statement (so one snapshot): the snapshot itself, the
+ * prune marker, and the change rows the previous snapshot could not see, which are exactly those
+ * of transactions it listed as running ($3, its xip) or that had not started or ended before it
+ * (xid at or past its xmax, $2). Transaction ids are 64-bit (xid8): no wraparound.
+ */
+const POLL_KEY_CHANGES = `
+  WITH s AS (SELECT pg_current_snapshot() AS snap)
+  SELECT s.snap::text AS snapshot,
+         (SELECT value FROM meta WHERE name = 'key_changes_pruned_xid') AS pruned,
+         c.key_id, c.digest, c.owner_type, c.owner_id
+  FROM s LEFT JOIN LATERAL (
+    SELECT seq, key_id, digest, owner_type, owner_id FROM key_changes
+    WHERE $1::boolean AND (xid >= $2::xid8 OR xid = ANY($3::xid8[]))
+    ORDER BY seq LIMIT $4
+  ) c ON true
+  ORDER BY c.seq`;
+
+/**
+ * Deletes change rows older than $1 of transactions every snapshot now sees as ended (below the
+ * current xmin), and keeps the largest transaction id deleted: a reader whose last snapshot's
+ * xmin is not above it may have missed a row, and resets.
+ */
+const PRUNE_KEY_CHANGES = `
+  WITH gone AS (
+    DELETE FROM key_changes WHERE changed_at < $1 AND xid < pg_snapshot_xmin(pg_current_snapshot()) RETURNING xid
+  )
+  INSERT INTO meta (name, value) SELECT 'key_changes_pruned_xid', max(xid)::text FROM gone HAVING count(*) > 0
+  ON CONFLICT (name) DO UPDATE SET value = GREATEST(meta.value::xid8, excluded.value::xid8)::text`;
+
+/** A pg_snapshot as text: `xmin:xmax:xip,xip,…`. */
+function parseSnapshot(text: string): { xmin: bigint; xmax: string; xip: string } {
+  const match = /^(\d+):(\d+):([\d,]*)$/.exec(text);
+  if (!match) throw new RangeError("not a change-feed cursor");
+  return { xmin: BigInt(match[1] as string), xmax: match[2] as string, xip: `{${match[3]}}` };
 }
 
 type OwnerRow = { type: string; id: string; disabled: boolean; created_at: string };
@@ -94,10 +151,15 @@ export class PostgresKeyStore implements KeyStore {
    * `GET /v1/keys?q=` scans the keys table for names (the service warns at start).
    */
   nameSearchIndexed: boolean | null = null;
+  /** Statements run, by kind (counted on this store object, every caller together). */
+  readonly statementCounts: PostgresStatementCounts = { keyLookups: 0, changePolls: 0, changePrunes: 0 };
+  private readonly changeRetentionMs: number;
+  private lastPruneAt = 0;
 
   constructor(options: PostgresKeyStoreOptions) {
     if (options.schema !== undefined && !/^[a-z_][a-z0-9_]{0,62}$/.test(options.schema)) throw new RangeError("invalid schema name");
     this.schema = options.schema;
+    this.changeRetentionMs = options.changeRetentionMs ?? DEFAULT_CHANGE_RETENTION_MS;
     this.pool = new pg.Pool({
       connectionString: options.connectionString,
       max: options.maxConnections ?? 10,
@@ -134,6 +196,7 @@ export class PostgresKeyStore implements KeyStore {
   }
 
   async findKeyByDigest(digest: string): Promise<KeyLookup | null> {
+    this.statementCounts.keyLookups++;
     const result = await this.pool.query<KeyRow & { owner_disabled: boolean | null }>({
       name: "keyward_find_key_by_digest",
       text: `SELECT k.*, o.disabled AS owner_disabled FROM keys k
@@ -287,6 +350,39 @@ export class PostgresKeyStore implements KeyStore {
     const params: unknown[] = [];
     const where = filter ? buildKeyListWhere(filter, null, bindNumbered(params), "postgres") : "";
     return Number((await this.pool.query<{ n: string }>(`SELECT COUNT(*) AS n FROM keys ${where}`, params)).rows[0]?.n ?? 0);
+  }
+
+  /**
+   * The change feed (docs/architecture.md): the keys and owners changed since the snapshot
+   * `after` (null: answers the current snapshot only). Commit order is not sequence order
+   * across connections, so the cursor is a snapshot, not a seq: see POLL_KEY_CHANGES.
+   */
+  async pollKeyChanges(after: string | null): Promise<KeyChangeBatch> {
+    if (Date.now() - this.lastPruneAt >= CHANGE_PRUNE_EVERY_MS) {
+      this.lastPruneAt = Date.now();
+      // In the background: a poll never waits for it, and a failed prune is retried next turn.
+      this.pruneKeyChanges(this.changeRetentionMs).catch(() => {});
+    }
+    const previous = after === null ? null : parseSnapshot(after);
+    this.statementCounts.changePolls++;
+    const result = await this.pool.query<KeyChangeRow & { snapshot: string; pruned: string | null }>({
+      name: "keyward_poll_key_changes",
+      text: POLL_KEY_CHANGES,
+      values: [previous !== null, previous?.xmax ?? "0", previous?.xip ?? "{}", CHANGE_FEED_MAX_ROWS + 1],
+    });
+    const first = result.rows[0];
+    if (!first) throw new Error("change feed poll answered no row");
+    const rows = result.rows.filter((row) => row.key_id !== null || row.owner_type !== null);
+    const reset =
+      previous !== null && ((first.pruned !== null && BigInt(first.pruned) >= previous.xmin) || rows.length > CHANGE_FEED_MAX_ROWS);
+    return toChangeBatch(first.snapshot, rows, reset);
+  }
+
+  /** Deletes change rows older than `olderThanMs` (of ended transactions); answers whether any was. */
+  async pruneKeyChanges(olderThanMs: number): Promise<boolean> {
+    this.statementCounts.changePrunes++;
+    const noted = await this.pool.query(PRUNE_KEY_CHANGES, [Date.now() - olderThanMs]);
+    return (noted.rowCount ?? 0) > 0;
   }
 
   /** Bulk writes of an import (docs/migrating.md): one multi-row insert per batch. */

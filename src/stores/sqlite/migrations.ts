@@ -171,6 +171,31 @@ export const CORE_SQLITE_MIGRATIONS: readonly SqliteMigration[] = [
   CREATE UNIQUE INDEX keys_external_id ON keys (external_id) WHERE external_id IS NOT NULL;
   `,
   },
+  {
+    // The change feed (docs/architecture.md): one row per changed key or owner, written by
+    // triggers in the transaction of the change. SQLite has one writer at a time, so rows
+    // commit in seq order and a reader needs only the last seq it read. Last uses live in
+    // key_last_use and write no row; new keys need none (nothing cached a digest that did not exist).
+    name: "core/key-changes",
+    sql: `
+  CREATE TABLE key_changes (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    key_id TEXT,
+    digest TEXT,
+    owner_type TEXT,
+    owner_id TEXT,
+    changed_at INTEGER NOT NULL DEFAULT (CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER))
+  );
+  CREATE INDEX key_changes_changed_at ON key_changes (changed_at);
+  CREATE TRIGGER keys_changed_update AFTER UPDATE OF id, digest, hash_version, ref, name, owner_type, owner_id, environment, scopes, enabled, created_at, updated_at, expires_at, revoked_at, revoked_reason, rate_limit, concurrency, quota, allowed_cidrs, metadata, rotated_from, replaced_by, grace_ends_at, lineage_id, delegation, awaiting_pickup, legacy_format, external_id ON keys BEGIN
+    INSERT INTO key_changes (key_id, digest) VALUES (OLD.id, OLD.digest);
+    INSERT INTO key_changes (key_id, digest) SELECT NEW.id, NEW.digest WHERE NEW.digest IS NOT OLD.digest;
+  END;
+  CREATE TRIGGER keys_changed_delete AFTER DELETE ON keys BEGIN INSERT INTO key_changes (key_id, digest) VALUES (OLD.id, OLD.digest); END;
+  CREATE TRIGGER owners_changed_update AFTER UPDATE ON owners BEGIN INSERT INTO key_changes (owner_type, owner_id) VALUES (OLD.type, OLD.id); END;
+  CREATE TRIGGER owners_changed_delete AFTER DELETE ON owners BEGIN INSERT INTO key_changes (owner_type, owner_id) VALUES (OLD.type, OLD.id); END;
+  `,
+  },
 ];
 
 /** Quota counters: one row per key lineage and window (see src/core/quota-window.ts). */
@@ -305,6 +330,35 @@ export const WEBHOOK_SQLITE_MIGRATIONS: readonly SqliteMigration[] = [
     PRIMARY KEY (key_id, expires_at)
   ) STRICT;
   CREATE INDEX keys_expires_at ON keys (expires_at) WHERE expires_at IS NOT NULL;
+  `,
+  },
+];
+
+/** Portal sessions (docs/embedding.md): their token is stored as a SHA-256 digest only. */
+export const PORTAL_SQLITE_MIGRATIONS: readonly SqliteMigration[] = [
+  {
+    name: "portal/0001_sessions",
+    sql: `
+  CREATE TABLE portal_sessions (
+    id TEXT PRIMARY KEY,
+    digest TEXT NOT NULL UNIQUE,
+    owner_type TEXT NOT NULL CHECK (owner_type IN ('user', 'application')),
+    owner_id TEXT NOT NULL,
+    policy TEXT NOT NULL,
+    host_actor_id TEXT NOT NULL,
+    host_actor_email TEXT,
+    created_by_type TEXT NOT NULL,
+    created_by_id TEXT NOT NULL,
+    created_by_owner_type TEXT,
+    created_by_owner_id TEXT,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    revoked_at INTEGER,
+    allowed_origin TEXT,
+    return_url TEXT,
+    app_name TEXT
+  ) STRICT;
+  CREATE INDEX portal_sessions_expires_at ON portal_sessions (expires_at);
   `,
   },
 ];

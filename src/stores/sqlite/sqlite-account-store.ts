@@ -7,32 +7,52 @@ import type {
   AccountStore,
   ClaimedSecret,
   DecisionResult,
+  EndSessions,
   KeyRequestCursor,
   KeyRequestFilter,
+  OidcFlowRecord,
+  OidcLinkRecord,
   UserChanges,
+  UserCursor,
+  UserListFilter,
 } from "../../ports/account-store.js";
 import {
   accountsAuthoritySchema,
   accountsSchema,
+  endSessionsQuery,
   endsSessions,
   type KeyRequestRow,
   keyRequestQuery,
   keyRequestToValues,
   pageOfKeyRequests,
+  pageOfUsers,
   rowToKeyRequest,
   rowToSession,
   rowToUser,
   rowToUserLink,
   type SessionRow,
   ACCOUNT_SQL as SQL,
+  sessionIdsSchema,
   sessionToValues,
   type UserLinkRow,
   type UserRow,
+  userCountQuery,
   userLinksSchema,
   userLinkToValues,
+  userQuery,
   userToValues,
   userUpdate,
 } from "../account-rows.js";
+import {
+  OIDC_SQL,
+  type OidcFlowRow,
+  type OidcLinkRow,
+  oidcFlowToValues,
+  oidcLinkToValues,
+  oidcSchema,
+  rowToOidcFlow,
+  rowToOidcLink,
+} from "../oidc-rows.js";
 import { AUDIT_INSERT_COLUMNS, chainedAuditRowValues } from "../rows.js";
 import { applySqliteMigrations, type SqliteMigration } from "./migrations.js";
 import { prepareKeyWrites } from "./sqlite-key-rows.js";
@@ -41,6 +61,8 @@ export const ACCOUNTS_SQLITE_MIGRATIONS: readonly SqliteMigration[] = [
   { name: "accounts/0001_users_sessions_key_requests", sql: accountsSchema("INTEGER", " STRICT") },
   { name: "accounts/0002_authority", sql: accountsAuthoritySchema("1", "0") },
   { name: "accounts/0003_user_links", sql: userLinksSchema("INTEGER", " STRICT") },
+  { name: "accounts/0004_session_ids", sql: sessionIdsSchema("'ses_' || lower(hex(randomblob(16)))") },
+  { name: "accounts/0005_oidc", sql: oidcSchema("INTEGER", " STRICT") },
 ];
 
 /**
@@ -66,8 +88,10 @@ export class SqliteAccountStore implements AccountStore {
     applySqliteMigrations(this.db, ACCOUNTS_SQLITE_MIGRATIONS);
   }
 
-  async countUsers(): Promise<number> {
-    return (this.db.prepare(SQL.countUsers).get() as { n: number }).n;
+  async countUsers(filter?: UserListFilter): Promise<number> {
+    if (!filter) return (this.db.prepare(SQL.countUsers).get() as { n: number }).n;
+    const query = userCountQuery(filter);
+    return (this.db.prepare(query.sql).get(...query.values) as { n: number }).n;
   }
 
   async insertUser(user: UserRecord, audit: AuditEvent | null): Promise<boolean> {
@@ -88,8 +112,9 @@ export class SqliteAccountStore implements AccountStore {
     return row ? rowToUser(row) : null;
   }
 
-  async listUsers(limit: number): Promise<UserRecord[]> {
-    return this.db.prepare<[number], UserRow>(SQL.listUsers).all(limit).map(rowToUser);
+  async listUsers(filter: UserListFilter, limit: number, after: UserCursor | null) {
+    const query = userQuery(filter, limit, after);
+    return pageOfUsers(this.db.prepare<unknown[], UserRow>(query.sql).all(...query.values), limit);
   }
 
   async updateUser(id: string, changes: UserChanges, audit: AuditEvent, now: number): Promise<UserRecord | null> {
@@ -184,6 +209,19 @@ export class SqliteAccountStore implements AccountStore {
     this.db.prepare(SQL.deleteSession).run(digest);
   }
 
+  async listUserSessions(userId: string, idleBefore: number, createdBefore: number): Promise<SessionRecord[]> {
+    return this.db.prepare<unknown[], SessionRow>(SQL.listUserSessions).all(userId, idleBefore, createdBefore).map(rowToSession);
+  }
+
+  async endUserSessions(userId: string, which: EndSessions, audit: (ended: number) => AuditEvent): Promise<number> {
+    return this.write(() => {
+      const query = endSessionsQuery(userId, which);
+      const ended = this.db.prepare(query.sql).run(...query.values).changes;
+      if (ended > 0) this.appendChained(audit(ended));
+      return ended;
+    });
+  }
+
   async deleteExpiredSessions(idleBefore: number, createdBefore: number): Promise<number> {
     return this.db.prepare(SQL.deleteExpiredSessions).run(idleBefore, createdBefore).changes;
   }
@@ -250,5 +288,48 @@ export class SqliteAccountStore implements AccountStore {
         this.appendChained(audit);
       },
     );
+  }
+
+  // ---------------------------------------------------------------- single sign-on (docs/sso.md)
+
+  async getOidcLink(issuer: string, subject: string): Promise<OidcLinkRecord | null> {
+    const row = this.db.prepare<[string, string], OidcLinkRow>(OIDC_SQL.getLink).get(issuer, subject);
+    return row ? rowToOidcLink(row) : null;
+  }
+
+  async insertOidcLink(link: OidcLinkRecord, user: UserRecord | null, audits: AuditEvent[]): Promise<"created" | "conflict"> {
+    const conflict = new Error("oidc link conflict");
+    try {
+      return this.write(() => {
+        if (user && this.db.prepare(SQL.insertUser).run(...userToValues(user)).changes === 0) throw conflict;
+        // A user linked to another subject of this issuer breaks UNIQUE (issuer, user_id): a conflict too.
+        let inserted = 0;
+        try {
+          inserted = this.db.prepare(OIDC_SQL.insertLink).run(...oidcLinkToValues(link)).changes;
+        } catch (error) {
+          if ((error as { code?: string }).code?.startsWith("SQLITE_CONSTRAINT")) throw conflict;
+          throw error;
+        }
+        if (inserted === 0) throw conflict;
+        for (const audit of audits) this.appendChained(audit);
+        return "created" as const;
+      });
+    } catch (error) {
+      if (error === conflict) return "conflict";
+      throw error;
+    }
+  }
+
+  async insertOidcFlow(flow: OidcFlowRecord): Promise<void> {
+    this.db.prepare(OIDC_SQL.insertFlow).run(...oidcFlowToValues(flow));
+  }
+
+  async takeOidcFlow(stateDigest: string): Promise<OidcFlowRecord | null> {
+    const row = this.db.prepare<[string], OidcFlowRow>(OIDC_SQL.takeFlow).get(stateDigest);
+    return row ? rowToOidcFlow(row) : null;
+  }
+
+  async deleteExpiredOidcFlows(now: number): Promise<number> {
+    return this.db.prepare(OIDC_SQL.deleteExpiredFlows).run(now).changes;
   }
 }

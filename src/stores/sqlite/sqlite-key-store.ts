@@ -6,6 +6,7 @@ import type {
   AuditFilter,
   AuditPage,
   CreationCap,
+  KeyChangeBatch,
   KeyImportSession,
   KeyListFilter,
   KeyLookup,
@@ -14,6 +15,13 @@ import type {
   KeyStore,
   RotateResult,
 } from "../../ports/key-store.js";
+import {
+  CHANGE_FEED_MAX_ROWS,
+  CHANGE_PRUNE_EVERY_MS,
+  DEFAULT_CHANGE_RETENTION_MS,
+  type KeyChangeRow,
+  toChangeBatch,
+} from "../key-changes.js";
 import {
   AUDIT_INSERT_COLUMNS,
   type AuditRow,
@@ -45,6 +53,8 @@ export interface SqliteKeyStoreOptions {
    * pages are the OS's file cache, shared and reclaimable. 0 turns it off.
    */
   mmapMiB?: number;
+  /** How long change-feed rows are kept (docs/architecture.md, the change feed). Default one hour. */
+  changeRetentionMs?: number;
 }
 
 type OwnerRow = { type: string; id: string; disabled: number; created_at: number };
@@ -65,10 +75,13 @@ export class SqliteKeyStore implements KeyStore {
    */
   readonly fileModeWarnings: readonly string[];
   private readonly onDisk: boolean;
+  private readonly changeRetentionMs: number;
+  private lastPruneAt = 0;
 
   constructor(options: SqliteKeyStoreOptions) {
     const onDisk = isDiskDatabase(options.filename);
     this.onDisk = onDisk;
+    this.changeRetentionMs = options.changeRetentionMs ?? DEFAULT_CHANGE_RETENTION_MS;
     this.fileModeWarnings = onDisk ? prepareDatabaseFile(options.filename) : [];
     this.db = new Database(options.filename);
     this.db.pragma("journal_mode = WAL");
@@ -113,6 +126,17 @@ export class SqliteKeyStore implements KeyStore {
       setMetaOnce: this.db.prepare("INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT DO NOTHING"),
       countKeys: this.db.prepare<[], { n: number }>("SELECT COUNT(*) AS n FROM keys"),
       changeSeq: this.db.prepare<[], string>("SELECT value FROM meta WHERE name = 'change_seq'").pluck(),
+      keyChangesAfter: this.db.prepare<[number, number], KeyChangeRow & { seq: number }>(
+        "SELECT seq, key_id, digest, owner_type, owner_id FROM key_changes WHERE seq > ? ORDER BY seq LIMIT ?",
+      ),
+      lastKeyChange: this.db.prepare<[], number | null>("SELECT MAX(seq) FROM key_changes").pluck(),
+      prunedKeyChanges: this.db.prepare<[], string>("SELECT value FROM meta WHERE name = 'key_changes_pruned_seq'").pluck(),
+      lastOldKeyChange: this.db.prepare<[number], number | null>("SELECT MAX(seq) FROM key_changes WHERE changed_at < ?").pluck(),
+      deleteKeyChanges: this.db.prepare<[number]>("DELETE FROM key_changes WHERE seq <= ?"),
+      notePrunedKeyChanges: this.db.prepare<[string]>(
+        `INSERT INTO meta (name, value) VALUES ('key_changes_pruned_seq', ?)
+         ON CONFLICT (name) DO UPDATE SET value = CAST(MAX(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER)) AS TEXT)`,
+      ),
     };
   }
 
@@ -286,6 +310,43 @@ export class SqliteKeyStore implements KeyStore {
   /** The `change_seq` counter that triggers bump with every key or owner change, from any connection. */
   async changeToken(): Promise<string> {
     return this.s.changeSeq.get() ?? "";
+  }
+
+  /**
+   * The change feed (docs/architecture.md): the keys and owners changed after seq `after`. One
+   * writer at a time commits in seq order, so the last seq read is the whole cursor. A cursor
+   * older than the rows pruned since, or more rows than a poll lists, answers `reset`.
+   */
+  async pollKeyChanges(after: string | null): Promise<KeyChangeBatch> {
+    if (Date.now() - this.lastPruneAt >= CHANGE_PRUNE_EVERY_MS) {
+      this.lastPruneAt = Date.now();
+      try {
+        this.pruneKeyChanges(this.changeRetentionMs);
+      } catch {
+        // A read-only file or a busy writer: pruning waits for the next turn; reading goes on.
+      }
+    }
+    return this.db.transaction((): KeyChangeBatch => {
+      const pruned = Number(this.s.prunedKeyChanges.get() ?? 0);
+      if (after === null) return toChangeBatch(String(Math.max(this.s.lastKeyChange.get() ?? 0, pruned)), [], false);
+      const from = Number(after);
+      const rows = this.s.keyChangesAfter.all(from, CHANGE_FEED_MAX_ROWS + 1);
+      if (pruned > from || rows.length > CHANGE_FEED_MAX_ROWS) {
+        return toChangeBatch(String(Math.max(this.s.lastKeyChange.get() ?? 0, pruned, from)), [], true);
+      }
+      return toChangeBatch(String(rows[rows.length - 1]?.seq ?? from), rows, false);
+    })();
+  }
+
+  /** Deletes change rows older than `olderThanMs`, noting the last seq deleted (a reader behind it must reset). Answers how many. */
+  pruneKeyChanges(olderThanMs: number): number {
+    return this.db.transaction(() => {
+      const last = this.s.lastOldKeyChange.get(Date.now() - olderThanMs);
+      if (last === null || last === undefined) return 0;
+      const deleted = this.s.deleteKeyChanges.run(last).changes;
+      this.s.notePrunedKeyChanges.run(String(last));
+      return deleted;
+    })();
   }
 
   async close(): Promise<void> {
