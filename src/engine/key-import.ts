@@ -387,20 +387,19 @@ export async function importKeys(
   const session = await openImport({ dryRun });
 
   /**
-   * The write of the previous batch, still going on: the next batch is read and checked meanwhile
-   * (on PostgreSQL the database works while this process parses), and waited for before it is
-   * matched, so it sees everything written before it.
+   * The writes still going on, oldest first, with the records each writes: the next batch is read
+   * and checked meanwhile (on PostgreSQL the database works while this process parses), and
+   * matched on the store and on these, so it sees everything before it. At most
+   * `session.writers` are out at once.
    */
-  let writing: Promise<void> | null = null;
+  const writing: { done: Promise<void>; keys: readonly KeyRecord[] }[] = [];
   const written = async (): Promise<void> => {
-    const pending = writing;
-    writing = null;
-    await pending;
+    while (writing.length > 0) await writing.shift()?.done;
   };
 
   /** Matches a batch on what is stored and on the records before it, in order, as a run of single records would; starts its write. */
   const flush = async (batch: Pending[]): Promise<void> => {
-    await written();
+    while (writing.length >= Math.max(1, session.writers ?? 1)) await writing.shift()?.done;
     if (batch.length === 0) return;
     const externalIds: string[] = [];
     for (const { key } of batch) if (key.externalId !== null) externalIds.push(key.externalId);
@@ -415,6 +414,8 @@ export async function importKeys(
       byDigest.set(known.digest, known);
     };
     for (const match of matches) know(match);
+    // Records of batches still being written are not in the store yet: known all the same.
+    for (const out of writing) for (const key of out.keys) know(key);
     const fresh: Pending[] = [];
     for (const pending of batch) {
       const { key } = pending;
@@ -425,9 +426,11 @@ export async function importKeys(
       } else if (verdict === "unchanged") report.unchanged++;
       else fail(pending.line, verdict);
     }
-    writing = session.insert(fresh.map((pending) => pending.key)).then((skipped) => settle(fresh, skipped));
+    const keys = fresh.map((pending) => pending.key);
+    const done = session.insert(keys).then((skipped) => settle(fresh, skipped));
     // Failures surface when it is awaited; never as an unhandled rejection meanwhile.
-    writing.catch(() => {});
+    done.catch(() => {});
+    writing.push({ done, keys });
   };
 
   /** Counts what a batch's write created; records another writer stored first are matched again. */

@@ -72,6 +72,11 @@ export interface KeyImportSession {
    * another writer stored first is left out; answers the ids left out.
    */
   insert(keys: readonly KeyRecord[]): Promise<ReadonlySet<string>>;
+  /**
+   * How many `insert`s may be in flight at once (each on its own connection); default 1. The
+   * import matches each batch against the batches still being written as well as the store.
+   */
+  readonly writers?: number;
   close(): Promise<void>;
 }
 

@@ -78,6 +78,15 @@ export class PostgresKeyImport implements KeyImportSession {
     private readonly scratch: { client: pg.PoolClient; table: string } | null,
   ) {}
 
+  /**
+   * Two batches are written at once, each by its own server backend: one backend maintaining the
+   * key indexes was the import's limit, on one core of the server (docs/benchmarks.md, import).
+   * A dry run's one connection takes its statements in turn, so it writes one at a time.
+   */
+  get writers(): number {
+    return this.scratch === null ? 2 : 1;
+  }
+
   static async open(pool: pg.Pool, dryRun: boolean): Promise<PostgresKeyImport> {
     if (!dryRun) return new PostgresKeyImport(pool, null);
     const client = await pool.connect();
