@@ -11,15 +11,16 @@ import { renderReport } from "./lib/report.js";
 import { ensurePeers, ensureWrk, has, peersReady } from "./lib/setup.js";
 import { runCopyStore } from "./scenarios/copy-store.js";
 import { runHttp } from "./scenarios/http.js";
+import { runImport } from "./scenarios/import.js";
 import { runInproc } from "./scenarios/inproc.js";
 import { runLimits } from "./scenarios/limits-bench.js";
 import { runPeer } from "./scenarios/peer.js";
 import { runScale } from "./scenarios/scale.js";
 import { evaluateTargets } from "./targets.js";
 
-const GROUPS = ["inproc", "http", "peer", "scale", "limits", "copy-store"];
+const GROUPS = ["inproc", "http", "peer", "scale", "limits", "copy-store", "import"];
 const USAGE = `usage: node bench/run.js [--smoke] [--only ${GROUPS.join(",")}] [--duration S] [--runs N]
-  [--keys N] [--connections N] [--copy-store-keys N] [--targets name,name] [--out file] [--no-setup] [--setup-only]
+  [--keys N] [--connections N] [--copy-store-keys N] [--import-records N] [--targets name,name] [--out file] [--no-setup] [--setup-only]
 
 --smoke installs nothing: rows whose tools are missing (wrk, the peers of bench/peers) are
 skipped with a line saying so. \`npm run bench:setup\` (--setup-only) installs them.`;
@@ -65,6 +66,8 @@ function parseArgs(argv) {
     floodKeys: smoke ? 20_000 : 1_000_000,
     // keyward copy-store, SQLite → PostgreSQL (bench/scenarios/copy-store.js).
     copyStoreKeys: number("copy-store-keys", smoke ? 2_000 : 100_000),
+    // keyward import of legacy SHA-256-hex records, into SQLite and PostgreSQL (bench/scenarios/import.js).
+    importRecords: number("import-records", smoke ? 2_000 : 1_000_000),
     targets: flags.targets ? String(flags.targets).split(",") : null,
     out: flags.out ?? (smoke ? ".tmp/bench-smoke.json" : "bench/results/latest.json"),
   };
@@ -141,6 +144,7 @@ async function main() {
       ["scale", runScale],
       ["limits", runLimits],
       ["copy-store", runCopyStore],
+      ["import", runImport],
     ]) {
       if (!opts.only.includes(group)) continue;
       log(`== ${group}`);

@@ -63,5 +63,16 @@ export function evaluateTargets(results) {
       : undefined,
     flood ? flood.negativeEntries <= 100_000 && flood.rssGrowthAfterCacheFullBytes < 64 * 2 ** 20 : null,
   );
+  // Issue 23: a million records imported in under 60 s on each store (an absolute time on the
+  // bench machine, as the issue states it; measured only at a million, so not in the smoke).
+  for (const store of ["sqlite", "postgres"]) {
+    const row = results.import?.rows.find((r) => r.store === store && r.records >= 1_000_000);
+    add(
+      `keyward import of 1,000,000 records into ${store === "sqlite" ? "SQLite" : "PostgreSQL"}`,
+      "< 60 s",
+      row ? `${row.seconds.toFixed(1)} s` : undefined,
+      row ? row.seconds < 60 : null,
+    );
+  }
   return targets;
 }

@@ -130,6 +130,25 @@ export function renderReport(report) {
     );
     out.push("", `Audit chain re-verified on the target: ${int(c.auditChain.events)} events, ${c.auditChain.ok ? "ok" : "**broken**"}.`);
   }
+  if (results.import) {
+    const i = results.import;
+    out.push("", "## keyward import: legacy SHA-256-hex records", "");
+    out.push(
+      table(
+        ["store", "records", "import", "records/s", "CPU", "peak memory", "second run (nothing to write)", "verified"],
+        i.rows.map((r) => [
+          r.store,
+          int(r.records),
+          `${fixed(r.seconds, 1)} s`,
+          int(r.recordsPerSecond),
+          r.cpuSeconds === null ? "–" : `${fixed(r.cpuSeconds, 1)} s`,
+          `${int(r.peakAnonMiB)} MiB`,
+          `${fixed(r.rerunSeconds, 1)} s`,
+          r.verifiedSample,
+        ]),
+      ),
+    );
+  }
   out.push("", "## Targets", "");
   out.push(
     table(
