@@ -9,8 +9,10 @@ import { Fixtures } from "./lib/fixtures.js";
 import { measureInterleaved } from "./lib/measure.js";
 import { renderReport } from "./lib/report.js";
 import { ensurePeers, ensureWrk, has, peersReady } from "./lib/setup.js";
+import { runCluster } from "./scenarios/cluster.js";
 import { runCopyStore } from "./scenarios/copy-store.js";
 import { runHttp } from "./scenarios/http.js";
+import { runHttpLimits } from "./scenarios/http-limits.js";
 import { runImport } from "./scenarios/import.js";
 import { runInproc } from "./scenarios/inproc.js";
 import { runLimits } from "./scenarios/limits-bench.js";
@@ -18,9 +20,9 @@ import { runPeer } from "./scenarios/peer.js";
 import { runScale } from "./scenarios/scale.js";
 import { evaluateTargets } from "./targets.js";
 
-const GROUPS = ["inproc", "http", "peer", "scale", "limits", "copy-store", "import"];
+const GROUPS = ["inproc", "http", "peer", "scale", "limits", "http-limits", "cluster", "copy-store", "import"];
 const USAGE = `usage: node bench/run.js [--smoke] [--only ${GROUPS.join(",")}] [--duration S] [--runs N]
-  [--keys N] [--connections N] [--copy-store-keys N] [--import-records N] [--targets name,name] [--out file] [--no-setup] [--setup-only]
+  [--keys N] [--connections N] [--cluster-seconds S] [--revocations N] [--copy-store-keys N] [--import-records N] [--targets name,name] [--out file] [--no-setup] [--setup-only]
 
 --smoke installs nothing: rows whose tools are missing (wrk, the peers of bench/peers) are
 skipped with a line saying so. \`npm run bench:setup\` (--setup-only) installs them.`;
@@ -64,6 +66,10 @@ function parseArgs(argv) {
     scaleCounts: smoke ? [1_000, 10_000] : [1_000, 100_000, 1_000_000],
     memoryKeys: smoke ? 1_000 : 100_000,
     floodKeys: smoke ? 20_000 : 1_000_000,
+    // Three keyward serve instances on PostgreSQL + Redis (bench/scenarios/cluster.js): the window of
+    // steady load whose store statements are counted, and the number of revocations timed.
+    clusterSeconds: number("cluster-seconds", smoke ? 2 : 30),
+    revocations: number("revocations", smoke ? 3 : 20),
     // keyward copy-store, SQLite → PostgreSQL (bench/scenarios/copy-store.js).
     copyStoreKeys: number("copy-store-keys", smoke ? 2_000 : 100_000),
     // keyward import of legacy SHA-256-hex records, into SQLite and PostgreSQL (bench/scenarios/import.js).
@@ -84,7 +90,7 @@ async function main() {
   if (!databaseUrl) {
     log("DATABASE_URL is not set: the PostgreSQL rows are left out");
     // copy-store's target is PostgreSQL: without one the group has no row at all.
-    opts.only = opts.only.filter((group) => group !== "copy-store");
+    opts.only = opts.only.filter((group) => group !== "copy-store" && group !== "cluster");
   }
   if (opts.setupOnly) {
     ensureWrk(log);
@@ -92,7 +98,7 @@ async function main() {
     return;
   }
   if (opts.setup && !opts.smoke) {
-    if (opts.only.includes("http") || opts.only.includes("peer")) ensureWrk(log);
+    if (["http", "peer", "http-limits", "cluster"].some((g) => opts.only.includes(g))) ensureWrk(log);
     if (opts.only.includes("peer")) ensurePeers(log);
   }
   // The smoke runs inside `npm test`: it installs nothing, and says what it leaves out, here and in
@@ -101,16 +107,16 @@ async function main() {
     const skips = [];
     if (!databaseUrl) {
       skips.push({
-        suite: "bench smoke > the PostgreSQL rows (inproc cache miss, scale, copy-store)",
+        suite: "bench smoke > the PostgreSQL rows (inproc cache miss, scale, cluster, copy-store)",
         missing: "DATABASE_URL: the benchmark uses PostgreSQL only where it points (under CI, the default local one)",
         obtain: "DATABASE_URL=postgres://postgres@127.0.0.1:5432/test npm test, with that PostgreSQL running",
       });
     }
     if (!has("wrk")) {
       log("smoke: wrk is not installed: the http and peer rows are skipped (npm run bench:setup installs it)");
-      opts.only = opts.only.filter((group) => group !== "http" && group !== "peer");
+      opts.only = opts.only.filter((group) => !["http", "peer", "http-limits", "cluster"].includes(group));
       skips.push({
-        suite: "bench smoke > the http and peer rows",
+        suite: "bench smoke > the http, peer, http-limits and cluster rows",
         missing: "wrk on PATH",
         obtain: "npm run bench:setup (apt-get install wrk as root), which also installs the peers of bench/peers",
       });
@@ -126,7 +132,8 @@ async function main() {
     writeSkips("bench-smoke", skips);
   }
   const started = new Date();
-  const fixtures = new Fixtures(".tmp/bench", { databaseUrl, log });
+  // BENCH_TMP: another scratch folder, for a run beside another one in the same tree (each empties its own).
+  const fixtures = new Fixtures(process.env.BENCH_TMP ?? ".tmp/bench", { databaseUrl, log });
   const ctx = {
     opts,
     fixtures,
@@ -143,6 +150,8 @@ async function main() {
       ["peer", runPeer],
       ["scale", runScale],
       ["limits", runLimits],
+      ["http-limits", runHttpLimits],
+      ["cluster", runCluster],
       ["copy-store", runCopyStore],
       ["import", runImport],
     ]) {
@@ -161,13 +170,21 @@ async function main() {
     await fixtures.cleanup();
   }
   // A row whose answers were not the expected ones measured something else: that is a failure.
-  for (const row of [...(results.http ?? []), ...(results.peer ?? [])]) {
+  for (const row of [...(results.http ?? []), ...(results.peer ?? []), ...(results["http-limits"]?.rows ?? [])]) {
     if (row.wrongAnswers > 0 || row.socketErrors > 0) {
       failures.push({
         group: "answers",
         error: `${row.name} ${row.mode ?? ""}: ${row.wrongAnswers} unexpected statuses, ${row.socketErrors ?? 0} socket errors`,
       });
     }
+  }
+  // The cluster's load must get 200s only, and every revoked key a 401 from every instance.
+  const cluster = results.cluster;
+  if (cluster && (cluster.load.wrongAnswers > 0 || cluster.load.socketErrors > 0 || !Number.isFinite(cluster.revocation.worstMs))) {
+    failures.push({
+      group: "answers",
+      error: `cluster: ${cluster.load.wrongAnswers} unexpected statuses, ${cluster.load.socketErrors} socket errors, worst revocation lag ${cluster.revocation.worstMs} ms`,
+    });
   }
   const report = {
     date: started.toISOString(),

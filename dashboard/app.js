@@ -14,6 +14,7 @@ import { applicationsPage } from "./pages/applications.js";
 import { auditPage } from "./pages/audit.js";
 import { keyDetailPage } from "./pages/key-detail.js";
 import { myKeysPage } from "./pages/my-keys.js";
+import { organizationPage, organizationsPage } from "./pages/organizations.js";
 import { requestsPage } from "./pages/requests.js";
 import { forcedPasswordPage, linkPage, notSetUpPage, setupPage, signInPage } from "./pages/signin.js";
 import { notAllowedPage, notFoundPage, signedOutPage } from "./pages/status.js";
@@ -29,6 +30,7 @@ const PAGES = {
   keys: { admin: false, draw: (id) => (id ? keyDetailPage(id) : myKeysPage()) },
   "all-keys": { admin: true, draw: () => allKeysPage() },
   applications: { admin: true, draw: () => applicationsPage() },
+  organizations: { admin: false, draw: (id) => (id ? organizationPage(id) : organizationsPage()) },
   requests: { admin: true, draw: () => requestsPage() },
   users: { admin: true, draw: (id) => (id ? userDetailPage(id) : usersPage()) },
   audit: { admin: true, draw: () => auditPage() },
@@ -40,6 +42,7 @@ const NAV = [
   ["keys", "My API keys", false],
   ["all-keys", "All keys", true],
   ["applications", "Applications", true],
+  ["organizations", "Organizations", false],
   ["requests", "Key requests", true],
   ["users", "Users", true],
   ["audit", "Audit log", true],
@@ -55,7 +58,7 @@ function current() {
 
 /** A page we may send someone back to after sign-in: one of ours, never the setup or sign-in page. */
 function safeNext(next) {
-  if (typeof next !== "string" || !/^\/[a-z-]+(\/[A-Za-z0-9_]+)?(\?[A-Za-z0-9_.~%=&+:@-]*)?$/.test(next)) return "/keys";
+  if (typeof next !== "string" || !/^\/[a-z-]+(\/[A-Za-z0-9_.@:%-]+)?(\?[A-Za-z0-9_.~%=&+:@-]*)?$/.test(next)) return "/keys";
   const section = next.split(/[/?]/)[1];
   return section in PAGES ? next : "/keys";
 }

@@ -29,6 +29,7 @@ export {
 export type { VerifyCacheOptions } from "./engine/verify-cache.js";
 export { KeyLimitEnforcer, type KeyLimitEnforcerOptions } from "./limits/key-limit-enforcer.js";
 export { MemoryRateLimiter } from "./limits/memory-rate-limiter.js";
+export { BlockQuotaCounter, type BlockQuotaCounterOptions, type BlockQuotaStats } from "./limits/quota-blocks.js";
 export { type Clock, ManualClock, systemClock } from "./ports/clock.js";
 export type { CacheLookupResult, EngineObserver } from "./ports/engine-observer.js";
 export type { KeyStore } from "./ports/key-store.js";
@@ -38,6 +39,8 @@ export type {
   LimitEnforcer,
   LimiterMode,
   LimitsSnapshot,
+  QuotaBlock,
+  QuotaBlockRequest,
   QuotaCounter,
   RateLimiter,
   RateLimitState,

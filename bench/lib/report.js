@@ -1,4 +1,6 @@
 // The run as Markdown tables (the form docs/benchmarks.md shows).
+import { renderCluster, renderHttpLimits } from "./report-cluster.js";
+
 const int = (v) => (Number.isFinite(v) ? Math.round(v).toLocaleString("en-US") : "–");
 const fixed = (v, d = 2) => (Number.isFinite(v) ? v.toFixed(d) : "–");
 const range = (s, f = int) => (s ? `${f(s.median)} (${f(s.min)}–${f(s.max)})` : "–");
@@ -45,7 +47,8 @@ export function renderReport(report) {
           range(r.rps),
           fixed(r.p50Ms.median),
           fixed(r.p99Ms.median),
-          r.baseline ? `${pct(r.ratioToBaseline)} of ${r.baseline}` : "baseline",
+          (r.baseline ? `${pct(r.ratioToBaseline)} of ${r.baseline}` : "baseline") +
+            (r.floor ? `, ${pct(r.ratioToFloor)} of ${r.floor}` : ""),
           String(r.wrongAnswers + r.socketErrors),
         ]),
       ),
@@ -106,7 +109,19 @@ export function renderReport(report) {
     );
     if (results.limits.pending.length > 0)
       out.push("", `Pending (TODO at merge): ${results.limits.pending.join(", ")} LimitEnforcer adapters.`);
+    const hot = results.limits.hotQuota ?? [];
+    if (hot.length > 0) {
+      out.push("", `### Hot quota key (one key, ${hot[0].concurrency} calls in flight, one instance)`, "");
+      out.push(
+        table(
+          ["row", "calls/s", "store writes per request", "exact"],
+          hot.map((r) => [r.name, range(r.opsPerSec), fixed(r.writesPerRequest.median, 4), r.exact ? "yes" : "NO"]),
+        ),
+      );
+    }
   }
+  if (results["http-limits"]) out.push(...renderHttpLimits(results["http-limits"]));
+  if (results.cluster) out.push(...renderCluster(results.cluster));
   if (results["copy-store"]) {
     const c = results["copy-store"];
     out.push("", "## keyward copy-store: SQLite → PostgreSQL", "");

@@ -4,6 +4,7 @@
 // decides concurrent calls in one script call), each row also against the memory limiter under
 // the same load in the same run.
 import { runInprocWorker } from "../lib/measure.js";
+import { runHotQuota } from "./hot-quota.js";
 import { LIMIT_ENFORCERS, LIMITED_KEY_SETTINGS, PENDING_LIMIT_ENFORCERS } from "./limits.js";
 
 /** Calls in flight at once in the concurrent rows. */
@@ -28,6 +29,8 @@ export async function runLimits(ctx) {
     })),
   ];
   const results = await ctx.interleave(items, (item) => runInprocWorker({ ...item.spec, seconds: opts.inprocSeconds }));
+  // Issue 24: one hot quota key, with and without quota blocks, on each store (./hot-quota.js).
+  const hotQuota = await runHotQuota(ctx);
   const none = results[0].stats.opsPerSec.median;
   const median = (id) => results.find((r) => r.id === id)?.stats.opsPerSec.median;
   return {
@@ -42,5 +45,6 @@ export async function runLimits(ctx) {
         : {}),
     })),
     pending: PENDING_LIMIT_ENFORCERS,
+    hotQuota,
   };
 }

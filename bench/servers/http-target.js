@@ -4,7 +4,7 @@
 // default on (cache, negative cache, single flight, carriers, problem responses) and usage
 // tracking as docs/usage.md wires it.
 // Prints `READY <port>` once listening on 127.0.0.1.
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
 import { createServer } from "node:http";
 import { serve } from "@hono/node-server";
 import express from "express";
@@ -64,7 +64,9 @@ const targets = {
     await app.listen({ port: 0, host: "127.0.0.1" });
     ready(app.server.address().port);
   },
-  // The issue's reference point: a hand-written preHandler that hashes the header and looks it up in a Map.
+  // The issue's reference point, the floor any Fastify authentication stands on: a hand-written
+  // preHandler that hashes the header with the one-shot `crypto.hash` (Node ≥ 20.12) and looks it
+  // up in a Map, as a callback hook (no promise per request), the cheapest form Fastify offers.
   "floor-fastify": async () => {
     const keyward = openKeyward();
     const byDigest = new Map();
@@ -73,11 +75,15 @@ const targets = {
     app.get(
       "/",
       {
-        preHandler: async (request, reply) => {
+        preHandler: (request, reply, done) => {
           const key = request.headers["x-api-key"];
-          const id = typeof key === "string" ? byDigest.get(createHash("sha256").update(key).digest("base64url")) : undefined;
-          if (!id) return reply.code(401).send({ code: "NOT_FOUND" });
+          const id = typeof key === "string" ? byDigest.get(hash("sha256", key, "base64url")) : undefined;
+          if (!id) {
+            reply.code(401).send({ code: "NOT_FOUND" });
+            return;
+          }
           request.keyId = id;
+          done();
         },
       },
       async (request) => ({ id: request.keyId }),

@@ -166,11 +166,14 @@ const link = (label, ariaLabel, onclick, cls = "link") =>
 /**
  * The actions for one key. context: {requests: Map sandbox key id → latest request,
  * predecessor: the key it replaced (when known), details: show a Details link, detail: the key
- * page (more actions)}. `reveal(panel)` shows a one-time key; `reload()` redraws.
+ * page (more actions)}. `reveal(panel)` shows a one-time key; `reload()` redraws; `readOnly`: no
+ * action but Details.
  */
-export function keyActions(key, { reveal, reload, context = {}, details = true, detail = false, afterRevoke = null }) {
+export function keyActions(key, { reveal, reload, context = {}, details = true, detail = false, afterRevoke = null, readOnly = false }) {
   const actions = [];
   if (details) actions.push(h("a", { href: `#/keys/${key.id}`, "aria-label": `Details of ${key.name}` }, "Details"));
+  // Someone who may only read these keys (an organization's viewer) is offered no action.
+  if (readOnly) return h("span", { class: "actions" }, actions);
   const memberPickup = key.status === "awaiting_pickup" && !isAdmin();
   const inGrace = graceOpen(key);
   const live = key.status === "active" && !key.replaced_by;

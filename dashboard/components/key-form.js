@@ -151,7 +151,11 @@ function expiryControl(key, mode) {
   };
 }
 
-function limitControls(key) {
+/**
+ * Rate limit, concurrency and quota fields (a key's, or the limits an organization's keys share:
+ * `maxConcurrency` 100,000 there). Returns {fields, read(errors)}.
+ */
+export function limitControls(key, { maxConcurrency = 10_000 } = {}) {
   const requests = numberInput("rate_requests", { value: key?.rate_limit?.requests ?? "" });
   const perOptions = [...PER];
   if (key?.rate_limit && !PER.some(([s]) => Number(s) === key.rate_limit.per_seconds))
@@ -193,7 +197,7 @@ function limitControls(key) {
     concurrency: field({
       label: "Concurrency",
       control: concurrency,
-      hint: "Requests in flight at once. Empty for no limit; 1 to 10,000.",
+      hint: `Requests in flight at once. Empty for no limit; 1 to ${num(maxConcurrency)}.`,
     }),
     quota: field({ label: "Quota", control: quotaKind }),
     "quota.limit": field({ label: "Quota: requests", control: quotaLimit, className: "field nested" }),
@@ -236,8 +240,8 @@ function limitControls(key) {
       }
     }
     const c = int(concurrency);
-    if (c !== null && (Number.isNaN(c) || c < 1 || c > 10_000))
-      errors.push({ field: "concurrency", message: "Enter a whole number from 1 to 10,000." });
+    if (c !== null && (Number.isNaN(c) || c < 1 || c > maxConcurrency))
+      errors.push({ field: "concurrency", message: `Enter a whole number from 1 to ${num(maxConcurrency)}.` });
     else out.concurrency = c;
     if (quotaKind.value === "none") out.quota = null;
     else if (quotaKind.value === "period") {

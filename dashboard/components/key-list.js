@@ -32,6 +32,16 @@ function setHashParams(values) {
   history.replaceState(null, "", `${path}${text ? `?${text}` : ""}`);
 }
 
+/**
+ * An owner typed as text that is not an email: `organization:<id>` (or `org:<id>`) an
+ * organization, `application:<id>` or a bare id an application. As API filters {owner_type, owner_id}.
+ */
+export function ownerOfText(text) {
+  const match = /^(organization|org|application|app):(.+)$/i.exec(text);
+  if (!match) return { owner_type: "application", owner_id: text };
+  return { owner_type: match[1].toLowerCase().startsWith("org") ? "organization" : "application", owner_id: match[2].trim() };
+}
+
 /** The latest pending or approved request of each sandbox key, for the key states and actions. */
 export async function openRequests() {
   const [pending, approved] = await Promise.all([
@@ -45,7 +55,8 @@ export async function openRequests() {
 
 /**
  * base: fixed API filters ({owner_type, owner_id}); showOwner: an Owner column and filter
- * (admins); reveal/onChange: for the actions. Returns {node, reload}.
+ * (admins); reveal/onChange: for the actions; readOnly: Details only (an organization's viewer).
+ * Returns {node, reload}.
  */
 export function keyList({
   base = {},
@@ -57,6 +68,7 @@ export function keyList({
   onChange = null,
   pageSize = 50,
   requests = true,
+  readOnly = false,
 }) {
   const params = hashParams();
   const search = searchInput({ value: params.get("q") ?? "" });
@@ -101,7 +113,7 @@ export function keyList({
         ownerNote.textContent = `No user has the email ${text}.`;
         owner.setAttribute("aria-invalid", "true");
         return null;
-      } else Object.assign(out, { owner_type: "application", owner_id: text });
+      } else Object.assign(out, ownerOfText(text));
     }
     return out;
   };
@@ -143,6 +155,7 @@ export function keyList({
             onChange?.();
           },
           context: { requests: ctx.requests, predecessor: ctx.byId?.get(key.rotated_from) ?? null },
+          readOnly,
         }),
     },
   ].filter(Boolean);
@@ -206,7 +219,9 @@ export function keyList({
     search,
     hint: "Name, the last four characters of the key, or its id.",
     fields: [
-      owner ? filterField("Owner", owner, h("p", { class: "hint" }, "An email, or an application id."), ownerNote) : null,
+      owner
+        ? filterField("Owner", owner, h("p", { class: "hint" }, "An email, an application id, or organization:<id>."), ownerNote)
+        : null,
       filterField("Environment", environment),
       filterField("Status", status),
       h("div", { class: "field check" }, h("label", {}, expiring, "Expiring within 7 days")),

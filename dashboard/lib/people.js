@@ -87,6 +87,8 @@ export function whoEl(ref, directory, keys = new Map()) {
     return isAdmin() ? h("a", { href: `#/users/${user.id}` }, label) : label;
   }
   if (ref.type === "application") return h("span", {}, "application ", h("code", {}, ref.id));
+  if (ref.type === "organization")
+    return h("span", {}, "organization ", h("a", { href: `#/organizations/${encodeURIComponent(ref.id)}` }, h("code", {}, ref.id)));
   if (ref.type === "admin_key" || ref.type === "key") {
     const key = keys.get(ref.id);
     return key

@@ -97,7 +97,15 @@ export async function keyDetailPage(id) {
   if (!/^key_[0-9A-Za-z]{16,40}$/.test(id)) throw new ApiError(404, { code: "RESOURCE_NOT_FOUND", detail: "no such key" });
   const key = await api("GET", `/v1/keys/${encodeURIComponent(id)}`);
   const mine = key.owner.type === "user" && key.owner.id === me().id;
-  setSection(mine ? "keys" : key.owner.type === "application" ? "applications" : "all-keys");
+  setSection(
+    mine ? "keys" : key.owner.type === "application" ? "applications" : key.owner.type === "organization" ? "organizations" : "all-keys",
+  );
+  // A key of an organization: a member acts on it by their role there; a viewer only reads it.
+  const organization =
+    key.owner.type === "organization" && !isAdmin()
+      ? await api("GET", `/v1/organizations/${encodeURIComponent(key.owner.id)}`).catch(() => null)
+      : null;
+  const readOnly = organization?.role === "viewer";
   const [predecessor, successor, requests, directory] = await Promise.all([
     maybeKey(key.rotated_from),
     maybeKey(key.replaced_by),
@@ -156,11 +164,21 @@ export async function keyDetailPage(id) {
         details: false,
         detail: true,
         afterRevoke: async () => reload(),
+        readOnly,
       }),
     ),
   );
   let edit = null;
-  if (key.status === "revoked") edit = section("Edit settings", h("p", { class: "muted" }, "A revoked key cannot be changed."));
+  if (readOnly)
+    edit = section(
+      "Edit settings",
+      h(
+        "p",
+        { class: "muted" },
+        `As a viewer of ${organization.name ?? organization.id} you read its keys; its developers and admins change them.`,
+      ),
+    );
+  else if (key.status === "revoked") edit = section("Edit settings", h("p", { class: "muted" }, "A revoked key cannot be changed."));
   else if (key.status === "awaiting_pickup" && !isAdmin())
     edit = section(
       "Edit settings",

@@ -2,7 +2,7 @@
 // owner; a member sees their own keys'.
 import { usageTimeline } from "../components/chart.js";
 import { field, formError, formErrors } from "../components/form.js";
-import { hashParams } from "../components/key-list.js";
+import { hashParams, ownerOfText } from "../components/key-list.js";
 import { isAdmin, me } from "../lib/api.js";
 import { h, section } from "../lib/dom.js";
 import { userByEmail } from "../lib/people.js";
@@ -20,7 +20,11 @@ export function usagePage() {
   const chartSlot = h("div");
   const summary = formError();
   const owner = h("input", { name: "owner", value: hashParams().get("owner") ?? "", autocomplete: "off", maxlength: 320 });
-  const ownerField = field({ label: "Owner", control: owner, hint: "An email or an application id; empty for the whole deployment." });
+  const ownerField = field({
+    label: "Owner",
+    control: owner,
+    hint: "An email, an application id, or organization:<id>; empty for the whole deployment.",
+  });
   const errors = formErrors({ owner: ownerField }, summary);
   const heading = h("h2", {}, "Whole deployment");
   const show = async () => {
@@ -31,8 +35,9 @@ export function usagePage() {
     if (text) {
       const user = text.includes("@") ? await userByEmail(text) : null;
       if (text.includes("@") && !user) return errors.show([{ field: "owner", message: `No user has the email ${text}.` }]);
-      params = { owner: user ? `user:${user.id}` : `application:${text}` };
-      title = user ? `Keys of ${user.email}` : `Keys of application ${text}`;
+      const other = user ? null : ownerOfText(text);
+      params = { owner: user ? `user:${user.id}` : `${other.owner_type}:${other.owner_id}` };
+      title = user ? `Keys of ${user.email}` : `Keys of ${other.owner_type} ${other.owner_id}`;
     }
     history.replaceState(null, "", `#/usage${text ? `?owner=${encodeURIComponent(text)}` : ""}`);
     heading.textContent = title;

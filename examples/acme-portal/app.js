@@ -168,7 +168,7 @@ export function buildAcmeApp(options) {
   /**
    * Opens a Keyward portal session for one owner and returns its token (kwp_…). Server-side only:
    * the portal key never reaches a browser.
-   * @param {{type: "user" | "application", id: string}} owner
+   * @param {{type: "user" | "organization", id: string}} owner
    * @param {{id: string, email: string}} actor
    * @returns {Promise<string>}
    */
@@ -177,7 +177,7 @@ export function buildAcmeApp(options) {
       method: "POST",
       headers: { authorization: `Bearer ${options.portalKey}`, "content-type": "application/json" },
       body: JSON.stringify({
-        owner, // created in Keyward on first use
+        owner, // a person: created in Keyward on first use; a company: the organization an administrator created
         policy: POLICY,
         actor: { id: actor.id, email: actor.email }, // recorded in Keyward's audit trail
         allowed_origin: origin, // the token works from this app's pages only
@@ -207,9 +207,9 @@ export function buildAcmeApp(options) {
       const token = await openPortalSession({ type: "user", id: `acme-${user.id}` }, user);
       personal = element(token, "Keys you hold");
       if (company && user.role === "admin") {
-        // Stand-in until Keyward has organizations as owners: the company's keys belong to an
-        // *application* owner named after it. Replace with {type: "organization", id: …} then.
-        const companyToken = await openPortalSession({ type: "application", id: `company-${company.id}` }, user);
+        // The company's keys belong to a Keyward organization named after it (created by a Keyward
+        // administrator: README), so they draw from the limits it shares and show in its console page.
+        const companyToken = await openPortalSession({ type: "organization", id: `company-${company.id}` }, user);
         companyKeys = element(companyToken, `Keys of ${company.name}`);
       } else companyKeys = `<p class="muted">Only your company's administrators manage its keys.</p>`;
     } catch (error) {
@@ -245,7 +245,7 @@ export function buildAcmeApp(options) {
    */
   function companyOfOwner(owner) {
     if (owner.type === "user" && owner.id.startsWith("acme-")) return userById(owner.id.slice("acme-".length))?.companyId ?? null;
-    if (owner.type === "application" && owner.id.startsWith("company-")) return companyById(owner.id.slice("company-".length))?.id ?? null;
+    if (owner.type === "organization" && owner.id.startsWith("company-")) return companyById(owner.id.slice("company-".length))?.id ?? null;
     return null;
   }
 

@@ -1,6 +1,6 @@
 // Acme's own people, companies and orders: a stand-in for the product's database. Deliberately not
 // Keyward's accounts: the product signs its people in itself, and Keyward only sees the owner ids
-// the product chooses (`user:acme-<user id>`, `application:company-<company id>`).
+// the product chooses (`user:acme-<user id>`, `organization:company-<company id>`).
 import { scrypt, timingSafeEqual } from "node:crypto";
 import { promisify } from "node:util";
 

@@ -1,5 +1,6 @@
 import type { Environment } from "../core/key-format.js";
 import type { Actor, KeyRecord, OwnerRef } from "../core/model.js";
+import type { OrganizationRole } from "../core/organizations.js";
 import { findMissingScopes, MANAGEMENT_SCOPES, scopeCovers } from "../core/scopes.js";
 import type { Authority, Bound, MemberRights } from "./model.js";
 
@@ -103,6 +104,49 @@ export function portalBound(owner: OwnerRef, policy: PortalBoundPolicy): Bound {
   };
 }
 
+/**
+ * A console user acting on an organization's keys by their role there (docs/organizations.md):
+ * the organization's keys only, conferring no more than a member may (the member policy's scopes
+ * and environments), tighten-only, production by request. A viewer reads; a developer writes
+ * the keys they created (`ownsKey`: the acting person made the key, or asked for it) and reads the rest.
+ */
+export function organizationBound(
+  organization: OwnerRef,
+  role: OrganizationRole,
+  person: string,
+  policy: MemberPolicy,
+  ownsKey: boolean,
+): Bound {
+  return {
+    source: "organization",
+    management: role === "viewer" ? ["keys:read"] : MEMBER_MANAGEMENT_SCOPES,
+    grantable: policy.scopes,
+    environments: memberEnvironments(policy),
+    reach: "owner",
+    owner: organization,
+    tightenOnly: true,
+    organizationRole: role,
+    person,
+    ...(role === "viewer" || (role === "developer" && !ownsKey) ? { readOnly: true } : {}),
+  };
+}
+
+/**
+ * A key owned by an organization acting on the management API never manages beyond that
+ * organization's keys, whatever its scopes (as a member's key stays within the member's own).
+ */
+export function organizationKeyBound(organization: OwnerRef): Bound {
+  return {
+    source: "key",
+    management: ["keys:read", "keys:write"],
+    grantable: "all",
+    environments: ALL_ENVIRONMENTS,
+    reach: "owner",
+    owner: organization,
+    tightenOnly: false,
+  };
+}
+
 /** What creating or re-enabling a member confers. */
 export function memberRights(policy: MemberPolicy): MemberRights {
   return { management: MEMBER_MANAGEMENT_SCOPES, scopes: policy.scopes, environments: memberEnvironments(policy) };
@@ -120,5 +164,6 @@ export function keyAuthority(
   const bounds: Bound[] = [];
   if (!holdsAdmin(key.scopes)) bounds.push(keyBound(key));
   if (ownerRole === "member") bounds.push(memberBound(key.owner.id, policy));
+  if (key.owner.type === "organization") bounds.push(organizationKeyBound(key.owner));
   return { actor: { type: "admin_key", id: key.id }, bounds };
 }

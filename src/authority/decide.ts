@@ -1,5 +1,6 @@
 import type { AskedKey } from "../core/accounts.js";
 import type { KeyRecord, OwnerRef } from "../core/model.js";
+import { managesRole, type OrganizationRole } from "../core/organizations.js";
 import { findEscalatingScopes, findMissingScopes } from "../core/scopes.js";
 import { CONTROL_NAMES, loosenedControls } from "./controls.js";
 import type { Action, Authority, Bound, Decision, KeyRights, MemberRights } from "./model.js";
@@ -33,6 +34,7 @@ export const rightsOf = (key: Pick<KeyRecord, "owner" | "environment" | "scopes"
 
 function whose(bound: Bound): string {
   if (bound.source === "portal") return "this portal session";
+  if (bound.source === "organization") return "your role in this organization";
   return bound.source === "member" ? "your role" : bound.source === "admin_role" ? "the admin role" : "this key";
 }
 
@@ -140,7 +142,18 @@ const askedRights = (owner: OwnerRef, asked: AskedKey): KeyRights => ({
   delegation: null,
 });
 
+/** Actions that create, change, reveal or end something: what a read-only bound refuses. */
+const READS: ReadonlySet<Action["type"]> = new Set(["key.read", "key_request.read", "audit.read", "usage.read", "users.read"]);
+
+/** The organization roles that manage the organization itself (its name, its members). */
+const governsOrganization = (bound: Bound, organization: OwnerRef): boolean =>
+  bound.source === "organization" &&
+  sameOwner(organization, bound.owner) &&
+  (bound.organizationRole === "owner" || bound.organizationRole === "admin");
+
 function decideForBound(bound: Bound, action: Action): Decision | null {
+  const leaving = action.type === "organization.members" && action.leaving === true;
+  if (bound.readOnly && !READS.has(action.type) && !leaving) return refuse(`${whose(bound)} may read only`);
   switch (action.type) {
     case "key.read":
     case "key.revoke":
@@ -165,6 +178,11 @@ function decideForBound(bound: Bound, action: Action): Decision | null {
         const environments = bound.productionRequests ? [...bound.environments, "production" as const] : bound.environments;
         return confersRefusal({ ...bound, environments }, rightsOf(action.key));
       }
+      // An organization member may not hold the key they rotate (an administrator's, another
+      // member's): they are handed its rights, so only rights their role could confer, and
+      // production rights they could have asked for (docs/organizations.md).
+      if (bound.source === "organization")
+        return confersRefusal({ ...bound, environments: [...bound.environments, "production"] }, rightsOf(action.key));
       // A member already holds its own key; anyone else is handed a key's rights by rotating it.
       return bound.reach === "owner" ? null : confersRefusal(bound, rightsOf(action.key));
     }
@@ -199,6 +217,10 @@ function decideForBound(bound: Bound, action: Action): Decision | null {
     }
     case "owner.update":
       if (bound.source === "portal") return refuse("a portal session may not manage owners");
+      if (bound.source === "organization" && !governsOrganization(bound, action.owner))
+        return refuse("only the organization's owners and admins may disable it");
+      // Enabling restores every key the organization holds, some beyond any member's rights.
+      if (bound.source === "organization" && !action.disabled) return refuse("only an administrator re-enables an organization");
       for (const key of action.keys) {
         if (reachRefusal(bound, key)) return refuse(`the owner holds ${key.id}, beyond the caller's reach`);
       }
@@ -217,6 +239,22 @@ function decideForBound(bound: Bound, action: Action): Decision | null {
       if (bound.source === "key" && !(action.openedBy && action.caller && sameOwner(action.openedBy, action.caller)))
         return notFound("such portal session");
       return null;
+    case "organization.govern":
+      return bound.source === "admin_role" ? null : refuse("organizations are created, and their shared limits set, by administrators");
+    case "organization.update":
+      return bound.source === "admin_role" || governsOrganization(bound, action.organization)
+        ? null
+        : refuse("only an administrator or the organization's owners and admins may change it");
+    case "organization.members": {
+      if (bound.source === "admin_role") return null;
+      if (action.leaving && bound.source === "organization" && sameOwner(action.organization, bound.owner)) return null;
+      if (!governsOrganization(bound, action.organization))
+        return refuse("only an administrator or the organization's owners and admins manage its members");
+      const role = bound.organizationRole as OrganizationRole;
+      for (const affected of [action.from, action.to])
+        if (affected !== null && !managesRole(role, affected)) return refuse(`an organization ${role} may not manage its ${affected}s`);
+      return null;
+    }
     case "keys.import":
       // Every bound refuses: an import may confer any right on any owner.
       return refuse("only an admin key or the CLI may import keys: an import confers whatever rights its records name");

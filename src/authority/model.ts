@@ -1,6 +1,7 @@
 import type { AskedKey, KeyRequestRecord, UserRecord, UserRole } from "../core/accounts.js";
 import type { Environment } from "../core/key-format.js";
 import type { Actor, DelegationCeiling, KeyChanges, KeyRecord, OwnerRef } from "../core/model.js";
+import type { OrganizationRole } from "../core/organizations.js";
 import type { ControlField } from "./controls.js";
 
 /**
@@ -13,7 +14,7 @@ export interface Bound {
    * Who set this bound, for messages: the key's ceiling, the member policy, the admin role, or a
    * portal session's policy (docs/embedding.md).
    */
-  source: "key" | "member" | "admin_role" | "portal";
+  source: "key" | "member" | "admin_role" | "portal" | "organization";
   /** Management scopes held (`admin` covers them all): nothing conferred may exceed them. */
   management: readonly string[];
   /** Scopes it may confer; "all" for no limit. */
@@ -32,6 +33,11 @@ export interface Bound {
   maxLifetimeMs?: number;
   /** False: it may neither ask for a production key nor pick one up (portal sessions that may not). */
   productionRequests?: boolean;
+  /** Reads only: an organization's viewer, or a developer before a key someone else created (docs/organizations.md). */
+  readOnly?: boolean;
+  /** An organization bound's role there, and the person who holds it (whose own settings they may loosen). */
+  organizationRole?: OrganizationRole;
+  person?: string;
 }
 
 export interface Authority {
@@ -106,6 +112,22 @@ export type Action =
   | { type: "portal_session.create"; owner: OwnerRef; scopes: readonly string[]; environments: readonly Environment[] }
   /** Reading or revoking a portal session: an admin, or a key of the owner of the key that opened it. */
   | { type: "portal_session.manage"; openedBy: OwnerRef | null; caller: OwnerRef | null }
+  /** Creating an organization, or setting the limits its keys share: administrators only (docs/organizations.md). */
+  | { type: "organization.govern" }
+  /** Renaming an organization: an administrator, or its owners and admins. */
+  | { type: "organization.update"; organization: OwnerRef }
+  /**
+   * Adding, changing or removing a member of an organization: decided on the role they have
+   * and the role they get, so nobody hands out or takes away a role mightier than their own.
+   */
+  | {
+      type: "organization.members";
+      organization: OwnerRef;
+      from: OrganizationRole | null;
+      to: OrganizationRole | null;
+      /** The caller removing themselves: any member may leave (the last owner excepted, by the store). */
+      leaving?: boolean;
+    }
   | { type: "leaks.report" }
   /**
    * Importing keys (docs/migrating.md): any owner, any scopes, any environment, keys whose
@@ -139,6 +161,9 @@ export const ACTION_TYPES: readonly ActionType[] = [
   "owner.update",
   "portal_session.create",
   "portal_session.manage",
+  "organization.govern",
+  "organization.update",
+  "organization.members",
   "leaks.report",
   "keys.import",
   "webhooks.manage",

@@ -7,7 +7,15 @@ import type { Action, Authority } from "../authority/model.js";
 import { verifyAuditChain } from "../core/audit-chain.js";
 import { isKeywardError, KeywardError } from "../core/errors.js";
 import { type PublicKey, toPublicKey } from "../core/key-view.js";
-import type { KeyChanges, KeyStatus, OwnerType, QuotaSpec, RateLimitSpec, RequestContext } from "../core/model.js";
+import {
+  type KeyChanges,
+  type KeyStatus,
+  OWNER_TYPES,
+  type OwnerType,
+  type QuotaSpec,
+  type RateLimitSpec,
+  type RequestContext,
+} from "../core/model.js";
 import type { Keyward } from "../engine/keyward.js";
 import { loadConfig } from "../service/config.js";
 import { createAdminKey, openKeyward } from "../service/open-keyward.js";
@@ -29,6 +37,7 @@ import {
   removable,
 } from "./key-options.js";
 import { addMigrationCommands } from "./migration-commands.js";
+import { addOrganizationCommands } from "./orgs.js";
 
 const out = (line: string) => process.stdout.write(`${line}\n`);
 
@@ -146,8 +155,8 @@ async function withKeyward<T>(fn: (keyward: Keyward) => Promise<T>): Promise<T> 
 
 function parseOwner(value: string): { type: OwnerType; id: string } {
   const colon = value.indexOf(":");
-  const type = value.slice(0, colon);
-  if (colon < 0 || (type !== "user" && type !== "application")) throw new InvalidArgumentError("use user:<id> or application:<id>");
+  const type = value.slice(0, colon) as OwnerType;
+  if (colon < 0 || !OWNER_TYPES.includes(type)) throw new InvalidArgumentError("use user:<id>, application:<id> or organization:<id>");
   return { type, id: value.slice(colon + 1) };
 }
 
@@ -252,7 +261,7 @@ export function buildCli(): Command {
     keys
       .command("create")
       .description("create a key")
-      .requiredOption("--owner <owner>", "user:<id> or application:<id>", parseOwner)
+      .requiredOption("--owner <owner>", "user:<id>, application:<id> or organization:<id>", parseOwner)
       .requiredOption("--name <name>", "a name to recognise it by")
       .option("--environment <environment>", "sandbox or production", "sandbox")
       .option("--scopes <scopes>", "comma-separated scopes", parseList, [] as string[])
@@ -352,7 +361,7 @@ export function buildCli(): Command {
   keys
     .command("list")
     .description("list keys, newest first")
-    .option("--owner <owner>", "user:<id> or application:<id>", parseOwner)
+    .option("--owner <owner>", "user:<id>, application:<id> or organization:<id>", parseOwner)
     .option("--environment <environment>", "sandbox or production")
     .option("--status <status>", "active, disabled, revoked or expired")
     .option("--limit <n>", "at most this many", parseInteger, 50)
@@ -581,6 +590,9 @@ export function buildCli(): Command {
         if (!result.valid) process.exitCode = 1;
       });
     });
+
+  // keyward orgs … (docs/organizations.md).
+  addOrganizationCommands(program, { out, withKeyward, cliContext });
 
   // keyward export, keyward copy-store (docs/migrating.md).
   addMigrationCommands(program, out, VERSION);

@@ -1,14 +1,40 @@
 import type { Environment } from "./key-format.js";
 
-export type OwnerType = "user" | "application";
+/**
+ * Who holds a key: a person (`user`), a system (`application`), or a company whose members
+ * manage its keys together (`organization`, docs/organizations.md).
+ */
+export type OwnerType = "user" | "application" | "organization";
+
+export const OWNER_TYPES: readonly OwnerType[] = ["user", "application", "organization"];
 
 export interface OwnerRef {
   type: OwnerType;
   id: string;
 }
 
+/**
+ * Limits an owner's keys draw from together, on top of each key's own (the tighter wins,
+ * docs/organizations.md): exact across instances, as a key's own limits are.
+ */
+export interface SharedLimits {
+  rateLimit: RateLimitSpec | null;
+  concurrency: number | null;
+  quota: QuotaSpec | null;
+}
+
 export interface OwnerRecord extends OwnerRef {
   disabled: boolean;
+  createdAt: number;
+  /** A display name (organizations); null when none was given. */
+  name: string | null;
+  /** Shared limits, or null when the owner's keys are limited by their own limits only. */
+  limits: SharedLimits | null;
+}
+
+/** What the verify path needs of a key's owner beside its disabled flag: its shared limits, counted from its creation. */
+export interface OwnerLimits extends SharedLimits {
+  owner: OwnerRef;
   createdAt: number;
 }
 

@@ -14,7 +14,7 @@ import {
   legacyDigestOf,
   legacyRef,
 } from "../core/legacy-formats.js";
-import type { AuditEvent, KeyRecord, OwnerRef, RequestContext } from "../core/model.js";
+import { type AuditEvent, type KeyRecord, OWNER_TYPES, type OwnerRef, type OwnerType, type RequestContext } from "../core/model.js";
 import { newKeyRecord } from "../core/new-key-record.js";
 import { generateId, generateRandomBase62, type RandomBytes } from "../core/random.js";
 import { parseTimestamp } from "../core/timestamps.js";
@@ -141,17 +141,17 @@ function pooledRandom(): RandomBytes {
 function parseOwner(value: unknown): OwnerRef | string {
   if (typeof value === "string") {
     const colon = value.indexOf(":");
-    const type = value.slice(0, colon);
-    if (colon < 0 || (type !== "user" && type !== "application")) return "owner must be user:<id> or application:<id>";
+    const type = value.slice(0, colon) as OwnerType;
+    if (colon < 0 || !OWNER_TYPES.includes(type)) return "owner must be user:<id>, application:<id> or organization:<id>";
     return { type, id: value.slice(colon + 1) };
   }
   if (typeof value === "object" && value !== null && !Array.isArray(value)) {
     const { type, id, ...rest } = value as Record<string, unknown>;
-    if (Object.keys(rest).length > 0 || (type !== "user" && type !== "application") || typeof id !== "string")
-      return "owner must be user:<id>, application:<id> or {type, id}";
-    return { type, id };
+    if (Object.keys(rest).length > 0 || !OWNER_TYPES.includes(type as OwnerType) || typeof id !== "string")
+      return "owner must be user:<id>, application:<id>, organization:<id> or {type, id}";
+    return { type: type as OwnerType, id };
   }
-  return value === undefined ? "owner is required" : "owner must be user:<id> or application:<id>";
+  return value === undefined ? "owner is required" : "owner must be user:<id>, application:<id> or organization:<id>";
 }
 
 function parseTime(value: unknown, field: string): number | null | string {

@@ -1,7 +1,7 @@
 import { isValidCidr } from "../core/cidr.js";
 import { type FieldError, KeywardError } from "../core/errors.js";
 import type { Environment } from "../core/key-format.js";
-import type { DelegationCeiling, KeyChanges, OwnerRef, QuotaSpec, RateLimitSpec } from "../core/model.js";
+import { type DelegationCeiling, type KeyChanges, OWNER_TYPES, type OwnerRef, type QuotaSpec, type RateLimitSpec } from "../core/model.js";
 import { findEscalatingScopes, isValidScope, MAX_SCOPES_PER_KEY } from "../core/scopes.js";
 
 /** What a caller gives to create a key (engine-level, camelCase). */
@@ -186,8 +186,8 @@ function fail(errors: FieldError[]): never {
 export function validateCreateKeyInput(input: CreateKeyInput, now: number): void {
   if (!isObject(input)) fail([{ field: "body", message: "must be an object" }]);
   const errors: FieldError[] = [];
-  if (!input.owner || (input.owner.type !== "user" && input.owner.type !== "application"))
-    errors.push({ field: "owner.type", message: "user or application" });
+  if (!input.owner || !OWNER_TYPES.includes(input.owner.type))
+    errors.push({ field: "owner.type", message: "user, application or organization" });
   else if (typeof input.owner.id !== "string" || !OWNER_ID_PATTERN.test(input.owner.id) || input.owner.id.length > LIMITS.ownerIdLength) {
     errors.push({ field: "owner.id", message: `1 to ${LIMITS.ownerIdLength} characters of A-Z a-z 0-9 _ . @ : -` });
   }

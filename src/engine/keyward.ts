@@ -17,6 +17,7 @@ import {
   computeKeyStatus,
   type KeyChanges,
   type KeyRecord,
+  type OwnerLimits,
   type OwnerRecord,
   type OwnerRef,
   type RequestContext,
@@ -25,12 +26,22 @@ import { newKeyRecord } from "../core/new-key-record.js";
 import type { DenialCode } from "../core/outcomes.js";
 import { cryptoRandomBytes, generateId, type RandomBytes } from "../core/random.js";
 import { findMissingScopes } from "../core/scopes.js";
+import { sharedLimitsJson } from "../core/shared-limits.js";
 import { FailedAttemptLimiter } from "../limits/failed-attempt-limiter.js";
 import { KeyLimitEnforcer } from "../limits/key-limit-enforcer.js";
 import { MemoryRateLimiter } from "../limits/memory-rate-limiter.js";
 import { type Clock, systemClock } from "../ports/clock.js";
 import { type EngineObserver, noopEngineObserver } from "../ports/engine-observer.js";
-import type { CreationCap, KeyChangeBatch, KeyListFilter, KeyLookup, KeyPageCursor, KeyStore } from "../ports/key-store.js";
+import type {
+  CreationCap,
+  KeyChangeBatch,
+  KeyListFilter,
+  KeyLookup,
+  KeyPageCursor,
+  KeyStore,
+  OwnerFields,
+  OwnerListFilter,
+} from "../ports/key-store.js";
 import type { Lease, LimitEnforcer, LimiterMode, LimitsSnapshot, RateLimitState } from "../ports/limits.js";
 import {
   noopUsageRecorder,
@@ -163,6 +174,25 @@ function decodeCursor(value: string | undefined): KeyPageCursor | null {
   const match = /^(\d{1,15})\.(key_[0-9A-Za-z]{16,40})$/.exec(decoded);
   if (!match) throw new KeywardError("INVALID_CURSOR", "cursor is not one this server issued");
   return { createdAt: Number(match[1]), id: match[2] as string };
+}
+
+function encodeOwnerCursor(cursor: KeyPageCursor): string {
+  return Buffer.from(`${cursor.createdAt}.${cursor.id}`).toString("base64url");
+}
+
+function decodeOwnerCursor(value: string): KeyPageCursor {
+  const match = /^(\d{1,15})\.([^\s]{1,200})$/.exec(Buffer.from(value, "base64url").toString("utf8"));
+  if (!match) throw new KeywardError("INVALID_CURSOR", "cursor is not one this server issued");
+  return { createdAt: Number(match[1]), id: match[2] as string };
+}
+
+/** What an owner change records in the audit trail: each field given, from what it was, in the API's spelling. */
+function ownerFieldChanges(before: OwnerRecord | null, fields: OwnerFields): Record<string, { from: unknown; to: unknown }> {
+  const changes: Record<string, { from: unknown; to: unknown }> = {};
+  if (fields.name !== undefined) changes.name = { from: before?.name ?? null, to: fields.name };
+  if (fields.limits !== undefined)
+    changes.shared_limits = { from: sharedLimitsJson(before?.limits ?? null), to: sharedLimitsJson(fields.limits) };
+  return changes;
 }
 
 /**
@@ -332,18 +362,22 @@ export class Keyward {
       const missing = findMissingScopes(key.scopes, options.scopes);
       if (missing.length > 0) return { valid: false, code: "INSUFFICIENT_SCOPE", key: view, missingScopes: missing };
     }
-    if (!options.skipLimits && (key.rateLimit !== null || key.concurrency !== null || key.quota !== null)) {
-      return this.limitsStage(key, view, options, now);
+    const shared = entry.lookup.ownerLimits;
+    if (!options.skipLimits && (key.rateLimit !== null || key.concurrency !== null || key.quota !== null || shared !== null)) {
+      return this.limitsStage(key, shared, view, options, now);
     }
     return { valid: true, code: "VALID", key: view, record: key };
   }
 
-  private async limitsStage(key: KeyRecord, view: VerifiedKey, options: VerifyOptions, now: number): Promise<VerifyResult> {
-    const decision = await this.limits.enforce(key, {
-      now,
-      cost: options.cost ?? 1,
-      ...(options.leaseMs !== undefined ? { leaseMs: options.leaseMs } : {}),
-    });
+  private async limitsStage(
+    key: KeyRecord,
+    shared: OwnerLimits | null,
+    view: VerifiedKey,
+    options: VerifyOptions,
+    now: number,
+  ): Promise<VerifyResult> {
+    const request = { now, cost: options.cost ?? 1, ...(options.leaseMs !== undefined ? { leaseMs: options.leaseMs } : {}) };
+    const decision = await this.limits.enforce(key, request, shared);
     if (!decision.allowed) {
       return {
         valid: false,
@@ -815,6 +849,50 @@ export class Keyward {
     return record;
   }
 
+  /** Creates an owner with a name and shared limits (an organization, docs/organizations.md); CONFLICT when it exists. */
+  async createOwner(owner: OwnerRef, fields: OwnerFields, context: RequestContext): Promise<OwnerRecord> {
+    const now = this.clock.now();
+    const audit = buildAuditEvent(
+      context,
+      now,
+      "owner.created",
+      { type: "owner", id: `${owner.type}:${owner.id}` },
+      ownerFieldChanges(null, fields),
+    );
+    const record = await this.store.createOwner(owner, fields, audit, now);
+    if (!record) throw new KeywardError("CONFLICT", `${owner.type} ${owner.id} exists already`);
+    this.publishCommitted(audit);
+    return record;
+  }
+
+  /**
+   * Renames an owner or changes the limits its keys share. Every instance drops the owner's
+   * cached keys (the change feed and the invalidation channel), so new limits hold at once.
+   */
+  async updateOwner(owner: OwnerRef, fields: OwnerFields, context: RequestContext): Promise<OwnerRecord> {
+    const now = this.clock.now();
+    const before = await this.store.getOwner(owner);
+    if (!before) throw new KeywardError("RESOURCE_NOT_FOUND", `no ${owner.type} ${owner.id}`);
+    const audit = buildAuditEvent(
+      context,
+      now,
+      "owner.updated",
+      { type: "owner", id: `${owner.type}:${owner.id}` },
+      ownerFieldChanges(before, fields),
+    );
+    const record = await this.store.updateOwner(owner, fields, audit);
+    if (!record) throw new KeywardError("RESOURCE_NOT_FOUND", `no ${owner.type} ${owner.id}`);
+    if (fields.limits !== undefined) this.invalidate({ kind: "all" });
+    this.publishCommitted(audit);
+    return record;
+  }
+
+  async listOwners(filter: OwnerListFilter, options: { limit?: number; cursor?: string } = {}): Promise<Page<OwnerRecord>> {
+    const limit = Math.min(Math.max(options.limit ?? 50, 1), 200);
+    const page = await this.store.listOwners(filter, limit, options.cursor ? decodeOwnerCursor(options.cursor) : null);
+    return { data: page.owners, nextCursor: page.next ? encodeOwnerCursor(page.next) : null };
+  }
+
   /**
    * Leak response: every known key in `presented` is revoked at once (on every instance), with
    * an audit event naming the source. Unknown and malformed strings are reported back by their
@@ -872,7 +950,13 @@ export class Keyward {
 
   /** What is left of each of the key's limits (introspection); nothing is spent. */
   async inspectLimits(key: KeyRecord): Promise<LimitsSnapshot> {
-    return this.limits.inspect(key, this.clock.now());
+    return this.limits.inspect(key, this.clock.now(), await this.sharedLimitsOf(key.owner));
+  }
+
+  /** An owner's shared limits as the verify path sees them (docs/organizations.md), read afresh. */
+  private async sharedLimitsOf(owner: OwnerRef): Promise<OwnerLimits | null> {
+    const record = await this.store.getOwner(owner);
+    return record?.limits ? { ...record.limits, owner, createdAt: record.createdAt } : null;
   }
 
   /**
@@ -885,7 +969,7 @@ export class Keyward {
 
   /** The explicit release of a concurrency lease handed out by forward auth or `/v1/keys/verify`. */
   async releaseLease(key: KeyRecord, leaseId: string): Promise<boolean> {
-    return this.limits.releaseLease(key, leaseId);
+    return this.limits.releaseLease(key, leaseId, await this.sharedLimitsOf(key.owner));
   }
 
   /** Usage counts by bucket; what is buffered is written first, so a query sees every recorded use. */

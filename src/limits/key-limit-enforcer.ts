@@ -1,5 +1,5 @@
 import { KeywardError } from "../core/errors.js";
-import type { KeyRecord, QuotaSpec, RateLimitSpec } from "../core/model.js";
+import type { KeyRecord, OwnerLimits, OwnerRef, QuotaSpec, RateLimitSpec } from "../core/model.js";
 import { type QuotaWindow, quotaRetryAfterSeconds, quotaWindow } from "../core/quota-window.js";
 import { cryptoRandomBytes, generateId } from "../core/random.js";
 import { type GcraParams, gcraParams, remainingAfter } from "../core/rate-limit.js";
@@ -51,10 +51,51 @@ function windowOf(spec: QuotaSpec, now: number, createdAt: number): QuotaWindow 
 }
 
 /**
- * A key's limits, in the order docs/errors.md lists the outcomes: rate, then concurrency, then quota. Quota
- * comes last and is the only stage that writes when it allows, so a request denied anywhere
- * spends no quota; a quota denial gives back the concurrency slot it took. Counters belong to
- * the key's lineage: a rotated key's successor carries on where its predecessor stood.
+ * Whose counters a stage spends from: the key's lineage, and its owner's when the owner carries
+ * shared limits (docs/organizations.md). Counter names cannot meet: lineages are key ids.
+ */
+interface LimitSubject {
+  counter: string;
+  rateLimit: RateLimitSpec | null;
+  concurrency: number | null;
+  quota: QuotaSpec | null;
+  createdAt: number;
+}
+
+/** The counter name of an owner's shared limits. */
+export const ownerCounter = (owner: OwnerRef): string => `owner:${owner.type}:${owner.id}`;
+
+function subjectsOf(key: KeyRecord, shared: OwnerLimits | null | undefined): LimitSubject[] {
+  const own: LimitSubject = {
+    counter: key.lineageId,
+    rateLimit: key.rateLimit,
+    concurrency: key.concurrency,
+    quota: key.quota,
+    createdAt: key.createdAt,
+  };
+  if (!shared) return [own];
+  return [
+    own,
+    {
+      counter: ownerCounter(shared.owner),
+      rateLimit: shared.rateLimit,
+      concurrency: shared.concurrency,
+      quota: shared.quota,
+      createdAt: shared.createdAt,
+    },
+  ];
+}
+
+/** The tighter of two rate states: the one with fewer requests left. */
+const tighter = (a: RateLimitState | undefined, b: RateLimitState): RateLimitState => (a && a.remaining <= b.remaining ? a : b);
+
+/**
+ * A key's limits, in the order docs/errors.md lists the outcomes: rate, then concurrency, then
+ * quota; at each stage the key's own limit and then its owner's shared one (docs/organizations.md),
+ * so the tighter wins. Quota comes last and is the only stage that writes when it allows, so a
+ * request denied anywhere spends no quota: a key's spend refused by the owner's quota is given
+ * back, and a quota denial gives back the concurrency slots taken. Counters belong to the key's
+ * lineage: a rotated key's successor carries on where its predecessor stood.
  */
 export class KeyLimitEnforcer implements LimitEnforcer {
   private readonly rates: RateLimiter;
@@ -69,77 +110,89 @@ export class KeyLimitEnforcer implements LimitEnforcer {
     this.onDecision = options.onDecision;
   }
 
-  async enforce(key: KeyRecord, request: LimitRequest): Promise<LimitDecision> {
-    const decision = await this.decide(key, request);
+  async enforce(key: KeyRecord, request: LimitRequest, shared?: OwnerLimits | null): Promise<LimitDecision> {
+    const decision = await this.decide(subjectsOf(key, shared), request);
     this.onDecision?.(decision.allowed ? "allowed" : (decision.code.toLowerCase() as Lowercase<typeof decision.code>));
     return decision;
   }
 
-  private async decide(key: KeyRecord, request: LimitRequest): Promise<LimitDecision> {
+  private async decide(subjects: LimitSubject[], request: LimitRequest): Promise<LimitDecision> {
     const { now, cost } = request;
     let rateLimit: RateLimitState | undefined;
-    if (key.rateLimit) {
-      const params = paramsOf(key.rateLimit);
-      const outcome = await this.rates.consumeRate(key.lineageId, params, cost, now);
-      rateLimit = { limit: params.limit, remaining: remainingAfter(outcome.aheadMs, params), resetSeconds: toSeconds(outcome.aheadMs) };
+    for (const subject of subjects) {
+      if (!subject.rateLimit) continue;
+      const params = paramsOf(subject.rateLimit);
+      const outcome = await this.rates.consumeRate(subject.counter, params, cost, now);
+      const state = { limit: params.limit, remaining: remainingAfter(outcome.aheadMs, params), resetSeconds: toSeconds(outcome.aheadMs) };
       if (!outcome.allowed) {
         const retryMs = outcome.aheadMs + params.intervalMs * cost - params.toleranceMs;
-        return { allowed: false, code: "RATE_LIMITED", retryAfterSeconds: Math.max(1, toSeconds(retryMs)), rateLimit };
+        return { allowed: false, code: "RATE_LIMITED", retryAfterSeconds: Math.max(1, toSeconds(retryMs)), rateLimit: state };
       }
+      rateLimit = tighter(rateLimit, state);
     }
-    let lease: { id: string; expiresAt: number } | undefined;
-    if (key.concurrency !== null) {
-      const leaseMs = request.leaseMs ?? this.defaultLeaseMs;
-      const id = generateId("lease", cryptoRandomBytes);
-      if (!(await this.rates.acquireSlot(key.lineageId, key.concurrency, id, leaseMs, now))) {
-        return { allowed: false, code: "CONCURRENCY_LIMITED", retryAfterSeconds: 1, ...(rateLimit ? { rateLimit } : {}) };
+    const withRate = rateLimit ? { rateLimit } : {};
+    // One lease id for every slot a request holds, so the explicit release frees them all.
+    const leaseMs = request.leaseMs ?? this.defaultLeaseMs;
+    const limited = subjects.filter((subject) => subject.concurrency !== null);
+    const leaseId = limited.length > 0 ? generateId("lease", cryptoRandomBytes) : null;
+    const held: string[] = [];
+    const releaseHeld = async () => {
+      for (const counter of held) await this.rates.releaseSlot(counter, leaseId as string);
+    };
+    for (const subject of limited) {
+      if (!(await this.rates.acquireSlot(subject.counter, subject.concurrency as number, leaseId as string, leaseMs, now))) {
+        await releaseHeld();
+        return { allowed: false, code: "CONCURRENCY_LIMITED", retryAfterSeconds: 1, ...withRate };
       }
-      lease = { id, expiresAt: now + leaseMs };
+      held.push(subject.counter);
     }
-    if (key.quota) {
-      const window = windowOf(key.quota, now, key.createdAt);
-      const spent =
-        cost <= window.allowance ? await this.spendQuota(key, window.name, window.allowance, cost, window.resetsAt, lease) : null;
-      if (spent === null) {
-        if (lease) await this.rates.releaseSlot(key.lineageId, lease.id);
-        return {
-          allowed: false,
-          code: "QUOTA_EXCEEDED",
-          retryAfterSeconds: quotaRetryAfterSeconds(window, now),
-          ...(rateLimit ? { rateLimit } : {}),
-        };
+    const spent: { counter: string; window: string }[] = [];
+    for (const subject of subjects) {
+      if (!subject.quota) continue;
+      const window = windowOf(subject.quota, now, subject.createdAt);
+      const ok = cost <= window.allowance && (await this.spendQuota(subject.counter, window, cost, spent, releaseHeld)) !== null;
+      if (!ok) {
+        await this.refund(spent, cost);
+        await releaseHeld();
+        return { allowed: false, code: "QUOTA_EXCEEDED", retryAfterSeconds: quotaRetryAfterSeconds(window, now), ...withRate };
       }
+      spent.push({ counter: subject.counter, window: window.name });
     }
-    if (!lease) return { allowed: true, ...(rateLimit ? { rateLimit } : {}) };
-    const held = lease;
+    if (leaseId === null) return { allowed: true, ...withRate };
     let released = false;
     return {
       allowed: true,
-      ...(rateLimit ? { rateLimit } : {}),
-      lease: held,
+      ...withRate,
+      lease: { id: leaseId, expiresAt: now + leaseMs },
       release: () => {
         if (released) return;
         released = true;
         // Best effort: a release that cannot reach the backend leaves the lease to expire.
-        this.rates.releaseSlot(key.lineageId, held.id).catch(() => {});
+        releaseHeld().catch(() => {});
       },
     };
   }
 
-  async inspect(key: KeyRecord, now: number): Promise<LimitsSnapshot> {
+  async inspect(key: KeyRecord, now: number, shared?: OwnerLimits | null): Promise<LimitsSnapshot> {
+    const snapshot = await this.inspectSubject(subjectsOf(key, null)[0] as LimitSubject, now);
+    const owner = shared ? await this.inspectSubject(subjectsOf(key, shared)[1] as LimitSubject, now) : {};
+    return Object.keys(owner).length > 0 ? { ...snapshot, owner } : snapshot;
+  }
+
+  private async inspectSubject(subject: LimitSubject, now: number): Promise<LimitsSnapshot> {
     const snapshot: LimitsSnapshot = {};
-    if (key.rateLimit) {
-      const params = paramsOf(key.rateLimit);
-      const ahead = await this.rates.peekRate(key.lineageId, now);
+    if (subject.rateLimit) {
+      const params = paramsOf(subject.rateLimit);
+      const ahead = await this.rates.peekRate(subject.counter, now);
       snapshot.rate_limit = { limit: params.limit, remaining: remainingAfter(ahead, params), reset_seconds: toSeconds(ahead) };
     }
-    if (key.concurrency !== null) {
-      const inFlight = await this.rates.countSlots(key.lineageId, now);
-      snapshot.concurrency = { limit: key.concurrency, in_flight: inFlight, available: Math.max(0, key.concurrency - inFlight) };
+    if (subject.concurrency !== null) {
+      const inFlight = await this.rates.countSlots(subject.counter, now);
+      snapshot.concurrency = { limit: subject.concurrency, in_flight: inFlight, available: Math.max(0, subject.concurrency - inFlight) };
     }
-    if (key.quota) {
-      const window = windowOf(key.quota, now, key.createdAt);
-      const used = await this.quotas.used(key.lineageId, window.name);
+    if (subject.quota) {
+      const window = windowOf(subject.quota, now, subject.createdAt);
+      const used = await this.quotas.used(subject.counter, window.name);
       snapshot.quota = {
         limit: window.allowance,
         used,
@@ -150,8 +203,10 @@ export class KeyLimitEnforcer implements LimitEnforcer {
     return snapshot;
   }
 
-  async releaseLease(key: KeyRecord, leaseId: string): Promise<boolean> {
-    return this.rates.releaseSlot(key.lineageId, leaseId);
+  async releaseLease(key: KeyRecord, leaseId: string, shared?: OwnerLimits | null): Promise<boolean> {
+    const released = await this.rates.releaseSlot(key.lineageId, leaseId);
+    if (shared?.concurrency != null) await this.rates.releaseSlot(ownerCounter(shared.owner), leaseId);
+    return released;
   }
 
   async health(): Promise<LimiterMode | null> {
@@ -163,19 +218,24 @@ export class KeyLimitEnforcer implements LimitEnforcer {
     await this.quotas.close?.();
   }
 
-  /** A quota write that fails must not keep the slot taken before it. */
+  /** Gives back what earlier subjects spent for a request a later quota refused. */
+  private async refund(spent: readonly { counter: string; window: string }[], cost: number): Promise<void> {
+    for (const { counter, window } of spent) await this.quotas.refund?.(counter, window, cost);
+  }
+
+  /** A quota write that fails must keep neither the slots taken before it nor the uses spent. */
   private async spendQuota(
-    key: KeyRecord,
-    window: string,
-    allowance: number,
+    counter: string,
+    window: QuotaWindow,
     cost: number,
-    resetsAt: number | null,
-    lease: { id: string } | undefined,
+    spent: readonly { counter: string; window: string }[],
+    releaseHeld: () => Promise<void>,
   ): Promise<number | null> {
     try {
-      return await this.quotas.spend(key.lineageId, window, allowance, cost, resetsAt);
+      return await this.quotas.spend(counter, window.name, window.allowance, cost, window.resetsAt);
     } catch (error) {
-      if (lease) await this.rates.releaseSlot(key.lineageId, lease.id);
+      await this.refund(spent, cost).catch(() => {});
+      await releaseHeld();
       // Quotas never fail open: without the database the request waits, it is not let through.
       throw new KeywardError("STORE_UNAVAILABLE", "quota counters cannot be reached", { retryAfterSeconds: 5, cause: error });
     }

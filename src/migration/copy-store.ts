@@ -27,6 +27,7 @@ const ORDER = [
   "keys",
   "key_last_use",
   "users",
+  "organization_members",
   "sessions",
   "user_links",
   "setup_token",

@@ -19,6 +19,7 @@ export const EXPORTED_TABLES: readonly { type: string; table: string }[] = [
   { type: "key", table: "keys" },
   { type: "key_last_use", table: "key_last_use" },
   { type: "user", table: "users" },
+  { type: "organization_member", table: "organization_members" },
   { type: "key_request", table: "key_requests" },
   { type: "webhook_endpoint", table: "webhook_endpoints" },
   { type: "audit_event", table: "audit_events" },

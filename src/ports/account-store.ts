@@ -8,6 +8,7 @@ import type {
   UserRole,
 } from "../core/accounts.js";
 import type { AuditEvent, KeyRecord, OwnerRef, OwnerType } from "../core/model.js";
+import type { MembershipRecord } from "../core/organizations.js";
 
 export type UserChanges = Partial<Pick<UserRecord, "disabled" | "role" | "passwordHash" | "mustChangePassword">>;
 
@@ -154,7 +155,23 @@ export interface AccountStore {
   takeOidcFlow(stateDigest: string): Promise<OidcFlowRecord | null>;
   /** Deletes sign-ins under way that expired at `now`; returns how many. */
   deleteExpiredOidcFlows(now: number): Promise<number>;
+
+  // Organization members (docs/organizations.md)
+  getMembership(organizationId: string, userId: string): Promise<MembershipRecord | null>;
+  /** The organizations a user belongs to, by id. */
+  listMembershipsOfUser(userId: string): Promise<MembershipRecord[]>;
+  /** An organization's members, oldest first. */
+  listOrganizationMembers(organizationId: string): Promise<MembershipRecord[]>;
+  /**
+   * Adds a member or changes their role, audited. `last_owner`: the change would leave an
+   * organization that had an owner with none, and nothing was written.
+   */
+  saveMembership(membership: MembershipRecord, audit: AuditEvent): Promise<MembershipChange>;
+  /** Removes a member, audited; `last_owner` as for saveMembership. */
+  removeMembership(organizationId: string, userId: string, audit: AuditEvent): Promise<MembershipChange>;
 }
+
+export type MembershipChange = "done" | "not_found" | "last_owner";
 
 /** An identity provider's subject (`iss`, `sub`) linked to a Keyward user. */
 export interface OidcLinkRecord {

@@ -1,7 +1,17 @@
 import type { AuditChainEntry } from "../core/audit-chain.js";
 import type { Environment } from "../core/key-format.js";
 import type { KeySearch } from "../core/key-search.js";
-import type { AuditEvent, KeyLifecycleChanges, KeyRecord, KeyStatus, OwnerRecord, OwnerRef } from "../core/model.js";
+import type {
+  AuditEvent,
+  KeyLifecycleChanges,
+  KeyRecord,
+  KeyStatus,
+  OwnerLimits,
+  OwnerRecord,
+  OwnerRef,
+  OwnerType,
+  SharedLimits,
+} from "../core/model.js";
 
 export type { KeySearch };
 
@@ -31,6 +41,27 @@ export interface KeyPage {
 export interface KeyLookup {
   key: KeyRecord;
   ownerDisabled: boolean;
+  /** The limits the owner's keys share (docs/organizations.md), read in the same query; null when none. */
+  ownerLimits: OwnerLimits | null;
+}
+
+/** What creating or updating an owner sets (docs/organizations.md); an absent field is left as it is. */
+export interface OwnerFields {
+  name?: string | null;
+  limits?: SharedLimits | null;
+}
+
+/** Owners of one type, newest first; `q` matches the id or the name (case-insensitive substring). */
+export interface OwnerListFilter {
+  type: OwnerType;
+  q?: string;
+  /** Only these ids (an organization member's own organizations). */
+  ids?: readonly string[];
+}
+
+export interface OwnerPage {
+  owners: OwnerRecord[];
+  next: KeyPageCursor | null;
 }
 
 export type RotateResult = "rotated" | "conflict" | "not_found";
@@ -132,6 +163,11 @@ export interface KeyStore {
   getOwner(owner: OwnerRef): Promise<OwnerRecord | null>;
   /** Creates the owner if needed and sets its disabled flag. */
   setOwnerDisabled(owner: OwnerRef, disabled: boolean, audit: AuditEvent, now: number): Promise<OwnerRecord>;
+  /** Creates the owner with `fields`, audited; null when it exists already. */
+  createOwner(owner: OwnerRef, fields: OwnerFields, audit: AuditEvent, now: number): Promise<OwnerRecord | null>;
+  /** Changes an existing owner's name or shared limits, audited; null when there is no such owner. */
+  updateOwner(owner: OwnerRef, fields: OwnerFields, audit: AuditEvent): Promise<OwnerRecord | null>;
+  listOwners(filter: OwnerListFilter, limit: number, after: KeyPageCursor | null): Promise<OwnerPage>;
   /** Creates the owner row if it does not exist (no audit: owners appear with their first key). */
   ensureOwner(owner: OwnerRef, now: number): Promise<void>;
   appendAuditEvent(event: AuditEvent): Promise<void>;

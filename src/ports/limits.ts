@@ -1,4 +1,4 @@
-import type { KeyRecord } from "../core/model.js";
+import type { KeyRecord, OwnerLimits } from "../core/model.js";
 import type { GcraParams } from "../core/rate-limit.js";
 
 /** What a limited route reports in `RateLimit-*` headers and introspection. */
@@ -47,6 +47,8 @@ export interface LimitsSnapshot {
   rate_limit?: { limit: number; remaining: number; reset_seconds: number };
   concurrency?: { limit: number; in_flight: number; available: number };
   quota?: { limit: number; used: number; remaining: number; resets_at: string | null };
+  /** The owner's shared limits (docs/organizations.md), when it has any: what all its keys have left together. */
+  owner?: Omit<LimitsSnapshot, "owner">;
 }
 
 /**
@@ -54,11 +56,12 @@ export interface LimitsSnapshot {
  * after every other check passed, so a denied request never spends anything.
  */
 export interface LimitEnforcer {
-  enforce(key: KeyRecord, request: LimitRequest): Promise<LimitDecision>;
+  /** `shared`: the owner's shared limits (docs/organizations.md), spent together with the key's own. */
+  enforce(key: KeyRecord, request: LimitRequest, shared?: OwnerLimits | null): Promise<LimitDecision>;
   /** Reads what is left without spending anything. */
-  inspect(key: KeyRecord, now: number): Promise<LimitsSnapshot>;
+  inspect(key: KeyRecord, now: number, shared?: OwnerLimits | null): Promise<LimitsSnapshot>;
   /** Frees a lease by id (the explicit release call of forward auth); false when it was not held. */
-  releaseLease(key: KeyRecord, leaseId: string): Promise<boolean>;
+  releaseLease(key: KeyRecord, leaseId: string, shared?: OwnerLimits | null): Promise<boolean>;
   /** Where rate and concurrency decisions are taken now (readiness); null when they never leave this process. */
   health?(): Promise<LimiterMode | null>;
   close(): Promise<void>;
@@ -100,8 +103,38 @@ export interface QuotaCounter {
   /** Spends `cost` from the window if it fits; returns the window's use count after, or null when it does not fit. */
   spend(lineageId: string, window: string, allowance: number, cost: number, expiresAt: number | null): Promise<number | null>;
   used(lineageId: string, window: string): Promise<number>;
+  /**
+   * Gives back `cost` uses (never below zero): a request that spent a key's quota and was then
+   * refused by its owner's shared quota (docs/organizations.md) spends nothing.
+   */
+  refund?(lineageId: string, window: string, cost: number): Promise<unknown>;
+  /**
+   * Takes a block of uses in one conditional update, for BlockQuotaCounter (docs/limits.md,
+   * "Quota blocks"): `n = max(min, min(max, floor((allowance - used) / share)))`, written only
+   * when `used + n <= allowance`. Null when not even `min` fits; never over-spends.
+   */
+  takeBlock?(
+    lineageId: string,
+    window: string,
+    allowance: number,
+    block: QuotaBlockRequest,
+    expiresAt: number | null,
+  ): Promise<QuotaBlock | null>;
   /** Releases what the counter holds open (a connection of its own). */
   close?(): void | Promise<void>;
+}
+
+/** What a block take asks for: at least `min` uses, at most `max`, never more than 1/`share` of what remains (unless `min` is more). */
+export interface QuotaBlockRequest {
+  min: number;
+  max: number;
+  share: number;
+}
+
+/** A block taken: `taken` uses, and the window's use count after the take. */
+export interface QuotaBlock {
+  taken: number;
+  used: number;
 }
 
 /**

@@ -27,6 +27,7 @@ import { registerKeyRoutes } from "./routes/keys.js";
 import { registerLeakRoutes } from "./routes/leaks.js";
 import { installPasswordSignInGuard, registerOidcRoutes } from "./routes/oidc.js";
 import { registerOperationRoutes } from "./routes/operations.js";
+import { registerOrganizationRoutes } from "./routes/organizations.js";
 import { registerOwnerRoutes } from "./routes/owners.js";
 import { registerPortalSessionRoutes } from "./routes/portal-sessions.js";
 import { registerUsageRoutes } from "./routes/usage.js";
@@ -197,6 +198,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   });
   if (accounts) {
     registerAccountRoutes(app, ctx, accounts);
+    registerOrganizationRoutes(app, ctx, accounts);
     registerOidcRoutes(app, ctx, accounts, config.sso.oidc);
     registerKeyRequestRoutes(app, ctx, accounts);
     if (ctx.portals) registerPortalSessionRoutes(app, ctx, ctx.portals);

@@ -1,7 +1,16 @@
-import { adminRoleBound, keyAuthority, type MemberPolicy, memberBound, memberRights, portalBound } from "../authority/actors.js";
+import {
+  adminRoleBound,
+  keyAuthority,
+  type MemberPolicy,
+  memberBound,
+  memberRights,
+  organizationBound,
+  portalBound,
+} from "../authority/actors.js";
 import { CONTROL_NAMES, type ControlField, loosenedControls } from "../authority/controls.js";
 import { decide } from "../authority/decide.js";
 import type { Action, Authority, MemberRights } from "../authority/model.js";
+import type { UserRecord } from "../core/accounts.js";
 import { KeywardError } from "../core/errors.js";
 import { type Actor, type AuditEvent, computeKeyStatus, type KeyChanges, type KeyRecord, type OwnerRef } from "../core/model.js";
 import type { PortalSessionRecord } from "../core/portal-policy.js";
@@ -38,6 +47,61 @@ export async function authorityOf(ctx: ServiceContext, caller: Caller): Promise<
   return keyAuthority(key, await ownerRole(ctx, key.owner), memberPolicyOf(ctx));
 }
 
+/** The person behind a key: who made the first key of its rotation lineage, or who asked for it when an approval issued it. */
+async function personBehind(ctx: ServiceContext, key: KeyRecord): Promise<string | null> {
+  let root = key;
+  for (let hops = 0; root.rotatedFrom !== null && hops < 1000; hops++) {
+    const previous = await ctx.keyward.store.getKey(root.rotatedFrom);
+    if (!previous) break;
+    root = previous;
+  }
+  const created = (await ctx.keyward.store.listAuditEvents({ targetId: root.id, action: "key.created" }, 1, null)).events[0];
+  if (!created) return null;
+  const requestId = created.details?.key_request_id;
+  if (typeof requestId === "string" && ctx.accounts) {
+    const asked = await ctx.accounts.store.getKeyRequest(requestId);
+    if (asked?.requestedBy.type === "user") return asked.requestedBy.id;
+  }
+  return created.actor.type === "user" ? created.actor.id : null;
+}
+
+/**
+ * The caller as it acts on `owner`'s keys (docs/organizations.md): a console member acting on
+ * an organization they belong to does so by their role there, read afresh at every request
+ * (someone removed loses access at once); `key`, when the action is on one, tells a developer's
+ * own keys from the rest. Every other caller keeps its own authority.
+ */
+export async function scopedTo<C extends { kind: string; authority: Authority }>(
+  ctx: ServiceContext,
+  caller: C,
+  owner: OwnerRef,
+  key?: KeyRecord,
+): Promise<C> {
+  if (owner.type !== "organization" || !ctx.accounts) return caller;
+  const user = (caller as { kind: string; user?: UserRecord }).user;
+  if (caller.kind !== "user" || !user || user.role === "admin") return caller;
+  const membership = await ctx.accounts.store.getMembership(owner.id, user.id);
+  if (!membership) return caller;
+  const ownsKey = key === undefined || membership.role !== "developer" || (await personBehind(ctx, key)) === user.id;
+  const bound = organizationBound(owner, membership.role, user.id, memberPolicyOf(ctx), ownsKey);
+  return { ...caller, authority: { actor: caller.authority.actor, bounds: [bound] } };
+}
+
+/**
+ * A key the caller may see, and the caller as it acts on that key (`scopedTo`): another owner's
+ * key is simply not there (404), never "forbidden".
+ */
+export async function keyInReach<C extends { kind: string; authority: Authority }>(
+  ctx: ServiceContext,
+  caller: C,
+  id: string,
+): Promise<{ key: KeyRecord; caller: C }> {
+  const key = await ctx.keyward.getKey(id);
+  const scoped = await scopedTo(ctx, caller, key.owner, key);
+  enforce(scoped.authority, { type: "key.read", key });
+  return { key, caller: scoped };
+}
+
 /** A portal session's authority (docs/embedding.md): one bound, its owner's keys within its policy. */
 export function portalAuthority(session: PortalSessionRecord): Authority {
   return { actor: { type: "portal", id: session.id }, bounds: [portalBound(session.owner, session.policy)] };
@@ -69,7 +133,9 @@ async function loosenedSetByActor(
   key: KeyRecord,
   changes: KeyChanges,
 ): Promise<Partial<Record<ControlField, boolean>>> {
-  const member = authority.bounds.find((bound) => bound.tightenOnly)?.owner;
+  const tight = authority.bounds.find((bound) => bound.tightenOnly);
+  // The person whose own settings may be loosened: an organization member, or the member owning the keys.
+  const member = tight?.person !== undefined ? { id: tight.person } : tight?.owner;
   if (!member) return {};
   const setters = new Map<ControlField, Actor | null>();
   const loosened = loosenedControls(key, { ...key, ...changes });

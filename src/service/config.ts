@@ -49,6 +49,8 @@ export interface ServiceConfig {
   redisTimeoutMs: number;
   /** How long a concurrency slot taken through /v1/authz or /v1/keys/verify is held unless released. */
   leaseTtlMs: number;
+  /** `KEYWARD_QUOTA_BLOCK_MAX`: quota uses taken from the database in blocks of up to this many; 0 spends per request (docs/limits.md, "Quota blocks"). */
+  quotaBlockMax: number;
   /** Usage buffer: flush interval (the most a kill -9 loses), and its bound in distinct rows. */
   usageFlushMs: number;
   usageMaxBuffer: number;
@@ -196,6 +198,7 @@ export function loadConfig(env: Env = process.env): ServiceConfig {
     limiterFailure,
     redisTimeoutMs: integer(env, "KEYWARD_REDIS_TIMEOUT_MS", 100, 5, 5_000),
     leaseTtlMs: integer(env, "KEYWARD_LEASE_TTL_MS", 30_000, 100, 3_600_000),
+    quotaBlockMax: integer(env, "KEYWARD_QUOTA_BLOCK_MAX", 64, 0, 1_000_000),
     usageFlushMs: integer(env, "KEYWARD_USAGE_FLUSH_MS", 1_000, 50, 60_000),
     usageMaxBuffer: integer(env, "KEYWARD_USAGE_MAX_BUFFER", 50_000, 100, 10_000_000),
     usageRetentionDays: integer(env, "KEYWARD_USAGE_RETENTION_DAYS", 90, 0, 36_500),

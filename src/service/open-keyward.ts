@@ -4,6 +4,7 @@ import { Keyward } from "../engine/keyward.js";
 import { FailedAttemptLimiter } from "../limits/failed-attempt-limiter.js";
 import { KeyLimitEnforcer } from "../limits/key-limit-enforcer.js";
 import { MemoryRateLimiter } from "../limits/memory-rate-limiter.js";
+import { BlockQuotaCounter } from "../limits/quota-blocks.js";
 import { RedisAttemptCounter } from "../limits/redis-attempt-counter.js";
 import { RedisRateLimiter } from "../limits/redis-rate-limiter.js";
 import type { Clock } from "../ports/clock.js";
@@ -106,7 +107,11 @@ export function assembleKeyward(config: ServiceConfig, stores: Stores, parts: Se
     ...engineSettings(config),
     limits: new KeyLimitEnforcer({
       rates,
-      quotas: stores.quotas,
+      // Quota uses taken from the database in blocks (docs/limits.md, "Quota blocks").
+      quotas:
+        config.quotaBlockMax > 1
+          ? new BlockQuotaCounter({ store: stores.quotas, maxBlock: config.quotaBlockMax, ...(clock ? { now: () => clock.now() } : {}) })
+          : stores.quotas,
       ...(metrics ? { onDecision: (d) => metrics.recordLimiterDecision(d) } : {}),
     }),
     usage,

@@ -10,7 +10,7 @@ const Nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null
 
 export const OwnerSchema = Type.Object(
   {
-    type: Type.Union([Type.Literal("user"), Type.Literal("application")]),
+    type: Type.Union([Type.Literal("user"), Type.Literal("application"), Type.Literal("organization")]),
     id: Type.String({ minLength: 1, maxLength: 128, pattern: "^[A-Za-z0-9_.@:-]+$" }),
   },
   { additionalProperties: false },
@@ -119,7 +119,7 @@ export const VerifyKeyBody = Type.Object(
 );
 
 export const OwnerParams = Type.Object({
-  type: Type.Union([Type.Literal("user"), Type.Literal("application")]),
+  type: Type.Union([Type.Literal("user"), Type.Literal("application"), Type.Literal("organization")]),
   id: Type.String({ minLength: 1, maxLength: 128, pattern: "^[A-Za-z0-9_.@:-]+$" }),
 });
 
@@ -136,7 +136,7 @@ export const ListKeysQuery = Type.Object(
   {
     ...PageQuery,
     owner_id: Type.Optional(Type.String({ maxLength: 128 })),
-    owner_type: Type.Optional(Type.Union([Type.Literal("user"), Type.Literal("application")])),
+    owner_type: Type.Optional(Type.Union([Type.Literal("user"), Type.Literal("application"), Type.Literal("organization")])),
     environment: Type.Optional(EnvironmentSchema),
     status: Type.Optional(KeyStatusSchema),
     q: Type.Optional(
@@ -241,7 +241,7 @@ export const UsageQuerySchema = Type.Object(
   {
     key_id: Type.Optional(Type.String({ maxLength: 128 })),
     /** `user:alice` or `application:billing`. */
-    owner: Type.Optional(Type.String({ maxLength: 200, pattern: "^(user|application):.+$" })),
+    owner: Type.Optional(Type.String({ maxLength: 200, pattern: "^(user|application|organization):.+$" })),
     outcome: Type.Optional(Type.Union(OUTCOME_CODES.map((code) => Type.Literal(code)))),
     bucket: Type.Optional(Type.Union([Type.Literal("minute"), Type.Literal("hour"), Type.Literal("day")])),
     /** `key` (default): a row per bucket, key and outcome; `outcome`: summed over keys, no `key_id`. */
@@ -463,7 +463,7 @@ export const KeyRequestIdParams = Type.Object({ id: Type.String({ pattern: "^kre
 export const ListKeyRequestsQuery = Type.Object(
   {
     ...PageQuery,
-    owner_type: Type.Optional(Type.Union([Type.Literal("user"), Type.Literal("application")])),
+    owner_type: Type.Optional(Type.Union([Type.Literal("user"), Type.Literal("application"), Type.Literal("organization")])),
     owner_id: Type.Optional(Type.String({ maxLength: 128 })),
     status: Type.Optional(Type.Union([Type.Literal("pending"), Type.Literal("approved"), Type.Literal("rejected")])),
   },
@@ -525,4 +525,82 @@ export const ImportReportSchema = Type.Object({
   errors: Type.Array(Type.Object({ line: Type.Integer(), reason: Type.String() })),
   errors_omitted: Type.Integer(),
   audit_event_id: Nullable(Type.String()),
+});
+
+// ---------------------------------------------------------------- organizations (docs/organizations.md)
+
+const OrganizationId = Type.String({ minLength: 1, maxLength: 128, pattern: "^[A-Za-z0-9_.@:-]+$" });
+export const OrganizationRoleSchema = Type.Union([
+  Type.Literal("owner"),
+  Type.Literal("admin"),
+  Type.Literal("developer"),
+  Type.Literal("viewer"),
+]);
+
+/** The limits every key of an organization draws from together; each null or absent is no shared limit. */
+const SharedLimitFields = {
+  rate_limit: Type.Optional(Nullable(RateLimitSchema)),
+  concurrency: Type.Optional(Nullable(Type.Integer({ minimum: 1, maximum: 100_000 }))),
+  quota: Type.Optional(Nullable(QuotaSchema)),
+};
+
+export const CreateOrganizationBody = Type.Object(
+  {
+    id: Type.Optional(OrganizationId),
+    name: Name,
+    ...SharedLimitFields,
+  },
+  { additionalProperties: false },
+);
+
+export const UpdateOrganizationBody = Type.Object(
+  {
+    name: Type.Optional(Name),
+    disabled: Type.Optional(Type.Boolean()),
+    ...SharedLimitFields,
+  },
+  { additionalProperties: false, minProperties: 1 },
+);
+
+export const OrganizationParams = Type.Object({ id: OrganizationId });
+export const OrganizationMemberParams = Type.Object({ id: OrganizationId, user_id: Type.String({ minLength: 1, maxLength: 128 }) });
+
+export const ListOrganizationsQuery = Type.Object(
+  {
+    q: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 200 })),
+    cursor: Type.Optional(Type.String({ maxLength: 400 })),
+  },
+  { additionalProperties: false },
+);
+
+export const AddOrganizationMemberBody = Type.Object(
+  {
+    user_id: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
+    email: Type.Optional(Type.String({ minLength: 3, maxLength: 254 })),
+    role: OrganizationRoleSchema,
+  },
+  { additionalProperties: false },
+);
+
+export const UpdateOrganizationMemberBody = Type.Object({ role: OrganizationRoleSchema }, { additionalProperties: false });
+
+export const OrganizationSchema = Type.Object({
+  id: Type.String(),
+  name: Nullable(Type.String()),
+  disabled: Type.Boolean(),
+  created_at: Type.String(),
+  shared_limits: Nullable(
+    Type.Object({ rate_limit: Nullable(RateLimitSchema), concurrency: Nullable(Type.Integer()), quota: Nullable(QuotaSchema) }),
+  ),
+  /** The caller's role in it, when the caller is a member. */
+  role: Nullable(OrganizationRoleSchema),
+});
+
+export const OrganizationMemberSchema = Type.Object({
+  user_id: Type.String(),
+  email: Nullable(Type.String()),
+  role: OrganizationRoleSchema,
+  added_at: Type.String(),
+  added_by: Type.String(),
 });

@@ -4,14 +4,12 @@ import type { Logger } from "pino";
 import type { Authority } from "../authority/model.js";
 import type { SessionRecord, UserRecord } from "../core/accounts.js";
 import { KeywardError } from "../core/errors.js";
-import type { Actor, KeyRecord, OwnerRef, RequestContext } from "../core/model.js";
+import type { Actor, OwnerRef, RequestContext } from "../core/model.js";
 import type { PortalSessionRecord } from "../core/portal-policy.js";
 import { findMissingScopes } from "../core/scopes.js";
 import { normalisedPath } from "../core/url-text.js";
 import type { Accounts } from "../engine/accounts.js";
-import type { Keyward } from "../engine/keyward.js";
 import type { ValidResult } from "./auth.js";
-import { enforce } from "./authority-gate.js";
 import type { DashboardConfig } from "./config.js";
 
 export const SESSION_COOKIE = "kw_session";
@@ -62,13 +60,6 @@ export function ownerScope(caller: { authority: Authority }): OwnerRef | null {
  */
 export function ownerOnly(caller: { authority: Authority }): string | null {
   return caller.authority.bounds.find((bound) => bound.reach === "owner")?.owner?.id ?? null;
-}
-
-/** A key the caller may see: a member's view of another owner's key is simply not there (404), never "forbidden". */
-export async function getVisibleKey(keyward: Keyward, caller: { authority: Authority }, id: string): Promise<KeyRecord> {
-  const key = await keyward.getKey(id);
-  enforce(caller.authority, { type: "key.read", key });
-  return key;
 }
 
 export function callerContext(request: FastifyRequest, caller: Caller | PortalCaller): RequestContext {

@@ -308,8 +308,8 @@ export function keyRequestQuery(
   if (ownerType) {
     where.push("owner_type = ?");
     values.push(ownerType);
-    // Both types spelled out: the owner index leads with the type, and an owner id alone would scan.
-  } else if (ownerId) where.push("owner_type IN ('user', 'application')");
+    // Every type spelled out: the owner index leads with the type, and an owner id alone would scan.
+  } else if (ownerId) where.push("owner_type IN ('user', 'application', 'organization')");
   if (ownerId) {
     where.push("owner_id = ?");
     values.push(ownerId);

@@ -38,8 +38,8 @@ export function buildKeyListWhere(filter: KeyListFilter, after: KeyPageCursor | 
   const clauses: string[] = [];
   const [TRUE, FALSE] = dialect === "sqlite" ? ["1", "0"] : ["TRUE", "FALSE"];
   if (filter.ownerType) clauses.push(`owner_type = ${bind(filter.ownerType)}`);
-  // Both types spelled out: the owner index leads with the type, and an owner id alone would scan.
-  else if (filter.ownerId) clauses.push("owner_type IN ('user', 'application')");
+  // Every type spelled out: the owner index leads with the type, and an owner id alone would scan.
+  else if (filter.ownerId) clauses.push("owner_type IN ('user', 'application', 'organization')");
   if (filter.ownerId) clauses.push(`owner_id = ${bind(filter.ownerId)}`);
   if (filter.environment) clauses.push(`environment = ${bind(filter.environment)}`);
   if (filter.status) {

@@ -354,7 +354,7 @@ describe.each(backends)("import and legacy keys on $name", ({ open }) => {
     expect(report.errors.map((e) => e.reason)).toEqual([
       "not valid JSON",
       "unknown field scope",
-      "owner must be user:<id> or application:<id>",
+      "owner must be user:<id>, application:<id> or organization:<id>",
       expect.stringMatching(/no declared format/),
       "a sha256_hex digest is 64 hexadecimal characters",
       expect.stringMatching(/needs its legacy format/),

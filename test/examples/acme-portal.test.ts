@@ -95,6 +95,14 @@ beforeAll(async () => {
     },
   });
   expect(verifyKey.status).toBe(201);
+  // The companies are Keyward organizations, created by an administrator (the README does it with
+  // `keyward orgs create`); Acme's company keys draw from the quota the first one shares.
+  const acmeOrg = await adminCall("/v1/organizations", {
+    method: "POST",
+    body: { id: "company-c1", name: "Acme Analytical Engines", quota: { limit: 1000, period: "day" } },
+  });
+  expect(acmeOrg.status).toBe(201);
+  expect((await adminCall("/v1/organizations", { method: "POST", body: { id: "company-c2", name: "Globex Penguins" } })).status).toBe(201);
   acme = buildAcmeApp({
     origin: acmeOrigin,
     keywardUrl: service.url,
@@ -141,7 +149,7 @@ describe.runIf(chromium)("examples/acme-portal in a browser", { timeout: 180_000
     expect(cookie?.httpOnly).toBe(true);
     expect(cookie?.sameSite).toBe("Lax");
 
-    // Two elements: Ada's own keys, and her company's (an application owner, for now).
+    // Two elements: Ada's own keys, and her company's (a Keyward organization).
     const mine = page.locator("keyward-keys").nth(0);
     const company = page.locator("keyward-keys").nth(1);
     await mine.getByText("No keys yet.").waitFor();
@@ -235,13 +243,26 @@ describe.runIf(chromium)("examples/acme-portal in a browser", { timeout: 180_000
     expect(live.status).toBe(200);
     expect(((await live.json()) as { key: { environment: string } }).key.environment).toBe("production");
 
-    // The company's keys: an application owner named after the company, serving its orders.
+    // The company's keys: owned by the organization named after the company, serving its orders,
+    // and drawing from the quota the organization shares.
     const companyKey = await createKeyIn(company, "Warehouse sync", ["orders:read"]);
     const byCompany = await orders({ authorization: `Bearer ${companyKey}` });
     expect(byCompany.status).toBe(200);
     expect(((await byCompany.json()) as { data: Array<{ id: string }> }).data.map((o) => o.id)).toEqual(["ord_1001", "ord_1002"]);
-    const companyKeys = await adminCall("/v1/keys?owner_type=application&owner_id=company-c1");
-    expect(companyKeys.body.data?.map((k) => k.name)).toEqual(["Warehouse sync"]);
+    const companyKeys = await adminCall("/v1/keys?owner_type=organization&owner_id=company-c1");
+    expect(companyKeys.body.data?.map((k) => [k.name, k.owner])).toEqual([["Warehouse sync", { type: "organization", id: "company-c1" }]]);
+    expect((await adminCall("/v1/keys?owner_type=application&owner_id=company-c1")).body.data).toEqual([]);
+    // Keyward's audit trail names Acme's person who made it through the portal.
+    const companyAudit = await adminCall(`/v1/audit-events?key_id=${companyKeys.body.data?.[0]?.id}&action=key.created`);
+    expect((companyAudit.body.data?.[0] as { details: { host_actor: unknown } } | undefined)?.details.host_actor).toMatchObject({
+      id: "u1",
+    });
+    const introspected = await service.call("/v1/introspect", { headers: { "x-api-key": companyKey } });
+    expect((introspected.json() as { limits: { owner?: { quota?: { limit: number } } } }).limits.owner?.quota).toMatchObject({
+      limit: 1000,
+    });
+    // The organization is still the one the administrator named.
+    expect((await adminCall("/v1/organizations/company-c1")).body).toMatchObject({ name: "Acme Analytical Engines" });
 
     // Signing out ends the cookie's access; the keys go on working.
     await page.getByRole("button", { name: "Sign out" }).click();

@@ -1,7 +1,6 @@
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { expect } from "vitest";
 
 export const REPO_ROOT = join(import.meta.dirname, "..", "..");
 export const CLI = join(REPO_ROOT, "bin", "keyward.js");
@@ -91,15 +90,36 @@ export function childPids(parent: number): number[] {
     .filter((pid) => pid > 0);
 }
 
-/** `serve --workers N` on `env`, once every worker listens; with the bootstrap admin key it printed. */
+/**
+ * `serve --workers N` on `env`, once every worker listens; with the bootstrap admin key it printed.
+ * Waits on the process's own output and exit rather than polling a clock, so a loaded machine
+ * only makes it slower; `timeoutMs` is a backstop for a worker that never comes up.
+ */
 export async function startWorkers(
   env: Record<string, string>,
   workers: number,
-  timeoutMs = 10_000,
+  timeoutMs = 25_000,
 ): Promise<ServeProcess & { adminKey: string | undefined }> {
   const server = await startServeProcess(env, ["--workers", String(workers)]);
+  const listening = () => (server.stdout().match(/Keyward listening on/g) ?? []).length;
   try {
-    await expect.poll(() => (server.stdout().match(/Keyward listening on/g) ?? []).length, { timeout: timeoutMs }).toBe(workers);
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => done(new Error(`${listening()} of ${workers} workers listening after ${timeoutMs} ms`)), timeoutMs);
+      const check = () => {
+        if (listening() >= workers) done();
+      };
+      const exited = (code: number | null) => done(new Error(`serve --workers exited with ${code} before every worker listened`));
+      const done = (error?: Error) => {
+        clearTimeout(timer);
+        server.child.stdout?.off("data", check);
+        server.child.off("exit", exited);
+        if (error) reject(error);
+        else resolve();
+      };
+      server.child.stdout?.on("data", check);
+      server.child.once("exit", exited);
+      check();
+    });
   } catch (error) {
     server.child.kill("SIGTERM");
     await waitForExit(server.child);

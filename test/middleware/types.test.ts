@@ -18,7 +18,7 @@ it("types the verified key in every framework", () => {
   const fastifyAuth = keywardFastify(fastify, keyward);
   fastify.get("/", { preHandler: fastifyAuth.require({ scopes: ["read"] }) }, async (request) => {
     expectTypeOf(request.apiKey).toEqualTypeOf<VerifiedKey | undefined>();
-    expectTypeOf(request.apiKey?.owner.type).toEqualTypeOf<"user" | "application" | undefined>();
+    expectTypeOf(request.apiKey?.owner.type).toEqualTypeOf<"user" | "application" | "organization" | undefined>();
   });
 
   const app = express();

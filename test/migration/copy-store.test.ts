@@ -124,11 +124,21 @@ describe.skipIf(!available)("keyward copy-store SQLite → PostgreSQL → SQLite
       expect(await verifyAll(sqliteUrl("back.db"), null, seeded)).toEqual({ valid: 11, revoked: "REVOKED" });
 
       // Row for row the same as where it started: keys, owners, last uses, users, webhooks, audit, usage.
-      const types = ["owner", "key", "key_last_use", "user", "key_request", "webhook_endpoint", "audit_event", "usage_count"];
+      const types = [
+        "owner",
+        "key",
+        "key_last_use",
+        "user",
+        "organization_member",
+        "key_request",
+        "webhook_endpoint",
+        "audit_event",
+        "usage_count",
+      ];
       expect(await rowsOf(sqliteUrl("back.db"), null, types)).toEqual(await rowsOf(sqliteUrl("a.db"), null, types));
       // An export of the PostgreSQL store says the same (integers as numbers, booleans as 0/1),
       // except for keys, whose last use PostgreSQL keeps in the keys table.
-      const shared = ["owner", "user", "key_request", "webhook_endpoint", "audit_event", "usage_count"];
+      const shared = ["owner", "user", "organization_member", "key_request", "webhook_endpoint", "audit_event", "usage_count"];
       expect(await rowsOf(DATABASE_URL, schema, shared)).toEqual(await rowsOf(sqliteUrl("a.db"), null, shared));
 
       // The target engine goes on appending to the copied chain.

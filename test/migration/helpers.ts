@@ -45,7 +45,20 @@ export async function seedStore(url: string, schema: string | null, count: numbe
     const revoked = keys.pop() as { id: string; key: string };
     await keyward.revokeKey(revoked.id, "test", CONTEXT);
     const { createUserFromCli } = await import("../../src/cli/users.js");
-    await createUserFromCli(keyward, { email: `${tag}@example.com`, context: CONTEXT });
+    const person = await createUserFromCli(keyward, { email: `${tag}@example.com`, context: CONTEXT });
+    // An organization with shared limits, and the person as its owner (docs/organizations.md).
+    const organization = { type: "organization" as const, id: `${tag}-org` };
+    await keyward.createOwner(
+      organization,
+      { name: `Org ${tag}`, limits: { rateLimit: null, concurrency: 4, quota: { limit: 1000, period: "month" } } },
+      CONTEXT,
+    );
+    const { buildAuditEvent } = await import("../../src/engine/audit.js");
+    const { accountStoreFor } = await import("../../src/service/account-store-factory.js");
+    await accountStoreFor(keyward.store)?.saveMembership(
+      { organizationId: organization.id, userId: person.id, role: "owner", addedAt: 1_700_000_000_000, addedBy: "cli:test" },
+      buildAuditEvent(CONTEXT, 1_700_000_000_000, "organization.member_added", { type: "owner", id: `organization:${organization.id}` }),
+    );
     const stores = await storesBeside(keyward.store);
     const first = keys[0] as { id: string };
     await stores.usage.writeUsage(

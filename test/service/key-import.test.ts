@@ -50,7 +50,7 @@ describe("POST /v1/keys/import", () => {
       unchanged: 0,
       failed: 1,
       created_by_format: { "legacy:acme": 2 },
-      errors: [{ line: 3, reason: "owner must be user:<id> or application:<id>" }],
+      errors: [{ line: 3, reason: "owner must be user:<id>, application:<id> or organization:<id>" }],
     });
     expect(response.text).not.toContain(plain);
 

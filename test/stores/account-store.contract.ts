@@ -68,6 +68,39 @@ export function describeAccountStoreContract(name: string, open: () => Promise<A
     };
 
     it(
+      "keeps organization members by role, audited, and never leaves an organization that had an owner without one",
+      withStore(async ({ keys, accounts }) => {
+        const [olga, ada] = [user("olga@example.com"), user("ada@example.com")];
+        for (const u of [olga, ada]) await accounts.insertUser(u, null);
+        const member = (u: UserRecord, role: "owner" | "admin" | "developer" | "viewer") => ({
+          organizationId: "acme",
+          userId: u.id,
+          role,
+          addedAt: NOW,
+          addedBy: "user:usr_admin",
+        });
+        expect(await accounts.saveMembership(member(olga, "owner"), audit("organization.member_added"))).toBe("done");
+        expect(await accounts.saveMembership(member(ada, "developer"), audit("organization.member_added"))).toBe("done");
+        expect(await accounts.getMembership("acme", ada.id)).toEqual(member(ada, "developer"));
+        // The only owner can neither step down nor go; nothing is written or audited when refused.
+        expect(await accounts.saveMembership(member(olga, "admin"), audit("organization.member_role_changed"))).toBe("last_owner");
+        expect(await accounts.removeMembership("acme", olga.id, audit("organization.member_removed"))).toBe("last_owner");
+        expect(await accounts.saveMembership(member(ada, "owner"), audit("organization.member_role_changed"))).toBe("done");
+        expect(await accounts.removeMembership("acme", olga.id, audit("organization.member_removed"))).toBe("done");
+        expect(await accounts.removeMembership("acme", olga.id, audit("organization.member_removed"))).toBe("not_found");
+        expect((await accounts.listOrganizationMembers("acme")).map((m) => [m.userId, m.role])).toEqual([[ada.id, "owner"]]);
+        expect((await accounts.listMembershipsOfUser(ada.id)).map((m) => m.organizationId)).toEqual(["acme"]);
+        expect(await accounts.listMembershipsOfUser(olga.id)).toEqual([]);
+        expect(await auditActions(keys)).toEqual([
+          "organization.member_added",
+          "organization.member_added",
+          "organization.member_role_changed",
+          "organization.member_removed",
+        ]);
+      }),
+    );
+
+    it(
       "inserts a user with its audit event, and refuses a second user with the same email",
       withStore(async ({ keys, accounts }) => {
         expect(await accounts.insertUser(user("a@example.com"), audit("user.created"))).toBe(true);

@@ -74,6 +74,45 @@ export function runKeyStoreContract(name: string, open: () => Promise<{ store: K
       await cleanup();
     });
 
+    it("keeps owners with a name and shared limits, read with every key's lookup; lists organizations newest first", async () => {
+      const acme = { type: "organization" as const, id: "acme" };
+      const limits = { rateLimit: { requests: 5, per_seconds: 1 }, concurrency: null, quota: { limit: 100, period: "day" as const } };
+      const created = await store.createOwner(acme, { name: "Acme", limits }, makeAudit("owner.created", "organization:acme"), T0);
+      expect(created).toMatchObject({ ...acme, name: "Acme", limits, disabled: false, createdAt: T0 });
+      expect(await store.createOwner(acme, { name: "again" }, makeAudit("owner.created", "organization:acme"), T0)).toBeNull();
+      const key = makeKey({ owner: acme });
+      await store.insertKey(key, makeAudit("key.created", key.id));
+      expect((await store.findKeyByDigest(key.digest))?.ownerLimits).toEqual({ ...limits, owner: acme, createdAt: T0 });
+      // Limits with nothing in them are none.
+      const cleared = await store.updateOwner(
+        acme,
+        { limits: { rateLimit: null, concurrency: null, quota: null } },
+        makeAudit("owner.updated", "x"),
+      );
+      expect(cleared?.limits).toBeNull();
+      expect((await store.findKeyByDigest(key.digest))?.ownerLimits).toBeNull();
+      expect(await store.updateOwner({ type: "organization", id: "nobody" }, { name: "x" }, makeAudit("owner.updated", "x"))).toBeNull();
+      for (let i = 0; i < 5; i++)
+        await store.createOwner(
+          { type: "organization", id: `org${i}` },
+          { name: i % 2 ? "Globex" : "Initech" },
+          makeAudit("owner.created", "x"),
+          T0 + i + 1,
+        );
+      const first = await store.listOwners({ type: "organization" }, 3, null);
+      expect(first.owners.map((o) => o.id)).toEqual(["org4", "org3", "org2"]);
+      const second = await store.listOwners({ type: "organization" }, 3, first.next);
+      expect(second.owners.map((o) => o.id)).toEqual(["org1", "org0", "acme"]);
+      expect(second.next).toBeNull();
+      expect((await store.listOwners({ type: "organization", q: "GLOB" }, 10, null)).owners.map((o) => o.id)).toEqual(["org3", "org1"]);
+      expect((await store.listOwners({ type: "organization", ids: ["acme", "org2"] }, 10, null)).owners.map((o) => o.id)).toEqual([
+        "org2",
+        "acme",
+      ]);
+      expect((await store.listOwners({ type: "organization", ids: [] }, 10, null)).owners).toEqual([]);
+      expect((await store.listOwners({ type: "user" }, 10, null)).owners).toEqual([]);
+    });
+
     it("migrate is idempotent", async () => {
       await store.migrate();
       expect(await store.countKeys()).toBe(0);
@@ -89,7 +128,7 @@ export function runKeyStoreContract(name: string, open: () => Promise<{ store: K
         expiresAt: T0 + 1000,
       });
       await store.insertKey(key, makeAudit("key.created", key.id));
-      expect(await store.findKeyByDigest(key.digest)).toEqual({ key, ownerDisabled: false });
+      expect(await store.findKeyByDigest(key.digest)).toEqual({ key, ownerDisabled: false, ownerLimits: null });
       expect(await store.getKey(key.id)).toEqual(key);
       expect(await store.findKeyByDigest("nope")).toBeNull();
       expect(await store.getKey("key_missing")).toBeNull();

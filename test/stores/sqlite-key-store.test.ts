@@ -4,6 +4,7 @@ import { join } from "node:path";
 import Database from "better-sqlite3";
 import { expect, it } from "vitest";
 import { applySqliteMigrations, CORE_SQLITE_MIGRATIONS } from "../../src/stores/sqlite/migrations.js";
+import { prepareKeyWrites } from "../../src/stores/sqlite/sqlite-key-rows.js";
 import { SqliteKeyStore } from "../../src/stores/sqlite/sqlite-key-store.js";
 import { makeAudit, makeKey, runKeyStoreContract } from "./key-store.contract.js";
 
@@ -71,6 +72,45 @@ it("sqlite: the move of last uses to key_last_use keeps every key and its last u
     expect(store.db.prepare("SELECT COUNT(*) AS n FROM key_last_use").get()).toEqual({ n: 1 });
     await store.close();
   } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+it("sqlite: the organizations migration rebuilds owners in a store with keys, keeping every owner, key and trigger", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "keyward-sqlite-"));
+  const filename = join(dir, "k.db");
+  // The store as the release before organizations left it: every core migration but the rebuild.
+  const raw = new Database(filename);
+  raw.pragma("foreign_keys = ON");
+  applySqliteMigrations(
+    raw,
+    CORE_SQLITE_MIGRATIONS.filter((migration) => migration.name !== "core/organizations"),
+  );
+  const key = makeKey({ owner: { type: "user", id: "alice" } });
+  raw.prepare("INSERT INTO owners (type, id, disabled, created_at) VALUES ('user', 'alice', 1, 5)").run();
+  prepareKeyWrites(raw).insert(key);
+  raw.close();
+  const store = new SqliteKeyStore({ filename });
+  try {
+    await store.migrate();
+    expect(await store.getOwner({ type: "user", id: "alice" })).toEqual({
+      type: "user",
+      id: "alice",
+      disabled: true,
+      createdAt: 5,
+      name: null,
+      limits: null,
+    });
+    expect((await store.findKeyByDigest(key.digest))?.ownerDisabled).toBe(true);
+    expect(store.db.pragma("foreign_keys", { simple: true })).toBe(1);
+    expect(store.db.pragma("foreign_key_check")).toEqual([]);
+    // The change feed's owner trigger stands on the new table.
+    const last = () => (store.db.prepare("SELECT MAX(seq) AS seq FROM key_changes").get() as { seq: number | null }).seq ?? 0;
+    const seq = last();
+    await store.setOwnerDisabled({ type: "user", id: "alice" }, false, makeAudit("owner.enabled", "user:alice"), 6);
+    expect(last()).toBeGreaterThan(seq);
+  } finally {
+    await store.close();
     rmSync(dir, { recursive: true, force: true });
   }
 });

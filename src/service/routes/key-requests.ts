@@ -6,7 +6,7 @@ import { KeywardError } from "../../core/errors.js";
 import { toPublicKey } from "../../core/key-view.js";
 import { findMissingScopes } from "../../core/scopes.js";
 import type { Accounts } from "../../engine/accounts.js";
-import { authorityOf, enforce } from "../authority-gate.js";
+import { authorityOf, enforce, scopedTo } from "../authority-gate.js";
 import type { ServiceContext } from "../context.js";
 import {
   CreateKeyRequestBody,
@@ -110,7 +110,9 @@ export function registerKeyRequestRoutes(app: FastifyInstance, ctx: ServiceConte
       if (!forItself && who.kind === "key" && findMissingScopes(who.result.key.scopes, ["keys:write"]).length > 0)
         throw new KeywardError("FORBIDDEN", "a key may ask only for itself");
       const sandbox = await keyward.getKey(sandboxId);
-      enforce(who.authority, { type: "key_request.create", sandbox, forItself });
+      // A member asks for an organization's key by their role there (docs/organizations.md).
+      const scoped = await scopedTo(ctx, who, sandbox.owner, sandbox);
+      enforce(scoped.authority, { type: "key_request.create", sandbox, forItself });
       const actor = who.actor;
       const created = await accounts.requestProductionKey(
         sandbox,
@@ -124,7 +126,7 @@ export function registerKeyRequestRoutes(app: FastifyInstance, ctx: ServiceConte
         who.kind === "portal"
           ? callerContext(request, who)
           : { actor, ip: request.ip, userAgent: request.headers["user-agent"], requestId: request.id },
-        lifetimeOf(who.authority),
+        lifetimeOf(scoped.authority),
       );
       return reply.code(201).send(keyRequestJson(created));
     },
@@ -143,7 +145,9 @@ export function registerKeyRequestRoutes(app: FastifyInstance, ctx: ServiceConte
       const caller = await ctx.requirePortalOrCaller(request, reply, ["keys:read"]);
       if (!caller) return reply;
       const q = request.query;
-      const only = ownerScope(caller);
+      const scoped =
+        q.owner_type === "organization" && q.owner_id ? await scopedTo(ctx, caller, { type: q.owner_type, id: q.owner_id }) : caller;
+      const only = ownerScope(scoped);
       const page = await accounts.listKeyRequests(
         {
           ...(q.owner_type ? { ownerType: q.owner_type } : {}),
@@ -172,7 +176,7 @@ export function registerKeyRequestRoutes(app: FastifyInstance, ctx: ServiceConte
       const caller = await ctx.requirePortalOrCaller(request, reply, ["keys:read"]);
       if (!caller) return reply;
       const found = await accounts.getKeyRequest(request.params.id);
-      enforce(caller.authority, { type: "key_request.read", request: found });
+      enforce((await scopedTo(ctx, caller, found.owner)).authority, { type: "key_request.read", request: found });
       return keyRequestJson(found);
     },
   );
@@ -239,7 +243,7 @@ export function registerKeyRequestRoutes(app: FastifyInstance, ctx: ServiceConte
           : who.kind === "portal"
             ? { type: "portal" as const, id: who.portal.id, owner: who.portal.owner }
             : { type: "user" as const, id: who.user.id };
-      enforce(who.authority, { type: "key_request.claim", request: found, claimant });
+      enforce((await scopedTo(ctx, who, found.owner)).authority, { type: "key_request.claim", request: found, claimant });
       const actor = who.actor;
       const claimed = await accounts.claimKeyRequest(
         found.id,

@@ -7,7 +7,7 @@ import type { DelegationCeiling, KeyChanges, KeyRecord } from "../../core/model.
 import { timestampField } from "../../core/timestamps.js";
 import type { CreateKeyInput } from "../../engine/key-input.js";
 import type { CreationCap } from "../../ports/key-store.js";
-import { enforce, enforceKeyUpdate } from "../authority-gate.js";
+import { enforce, enforceKeyUpdate, keyInReach, scopedTo } from "../authority-gate.js";
 import type { ServiceContext } from "../context.js";
 import { enforcePortalKeyCap } from "../portal-gate.js";
 import {
@@ -23,7 +23,7 @@ import {
   RotateKeyBody,
   UpdateKeyBody,
 } from "../schemas.js";
-import { callerContext, getVisibleKey, type OwnerScopedCaller, ownerScope } from "../sessions.js";
+import { callerContext, type OwnerScopedCaller, ownerScope } from "../sessions.js";
 
 const parseTime = (value: string | null | undefined): number | null | undefined =>
   value === undefined ? undefined : value === null ? null : timestampField(value, "body.expires_at");
@@ -80,7 +80,8 @@ export function registerKeyRoutes(app: FastifyInstance, ctx: ServiceContext): vo
       if (!caller) return reply;
       const body = request.body;
       const delegation = ceilingOfNewKey(body);
-      enforce(caller.authority, {
+      const scoped = await scopedTo(ctx, caller, body.owner);
+      enforce(scoped.authority, {
         type: "key.create",
         rights: { owner: body.owner, environment: body.environment, scopes: body.scopes, delegation },
         expiry: { at: parseTime(body.expires_at) ?? null, now: now() },
@@ -99,8 +100,8 @@ export function registerKeyRoutes(app: FastifyInstance, ctx: ServiceContext): vo
         metadata: (body.metadata as Record<string, unknown>) ?? {},
         delegation,
       };
-      const cap = memberCap(ctx, caller);
-      const created = await keyward.createKey(input, callerContext(request, caller), cap ? { cap } : {});
+      const cap = memberCap(ctx, scoped);
+      const created = await keyward.createKey(input, callerContext(request, scoped), cap ? { cap } : {});
       reply.header("cache-control", "no-store");
       return reply.code(201).send({ key: created.key, ...toPublicKey(created.record, now()) });
     },
@@ -120,7 +121,9 @@ export function registerKeyRoutes(app: FastifyInstance, ctx: ServiceContext): vo
       const caller = await ctx.requirePortalOrCaller(request, reply, ["keys:read"]);
       if (!caller) return reply;
       const q = request.query;
-      const only = ownerScope(caller);
+      // A member listing an organization's keys sees them by their role there.
+      const scoped = q.owner_type && q.owner_id ? await scopedTo(ctx, caller, { type: q.owner_type, id: q.owner_id }) : caller;
+      const only = ownerScope(scoped);
       const own = only !== null ? { ownerType: only.type, ownerId: only.id } : null;
       const search = q.q === undefined ? null : parseKeySearch(q.q);
       const filter = {
@@ -156,7 +159,7 @@ export function registerKeyRoutes(app: FastifyInstance, ctx: ServiceContext): vo
     async (request, reply) => {
       const caller = await ctx.requirePortalOrCaller(request, reply, ["keys:read"]);
       if (!caller) return reply;
-      return toPublicKey(await getVisibleKey(ctx.keyward, caller, request.params.id), now());
+      return toPublicKey((await keyInReach(ctx, caller, request.params.id)).key, now());
     },
   );
 
@@ -175,7 +178,7 @@ export function registerKeyRoutes(app: FastifyInstance, ctx: ServiceContext): vo
       const caller = await ctx.requireCaller(request, reply, ["keys:write"]);
       if (!caller) return reply;
       const body = request.body;
-      const key = await getVisibleKey(ctx.keyward, caller, request.params.id);
+      const { key, caller: scoped } = await keyInReach(ctx, caller, request.params.id);
       const delegation = ceilingAfterUpdate(key, body);
       const changes: KeyChanges = {
         ...(body.name !== undefined ? { name: body.name } : {}),
@@ -189,7 +192,7 @@ export function registerKeyRoutes(app: FastifyInstance, ctx: ServiceContext): vo
         ...(body.enabled !== undefined ? { enabled: body.enabled } : {}),
         ...(delegation !== undefined ? { delegation } : {}),
       };
-      await enforceKeyUpdate(ctx, caller.authority, key, changes);
+      await enforceKeyUpdate(ctx, scoped.authority, key, changes);
       const updated = await keyward.updateKey(request.params.id, changes, callerContext(request, caller));
       return toPublicKey(updated, now());
     },
@@ -209,7 +212,8 @@ export function registerKeyRoutes(app: FastifyInstance, ctx: ServiceContext): vo
     async (request, reply) => {
       const caller = await ctx.requirePortalOrCaller(request, reply, ["keys:write"]);
       if (!caller) return reply;
-      enforce(caller.authority, { type: "key.rotate", key: await getVisibleKey(ctx.keyward, caller, request.params.id) });
+      const { key, caller: scoped } = await keyInReach(ctx, caller, request.params.id);
+      enforce(scoped.authority, { type: "key.rotate", key });
       const rotated = await keyward.rotateKey(request.params.id, request.body?.grace_seconds ?? 0, callerContext(request, caller));
       reply.header("cache-control", "no-store");
       const at = now();
@@ -231,7 +235,8 @@ export function registerKeyRoutes(app: FastifyInstance, ctx: ServiceContext): vo
     async (request, reply) => {
       const caller = await ctx.requirePortalOrCaller(request, reply, ["keys:write"]);
       if (!caller) return reply;
-      enforce(caller.authority, { type: "key.revoke", key: await getVisibleKey(ctx.keyward, caller, request.params.id) });
+      const { key, caller: scoped } = await keyInReach(ctx, caller, request.params.id);
+      enforce(scoped.authority, { type: "key.revoke", key });
       const revoked = await keyward.revoke(request.params.id, request.body?.reason ?? null, callerContext(request, caller));
       return { ...toPublicKey(revoked.key, now()), ended_grace: revoked.endedGrace.map((key) => key.id) };
     },
@@ -255,10 +260,10 @@ export function registerKeyRoutes(app: FastifyInstance, ctx: ServiceContext): vo
         throw new KeywardError("VALIDATION_FAILED", "body: takes no fields", { errors: [{ field: "body", message: "takes no fields" }] });
       const caller = await ctx.requireCaller(request, reply, ["keys:write"]);
       if (!caller) return reply;
-      await getVisibleKey(ctx.keyward, caller, request.params.id);
+      const { caller: scoped } = await keyInReach(ctx, caller, request.params.id);
       // Whoever may revoke a key may end its grace: the same decision, for every key that stops.
       const ended = await keyward.endGrace(request.params.id, callerContext(request, caller), (ending) => {
-        for (const key of ending) enforce(caller.authority, { type: "key.revoke", key });
+        for (const key of ending) enforce(scoped.authority, { type: "key.revoke", key });
       });
       return { ...toPublicKey(ended.key, now()), ended_grace: ended.endedGrace.map((key) => key.id) };
     },

@@ -1,9 +1,10 @@
 import type { Static } from "@sinclair/typebox";
 import type { FastifyInstance } from "fastify";
 import { KeywardError } from "../../core/errors.js";
+import { OWNER_TYPES, type OwnerRef, type OwnerType } from "../../core/model.js";
 import { timestampField } from "../../core/timestamps.js";
 import { BUCKET_MS } from "../../ports/usage-recorder.js";
-import { enforce } from "../authority-gate.js";
+import { enforce, keyInReach, scopedTo } from "../authority-gate.js";
 import type { ServiceContext } from "../context.js";
 import {
   KeyIdParams,
@@ -13,7 +14,7 @@ import {
   UsageQuerySchema,
   UsageResponseSchema,
 } from "../schemas.js";
-import { getVisibleKey, ownerScope } from "../sessions.js";
+import { ownerScope } from "../sessions.js";
 
 const DEFAULT_SPAN_MS = 86_400_000;
 
@@ -22,6 +23,13 @@ const DEFAULT_SPAN_MS = 86_400_000;
  * `GET /v1/keys/{id}/requests`: a key's recent requests, one by one (docs/usage.md).
  */
 export function registerUsageRoutes(app: FastifyInstance, ctx: ServiceContext): void {
+  /** `type:id`, as usage rows name owners; an unknown type names no owner a member could be scoped to. */
+  const ownerOfText = (text: string): OwnerRef | null => {
+    const colon = text.indexOf(":");
+    const type = text.slice(0, colon) as OwnerType;
+    return colon > 0 && OWNER_TYPES.includes(type) ? { type, id: text.slice(colon + 1) } : null;
+  };
+
   app.get<{ Querystring: Static<typeof UsageQuerySchema> }>(
     "/v1/usage",
     {
@@ -35,11 +43,14 @@ export function registerUsageRoutes(app: FastifyInstance, ctx: ServiceContext): 
     async (request, reply) => {
       const caller = await ctx.requirePortalOrCaller(request, reply, ["keys:read"]);
       if (!caller) return reply;
-      enforce(caller.authority, { type: "usage.read" });
       const q = request.query;
-      // Members and portal sessions see their own keys' usage only; another key is not there.
-      if (q.key_id !== undefined) await getVisibleKey(ctx.keyward, caller, q.key_id);
-      const only = ownerScope(caller);
+      // Members and portal sessions see their own keys' usage only; another key is not there. A
+      // member asking for an organization's (or one of its keys') usage does so by their role there.
+      const asked = q.owner === undefined ? null : ownerOfText(q.owner);
+      const scoped =
+        q.key_id !== undefined ? (await keyInReach(ctx, caller, q.key_id)).caller : asked ? await scopedTo(ctx, caller, asked) : caller;
+      enforce(scoped.authority, { type: "usage.read" });
+      const only = ownerScope(scoped);
       const owner = only !== null ? `${only.type}:${only.id}` : q.owner;
       if (only !== null && q.owner !== undefined && q.owner !== owner) throw new KeywardError("RESOURCE_NOT_FOUND", "no such owner");
       const bucket = q.bucket ?? "hour";
@@ -95,8 +106,8 @@ export function registerUsageRoutes(app: FastifyInstance, ctx: ServiceContext): 
       // Read as the key's usage is: who may read the key (a member: their own keys only) sees its log.
       const caller = await ctx.requireCaller(request, reply, ["keys:read"]);
       if (!caller) return reply;
-      enforce(caller.authority, { type: "usage.read" });
-      const key = await getVisibleKey(ctx.keyward, caller, request.params.id);
+      const { key, caller: scoped } = await keyInReach(ctx, caller, request.params.id);
+      enforce(scoped.authority, { type: "usage.read" });
       const { limit, cursor } = request.query;
       const page = await ctx.keyward.recentRequests(key.id, { ...(limit ? { limit } : {}), ...(cursor ? { cursor } : {}) });
       return {

@@ -19,8 +19,12 @@ import type {
   KeyPage,
   KeyPageCursor,
   KeyStore,
+  OwnerFields,
+  OwnerListFilter,
+  OwnerPage,
   RotateResult,
 } from "../../ports/key-store.js";
+import { sharedLimitsFromJson, sharedLimitsToJson } from "../owner-rows.js";
 import { chainedAuditRowValues } from "../rows.js";
 
 const ownerKey = (owner: OwnerRef): string => `${owner.type}:${owner.id}`;
@@ -61,7 +65,9 @@ export class MemoryKeyStore implements KeyStore {
     const id = this.byDigest.get(digest);
     const key = id === undefined ? undefined : this.keys.get(id);
     if (!key) return null;
-    return { key: copy(key), ownerDisabled: this.owners.get(ownerKey(key.owner))?.disabled ?? false };
+    const owner = this.owners.get(ownerKey(key.owner));
+    const ownerLimits = owner?.limits ? { ...copy(owner.limits), owner: key.owner, createdAt: owner.createdAt } : null;
+    return { key: copy(key), ownerDisabled: owner?.disabled ?? false, ownerLimits };
   }
 
   async getKey(id: string): Promise<KeyRecord | null> {
@@ -137,7 +143,50 @@ export class MemoryKeyStore implements KeyStore {
   }
 
   async ensureOwner(owner: OwnerRef, now: number): Promise<void> {
-    if (!this.owners.has(ownerKey(owner))) this.owners.set(ownerKey(owner), { ...owner, disabled: false, createdAt: now });
+    if (!this.owners.has(ownerKey(owner)))
+      this.owners.set(ownerKey(owner), { type: owner.type, id: owner.id, disabled: false, createdAt: now, name: null, limits: null });
+  }
+
+  async createOwner(owner: OwnerRef, fields: OwnerFields, audit: AuditEvent, now: number): Promise<OwnerRecord | null> {
+    if (this.owners.has(ownerKey(owner))) return null;
+    const record: OwnerRecord = {
+      type: owner.type,
+      id: owner.id,
+      disabled: false,
+      createdAt: now,
+      name: fields.name ?? null,
+      limits: null,
+    };
+    record.limits = sharedLimitsFromJson(sharedLimitsToJson(fields.limits ?? null));
+    this.owners.set(ownerKey(owner), record);
+    this.appendChained(audit);
+    return copy(record);
+  }
+
+  async updateOwner(owner: OwnerRef, fields: OwnerFields, audit: AuditEvent): Promise<OwnerRecord | null> {
+    const record = this.owners.get(ownerKey(owner));
+    if (!record) return null;
+    if (fields.name !== undefined) record.name = fields.name;
+    // Through the stored spelling, as the SQL stores do: limits with nothing in them are none.
+    if (fields.limits !== undefined) record.limits = sharedLimitsFromJson(sharedLimitsToJson(fields.limits));
+    this.appendChained(audit);
+    return copy(record);
+  }
+
+  async listOwners(filter: OwnerListFilter, limit: number, after: KeyPageCursor | null): Promise<OwnerPage> {
+    const q = filter.q?.toLowerCase();
+    const rows = [...this.owners.values()]
+      .filter(
+        (o) =>
+          o.type === filter.type &&
+          (!filter.ids || filter.ids.includes(o.id)) &&
+          (!q || o.id.toLowerCase().includes(q) || (o.name ?? "").toLowerCase().includes(q)) &&
+          (!after || o.createdAt < after.createdAt || (o.createdAt === after.createdAt && o.id < after.id)),
+      )
+      .sort((a, b) => b.createdAt - a.createdAt || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
+    const owners = rows.slice(0, limit).map(copy);
+    const last = owners[owners.length - 1];
+    return { owners, next: rows.length > limit && last ? { createdAt: last.createdAt, id: last.id } : null };
   }
 
   async setOwnerDisabled(owner: OwnerRef, disabled: boolean, audit: AuditEvent, now: number): Promise<OwnerRecord> {

@@ -241,6 +241,17 @@ export const CORE_POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
     CREATE TRIGGER owners_changed AFTER UPDATE OR DELETE ON owners FOR EACH ROW EXECUTE FUNCTION keyward_owner_changed();
     `,
   },
+  {
+    // Organizations (docs/organizations.md): a third owner type, with a name and limits its keys share.
+    name: "core/organizations",
+    sql: `
+    ALTER TABLE owners DROP CONSTRAINT owners_type_check;
+    ALTER TABLE owners ADD CONSTRAINT owners_type_check CHECK (type IN ('user', 'application', 'organization'));
+    ALTER TABLE owners ADD COLUMN name TEXT;
+    ALTER TABLE owners ADD COLUMN limits TEXT;
+    CREATE INDEX owners_listing ON owners (type, created_at DESC, id DESC);
+    `,
+  },
 ];
 
 /** Quota counters: one row per key lineage and window (see src/core/quota-window.ts). */
@@ -370,6 +381,14 @@ export const PORTAL_POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
       app_name TEXT
     );
     CREATE INDEX portal_sessions_expires_at ON portal_sessions (expires_at);
+    `,
+  },
+  {
+    // Portal sessions for organizations (docs/organizations.md).
+    name: "portal/0002_organizations",
+    sql: `
+    ALTER TABLE portal_sessions DROP CONSTRAINT portal_sessions_owner_type_check;
+    ALTER TABLE portal_sessions ADD CONSTRAINT portal_sessions_owner_type_check CHECK (owner_type IN ('user', 'application', 'organization'));
     `,
   },
 ];

@@ -2,6 +2,7 @@ import type pg from "pg";
 import type { KeyRequestRecord, SessionRecord, UserLinkPurpose, UserLinkRecord, UserRecord } from "../../core/accounts.js";
 import { KeywardError } from "../../core/errors.js";
 import type { AuditEvent, KeyRecord } from "../../core/model.js";
+import type { MembershipRecord } from "../../core/organizations.js";
 import type {
   AccountStore,
   ClaimedSecret,
@@ -9,6 +10,7 @@ import type {
   EndSessions,
   KeyRequestCursor,
   KeyRequestFilter,
+  MembershipChange,
   OidcFlowRecord,
   OidcLinkRecord,
   UserChanges,
@@ -43,6 +45,7 @@ import {
   userToValues,
   userUpdate,
 } from "../account-rows.js";
+import { MEMBERSHIP_SQL, type MembershipRow, membershipSchema, membershipToValues, rowToMembership } from "../membership-rows.js";
 import {
   OIDC_SQL,
   type OidcFlowRow,
@@ -63,7 +66,13 @@ export const ACCOUNTS_POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
   { name: "accounts/0003_user_links", sql: userLinksSchema("BIGINT", "") },
   { name: "accounts/0004_session_ids", sql: sessionIdsSchema("'ses_' || replace(gen_random_uuid()::text, '-', '')") },
   { name: "accounts/0005_oidc", sql: oidcSchema("BIGINT", "") },
+  { name: "accounts/0006_organization_members", sql: membershipSchema("BIGINT", "") },
 ];
+
+const MEMBERSHIP_PG = Object.fromEntries(Object.entries(MEMBERSHIP_SQL).map(([name, sql]) => [name, numberPlaceholders(sql)])) as Record<
+  keyof typeof MEMBERSHIP_SQL,
+  string
+>;
 
 const SQL = Object.fromEntries(Object.entries(ACCOUNT_SQL).map(([name, sql]) => [name, numberPlaceholders(sql)])) as Record<
   keyof typeof ACCOUNT_SQL,
@@ -359,5 +368,63 @@ export class PostgresAccountStore implements AccountStore {
 
   async deleteExpiredOidcFlows(now: number): Promise<number> {
     return (await this.pool.query(OIDC_PG.deleteExpiredFlows, [now])).rowCount ?? 0;
+  }
+
+  // ---------------------------------------------------------------- organization members (docs/organizations.md)
+
+  async getMembership(organizationId: string, userId: string): Promise<MembershipRecord | null> {
+    const row = await this.one<MembershipRow>(MEMBERSHIP_PG.get, [organizationId, userId]);
+    return row ? rowToMembership(row) : null;
+  }
+
+  async listMembershipsOfUser(userId: string): Promise<MembershipRecord[]> {
+    return (await this.pool.query<MembershipRow>(MEMBERSHIP_PG.ofUser, [userId])).rows.map(rowToMembership);
+  }
+
+  async listOrganizationMembers(organizationId: string): Promise<MembershipRecord[]> {
+    return (await this.pool.query<MembershipRow>(MEMBERSHIP_PG.ofOrganization, [organizationId])).rows.map(rowToMembership);
+  }
+
+  async saveMembership(membership: MembershipRecord, audit: AuditEvent): Promise<MembershipChange> {
+    return this.changeMembers(membership.organizationId, audit, async (client) => {
+      await client.query(MEMBERSHIP_PG.upsert, membershipToValues(membership));
+      return true;
+    });
+  }
+
+  async removeMembership(organizationId: string, userId: string, audit: AuditEvent): Promise<MembershipChange> {
+    return this.changeMembers(
+      organizationId,
+      audit,
+      async (client) => ((await client.query(MEMBERSHIP_PG.remove, [organizationId, userId])).rowCount ?? 0) > 0,
+    );
+  }
+
+  /**
+   * One change to an organization's members, refused when it would leave an organization that
+   * had an owner with none. A transaction-scoped advisory lock on the organization serialises
+   * changes to it, so two owners demoting each other at once cannot both succeed.
+   */
+  private async changeMembers(
+    organizationId: string,
+    audit: AuditEvent,
+    change: (client: pg.PoolClient) => Promise<boolean>,
+  ): Promise<MembershipChange> {
+    const lastOwner = new Error("last owner");
+    const owners = async (client: pg.PoolClient) =>
+      Number((await client.query<{ n: string }>(MEMBERSHIP_PG.countOwners, [organizationId])).rows[0]?.n ?? 0);
+    try {
+      return await this.write(async (client) => {
+        await client.query("SELECT pg_advisory_xact_lock(hashtext('keyward_org:' || $1))", [organizationId]);
+        const before = await owners(client);
+        if (!(await change(client))) return "not_found" as const;
+        if (before > 0 && (await owners(client)) === 0) throw lastOwner;
+        await appendChained(client, audit);
+        return "done" as const;
+      });
+    } catch (error) {
+      if (error === lastOwner) return "last_owner";
+      throw error;
+    }
   }
 }

@@ -13,6 +13,9 @@ import type {
   KeyPage,
   KeyPageCursor,
   KeyStore,
+  OwnerFields,
+  OwnerListFilter,
+  OwnerPage,
   RotateResult,
 } from "../../ports/key-store.js";
 import {
@@ -22,6 +25,15 @@ import {
   type KeyChangeRow,
   toChangeBatch,
 } from "../key-changes.js";
+import {
+  type OwnerRow,
+  ownerFromRow,
+  ownerLimitsOfLookup,
+  ownerListWhere,
+  ownerPage,
+  ownerUpdateSql,
+  sharedLimitsToJson,
+} from "../owner-rows.js";
 import {
   AUDIT_INSERT_COLUMNS,
   type AuditRow,
@@ -100,8 +112,6 @@ function parseSnapshot(text: string): { xmin: bigint; xmax: string; xip: string 
   return { xmin: BigInt(match[1] as string), xmax: match[2] as string, xip: `{${match[3]}}` };
 }
 
-type OwnerRow = { type: string; id: string; disabled: boolean; created_at: string };
-
 const placeholders = (count: number, from = 1) => Array.from({ length: count }, (_, i) => `$${i + from}`).join(", ");
 export const INSERT_KEY = `INSERT INTO keys (${KEY_COLUMNS.join(", ")}) VALUES (${placeholders(KEY_COLUMNS.length)})`;
 const INSERT_AUDIT = `INSERT INTO audit_events (${AUDIT_INSERT_COLUMNS}) VALUES (${placeholders(14)})`;
@@ -131,13 +141,6 @@ export async function inTransaction<T>(pool: pg.Pool, work: (client: pg.PoolClie
     client.release();
   }
 }
-
-const toOwner = (row: OwnerRow): OwnerRecord => ({
-  type: row.type as OwnerRef["type"],
-  id: row.id,
-  disabled: row.disabled,
-  createdAt: Number(row.created_at),
-});
 
 /**
  * KeyStore on PostgreSQL (node-postgres, pooled). The verify lookup is one named prepared
@@ -197,14 +200,22 @@ export class PostgresKeyStore implements KeyStore {
 
   async findKeyByDigest(digest: string): Promise<KeyLookup | null> {
     this.statementCounts.keyLookups++;
-    const result = await this.pool.query<KeyRow & { owner_disabled: boolean | null }>({
+    const result = await this.pool.query<
+      KeyRow & { owner_disabled: boolean | null; owner_limits: string | null; owner_created_at: string | null }
+    >({
       name: "keyward_find_key_by_digest",
-      text: `SELECT k.*, o.disabled AS owner_disabled FROM keys k
+      text: `SELECT k.*, o.disabled AS owner_disabled, o.limits AS owner_limits, o.created_at AS owner_created_at FROM keys k
              LEFT JOIN owners o ON o.type = k.owner_type AND o.id = k.owner_id WHERE k.digest = $1`,
       values: [digest],
     });
     const row = result.rows[0];
-    return row ? { key: rowToKey(row), ownerDisabled: row.owner_disabled === true } : null;
+    if (!row) return null;
+    const key = rowToKey(row);
+    return {
+      key,
+      ownerDisabled: row.owner_disabled === true,
+      ownerLimits: ownerLimitsOfLookup(key.owner, row.owner_limits, row.owner_created_at),
+    };
   }
 
   async getKey(id: string): Promise<KeyRecord | null> {
@@ -286,7 +297,7 @@ export class PostgresKeyStore implements KeyStore {
 
   async getOwner(owner: OwnerRef): Promise<OwnerRecord | null> {
     const row = (await this.pool.query<OwnerRow>("SELECT * FROM owners WHERE type = $1 AND id = $2", [owner.type, owner.id])).rows[0];
-    return row ? toOwner(row) : null;
+    return row ? ownerFromRow(row) : null;
   }
 
   async ensureOwner(owner: OwnerRef, now: number): Promise<void> {
@@ -304,8 +315,53 @@ export class PostgresKeyStore implements KeyStore {
         ])
       ).rows[0];
       await appendChained(client, audit);
-      return toOwner(row as OwnerRow);
+      return ownerFromRow(row as OwnerRow);
     });
+  }
+
+  async createOwner(owner: OwnerRef, fields: OwnerFields, audit: AuditEvent, now: number): Promise<OwnerRecord | null> {
+    return this.transaction(async (client) => {
+      const row = (
+        await client.query<OwnerRow>(
+          `INSERT INTO owners (type, id, disabled, created_at, name, limits) VALUES ($1, $2, FALSE, $3, $4, $5)
+           ON CONFLICT DO NOTHING RETURNING *`,
+          [owner.type, owner.id, now, fields.name ?? null, sharedLimitsToJson(fields.limits ?? null)],
+        )
+      ).rows[0];
+      if (!row) return null;
+      await appendChained(client, audit);
+      return ownerFromRow(row);
+    });
+  }
+
+  async updateOwner(owner: OwnerRef, fields: OwnerFields, audit: AuditEvent): Promise<OwnerRecord | null> {
+    let n = 0;
+    const { sql, values } = ownerUpdateSql(fields, () => `$${++n}`);
+    return this.transaction(async (client) => {
+      const row = (
+        await client.query<OwnerRow>(
+          sql
+            ? `UPDATE owners SET ${sql} WHERE type = $${n + 1} AND id = $${n + 2} RETURNING *`
+            : "SELECT * FROM owners WHERE type = $1 AND id = $2 FOR UPDATE",
+          [...values, owner.type, owner.id],
+        )
+      ).rows[0];
+      if (!row) return null;
+      await appendChained(client, audit);
+      return ownerFromRow(row);
+    });
+  }
+
+  async listOwners(filter: OwnerListFilter, limit: number, after: KeyPageCursor | null): Promise<OwnerPage> {
+    let n = 0;
+    const { where, values } = ownerListWhere(filter, after, () => `$${++n}`);
+    const rows = (
+      await this.pool.query<OwnerRow>(`SELECT * FROM owners WHERE ${where} ORDER BY created_at DESC, id DESC LIMIT $${n + 1}`, [
+        ...values,
+        limit + 1,
+      ])
+    ).rows;
+    return ownerPage(rows, limit);
   }
 
   async appendAuditEvent(event: AuditEvent): Promise<void> {

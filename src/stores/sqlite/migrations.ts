@@ -5,6 +5,11 @@ import { recentRequestsSchema } from "../recent-requests-sql.js";
 export interface SqliteMigration {
   name: string;
   sql: string;
+  /**
+   * Rebuilds a table other tables refer to (SQLite cannot change a CHECK in place): foreign keys
+   * are off while it runs, as SQLite's documented table rebuild asks, and checked before commit.
+   */
+  rebuildsTable?: true;
 }
 
 /**
@@ -23,10 +28,18 @@ export function applySqliteMigrations(db: Database.Database, migrations: readonl
   const record = db.prepare("INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)");
   for (const migration of migrations) {
     if (applied.has(migration.name)) continue;
-    db.transaction(() => {
-      db.exec(migration.sql);
-      record.run(migration.name, Date.now());
-    })();
+    const foreignKeys = db.pragma("foreign_keys", { simple: true }) as number;
+    if (migration.rebuildsTable) db.pragma("foreign_keys = OFF");
+    try {
+      db.transaction(() => {
+        db.exec(migration.sql);
+        if (migration.rebuildsTable && (db.pragma("foreign_key_check") as unknown[]).length > 0)
+          throw new Error(`migration ${migration.name} left rows whose foreign keys point nowhere`);
+        record.run(migration.name, Date.now());
+      })();
+    } finally {
+      if (migration.rebuildsTable) db.pragma(`foreign_keys = ${foreignKeys ? "ON" : "OFF"}`);
+    }
   }
 }
 
@@ -196,6 +209,33 @@ export const CORE_SQLITE_MIGRATIONS: readonly SqliteMigration[] = [
   CREATE TRIGGER owners_changed_delete AFTER DELETE ON owners BEGIN INSERT INTO key_changes (owner_type, owner_id) VALUES (OLD.type, OLD.id); END;
   `,
   },
+  {
+    // Organizations (docs/organizations.md): a third owner type, with a name and limits its keys
+    // share. SQLite cannot widen a CHECK in place: the table is rebuilt, and its triggers (the
+    // change token and the change feed) are made again on the new table.
+    name: "core/organizations",
+    rebuildsTable: true,
+    sql: `
+  CREATE TABLE owners_new (
+    type TEXT NOT NULL CHECK (type IN ('user', 'application', 'organization')),
+    id TEXT NOT NULL,
+    disabled INTEGER NOT NULL DEFAULT 0,
+    created_at INTEGER NOT NULL,
+    name TEXT,
+    limits TEXT,
+    PRIMARY KEY (type, id)
+  ) STRICT;
+  INSERT INTO owners_new (type, id, disabled, created_at) SELECT type, id, disabled, created_at FROM owners;
+  DROP TABLE owners;
+  ALTER TABLE owners_new RENAME TO owners;
+  CREATE INDEX owners_listing ON owners (type, created_at DESC, id DESC);
+  CREATE TRIGGER owners_change_seq_insert AFTER INSERT ON owners BEGIN UPDATE meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) WHERE name = 'change_seq'; END;
+  CREATE TRIGGER owners_change_seq_update AFTER UPDATE ON owners BEGIN UPDATE meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) WHERE name = 'change_seq'; END;
+  CREATE TRIGGER owners_change_seq_delete AFTER DELETE ON owners BEGIN UPDATE meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) WHERE name = 'change_seq'; END;
+  CREATE TRIGGER owners_changed_update AFTER UPDATE ON owners BEGIN INSERT INTO key_changes (owner_type, owner_id) VALUES (OLD.type, OLD.id); END;
+  CREATE TRIGGER owners_changed_delete AFTER DELETE ON owners BEGIN INSERT INTO key_changes (owner_type, owner_id) VALUES (OLD.type, OLD.id); END;
+  `,
+  },
 ];
 
 /** Quota counters: one row per key lineage and window (see src/core/quota-window.ts). */
@@ -358,6 +398,36 @@ export const PORTAL_SQLITE_MIGRATIONS: readonly SqliteMigration[] = [
     return_url TEXT,
     app_name TEXT
   ) STRICT;
+  CREATE INDEX portal_sessions_expires_at ON portal_sessions (expires_at);
+  `,
+  },
+  {
+    // Portal sessions for organizations (docs/organizations.md): the owner CHECK widened, by a rebuild.
+    name: "portal/0002_organizations",
+    rebuildsTable: true,
+    sql: `
+  CREATE TABLE portal_sessions_new (
+    id TEXT PRIMARY KEY,
+    digest TEXT NOT NULL UNIQUE,
+    owner_type TEXT NOT NULL CHECK (owner_type IN ('user', 'application', 'organization')),
+    owner_id TEXT NOT NULL,
+    policy TEXT NOT NULL,
+    host_actor_id TEXT NOT NULL,
+    host_actor_email TEXT,
+    created_by_type TEXT NOT NULL,
+    created_by_id TEXT NOT NULL,
+    created_by_owner_type TEXT,
+    created_by_owner_id TEXT,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    revoked_at INTEGER,
+    allowed_origin TEXT,
+    return_url TEXT,
+    app_name TEXT
+  ) STRICT;
+  INSERT INTO portal_sessions_new SELECT * FROM portal_sessions;
+  DROP TABLE portal_sessions;
+  ALTER TABLE portal_sessions_new RENAME TO portal_sessions;
   CREATE INDEX portal_sessions_expires_at ON portal_sessions (expires_at);
   `,
   },

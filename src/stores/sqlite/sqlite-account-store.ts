@@ -3,6 +3,7 @@ import type { KeyRequestRecord, SessionRecord, UserLinkPurpose, UserLinkRecord, 
 import { AUDIT_GENESIS_HASH } from "../../core/audit-chain.js";
 import { KeywardError } from "../../core/errors.js";
 import type { AuditEvent, KeyRecord } from "../../core/model.js";
+import type { MembershipRecord } from "../../core/organizations.js";
 import type {
   AccountStore,
   ClaimedSecret,
@@ -10,6 +11,7 @@ import type {
   EndSessions,
   KeyRequestCursor,
   KeyRequestFilter,
+  MembershipChange,
   OidcFlowRecord,
   OidcLinkRecord,
   UserChanges,
@@ -43,6 +45,7 @@ import {
   userToValues,
   userUpdate,
 } from "../account-rows.js";
+import { MEMBERSHIP_SQL, type MembershipRow, membershipSchema, membershipToValues, rowToMembership } from "../membership-rows.js";
 import {
   OIDC_SQL,
   type OidcFlowRow,
@@ -63,6 +66,7 @@ export const ACCOUNTS_SQLITE_MIGRATIONS: readonly SqliteMigration[] = [
   { name: "accounts/0003_user_links", sql: userLinksSchema("INTEGER", " STRICT") },
   { name: "accounts/0004_session_ids", sql: sessionIdsSchema("'ses_' || lower(hex(randomblob(16)))") },
   { name: "accounts/0005_oidc", sql: oidcSchema("INTEGER", " STRICT") },
+  { name: "accounts/0006_organization_members", sql: membershipSchema("INTEGER", " STRICT") },
 ];
 
 /**
@@ -331,5 +335,49 @@ export class SqliteAccountStore implements AccountStore {
 
   async deleteExpiredOidcFlows(now: number): Promise<number> {
     return this.db.prepare(OIDC_SQL.deleteExpiredFlows).run(now).changes;
+  }
+
+  // ---------------------------------------------------------------- organization members (docs/organizations.md)
+
+  async getMembership(organizationId: string, userId: string): Promise<MembershipRecord | null> {
+    const row = this.db.prepare<[string, string], MembershipRow>(MEMBERSHIP_SQL.get).get(organizationId, userId);
+    return row ? rowToMembership(row) : null;
+  }
+
+  async listMembershipsOfUser(userId: string): Promise<MembershipRecord[]> {
+    return this.db.prepare<[string], MembershipRow>(MEMBERSHIP_SQL.ofUser).all(userId).map(rowToMembership);
+  }
+
+  async listOrganizationMembers(organizationId: string): Promise<MembershipRecord[]> {
+    return this.db.prepare<[string], MembershipRow>(MEMBERSHIP_SQL.ofOrganization).all(organizationId).map(rowToMembership);
+  }
+
+  async saveMembership(membership: MembershipRecord, audit: AuditEvent): Promise<MembershipChange> {
+    return this.changeMembers(membership.organizationId, audit, () => {
+      this.db.prepare(MEMBERSHIP_SQL.upsert).run(...membershipToValues(membership));
+      return true;
+    });
+  }
+
+  async removeMembership(organizationId: string, userId: string, audit: AuditEvent): Promise<MembershipChange> {
+    return this.changeMembers(organizationId, audit, () => this.db.prepare(MEMBERSHIP_SQL.remove).run(organizationId, userId).changes > 0);
+  }
+
+  /** One change to an organization's members, refused when it would leave an organization that had an owner with none. */
+  private changeMembers(organizationId: string, audit: AuditEvent, change: () => boolean): MembershipChange {
+    const owners = () => (this.db.prepare(MEMBERSHIP_SQL.countOwners).get(organizationId) as { n: number }).n;
+    const lastOwner = new Error("last owner");
+    try {
+      return this.write(() => {
+        const before = owners();
+        if (!change()) return "not_found" as const;
+        if (before > 0 && owners() === 0) throw lastOwner;
+        this.appendChained(audit);
+        return "done" as const;
+      });
+    } catch (error) {
+      if (error === lastOwner) return "last_owner";
+      throw error;
+    }
   }
 }

@@ -13,6 +13,9 @@ import type {
   KeyPage,
   KeyPageCursor,
   KeyStore,
+  OwnerFields,
+  OwnerListFilter,
+  OwnerPage,
   RotateResult,
 } from "../../ports/key-store.js";
 import {
@@ -22,6 +25,15 @@ import {
   type KeyChangeRow,
   toChangeBatch,
 } from "../key-changes.js";
+import {
+  type OwnerRow,
+  ownerFromRow,
+  ownerLimitsOfLookup,
+  ownerListWhere,
+  ownerPage,
+  ownerUpdateSql,
+  sharedLimitsToJson,
+} from "../owner-rows.js";
 import {
   AUDIT_INSERT_COLUMNS,
   type AuditRow,
@@ -56,8 +68,6 @@ export interface SqliteKeyStoreOptions {
   /** How long change-feed rows are kept (docs/architecture.md, the change feed). Default one hour. */
   changeRetentionMs?: number;
 }
-
-type OwnerRow = { type: string; id: string; disabled: number; created_at: number };
 
 /**
  * KeyStore on an embedded SQLite file (better-sqlite3). WAL journal with `synchronous = FULL`:
@@ -102,8 +112,12 @@ export class SqliteKeyStore implements KeyStore {
 
   private prepareStatements() {
     return {
-      findByDigest: this.db.prepare<[string], KeyRow & { owner_disabled: number | null }>(
-        `SELECT k.*, o.disabled AS owner_disabled, u.at AS last_used_at, u.ip AS last_used_ip FROM keys k
+      findByDigest: this.db.prepare<
+        [string],
+        KeyRow & { owner_disabled: number | null; owner_limits: string | null; owner_created_at: number | null }
+      >(
+        `SELECT k.*, o.disabled AS owner_disabled, o.limits AS owner_limits, o.created_at AS owner_created_at,
+                u.at AS last_used_at, u.ip AS last_used_ip FROM keys k
          LEFT JOIN owners o ON o.type = k.owner_type AND o.id = k.owner_id
          LEFT JOIN key_last_use u ON u.key_id = k.id WHERE k.digest = ?`,
       ),
@@ -119,6 +133,9 @@ export class SqliteKeyStore implements KeyStore {
       getOwner: this.db.prepare<[string, string], OwnerRow>("SELECT * FROM owners WHERE type = ? AND id = ?"),
       ensureOwner: this.db.prepare("INSERT INTO owners (type, id, disabled, created_at) VALUES (?, ?, 0, ?) ON CONFLICT DO NOTHING"),
       setOwnerDisabled: this.db.prepare("UPDATE owners SET disabled = ? WHERE type = ? AND id = ?"),
+      insertOwner: this.db.prepare(
+        "INSERT INTO owners (type, id, disabled, created_at, name, limits) VALUES (?, ?, 0, ?, ?, ?) ON CONFLICT DO NOTHING",
+      ),
       markReplaced: this.db.prepare(
         "UPDATE keys SET replaced_by = ?, grace_ends_at = ?, updated_at = ? WHERE id = ? AND replaced_by IS NULL AND revoked_at IS NULL",
       ),
@@ -148,7 +165,12 @@ export class SqliteKeyStore implements KeyStore {
   async findKeyByDigest(digest: string): Promise<KeyLookup | null> {
     const row = this.s.findByDigest.get(digest);
     if (!row) return null;
-    return { key: rowToKey(row), ownerDisabled: row.owner_disabled === 1 };
+    const key = rowToKey(row);
+    return {
+      key,
+      ownerDisabled: row.owner_disabled === 1,
+      ownerLimits: ownerLimitsOfLookup(key.owner, row.owner_limits, row.owner_created_at),
+    };
   }
 
   async getKey(id: string): Promise<KeyRecord | null> {
@@ -226,7 +248,7 @@ export class SqliteKeyStore implements KeyStore {
 
   async getOwner(owner: OwnerRef): Promise<OwnerRecord | null> {
     const row = this.s.getOwner.get(owner.type, owner.id);
-    return row ? { type: row.type as OwnerRef["type"], id: row.id, disabled: row.disabled === 1, createdAt: row.created_at } : null;
+    return row ? ownerFromRow(row) : null;
   }
 
   async ensureOwner(owner: OwnerRef, now: number): Promise<void> {
@@ -239,10 +261,40 @@ export class SqliteKeyStore implements KeyStore {
         this.s.ensureOwner.run(owner.type, owner.id, now);
         this.s.setOwnerDisabled.run(disabled ? 1 : 0, owner.type, owner.id);
         this.appendChained(audit);
-        const row = this.s.getOwner.get(owner.type, owner.id) as OwnerRow;
-        return { type: owner.type, id: owner.id, disabled: row.disabled === 1, createdAt: row.created_at };
+        return ownerFromRow(this.s.getOwner.get(owner.type, owner.id) as OwnerRow);
       })
       .immediate();
+  }
+
+  async createOwner(owner: OwnerRef, fields: OwnerFields, audit: AuditEvent, now: number): Promise<OwnerRecord | null> {
+    return this.db
+      .transaction(() => {
+        const inserted = this.s.insertOwner.run(owner.type, owner.id, now, fields.name ?? null, sharedLimitsToJson(fields.limits ?? null));
+        if (inserted.changes === 0) return null;
+        this.appendChained(audit);
+        return ownerFromRow(this.s.getOwner.get(owner.type, owner.id) as OwnerRow);
+      })
+      .immediate();
+  }
+
+  async updateOwner(owner: OwnerRef, fields: OwnerFields, audit: AuditEvent): Promise<OwnerRecord | null> {
+    const { sql, values } = ownerUpdateSql(fields, () => "?");
+    return this.db
+      .transaction(() => {
+        if (!this.s.getOwner.get(owner.type, owner.id)) return null;
+        if (sql) this.db.prepare(`UPDATE owners SET ${sql} WHERE type = ? AND id = ?`).run(...values, owner.type, owner.id);
+        this.appendChained(audit);
+        return ownerFromRow(this.s.getOwner.get(owner.type, owner.id) as OwnerRow);
+      })
+      .immediate();
+  }
+
+  async listOwners(filter: OwnerListFilter, limit: number, after: KeyPageCursor | null): Promise<OwnerPage> {
+    const { where, values } = ownerListWhere(filter, after, () => "?");
+    const rows = this.db
+      .prepare<unknown[], OwnerRow>(`SELECT * FROM owners WHERE ${where} ORDER BY created_at DESC, id DESC LIMIT ?`)
+      .all(...values, limit + 1);
+    return ownerPage(rows, limit);
   }
 
   /**

@@ -1,5 +1,6 @@
 import type Database from "better-sqlite3";
-import type { QuotaCounter } from "../../ports/limits.js";
+import { blockSize } from "../../core/quota-block.js";
+import type { QuotaBlock, QuotaBlockRequest, QuotaCounter } from "../../ports/limits.js";
 import { applySqliteMigrations, LIMITS_SQLITE_MIGRATIONS } from "./migrations.js";
 import { closeRelaxedConnection, openRelaxedConnection } from "./relaxed-connection.js";
 
@@ -17,6 +18,10 @@ import { closeRelaxedConnection, openRelaxedConnection } from "./relaxed-connect
 export class SqliteQuotaCounter implements QuotaCounter {
   private readonly spendStatement: Database.Statement<[string, string, number, number | null, number], { used: number }>;
   private readonly usedStatement: Database.Statement<[string, string], { used: number }>;
+  private readonly refundStatement: Database.Statement<[number, string, string], { used: number }>;
+  private readonly takeBlockTransaction: Database.Transaction<
+    (lineageId: string, window: string, allowance: number, block: QuotaBlockRequest, expiresAt: number | null) => QuotaBlock | null
+  >;
 
   private readonly db: Database.Database;
 
@@ -30,6 +35,18 @@ export class SqliteQuotaCounter implements QuotaCounter {
        RETURNING used`,
     );
     this.usedStatement = db.prepare("SELECT used FROM quota_counters WHERE lineage_id = ? AND window = ?");
+    this.refundStatement = db.prepare(
+      "UPDATE quota_counters SET used = max(used - ?, 0) WHERE lineage_id = ? AND window = ? RETURNING used",
+    );
+    // The read and the conditional upsert in one write transaction (BEGIN IMMEDIATE below): no
+    // other connection or process writes between them. The upsert's own condition would keep
+    // the count exact without it; the transaction only spares a take refused for a stale read.
+    this.takeBlockTransaction = db.transaction((lineageId, window, allowance, block, expiresAt) => {
+      const taken = blockSize(allowance, this.usedStatement.get(lineageId, window)?.used ?? 0, block);
+      if (taken > allowance) return null;
+      const used = this.spendStatement.get(lineageId, window, taken, expiresAt, allowance)?.used;
+      return used === undefined ? null : { taken, used };
+    });
   }
 
   async spend(lineageId: string, window: string, allowance: number, cost: number, expiresAt: number | null): Promise<number | null> {
@@ -38,6 +55,22 @@ export class SqliteQuotaCounter implements QuotaCounter {
 
   async used(lineageId: string, window: string): Promise<number> {
     return this.usedStatement.get(lineageId, window)?.used ?? 0;
+  }
+
+  /** Gives `cost` uses back, never below zero; returns the use count after (0 when the window has none). */
+  async refund(lineageId: string, window: string, cost: number): Promise<number> {
+    return this.refundStatement.get(cost, lineageId, window)?.used ?? 0;
+  }
+
+  /** A block for BlockQuotaCounter (docs/limits.md, "Quota blocks"), in one write transaction. */
+  async takeBlock(
+    lineageId: string,
+    window: string,
+    allowance: number,
+    block: QuotaBlockRequest,
+    expiresAt: number | null,
+  ): Promise<QuotaBlock | null> {
+    return this.takeBlockTransaction.immediate(lineageId, window, allowance, block, expiresAt);
   }
 
   /** Closes the spend connection (the key store closes its own). */

@@ -77,7 +77,7 @@ it("serve --workers 4: the member key cap is exact across worker processes (one 
     id: string;
     password: string;
   };
-  const server = await startWorkers(env, 4, 15_000);
+  const server = await startWorkers(env, 4);
   try {
     const signedIn = await fetch(`${server.url}/v1/session`, {
       method: "POST",
