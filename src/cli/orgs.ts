@@ -4,14 +4,21 @@ import { decide } from "../authority/decide.js";
 import type { Action } from "../authority/model.js";
 import { normalizeEmail, type UserRecord } from "../core/accounts.js";
 import { KeywardError } from "../core/errors.js";
-import type { OwnerRecord, OwnerRef, QuotaSpec, RateLimitSpec, RequestContext } from "../core/model.js";
+import type { OwnerRecord, QuotaSpec, RateLimitSpec, RequestContext } from "../core/model.js";
 import { type MembershipRecord, ORGANIZATION_ROLES, type OrganizationRole } from "../core/organizations.js";
 import { cryptoRandomBytes, generateId } from "../core/random.js";
-import { type SharedLimitsJson, sharedLimitsFromApi, sharedLimitsJson } from "../core/shared-limits.js";
-import { buildAuditEvent } from "../engine/audit.js";
+import { type SharedLimitsJson, sharedLimitsJson } from "../core/shared-limits.js";
 import type { Keyward } from "../engine/keyward.js";
+import {
+  changeOrganizationMember,
+  type MemberJson,
+  memberJson,
+  membersWithEmails,
+  mergeSharedLimits,
+  organizationJson,
+  organizationRef,
+} from "../engine/organizations.js";
 import type { AccountStore } from "../ports/account-store.js";
-import type { OwnerFields } from "../ports/key-store.js";
 import { accountStoreFor } from "../service/account-store-factory.js";
 import {
   orNull,
@@ -44,7 +51,6 @@ interface SharedLimitOptions {
   quotaRefill?: { amount: number; every_seconds: number };
 }
 
-const organizationRef = (id: string): OwnerRef => ({ type: "organization", id });
 const usageError = (message: string) => new KeywardError("VALIDATION_FAILED", message);
 
 function parseRole(value: string): OrganizationRole {
@@ -99,33 +105,6 @@ function sharedLimitFlags(options: SharedLimitOptions): Partial<SharedLimitsJson
   };
 }
 
-/** The limits after a change: each field given replaces that one, the others stay (as `PATCH /v1/organizations/{id}`). */
-function mergedLimits(given: Partial<SharedLimitsJson>, before: OwnerRecord | null): OwnerFields["limits"] {
-  const was = sharedLimitsJson(before?.limits ?? null);
-  return sharedLimitsFromApi({
-    rate_limit: given.rate_limit !== undefined ? given.rate_limit : (was?.rate_limit ?? null),
-    concurrency: given.concurrency !== undefined ? given.concurrency : (was?.concurrency ?? null),
-    quota: given.quota !== undefined ? given.quota : (was?.quota ?? null),
-  });
-}
-
-/** An organization in the API's spelling (GET /v1/organizations/{id}, without a caller's role). */
-const organizationJson = (owner: OwnerRecord) => ({
-  id: owner.id,
-  name: owner.name,
-  disabled: owner.disabled,
-  created_at: new Date(owner.createdAt).toISOString(),
-  shared_limits: sharedLimitsJson(owner.limits),
-});
-
-const memberJson = (member: MembershipRecord, user: UserRecord | null) => ({
-  user_id: member.userId,
-  email: user?.email ?? null,
-  role: member.role,
-  added_at: new Date(member.addedAt).toISOString(),
-  added_by: member.addedBy,
-});
-
 function describeLimits(limits: SharedLimitsJson | null): string[] {
   if (!limits) return ["shared limits  none"];
   const lines: string[] = [];
@@ -152,7 +131,7 @@ function describeOrganization(owner: OwnerRecord): string {
   ].join("\n");
 }
 
-function describeMembers(members: ReturnType<typeof memberJson>[]): string {
+function describeMembers(members: MemberJson[]): string {
   if (members.length === 0) return "No members.";
   const width = Math.max(5, ...members.map((m) => (m.email ?? m.user_id).length));
   return [
@@ -179,19 +158,13 @@ async function organization(keyward: Keyward, id: string): Promise<OwnerRecord> 
   return owner;
 }
 
-async function membersOf(store: AccountStore, id: string): Promise<ReturnType<typeof memberJson>[]> {
-  const members = [];
-  for (const member of await store.listOrganizationMembers(id)) members.push(memberJson(member, await store.getUser(member.userId)));
-  return members;
-}
-
 async function userByEmail(store: AccountStore, email: string): Promise<UserRecord> {
   const user = await store.getUserByEmail(normalizeEmail(email));
   if (!user) throw new KeywardError("RESOURCE_NOT_FOUND", `no user ${email}: create one first (keyward users create)`);
   return user;
 }
 
-/** Adds a member, changes their role or removes them (to null), audited as the API does. */
+/** Adds a member, changes their role or removes them (to null), decided and audited as the API does. */
 async function changeMember(
   keyward: Keyward,
   store: AccountStore,
@@ -201,28 +174,8 @@ async function changeMember(
   from: OrganizationRole | null,
   to: OrganizationRole | null,
 ): Promise<MembershipRecord | null> {
-  const ref = organizationRef(id);
-  enforceAuthority(context, { type: "organization.members", organization: ref, from, to });
-  const now = keyward.clock.now();
-  const action =
-    from === null ? "organization.member_added" : to === null ? "organization.member_removed" : "organization.member_role_changed";
-  const audit = buildAuditEvent(
-    context,
-    now,
-    action,
-    { type: "owner", id: `organization:${id}` },
-    from !== null && to !== null ? { role: { from, to } } : null,
-    { user_id: user.id, role: to ?? from },
-  );
-  const membership: MembershipRecord | null =
-    to === null
-      ? null
-      : { organizationId: id, userId: user.id, role: to, addedAt: now, addedBy: `${context.actor.type}:${context.actor.id}` };
-  const outcome = membership ? await store.saveMembership(membership, audit) : await store.removeMembership(id, user.id, audit);
-  if (outcome === "last_owner")
-    throw new KeywardError("CONFLICT", "an organization keeps at least one owner: make someone else owner first");
-  if (outcome === "not_found") throw new KeywardError("RESOURCE_NOT_FOUND", `${user.email} is not a member of ${id}`);
-  return membership ? ((await store.getMembership(id, user.id)) ?? membership) : null;
+  enforceAuthority(context, { type: "organization.members", organization: organizationRef(id), from, to });
+  return changeOrganizationMember(keyward, store, context, id, user, from, to);
 }
 
 export function addOrganizationCommands(program: Command, { out, withKeyward, cliContext }: OrgCommandTools): void {
@@ -242,7 +195,7 @@ export function addOrganizationCommands(program: Command, { out, withKeyward, cl
         const context = cliContext();
         enforceAuthority(context, { type: "organization.govern" });
         const ref = organizationRef(options.id ?? generateId("org", cryptoRandomBytes));
-        const created = await keyward.createOwner(ref, { name: options.name, limits: mergedLimits(given, null) }, context);
+        const created = await keyward.createOwner(ref, { name: options.name, limits: mergeSharedLimits(given, null) ?? null }, context);
         out(options.json ? JSON.stringify(organizationJson(created), null, 2) : `Organization created.\n${describeOrganization(created)}`);
       });
     });
@@ -260,7 +213,7 @@ export function addOrganizationCommands(program: Command, { out, withKeyward, cl
           { type: "organization", ...(options.q ? { q: options.q } : {}) },
           { limit: options.limit, ...(options.cursor ? { cursor: options.cursor } : {}) },
         );
-        const data = page.data.map(organizationJson);
+        const data = page.data.map((owner) => organizationJson(owner));
         if (options.json) {
           out(JSON.stringify({ data, next_cursor: page.nextCursor }, null, 2));
           return;
@@ -282,7 +235,7 @@ export function addOrganizationCommands(program: Command, { out, withKeyward, cl
     .action(async (id: string, options: { json?: boolean }) => {
       await withKeyward(async (keyward) => {
         const owner = await organization(keyward, id);
-        const members = await membersOf(await accountStore(keyward), id);
+        const members = await membersWithEmails(await accountStore(keyward), id);
         if (options.json) out(JSON.stringify({ ...organizationJson(owner), members }, null, 2));
         else out(`${describeOrganization(owner)}\n\n${describeMembers(members)}`);
       });
@@ -301,7 +254,7 @@ export function addOrganizationCommands(program: Command, { out, withKeyward, cl
         if (Object.keys(given).length > 0) {
           const context = cliContext();
           enforceAuthority(context, { type: "organization.govern" });
-          owner = await keyward.updateOwner(organizationRef(id), { limits: mergedLimits(given, owner) }, context);
+          owner = await keyward.updateOwner(organizationRef(id), { limits: mergeSharedLimits(given, owner) ?? null }, context);
         }
         const limits = sharedLimitsJson(owner.limits);
         out(options.json ? JSON.stringify({ id: owner.id, shared_limits: limits }, null, 2) : describeLimits(limits).join("\n"));
@@ -319,7 +272,7 @@ export function addOrganizationCommands(program: Command, { out, withKeyward, cl
     .action(async (id: string, options: { json?: boolean }) => {
       await withKeyward(async (keyward) => {
         await organization(keyward, id);
-        const data = await membersOf(await accountStore(keyward), id);
+        const data = await membersWithEmails(await accountStore(keyward), id);
         out(options.json ? JSON.stringify({ data }, null, 2) : describeMembers(data));
       });
     });

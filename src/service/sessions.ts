@@ -54,13 +54,6 @@ export function ownerScope(caller: { authority: Authority }): OwnerRef | null {
   return caller.authority.bounds.find((bound) => bound.reach === "owner")?.owner ?? null;
 }
 
-/**
- * The user whose keys alone this caller may see and touch: a member signed in to the dashboard,
- * or any key a member owns. Null for callers that reach beyond one owner.
- */
-export function ownerOnly(caller: { authority: Authority }): string | null {
-  return caller.authority.bounds.find((bound) => bound.reach === "owner")?.owner?.id ?? null;
-}
 
 export function callerContext(request: FastifyRequest, caller: Caller | PortalCaller): RequestContext {
   return {

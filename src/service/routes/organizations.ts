@@ -3,13 +3,18 @@ import type { FastifyInstance } from "fastify";
 import type { Authority } from "../../authority/model.js";
 import { normalizeEmail, type UserRecord } from "../../core/accounts.js";
 import { KeywardError } from "../../core/errors.js";
-import type { OwnerRecord, OwnerRef } from "../../core/model.js";
+import type { OwnerRecord } from "../../core/model.js";
 import type { MembershipRecord, OrganizationRole } from "../../core/organizations.js";
 import { cryptoRandomBytes, generateId } from "../../core/random.js";
-import { type SharedLimitsJson, sharedLimitsFromApi, sharedLimitsJson } from "../../core/shared-limits.js";
 import type { Accounts } from "../../engine/accounts.js";
-import { buildAuditEvent } from "../../engine/audit.js";
-import type { OwnerFields } from "../../ports/key-store.js";
+import {
+  changeOrganizationMember,
+  memberJson,
+  membersWithEmails,
+  mergeSharedLimits,
+  organizationJson,
+  organizationRef,
+} from "../../engine/organizations.js";
 import { enforce, liveKeysOf, scopedTo } from "../authority-gate.js";
 import type { ServiceContext } from "../context.js";
 import {
@@ -28,38 +33,8 @@ import { type AuthorizedCaller, callerContext } from "../sessions.js";
 
 const errors = { 400: ProblemSchema, 401: ProblemSchema, 403: ProblemSchema, 404: ProblemSchema, 409: ProblemSchema };
 
-const organizationRef = (id: string): OwnerRef => ({ type: "organization", id });
-
-const organizationJson = (owner: OwnerRecord, role: OrganizationRole | null) => ({
-  id: owner.id,
-  name: owner.name,
-  disabled: owner.disabled,
-  created_at: new Date(owner.createdAt).toISOString(),
-  shared_limits: sharedLimitsJson(owner.limits),
-  role,
-});
-
-const memberJson = (member: MembershipRecord, user: UserRecord | null) => ({
-  user_id: member.userId,
-  email: user?.email ?? null,
-  role: member.role,
-  added_at: new Date(member.addedAt).toISOString(),
-  added_by: member.addedBy,
-});
-
 /** An administrator, an admin key, the CLI: no bound short of the admin role's. */
 const governs = (authority: Authority): boolean => authority.bounds.every((bound) => bound.source === "admin_role");
-
-/** Shared-limit fields present in a body, as the store takes them (absent: unchanged). */
-function limitsIn(body: Partial<SharedLimitsJson>, before: OwnerRecord | null): OwnerFields["limits"] | undefined {
-  if (body.rate_limit === undefined && body.concurrency === undefined && body.quota === undefined) return undefined;
-  const was = sharedLimitsJson(before?.limits ?? null);
-  return sharedLimitsFromApi({
-    rate_limit: body.rate_limit !== undefined ? body.rate_limit : (was?.rate_limit ?? null),
-    concurrency: body.concurrency !== undefined ? body.concurrency : (was?.concurrency ?? null),
-    quota: body.quota !== undefined ? body.quota : (was?.quota ?? null),
-  });
-}
 
 /**
  * Organizations (docs/organizations.md): owners of keys whose members manage them by role.
@@ -113,7 +88,11 @@ export function registerOrganizationRoutes(app: FastifyInstance, ctx: ServiceCon
       enforce(caller.authority, { type: "organization.govern" });
       const { id, name, ...limits } = request.body;
       const owner = organizationRef(id ?? generateId("org", cryptoRandomBytes));
-      const created = await keyward.createOwner(owner, { name, limits: limitsIn(limits, null) ?? null }, callerContext(request, caller));
+      const created = await keyward.createOwner(
+        owner,
+        { name, limits: mergeSharedLimits(limits, null) ?? null },
+        callerContext(request, caller),
+      );
       return reply.code(201).send(organizationJson(created, null));
     },
   );
@@ -190,7 +169,7 @@ export function registerOrganizationRoutes(app: FastifyInstance, ctx: ServiceCon
       const ref = organizationRef(owner.id);
       const scoped = await scopedTo(ctx, caller, ref);
       const { name, disabled, ...limitFields } = request.body;
-      const limits = limitsIn(limitFields, owner);
+      const limits = mergeSharedLimits(limitFields, owner);
       // Every decision first: a body that is partly refused changes nothing.
       if (name !== undefined) enforce(scoped.authority, { type: "organization.update", organization: ref });
       if (limits !== undefined) enforce(scoped.authority, { type: "organization.govern" });
@@ -228,10 +207,7 @@ export function registerOrganizationRoutes(app: FastifyInstance, ctx: ServiceCon
       const caller = await ctx.requireCaller(request, reply, ["keys:read"]);
       if (!caller) return reply;
       await visible(caller, request.params.id);
-      const members = await store.listOrganizationMembers(request.params.id);
-      const data = [];
-      for (const member of members) data.push(memberJson(member, await store.getUser(member.userId)));
-      return { data };
+      return { data: await membersWithEmails(store, request.params.id) };
     },
   );
 
@@ -248,27 +224,7 @@ export function registerOrganizationRoutes(app: FastifyInstance, ctx: ServiceCon
     const scoped = await scopedTo(ctx, caller, ref);
     const leaving = to === null && caller.kind === "user" && caller.user.id === user.id;
     enforce(scoped.authority, { type: "organization.members", organization: ref, from, to, ...(leaving ? { leaving } : {}) });
-    const context = callerContext(request, caller);
-    const now = keyward.clock.now();
-    const action =
-      from === null ? "organization.member_added" : to === null ? "organization.member_removed" : "organization.member_role_changed";
-    const audit = buildAuditEvent(
-      context,
-      now,
-      action,
-      { type: "owner", id: `organization:${organization}` },
-      from !== null && to !== null ? { role: { from, to } } : null,
-      { user_id: user.id, ...(to !== null ? { role: to } : { role: from }) },
-    );
-    const membership: MembershipRecord | null =
-      to === null
-        ? null
-        : { organizationId: organization, userId: user.id, role: to, addedAt: now, addedBy: `${context.actor.type}:${context.actor.id}` };
-    const outcome = membership ? await store.saveMembership(membership, audit) : await store.removeMembership(organization, user.id, audit);
-    if (outcome === "last_owner")
-      throw new KeywardError("CONFLICT", "an organization keeps at least one owner: make someone else owner first");
-    if (outcome === "not_found") throw new KeywardError("RESOURCE_NOT_FOUND", `${user.email} is not a member`);
-    return membership ? ((await store.getMembership(organization, user.id)) ?? membership) : null;
+    return changeOrganizationMember(keyward, store, callerContext(request, caller), organization, user, from, to);
   }
 
   app.post<{ Params: Static<typeof OrganizationParams>; Body: Static<typeof AddOrganizationMemberBody> }>(
