@@ -102,12 +102,14 @@ export function evaluateTargets(results) {
   // Issue 24: three instances on PostgreSQL + Redis.
   const cluster = results.cluster;
   add(
-    "cluster: key-store statements a second per instance, steady load, no key changed",
+    "cluster: key-store statements a second per instance, steady load, no key changed (window + safety net)",
     "≤ 50",
     cluster
-      ? `${cluster.statements.maxPerSecond.toFixed(2)} (worst instance, ${cluster.statements.windowSeconds.toFixed(0)} s window; +${cluster.statements.safetyNetPerSecond.toFixed(0)}/s of safety-net re-reads averaged over 5 min)`
+      ? `${cluster.statements.maxPerSecond.toFixed(2)} (worst instance, ${cluster.statements.windowSeconds.toFixed(0)} s window; +${cluster.statements.safetyNetPerSecond.toFixed(0)}/s of safety-net re-reads averaged over ${((cluster.statements.safetyNetSeconds ?? 300) / 60).toFixed(0)} min)`
       : undefined,
-    cluster ? cluster.statements.maxPerSecond <= 50 : null,
+    // At steady state the safety net's re-reads come on top of what a window shorter than its age
+    // sees (docs/benchmarks.md, Issue 24): the target holds only if both together stay under it.
+    cluster ? cluster.statements.maxPerSecond + cluster.statements.safetyNetPerSecond <= 50 : null,
   );
   add(
     "cluster: revocation lag, from the revocation committed until the other instances answer 401 (Redis)",

@@ -19,6 +19,7 @@
 import { randomBytes } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import pg from "pg";
+import { FEED_CACHE_MAX_AGE_MS } from "../../dist/engine/keyward.js";
 import { PostgresKeyStore } from "../../dist/stores/postgres/postgres-key-store.js";
 import { processRss, runProcess, startServer } from "../lib/proc.js";
 import { buildKeys, insertPostgres, writeKeyFile } from "../lib/seed.js";
@@ -29,7 +30,7 @@ const KEYWARD_BIN = fileURLToPath(new URL("../../bin/keyward.js", import.meta.ur
 const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
 const INSTANCES = 3;
 /** The engine's safety-net re-read age with a change feed (KEYWARD_CACHE_MAX_AGE_MS unset). */
-const SAFETY_NET_MS = 300_000;
+const SAFETY_NET_MS = FEED_CACHE_MAX_AGE_MS;
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Seeds the schema: `count` keys for the load and `extra` more to revoke; sizes measured after VACUUM ANALYZE. */
@@ -279,8 +280,9 @@ export async function runCluster(ctx) {
         perInstance,
         maxPerSecond: Math.max(...perInstance.map((p) => p.perSecond)),
         // The engine re-reads each cached key once per safety-net age even with no change: averaged
-        // over that age, cached keys / 300 s more a second (not inside a window shorter than it).
+        // over that age, cached keys / age more a second (not inside a window shorter than it).
         safetyNetPerSecond: count / (SAFETY_NET_MS / 1000),
+        safetyNetSeconds: SAFETY_NET_MS / 1000,
       },
       revocation: {
         count: revocations.length,

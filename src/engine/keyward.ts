@@ -176,6 +176,14 @@ function decodeCursor(value: string | undefined): KeyPageCursor | null {
   return { createdAt: Number(match[1]), id: match[2] as string };
 }
 
+/**
+ * The cache's maximum age with a change feed: a safety net only, since the feed drops changed
+ * entries within a second. An hour keeps re-reads at keys / 3,600 per second per instance (28 at
+ * 100,000 keys in use), within the scale target of docs/benchmarks.md; a store without a feed
+ * keeps 5 s (docs/configuration.md, KEYWARD_CACHE_MAX_AGE_MS).
+ */
+export const FEED_CACHE_MAX_AGE_MS = 3_600_000;
+
 function encodeOwnerCursor(cursor: KeyPageCursor): string {
   return Buffer.from(`${cursor.createdAt}.${cursor.id}`).toString("base64url");
 }
@@ -233,7 +241,7 @@ export class Keyward {
     this.store = options.store;
     // With a change feed the maximum age is a safety net: minutes, not seconds (docs/configuration.md).
     const feed = options.store.pollKeyChanges !== undefined;
-    this.cache = new VerifyCache({ ...options.cache, maxAgeMs: options.cache?.maxAgeMs ?? (feed ? 300_000 : 5_000) });
+    this.cache = new VerifyCache({ ...options.cache, maxAgeMs: options.cache?.maxAgeMs ?? (feed ? FEED_CACHE_MAX_AGE_MS : 5_000) });
     if (feed && this.cache.maxAgeMs > 0) this.cache.useChangeFeed();
     this.clock = options.clock ?? systemClock;
     this.hashSecrets = options.hashSecrets ?? [];

@@ -1,7 +1,7 @@
 import type { Redis } from "ioredis";
 import type { SharedAttemptCounter } from "../ports/limits.js";
 import { RedisBreaker } from "./redis-breaker.js";
-import { connectLimiterRedis, FAILED_ATTEMPT_SCRIPT, runScript } from "./redis-scripts.js";
+import { connectLimiterRedis, FAILED_ATTEMPT_SCRIPT, runScript, withDeadline } from "./redis-scripts.js";
 
 export type AttemptCounterRedis = Pick<Redis, "evalsha" | "eval" | "status" | "quit" | "disconnect">;
 
@@ -31,13 +31,15 @@ export class RedisAttemptCounter implements SharedAttemptCounter {
   private readonly onModeChange: ((mode: "shared" | "local", error?: Error) => void) | undefined;
   private mode: "shared" | "local" = "shared";
   private readonly breaker: RedisBreaker;
+  private readonly timeoutMs: number;
 
   constructor(options: RedisAttemptCounterOptions) {
     this.breaker = new RedisBreaker(options.breakMs ?? 1_000);
+    this.timeoutMs = options.timeoutMs ?? 100;
     this.prefix = options.prefix ?? "keyward:";
     this.onModeChange = options.onModeChange;
     this.ownsClient = typeof options.redis === "string";
-    this.redis = typeof options.redis === "string" ? connectLimiterRedis(options.redis, options.timeoutMs ?? 100) : options.redis;
+    this.redis = typeof options.redis === "string" ? connectLimiterRedis(options.redis, this.timeoutMs) : options.redis;
   }
 
   /** True while Redis is connected (otherwise every instance counts alone). */
@@ -49,10 +51,10 @@ export class RedisAttemptCounter implements SharedAttemptCounter {
     if (this.redis.status !== "ready") return this.failed(new Error(`redis is ${this.redis.status}`));
     if (!this.breaker.enter()) return null;
     try {
-      const [count, resetInMs] = (await runScript(this.redis, FAILED_ATTEMPT_SCRIPT, `${this.prefix}fa:${address}`, [windowMs])) as [
-        number,
-        number,
-      ];
+      const [count, resetInMs] = (await withDeadline(
+        runScript(this.redis, FAILED_ATTEMPT_SCRIPT, `${this.prefix}fa:${address}`, [windowMs]),
+        this.timeoutMs,
+      )) as [number, number];
       this.breaker.succeeded();
       this.setMode("shared");
       return { count: Number(count), resetInMs: Number(resetInMs) };

@@ -4,7 +4,7 @@ import type { GcraParams } from "../core/rate-limit.js";
 import type { LimiterMode, RateLimiter, RateOutcome } from "../ports/limits.js";
 import { MemoryRateLimiter } from "./memory-rate-limiter.js";
 import { RedisBreaker } from "./redis-breaker.js";
-import { type BatchEntry, connectLimiterRedis, runBatch } from "./redis-scripts.js";
+import { type BatchEntry, connectLimiterRedis, runBatch, withDeadline } from "./redis-scripts.js";
 
 /** What the limiter does when Redis cannot answer in time (docs/security.md, bounds: Redis down or slow). */
 export type LimiterFailurePolicy = "degrade" | "open" | "closed";
@@ -87,6 +87,8 @@ export class RedisRateLimiter implements RateLimiter {
   /** Batches sent and not answered yet. */
   private inFlight = 0;
   private flushQueued = false;
+  /** Per-call time limit (withDeadline: a reply that arrived is read before a call counts as lost). */
+  private readonly timeoutMs: number;
 
   constructor(options: RedisRateLimiterOptions) {
     this.policy = options.failurePolicy ?? "degrade";
@@ -94,8 +96,9 @@ export class RedisRateLimiter implements RateLimiter {
     this.onModeChange = options.onModeChange;
     this.breakMs = options.breakMs ?? 1_000;
     this.breaker = new RedisBreaker(this.breakMs);
+    this.timeoutMs = options.timeoutMs ?? 100;
     if (typeof options.redis === "string") {
-      this.redis = connectLimiterRedis(options.redis, options.timeoutMs ?? 100);
+      this.redis = connectLimiterRedis(options.redis, this.timeoutMs);
       this.ownsClient = true;
     } else {
       this.redis = options.redis;
@@ -151,7 +154,7 @@ export class RedisRateLimiter implements RateLimiter {
     }
     this.sendStrayReleases();
     try {
-      const removed = (await this.redis.zrem(key, leaseId)) === 1;
+      const removed = (await withDeadline(this.redis.zrem(key, leaseId), this.timeoutMs)) === 1;
       this.answered();
       return removed;
     } catch (error) {
@@ -246,7 +249,7 @@ export class RedisRateLimiter implements RateLimiter {
     // Removals still owed go first: on one connection Redis runs them before this call.
     this.sendStrayReleases();
     this.inFlight++;
-    runBatch(this.redis, batch).then(
+    withDeadline(runBatch(this.redis, batch), this.timeoutMs).then(
       (replies) => {
         this.answered();
         let failed: Error | undefined;

@@ -178,13 +178,50 @@ export async function runBatch(redis: ScriptRedis, entries: readonly BatchEntry[
 }
 
 /**
+ * `work`, or a rejection once `ms` have passed with its reply still unread. Why not the client's
+ * own command timeout alone: a timer fires in the event loop's timers phase, before that turn of
+ * the loop reads the socket, so in a busy process whose loop runs late a reply that came back in
+ * time would be thrown away, and the limiter would fall back to its own counters for nothing,
+ * admitting a key's limit once more (docs/limits.md, "Backends and failure"). One more turn of
+ * the loop (`setImmediate` runs after the poll phase) first reads whatever has arrived.
+ */
+export function withDeadline<T>(work: Promise<T>, ms: number): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    let settled = false;
+    const timer = setTimeout(() => {
+      setImmediate(() => {
+        if (settled) return;
+        settled = true;
+        reject(new Error(`redis did not answer within ${ms} ms`));
+      });
+    }, ms);
+    work.then(
+      (value) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (error: unknown) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        reject(error);
+      },
+    );
+  });
+}
+
+/**
  * A client for limiter calls: each call has a short time limit, nothing is queued while
  * disconnected (the caller's fallback answers meanwhile), and it reconnects forever with a
  * capped back-off, so recovery needs no restart.
  */
 export function connectLimiterRedis(url: string, timeoutMs: number): Redis {
   const client = new Redis(url, {
-    commandTimeout: timeoutMs,
+    // A backstop only: callers put `withDeadline(…, timeoutMs)` on each call, which does not
+    // throw away a reply a late event loop has not read yet. This one ends calls Redis never answers.
+    commandTimeout: Math.max(1_000, timeoutMs * 10),
     connectTimeout: 1_000,
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,

@@ -54,7 +54,6 @@ export function ownerScope(caller: { authority: Authority }): OwnerRef | null {
   return caller.authority.bounds.find((bound) => bound.reach === "owner")?.owner ?? null;
 }
 
-
 export function callerContext(request: FastifyRequest, caller: Caller | PortalCaller): RequestContext {
   return {
     actor: caller.actor,

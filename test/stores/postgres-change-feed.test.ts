@@ -51,7 +51,7 @@ describe.skipIf(!available)("postgres change feed", () => {
   });
 
   it("the maximum age is a safety net of minutes with a feed", () => {
-    expect(b.cache.maxAgeMs).toBe(300_000);
+    expect(b.cache.maxAgeMs).toBe(3_600_000);
     expect(b.cache.feedInUse).toBe(true);
   });
 
