@@ -49,7 +49,9 @@ export function renderCluster(c) {
             .map(([k, v]) => `${k} ${v}`)
             .join(", ")})`,
       )
-      .join("; ")}; the safety net (${fixed((s.safetyNetSeconds ?? 300) / 60, 0)} min) would add ${fixed(s.safetyNetPerSecond, 0)}/s averaged over its age.`,
+      .join(
+        "; ",
+      )}; the safety net (${fixed((s.safetyNetSeconds ?? 300) / 60, 0)} min) would add ${fixed(s.safetyNetPerSecond, 0)}/s averaged over its age.`,
     `Revocation through one instance, ${r.count} times${r.allUnderLoad ? ", all under the load" : ", some after the load ended"}: both others answered 401 ` +
       `${fixed(r.propagationMedianMs, 1)} ms (median; worst ${fixed(r.propagationWorstMs, 1)} ms) after PostgreSQL showed the revocation committed, ` +
       `${fixed(r.medianMs, 1)} ms (worst ${fixed(r.worstMs, 1)} ms) after the revoke was sent (the revoke itself answered in ${fixed(r.revokeMedianMs, 1)} ms, median); ` +

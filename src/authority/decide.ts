@@ -142,7 +142,7 @@ const askedRights = (owner: OwnerRef, asked: AskedKey): KeyRights => ({
   delegation: null,
 });
 
-/** Actions that create, change, reveal or end something: what a read-only bound refuses. */
+/** The actions that only read: all a read-only bound (a viewer, a developer before others' keys) may do. */
 const READS: ReadonlySet<Action["type"]> = new Set(["key.read", "key_request.read", "audit.read", "usage.read", "users.read"]);
 
 /** The organization roles that manage the organization itself (its name, its members). */
