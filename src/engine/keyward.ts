@@ -958,13 +958,19 @@ export class Keyward {
 
   /** What is left of each of the key's limits (introspection); nothing is spent. */
   async inspectLimits(key: KeyRecord): Promise<LimitsSnapshot> {
-    return this.limits.inspect(key, this.clock.now(), await this.sharedLimitsOf(key.owner));
+    return this.limits.inspect(key, this.clock.now(), await this.sharedLimitsOf(key));
   }
 
-  /** An owner's shared limits as the verify path sees them (docs/organizations.md), read afresh. */
-  private async sharedLimitsOf(owner: OwnerRef): Promise<OwnerLimits | null> {
-    const record = await this.store.getOwner(owner);
-    return record?.limits ? { ...record.limits, owner, createdAt: record.createdAt } : null;
+  /**
+   * The key's owner's shared limits as the verify path sees them (docs/organizations.md): from
+   * the key's cache entry, which the change feed keeps current (so introspection and a lease
+   * release work from cache through a store outage, as verification does), else from the store.
+   */
+  private async sharedLimitsOf(key: KeyRecord): Promise<OwnerLimits | null> {
+    const cached = this.cache.get(key.digest);
+    if (cached && cached.lookup.key.id === key.id) return cached.lookup.ownerLimits;
+    const record = await this.store.getOwner(key.owner);
+    return record?.limits ? { ...record.limits, owner: key.owner, createdAt: record.createdAt } : null;
   }
 
   /**
@@ -977,7 +983,7 @@ export class Keyward {
 
   /** The explicit release of a concurrency lease handed out by forward auth or `/v1/keys/verify`. */
   async releaseLease(key: KeyRecord, leaseId: string): Promise<boolean> {
-    return this.limits.releaseLease(key, leaseId, await this.sharedLimitsOf(key.owner));
+    return this.limits.releaseLease(key, leaseId, await this.sharedLimitsOf(key));
   }
 
   /** Usage counts by bucket; what is buffered is written first, so a query sees every recorded use. */
