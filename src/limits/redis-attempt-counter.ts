@@ -52,7 +52,7 @@ export class RedisAttemptCounter implements SharedAttemptCounter {
     if (!this.breaker.enter()) return null;
     try {
       const [count, resetInMs] = (await withDeadline(
-        runScript(this.redis, FAILED_ATTEMPT_SCRIPT, `${this.prefix}fa:${address}`, [windowMs]),
+        (live) => runScript(this.redis, FAILED_ATTEMPT_SCRIPT, `${this.prefix}fa:${address}`, [windowMs], live),
         this.timeoutMs,
       )) as [number, number];
       this.breaker.succeeded();

@@ -154,7 +154,7 @@ export class RedisRateLimiter implements RateLimiter {
     }
     this.sendStrayReleases();
     try {
-      const removed = (await withDeadline(this.redis.zrem(key, leaseId), this.timeoutMs)) === 1;
+      const removed = (await withDeadline(() => this.redis.zrem(key, leaseId), this.timeoutMs)) === 1;
       this.answered();
       return removed;
     } catch (error) {
@@ -249,7 +249,7 @@ export class RedisRateLimiter implements RateLimiter {
     // Removals still owed go first: on one connection Redis runs them before this call.
     this.sendStrayReleases();
     this.inFlight++;
-    withDeadline(runBatch(this.redis, batch), this.timeoutMs).then(
+    withDeadline((live) => runBatch(this.redis, batch, live), this.timeoutMs).then(
       (replies) => {
         this.answered();
         let failed: Error | undefined;

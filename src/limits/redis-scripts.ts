@@ -142,15 +142,32 @@ return {n, ttl}`);
 export type ScriptRedis = Pick<Redis, "evalsha" | "eval">;
 
 /** Runs a script by its SHA, loading it with `EVAL` when Redis does not have it yet. */
-export async function runScript(redis: ScriptRedis, script: RedisScript, key: string, args: (string | number)[]): Promise<unknown> {
-  return runScriptKeys(redis, script, [key], args);
+export async function runScript(
+  redis: ScriptRedis,
+  script: RedisScript,
+  key: string,
+  args: (string | number)[],
+  live?: () => boolean,
+): Promise<unknown> {
+  return runScriptKeys(redis, script, [key], args, live);
 }
 
-async function runScriptKeys(redis: ScriptRedis, script: RedisScript, keys: string[], args: (string | number)[]): Promise<unknown> {
+/**
+ * EVALSHA, then EVAL when Redis does not have the script. `live`: whether the caller still waits
+ * (withDeadline); a NOSCRIPT that comes back after the caller gave up sends nothing more, so a
+ * call already answered from the fallback is not run in Redis a second time.
+ */
+async function runScriptKeys(
+  redis: ScriptRedis,
+  script: RedisScript,
+  keys: string[],
+  args: (string | number)[],
+  live?: () => boolean,
+): Promise<unknown> {
   try {
     return await redis.evalsha(script.sha, keys.length, ...keys, ...args);
   } catch (error) {
-    if (!String((error as Error).message).includes("NOSCRIPT")) throw error;
+    if (!String((error as Error).message).includes("NOSCRIPT") || (live && !live())) throw error;
     return redis.eval(script.lua, keys.length, ...keys, ...args);
   }
 }
@@ -161,33 +178,35 @@ async function runScriptKeys(redis: ScriptRedis, script: RedisScript, keys: stri
  * when the call itself fails or is not answered in time; its entries may then still run later,
  * or may not.
  */
-export async function runBatch(redis: ScriptRedis, entries: readonly BatchEntry[]): Promise<unknown[]> {
+export async function runBatch(redis: ScriptRedis, entries: readonly BatchEntry[], live?: () => boolean): Promise<unknown[]> {
   const [only] = entries;
   // Alone, the script of its own (cheaper than the batch script for one entry): its failure is the call's.
-  if (entries.length === 1 && only) return [await runScript(redis, SINGLE[only.op], only.key, [...only.args])];
+  if (entries.length === 1 && only) return [await runScript(redis, SINGLE[only.op], only.key, [...only.args], live)];
   const keys: string[] = [];
   const args: (string | number)[] = [];
   for (const entry of entries) {
     keys.push(entry.key);
     args.push(entry.op, ...entry.args);
   }
-  const replies = await runScriptKeys(redis, BATCH_SCRIPT, keys, args);
+  const replies = await runScriptKeys(redis, BATCH_SCRIPT, keys, args, live);
   if (!Array.isArray(replies) || replies.length !== entries.length)
     throw new Error(`batch of ${entries.length} answered ${Array.isArray(replies) ? replies.length : typeof replies} replies`);
   return replies;
 }
 
 /**
- * `work`, or a rejection once `ms` have passed with its reply still unread. Why not the client's
+ * What `start` returns, or a rejection once `ms` have passed with its reply still unread (`start`
+ * is told, through `live`, whether anyone still waits). Why not the client's
  * own command timeout alone: a timer fires in the event loop's timers phase, before that turn of
  * the loop reads the socket, so in a busy process whose loop runs late a reply that came back in
  * time would be thrown away, and the limiter would fall back to its own counters for nothing,
  * admitting a key's limit once more (docs/limits.md, "Backends and failure"). One more turn of
  * the loop (`setImmediate` runs after the poll phase) first reads whatever has arrived.
  */
-export function withDeadline<T>(work: Promise<T>, ms: number): Promise<T> {
+export function withDeadline<T>(start: (live: () => boolean) => Promise<T>, ms: number): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     let settled = false;
+    const work = start(() => !settled);
     const timer = setTimeout(() => {
       setImmediate(() => {
         if (settled) return;
