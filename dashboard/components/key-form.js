@@ -153,7 +153,7 @@ function expiryControl(key, mode) {
 
 /**
  * Rate limit, concurrency and quota fields (a key's, or the limits an organization's keys share:
- * `maxConcurrency` 100,000 there). Returns {fields, read(errors)}.
+ * `maxConcurrency` 100,000 there). Returns {fields, read(errors), grids()}.
  */
 export function limitControls(key, { maxConcurrency = 10_000 } = {}) {
   const requests = numberInput("rate_requests", { value: key?.rate_limit?.requests ?? "" });
@@ -271,7 +271,28 @@ export function limitControls(key, { maxConcurrency = 10_000 } = {}) {
     }
     return out;
   };
-  return { fields, read };
+  /** The fields laid out: rate and concurrency on one row, the quota on the next. */
+  const grids = () => [
+    h(
+      "div",
+      { class: "form-grid" },
+      fields["rate_limit.requests"].node,
+      fields["rate_limit.per_seconds"].node,
+      fields["rate_limit.burst"].node,
+      fields.concurrency.node,
+    ),
+    h(
+      "div",
+      { class: "form-grid" },
+      fields.quota.node,
+      fields["quota.limit"].node,
+      fields["quota.period"].node,
+      fields["quota.remaining"].node,
+      fields["quota.refill.amount"].node,
+      fields["quota.refill.every_seconds"].node,
+    ),
+  ];
+  return { fields, read, grids };
 }
 
 function cidrControl(key) {
@@ -574,24 +595,7 @@ export function keyForm({ mode, key = null, owner = null, extra = [], extraError
       "details",
       { class: "more", open: mode === "edit" ? true : null },
       h("summary", {}, "Limits, allowed addresses and metadata"),
-      h(
-        "div",
-        { class: "form-grid" },
-        fields["rate_limit.requests"].node,
-        fields["rate_limit.per_seconds"].node,
-        fields["rate_limit.burst"].node,
-        fields.concurrency.node,
-      ),
-      h(
-        "div",
-        { class: "form-grid" },
-        fields.quota.node,
-        fields["quota.limit"].node,
-        fields["quota.period"].node,
-        fields["quota.remaining"].node,
-        fields["quota.refill.amount"].node,
-        fields["quota.refill.every_seconds"].node,
-      ),
+      ...limits.grids(),
       h("div", { class: "form-grid wide" }, fields.allowed_cidrs.node, fields.metadata.node),
       ceiling?.node,
     ),
