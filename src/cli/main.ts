@@ -2,8 +2,6 @@ import { createRequire } from "node:module";
 import { userInfo } from "node:os";
 import { Command, CommanderError, InvalidArgumentError } from "commander";
 import { unboundedAuthority } from "../authority/actors.js";
-import { decide } from "../authority/decide.js";
-import type { Action, Authority } from "../authority/model.js";
 import { verifyAuditChain } from "../core/audit-chain.js";
 import { isKeywardError, KeywardError } from "../core/errors.js";
 import { type PublicKey, toPublicKey } from "../core/key-view.js";
@@ -17,6 +15,7 @@ import {
   type RequestContext,
 } from "../core/model.js";
 import type { Keyward } from "../engine/keyward.js";
+import { enforce } from "../service/authority-gate.js";
 import { loadConfig } from "../service/config.js";
 import { createAdminKey, openKeyward } from "../service/open-keyward.js";
 import type { ImportCommandOptions } from "./import.js";
@@ -40,12 +39,6 @@ import { addMigrationCommands } from "./migration-commands.js";
 import { addOrganizationCommands } from "./orgs.js";
 
 const out = (line: string) => process.stdout.write(`${line}\n`);
-
-/** Throws the decision's problem unless the authority model allows the action (docs/authority.md). */
-function enforceAuthority(authority: Authority, action: Action): void {
-  const decision = decide(authority, action);
-  if (!decision.allowed) throw new KeywardError(decision.code, decision.message);
-}
 
 function cliContext(): RequestContext {
   let user = "unknown";
@@ -346,7 +339,7 @@ export function buildCli(): Command {
             throw usageError("nothing to change: give at least one setting (see keyward keys update --help)");
           // The CLI writes straight into the store: the operator, unbounded, yet decided in the same place.
           const context = cliContext();
-          enforceAuthority(unboundedAuthority(context.actor), {
+          enforce(unboundedAuthority(context.actor), {
             type: "key.update",
             key: await keyward.getKey(id),
             changes,
@@ -423,7 +416,7 @@ export function buildCli(): Command {
       await withKeyward(async (keyward) => {
         // The CLI writes straight into the store: the operator, unbounded, yet decided in the same place.
         const context = cliContext();
-        enforceAuthority(unboundedAuthority(context.actor), { type: "key.rotate", key: await keyward.getKey(id) });
+        enforce(unboundedAuthority(context.actor), { type: "key.rotate", key: await keyward.getKey(id) });
         const rotated = await keyward.rotateKey(id, options.grace, context);
         printCreated(Boolean(options.json), rotated.key, toPublicKey(rotated.record, keyward.clock.now()), "Key rotated");
       });
@@ -437,7 +430,7 @@ export function buildCli(): Command {
       await withKeyward(async (keyward) => {
         const context = cliContext();
         const ended = await keyward.endGrace(id, context, (ending) => {
-          for (const key of ending) enforceAuthority(unboundedAuthority(context.actor), { type: "key.revoke", key });
+          for (const key of ending) enforce(unboundedAuthority(context.actor), { type: "key.revoke", key });
         });
         const ids = ended.endedGrace.map((key) => key.id);
         const key = toPublicKey(ended.key, keyward.clock.now());
@@ -453,7 +446,7 @@ export function buildCli(): Command {
     .action(async (id: string, options: { reason?: string; json?: boolean }) => {
       await withKeyward(async (keyward) => {
         const context = cliContext();
-        enforceAuthority(unboundedAuthority(context.actor), { type: "key.revoke", key: await keyward.getKey(id) });
+        enforce(unboundedAuthority(context.actor), { type: "key.revoke", key: await keyward.getKey(id) });
         const key = toPublicKey(await keyward.revokeKey(id, options.reason ?? null, context), keyward.clock.now());
         out(options.json ? JSON.stringify(key, null, 2) : `Key revoked.\n${describeKey(key)}`);
       });
@@ -476,7 +469,7 @@ export function buildCli(): Command {
       await withKeyward(async (keyward) => {
         // The CLI writes straight into the store: the operator, the one actor besides an admin key that may import.
         const context = cliContext();
-        enforceAuthority(unboundedAuthority(context.actor), { type: "keys.import" });
+        enforce(unboundedAuthority(context.actor), { type: "keys.import" });
         const report = await importFromFile(keyward, file, options, context);
         out(options.json ? JSON.stringify(importReportJson(report), null, 2) : describeImport(report));
         if (report.failed > 0 || !report.completed) process.exitCode = 1;

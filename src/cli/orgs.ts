@@ -1,6 +1,5 @@
 import { type Command, InvalidArgumentError } from "commander";
 import { unboundedAuthority } from "../authority/actors.js";
-import { decide } from "../authority/decide.js";
 import type { Action } from "../authority/model.js";
 import { normalizeEmail, type UserRecord } from "../core/accounts.js";
 import { KeywardError } from "../core/errors.js";
@@ -20,6 +19,7 @@ import {
 } from "../engine/organizations.js";
 import type { AccountStore } from "../ports/account-store.js";
 import { accountStoreFor } from "../service/account-store-factory.js";
+import { enforce } from "../service/authority-gate.js";
 import {
   orNull,
   parseBurst,
@@ -140,10 +140,8 @@ function describeMembers(members: MemberJson[]): string {
   ].join("\n");
 }
 
-function enforceAuthority(context: RequestContext, action: Action): void {
-  const decision = decide(unboundedAuthority(context.actor), action);
-  if (!decision.allowed) throw new KeywardError(decision.code, decision.message);
-}
+/** The CLI is unbounded, but still asks the authority model (as the API does, one `enforce`). */
+const enforceAuthority = (context: RequestContext, action: Action): void => enforce(unboundedAuthority(context.actor), action);
 
 async function accountStore(keyward: Keyward): Promise<AccountStore> {
   const store = accountStoreFor(keyward.store);
