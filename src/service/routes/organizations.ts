@@ -253,7 +253,9 @@ export function registerOrganizationRoutes(app: FastifyInstance, ctx: ServiceCon
       const user = await userNamed(request.body);
       if (await store.getMembership(request.params.id, user.id))
         throw new KeywardError("CONFLICT", `${user.email} is a member already: change their role instead`);
-      const added = await changeMember(caller, request, request.params.id, user, null, request.body.role);
+      // Already decided above (adding: no role before, and nobody is leaving).
+      const context = callerContext(request, caller);
+      const added = await changeOrganizationMember(keyward, store, context, request.params.id, user, null, request.body.role);
       return reply.code(201).send(memberJson(added as MembershipRecord, user));
     },
   );
